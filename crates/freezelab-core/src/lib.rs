@@ -1,0 +1,16 @@
+//! FreezeLab's core: a Hugging Face–compatible BERT encoder in Burn, its tokenizer, datasets,
+//! and (later) training with layer freezing.
+//!
+//! Everything here takes bytes and returns values: no file system, no DOM, no network. The same
+//! code runs natively (CLI, tests, benchmarks) and in a browser worker (wasm32).
+
+pub mod bert;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod loaded;
+pub mod tokenize;
+pub mod weights;
+
+pub use error::{CoreError, Result};

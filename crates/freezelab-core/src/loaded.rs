@@ -1,0 +1,126 @@
+//! A model loaded from the three HF files (config.json, model.safetensors, tokenizer.json) as
+//! bytes, with the inference entry points the CLI and the page share.
+
+use burn::module::Module;
+use burn::tensor::{activation, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::bert::{mean_pool, BatchTensors, Classifier};
+use crate::config::BertConfig;
+use crate::device::read_f32;
+use crate::tokenize::TextEncoder;
+use crate::weights::{load_classifier, stored_head_labels};
+use crate::{CoreError, Result};
+
+/// The three files of a Hugging Face BERT checkpoint, as bytes.
+#[derive(Clone, Copy)]
+pub struct ModelFiles<'a> {
+    pub config: &'a [u8],
+    pub weights: &'a [u8],
+    pub tokenizer: &'a [u8],
+}
+
+pub struct LoadedModel {
+    pub config: BertConfig,
+    pub encoder: TextEncoder,
+    pub classifier: Classifier,
+    pub device: Device,
+}
+
+/// Parameter counts per block, bottom to top.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockParams {
+    pub embeddings: usize,
+    pub layers: Vec<usize>,
+    pub head: usize,
+}
+
+impl BlockParams {
+    pub fn total(&self) -> usize {
+        self.embeddings + self.layers.iter().sum::<usize>() + self.head
+    }
+}
+
+/// One text's encoder output: the contract of `freezelab embed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextEmbedding {
+    pub text: String,
+    pub ids: Vec<u32>,
+    /// Mean of the last hidden states over real tokens.
+    pub mean: Vec<f32>,
+    /// Last hidden state of the first token ([CLS]).
+    pub cls: Vec<f32>,
+}
+
+impl LoadedModel {
+    /// `num_labels`: the head's classes; `None` takes the checkpoint's head if it has one, else 2.
+    pub fn load(files: ModelFiles, num_labels: Option<usize>, seed: u64, device: &Device) -> Result<Self> {
+        let config = BertConfig::from_json(files.config)?;
+        let encoder = TextEncoder::from_bytes(files.tokenizer)?;
+        if encoder.vocab_size() > config.vocab_size {
+            return Err(CoreError::Tokenizer(format!(
+                "vocabulary of {} tokens does not fit the model's {} embeddings: is it another model's tokenizer?",
+                encoder.vocab_size(),
+                config.vocab_size
+            )));
+        }
+        let labels = match num_labels {
+            Some(n) => n,
+            None => stored_head_labels(files.weights)?.unwrap_or(2),
+        };
+        let classifier = load_classifier(&config, files.weights, labels, seed, device)?;
+        Ok(LoadedModel { config, encoder, classifier, device: device.clone() })
+    }
+
+    pub fn block_params(&self) -> BlockParams {
+        BlockParams {
+            embeddings: self.classifier.bert.embeddings.num_params(),
+            layers: self.classifier.bert.layers.iter().map(Module::num_params).collect(),
+            head: self.classifier.head.num_params(),
+        }
+    }
+
+    fn check_max_len(&self, max_len: usize) -> Result<()> {
+        if max_len > self.config.max_position_embeddings {
+            return Err(CoreError::Invalid(format!(
+                "max length {max_len} exceeds the model's {} positions",
+                self.config.max_position_embeddings
+            )));
+        }
+        Ok(())
+    }
+
+    /// Encoder outputs of `texts`, computed in batches of `batch_size`.
+    pub async fn embed(&self, texts: &[&str], max_len: usize, batch_size: usize) -> Result<Vec<TextEmbedding>> {
+        self.check_max_len(max_len)?;
+        let h = self.config.hidden_size;
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(batch_size.max(1)) {
+            let batch = self.encoder.encode_batch(chunk, max_len)?;
+            let input = BatchTensors::new(&batch, &self.device);
+            let hidden = self.classifier.bert.forward(&input);
+            let [b, _, _] = hidden.dims();
+            let cls = read_f32(hidden.clone().slice([0..b, 0..1]).reshape([b, h])).await?;
+            let mean = read_f32(mean_pool(hidden, &input.mask)).await?;
+            for (i, text) in chunk.iter().enumerate() {
+                out.push(TextEmbedding {
+                    text: text.to_string(),
+                    ids: batch.tokens(i),
+                    mean: mean[i * h..(i + 1) * h].to_vec(),
+                    cls: cls[i * h..(i + 1) * h].to_vec(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Class probabilities for each text.
+    pub async fn predict(&self, texts: &[&str], max_len: usize) -> Result<Vec<Vec<f32>>> {
+        self.check_max_len(max_len)?;
+        let batch = self.encoder.encode_batch(texts, max_len)?;
+        let input = BatchTensors::new(&batch, &self.device);
+        let probs = read_f32(activation::softmax(self.classifier.forward(&input), 1)).await?;
+        let k = self.classifier.num_labels();
+        Ok(probs.chunks(k).map(<[f32]>::to_vec).collect())
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared by the integration tests: where the default assets are, and whether their absence
+//! is a failure (under `cargo xtask test`) or a loudly reported skip (plain `cargo test`).
+
+use std::path::PathBuf;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The default model folder, or `None` (with a message) when assets are not prepared.
+pub fn default_model_dir(test: &str) -> Option<PathBuf> {
+    let dir = repo_root().join("static/models/minilm-l6");
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    if std::env::var_os("FREEZELAB_REQUIRE_ASSETS").is_some() {
+        panic!("{test}: default assets missing in {}: run `cargo xtask assets`", dir.display());
+    }
+    eprintln!("SKIPPED {test}: default assets missing (run `cargo xtask assets`, or `cargo xtask test`)");
+    None
+}
