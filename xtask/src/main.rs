@@ -26,6 +26,15 @@ enum Command {
     Test,
     /// Prepare assets and show the default model working (the page comes with the page issue).
     Demo,
+    /// Training throughput of Burn against PyTorch (when importable) in one run, same shapes.
+    Bench {
+        /// Timed steps per configuration.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Python with torch and transformers (default: python3).
+        #[arg(long, env = "FREEZELAB_PYTHON", default_value = "python3")]
+        python: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -33,5 +42,6 @@ fn main() -> Result<()> {
         Command::Assets => assets::prepare(),
         Command::Test => tasks::test(),
         Command::Demo => tasks::demo(),
+        Command::Bench { steps, python } => tasks::bench(steps, &python),
     }
 }

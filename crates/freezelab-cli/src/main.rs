@@ -1,18 +1,37 @@
 //! `freezelab`: the native command line over freezelab-core.
 
+mod data_arg;
+mod host;
 mod model_dir;
+mod run_args;
+mod sweep;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use freezelab_core::cache::PrefixCache;
+use freezelab_core::config::BertConfig;
 use freezelab_core::device::{self, Backend};
-use freezelab_core::weights::stored_label_names;
+use freezelab_core::freeze::FreezePlan;
+use freezelab_core::memory::CountingAllocator;
+use freezelab_core::train::bench;
+use freezelab_core::weights::{export_classifier, stored_label_names};
 
+use crate::host::CliHost;
 use crate::model_dir::ModelDir;
+use crate::run_args::{run_once, RunArgs};
+
+/// Counts live heap bytes: the measured memory of CPU training runs.
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
 
 #[derive(Parser)]
-#[command(name = "freezelab", version, about = "Fine-tune BERT with frozen layers: inspect, embed, predict.")]
+#[command(
+    name = "freezelab",
+    version,
+    about = "Fine-tune BERT with frozen layers: train, sweep, inspect, embed, predict."
+)]
 struct Cli {
     /// Compute device: cpu (Burn flex) or wgpu (Vulkan/Metal on GPU machines).
     #[arg(long, global = true, default_value = "cpu")]
@@ -39,6 +58,44 @@ enum Command {
         max_len: usize,
         #[arg(long, default_value_t = 16)]
         batch: usize,
+    },
+    /// Fine-tune with a freeze plan: JSON lines of events on stdout, progress on stderr.
+    Train {
+        #[command(flatten)]
+        run: RunArgs,
+        /// none | emb | head-only | bottom-K | a list such as emb,0-3 or 3
+        #[arg(long, default_value = "none")]
+        freeze: String,
+        /// Write the run's summary as one JSON object.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the fine-tuned model (safetensors, HF names, labels in metadata).
+        #[arg(long)]
+        save_head: Option<PathBuf>,
+    },
+    /// Train all, freeze embeddings, bottom 2, 4, …, head only: table (CSV, JSON) and plot (SVG).
+    Sweep {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, default_value = "sweep")]
+        out_dir: PathBuf,
+    },
+    /// Training throughput (examples/s) and peak memory at fixed shapes: freeze none, bottom 3,
+    /// head only; with and without the prefix cache.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Sequence lengths, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "64,128")]
+        seq: Vec<usize>,
+        /// Timed steps per configuration (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Also write the results as a JSON array.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Class probabilities of a text under a fine-tuned checkpoint.
     Predict {
@@ -73,27 +130,134 @@ async fn run(cli: Cli) -> Result<()> {
             println!("model        {}", model.display());
             println!(
                 "shape        {} layers, hidden {}, {} heads, intermediate {}, vocab {}",
-                c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, c.vocab_size
+                c.num_hidden_layers,
+                c.hidden_size,
+                c.num_attention_heads,
+                c.intermediate_size,
+                c.vocab_size
             );
             println!("embeddings   {:>12}", params.embeddings);
             for (i, p) in params.layers.iter().enumerate() {
                 println!("layer {i:<6} {p:>12}");
             }
-            println!("head         {:>12}  ({} labels)", params.head, loaded.classifier.num_labels());
+            println!(
+                "head         {:>12}  ({} labels)",
+                params.head,
+                loaded.classifier.num_labels()
+            );
             println!("total        {:>12}", params.total());
             println!("encoder      {:>12}", params.total() - params.head);
         }
-        Command::Embed { model, input, max_len, batch } => {
+        Command::Embed {
+            model,
+            input,
+            max_len,
+            batch,
+        } => {
             let dir = ModelDir::read(&model, None)?;
             let device = device::init(cli.device).await?;
             let loaded = dir.load(None, &device)?;
-            let text = std::fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
+            let text = std::fs::read_to_string(&input)
+                .with_context(|| format!("reading {}", input.display()))?;
             let lines: Vec<&str> = text.lines().collect();
             for e in loaded.embed(&lines, max_len, batch).await? {
                 println!("{}", serde_json::to_string(&e)?);
             }
         }
-        Command::Predict { model, head, text, max_len } => {
+        Command::Train {
+            run,
+            freeze,
+            out,
+            save_head,
+        } => {
+            let loaded = run.load()?;
+            let layers = BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
+            let cfg = run.config(FreezePlan::parse(&freeze, layers)?, run.cache);
+            let device = device::init(cli.device).await?;
+            let mut cache = PrefixCache::new(cfg.cache_limit_bytes);
+            let mut host = CliHost::new(&cfg.freeze.label(), true);
+            let (model, summary) = run_once(&loaded, &cfg, &device, &mut cache, &mut host).await?;
+            eprintln!(
+                "{}: accuracy {:.4}, macro-F1 {:.4}, {} trainable of {}, {:.1} ex/s, {:.1} s; memory computed {:.1} MiB, measured peak {}",
+                summary.freeze,
+                summary.val_accuracy,
+                summary.macro_f1,
+                summary.trainable_params,
+                summary.total_params,
+                summary.examples_per_second,
+                summary.wall_seconds,
+                summary.memory.computed_total as f64 / 1048576.0,
+                summary.memory.measured_peak_bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+            );
+            if let Some(path) = out {
+                std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = save_head {
+                let bytes = export_classifier(&model.classifier, &summary.labels).await?;
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        Command::Sweep { run, out_dir } => {
+            let device = device::init(cli.device).await?;
+            sweep::run(&run, &out_dir, &device).await?;
+            eprintln!(
+                "sweep: wrote sweep.csv, sweep.json, sweep.svg in {}",
+                out_dir.display()
+            );
+        }
+        Command::Bench {
+            model,
+            batch,
+            seq,
+            steps,
+            json,
+        } => {
+            let dir = ModelDir::read(&model, None)?;
+            let device = device::init(cli.device).await?.autodiff();
+            let layers = BertConfig::from_json(&dir.config)?.num_hidden_layers;
+            let host = CliHost::new("bench", false);
+            let mut results = Vec::new();
+            println!(
+                "{:>10} {:>6} {:>5} {:>5} {:>10} {:>10} {:>12}",
+                "freeze", "cache", "batch", "seq", "ex/s", "s/step", "peak MiB"
+            );
+            for &seq_len in &seq {
+                for (plan, cache) in [
+                    (FreezePlan::none(layers), false),
+                    (FreezePlan::bottom(layers, 3), false),
+                    (FreezePlan::bottom(layers, 3), true),
+                    (FreezePlan::head_only(layers), false),
+                    (FreezePlan::head_only(layers), true),
+                ] {
+                    let loaded = dir.load(Some(2), &device)?;
+                    let b = bench::fixed_batch(batch, seq_len, loaded.config.vocab_size, 101, 102);
+                    let r = bench::run(loaded.classifier, &plan, cache, &b, steps, &host).await?;
+                    println!(
+                        "{:>10} {:>6} {:>5} {:>5} {:>10.2} {:>10.3} {:>12}",
+                        r.freeze,
+                        r.cache,
+                        r.batch_size,
+                        r.seq_len,
+                        r.examples_per_second,
+                        r.seconds_per_step,
+                        r.measured_peak_bytes
+                            .map_or("n/a".into(), |b| format!("{:.1}", b as f64 / 1048576.0))
+                    );
+                    results.push(r);
+                }
+            }
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&results)?)?;
+            }
+        }
+        Command::Predict {
+            model,
+            head,
+            text,
+            max_len,
+        } => {
             anyhow::ensure!(!text.is_empty(), "give at least one --text");
             let dir = ModelDir::read(&model, head.as_deref())?;
             if head.is_none() {
@@ -102,12 +266,24 @@ async fn run(cli: Cli) -> Result<()> {
             let labels = stored_label_names(&dir.weights)?;
             let device = device::init(cli.device).await?;
             let loaded = dir.load(labels.as_ref().map(Vec::len), &device)?;
-            let names = labels.unwrap_or_else(|| (0..loaded.classifier.num_labels()).map(|i| i.to_string()).collect());
+            let names = labels.unwrap_or_else(|| {
+                (0..loaded.classifier.num_labels())
+                    .map(|i| i.to_string())
+                    .collect()
+            });
             let texts: Vec<&str> = text.iter().map(String::as_str).collect();
             for (t, probs) in texts.iter().zip(loaded.predict(&texts, max_len).await?) {
-                let best = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
-                let probabilities: serde_json::Map<String, serde_json::Value> =
-                    names.iter().zip(&probs).map(|(n, p)| (n.clone(), serde_json::json!(p))).collect();
+                let best = probs
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                let probabilities: serde_json::Map<String, serde_json::Value> = names
+                    .iter()
+                    .zip(&probs)
+                    .map(|(n, p)| (n.clone(), serde_json::json!(p)))
+                    .collect();
                 println!(
                     "{}",
                     serde_json::json!({"text": t, "label": names[best], "probabilities": probabilities})

@@ -66,7 +66,10 @@ impl BertConfig {
             ));
         }
         if self.hidden_act != "gelu" {
-            return bad(format!("hidden_act \"{}\" is not supported (only \"gelu\")", self.hidden_act));
+            return bad(format!(
+                "hidden_act \"{}\" is not supported (only \"gelu\")",
+                self.hidden_act
+            ));
         }
         if self.position_embedding_type != "absolute" {
             return bad(format!(
@@ -75,7 +78,9 @@ impl BertConfig {
             ));
         }
         if self.vocab_size == 0 || self.max_position_embeddings == 0 || self.type_vocab_size == 0 {
-            return bad("vocab_size, max_position_embeddings and type_vocab_size must be positive".into());
+            return bad(
+                "vocab_size, max_position_embeddings and type_vocab_size must be positive".into(),
+            );
         }
         Ok(())
     }

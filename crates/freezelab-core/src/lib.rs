@@ -1,16 +1,21 @@
 //! FreezeLab's core: a Hugging Face–compatible BERT encoder in Burn, its tokenizer, datasets,
-//! and (later) training with layer freezing.
+//! and fine-tuning with layer freezing.
 //!
 //! Everything here takes bytes and returns values: no file system, no DOM, no network. The same
 //! code runs natively (CLI, tests, benchmarks) and in a browser worker (wasm32).
 
 pub mod bert;
+pub mod cache;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod freeze;
 pub mod loaded;
+pub mod memory;
+pub mod synthetic;
 pub mod tokenize;
+pub mod train;
 pub mod weights;
 
 pub use error::{CoreError, Result};

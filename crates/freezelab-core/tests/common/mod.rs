@@ -1,6 +1,11 @@
 //! Shared by the integration tests: where the default assets are, and whether their absence
 //! is a failure (under `cargo xtask test`) or a loudly reported skip (plain `cargo test`).
 
+// Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
+
+pub mod training;
+
 use std::path::PathBuf;
 
 pub fn repo_root() -> PathBuf {
@@ -14,8 +19,13 @@ pub fn default_model_dir(test: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("FREEZELAB_REQUIRE_ASSETS").is_some() {
-        panic!("{test}: default assets missing in {}: run `cargo xtask assets`", dir.display());
+        panic!(
+            "{test}: default assets missing in {}: run `cargo xtask assets`",
+            dir.display()
+        );
     }
-    eprintln!("SKIPPED {test}: default assets missing (run `cargo xtask assets`, or `cargo xtask test`)");
+    eprintln!(
+        "SKIPPED {test}: default assets missing (run `cargo xtask assets`, or `cargo xtask test`)"
+    );
     None
 }

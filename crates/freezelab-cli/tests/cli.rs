@@ -1,0 +1,175 @@
+//! The `freezelab` binary end to end on the default assets (prepared by `cargo xtask assets`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model_dir(test: &str) -> Option<PathBuf> {
+    let dir = root().join("static/models/minilm-l6");
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    if std::env::var_os("FREEZELAB_REQUIRE_ASSETS").is_some() {
+        panic!("{test}: default assets missing: run `cargo xtask assets`");
+    }
+    eprintln!("SKIPPED {test}: default assets missing (run `cargo xtask assets`)");
+    None
+}
+
+fn freezelab(args: &[&str]) -> (String, String, bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_freezelab"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn embed_prints_the_contract() {
+    let Some(dir) = model_dir("embed") else {
+        return;
+    };
+    let input = std::env::temp_dir().join("freezelab-embed-input.txt");
+    std::fs::write(&input, "The movie was great!\nSecond line\n").unwrap();
+    let (stdout, stderr, ok) = freezelab(&[
+        "embed",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["text"], "The movie was great!");
+    assert_eq!(
+        lines[0]["ids"],
+        serde_json::json!([101, 1996, 3185, 2001, 2307, 999, 102])
+    );
+    assert_eq!(lines[0]["mean"].as_array().unwrap().len(), 384);
+    assert_eq!(lines[0]["cls"].as_array().unwrap().len(), 384);
+    assert_ne!(lines[0]["mean"], lines[1]["mean"]);
+}
+
+#[test]
+fn info_counts_parameters_per_block() {
+    let Some(dir) = model_dir("info") else { return };
+    let (stdout, stderr, ok) = freezelab(&["info", "--model", dir.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("6 layers, hidden 384"), "{stdout}");
+    assert!(stdout.contains("1774464"), "{stdout}");
+    assert!(stdout.contains("11918592"), "embeddings: {stdout}");
+}
+
+#[test]
+fn train_saves_a_model_that_predict_loads() {
+    let Some(dir) = model_dir("train → predict") else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("freezelab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (out, head) = (tmp.join("run.json"), tmp.join("tuned.safetensors"));
+    let (stdout, stderr, ok) = freezelab(&[
+        "train",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        "spam",
+        "--freeze",
+        "emb,0-3",
+        "--train-size",
+        "32",
+        "--eval-size",
+        "32",
+        "--epochs",
+        "1",
+        "--max-len",
+        "32",
+        "--batch",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+        "--save-head",
+        head.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "started");
+    assert_eq!(events.iter().filter(|e| e["event"] == "step").count(), 4);
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    for key in [
+        "val_accuracy",
+        "macro_f1",
+        "trainable_params",
+        "wall_seconds",
+        "examples_per_second",
+    ] {
+        assert!(summary[key].is_number(), "{key} missing in {summary}");
+    }
+    assert!(summary["memory"]["computed"]["weights"].is_number());
+    assert!(summary["memory"]["measured_peak_bytes"].as_u64().unwrap() > 90_000_000);
+    assert_eq!(summary["trainable_params"], 2 * 1_774_464 + 384 * 2 + 2);
+
+    let (stdout, stderr, ok) = freezelab(&[
+        "predict",
+        "--model",
+        dir.to_str().unwrap(),
+        "--head",
+        head.to_str().unwrap(),
+        "--text",
+        "Win a FREE cruise now, click here",
+        "--max-len",
+        "32",
+    ]);
+    assert!(ok, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let probs = p["probabilities"].as_object().unwrap();
+    assert_eq!(probs.keys().collect::<Vec<_>>(), ["ham", "spam"]);
+    let total: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn bad_input_gets_a_clear_message() {
+    let Some(dir) = model_dir("bad input") else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("freezelab-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let one_class = tmp.join("one.csv");
+    std::fs::write(&one_class, "text,label\na,x\nb,x\nc,x\n").unwrap();
+    let (_, stderr, ok) = freezelab(&[
+        "train",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        one_class.to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("only one class"), "{stderr}");
+    let (_, stderr, ok) = freezelab(&[
+        "train",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        "spam",
+        "--freeze",
+        "9",
+    ]);
+    assert!(!ok && stderr.contains("layer 9 does not exist"), "{stderr}");
+    let (_, stderr, ok) = freezelab(&["info", "--model", tmp.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("config.json"), "{stderr}");
+}

@@ -1,0 +1,117 @@
+//! Training throughput at fixed shapes, for `freezelab bench`: the same step the training loop
+//! runs (forward, backward, AdamW), timed over a few steps after one warm-up step.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::{adamw, apply_freeze, cross_entropy, forward_batch, optimize, Host, TrainConfig};
+use crate::bert::Classifier;
+use crate::cache::{CacheKey, PrefixCache};
+use crate::freeze::FreezePlan;
+use crate::memory::PeakMeter;
+use crate::tokenize::EncodedBatch;
+use crate::{CoreError, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub freeze: String,
+    pub cache: bool,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub steps: usize,
+    pub seconds_per_step: f64,
+    pub examples_per_second: f64,
+    pub measured_peak_bytes: Option<u64>,
+}
+
+/// A batch of `batch_size` rows of exactly `seq_len` tokens (no padding, so every
+/// configuration computes the same shapes), ids drawn deterministically from the vocabulary.
+pub fn fixed_batch(
+    batch_size: usize,
+    seq_len: usize,
+    vocab: usize,
+    cls: u32,
+    sep: u32,
+) -> EncodedBatch {
+    let rows: Vec<Vec<u32>> = (0..batch_size)
+        .map(|r| {
+            let mut row = vec![cls];
+            row.extend(
+                (1..seq_len - 1).map(|i| (1000 + (r * 7919 + i * 104_729) % (vocab - 1000)) as u32),
+            );
+            row.push(sep);
+            row
+        })
+        .collect();
+    EncodedBatch::from_rows(&rows, 0)
+}
+
+/// Times `steps` training steps of `model` (on an autodiff device) on `batch` under `plan`.
+/// With `cache`, the frozen prefix is computed once beforehand, as it is after a cached run's
+/// first epoch.
+pub async fn run(
+    model: Classifier,
+    plan: &FreezePlan,
+    cache: bool,
+    batch: &EncodedBatch,
+    steps: usize,
+    host: &dyn Host,
+) -> Result<BenchResult> {
+    let device: Device = model.head.weight.val().device();
+    if cache && plan.freeze_line().is_none() {
+        return Err(CoreError::Invalid(format!(
+            "{}: nothing frozen at the bottom to cache",
+            plan.label()
+        )));
+    }
+    let cfg = TrainConfig {
+        freeze: plan.clone(),
+        ..TrainConfig::default()
+    };
+    let mut model = apply_freeze(model, plan);
+    let mut optim = adamw(&cfg);
+    let labels: Vec<usize> = (0..batch.batch_size)
+        .map(|i| i % model.num_labels())
+        .collect();
+    let examples: Vec<usize> = (0..batch.batch_size).collect();
+    let mut store = PrefixCache::new(u64::MAX);
+    store.bind(CacheKey {
+        model: String::new(),
+        dataset: String::new(),
+        freeze_line: 0,
+        max_len: batch.seq_len,
+    });
+    if cache {
+        forward_batch(&model, plan, batch, &examples, Some(&mut store), &device).await?;
+    }
+    let mut peak = None;
+    let mut elapsed = 0.0;
+    for step in 0..=steps {
+        let mut meter = PeakMeter::start(&device);
+        let t0 = host.now();
+        let cache_ref = if cache { Some(&mut store) } else { None };
+        let logits = forward_batch(&model, plan, batch, &examples, cache_ref, &device).await?;
+        let loss = cross_entropy(logits, &labels, &device);
+        meter.sample();
+        model = optimize(model, &mut optim, loss, cfg.lr, cfg.head_lr, &mut meter)
+            .await?
+            .0;
+        if step > 0 {
+            elapsed += host.now() - t0;
+            if PeakMeter::source(&device).is_some() {
+                peak = Some(peak.unwrap_or(0).max(meter.peak()));
+            }
+        }
+    }
+    let seconds_per_step = elapsed / steps.max(1) as f64;
+    Ok(BenchResult {
+        freeze: plan.label(),
+        cache,
+        batch_size: batch.batch_size,
+        seq_len: batch.seq_len,
+        steps,
+        seconds_per_step,
+        examples_per_second: batch.batch_size as f64 / seconds_per_step.max(1e-12),
+        measured_peak_bytes: peak,
+    })
+}

@@ -1,0 +1,78 @@
+//! Classification metrics from predictions: accuracy, macro-F1, confusion matrix.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl Metrics {
+    pub fn from_predictions(truth: &[usize], predicted: &[usize], num_labels: usize) -> Self {
+        let mut confusion = vec![vec![0; num_labels]; num_labels];
+        for (&t, &p) in truth.iter().zip(predicted) {
+            confusion[t][p] += 1;
+        }
+        let correct: usize = (0..num_labels).map(|k| confusion[k][k]).sum();
+        let accuracy = if truth.is_empty() {
+            0.0
+        } else {
+            correct as f64 / truth.len() as f64
+        };
+        // F1 per class (0 where a class has no true and no predicted examples), averaged.
+        let f1: Vec<f64> = (0..num_labels)
+            .map(|k| {
+                let tp = confusion[k][k] as f64;
+                let actual: usize = confusion[k].iter().sum();
+                let predicted: usize = confusion.iter().map(|row| row[k]).sum();
+                let denom = actual as f64 + predicted as f64;
+                if denom == 0.0 {
+                    0.0
+                } else {
+                    2.0 * tp / denom
+                }
+            })
+            .collect();
+        let macro_f1 = f1.iter().sum::<f64>() / num_labels.max(1) as f64;
+        Metrics {
+            accuracy,
+            macro_f1,
+            confusion,
+        }
+    }
+}
+
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_example() {
+        // truth:     0 0 0 1 1 2
+        // predicted: 0 0 1 1 2 2
+        let m = Metrics::from_predictions(&[0, 0, 0, 1, 1, 2], &[0, 0, 1, 1, 2, 2], 3);
+        assert_eq!(
+            m.confusion,
+            vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]
+        );
+        assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        // F1: class0 2·2/(3+2)=0.8, class1 2·1/(2+2)=0.5, class2 2·1/(1+2)=2/3.
+        assert!((m.macro_f1 - (0.8 + 0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn argmax_takes_the_largest() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+    }
+}

@@ -1,0 +1,558 @@
+//! Fine-tuning with a freeze plan: one async loop for every target (the CLI drives it with a
+//! small executor, the browser worker with the JS event loop). Every tensor read is async.
+
+pub mod bench;
+pub mod events;
+pub mod metrics;
+pub mod schedule;
+
+use burn::module::Module;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{activation, Device, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::bert::{BatchTensors, Bert, Classifier};
+use crate::cache::{CacheKey, PrefixCache};
+use crate::config::BertConfig;
+use crate::data::{stratified_subset, Dataset};
+use crate::device::read_f32;
+use crate::freeze::FreezePlan;
+use crate::loaded::BlockParams;
+use crate::memory::{self, PeakMeter};
+use crate::tokenize::{EncodedBatch, TextEncoder};
+use crate::{CoreError, Result};
+
+pub use events::{Host, MemoryReport, RunSummary, TrainEvent};
+use metrics::{argmax, Metrics};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub freeze: FreezePlan,
+    /// Training examples: the first N of a seeded, stratified shuffle.
+    pub train_size: usize,
+    /// Validation examples used for evaluation (seeded, stratified); `None`: all.
+    pub eval_size: Option<usize>,
+    pub epochs: usize,
+    /// Stop after this many steps (overrides epochs when smaller).
+    pub max_steps: Option<usize>,
+    pub batch_size: usize,
+    pub max_len: usize,
+    /// Learning rate of the pretrained encoder.
+    pub lr: f64,
+    /// Learning rate of the new, randomly initialised head.
+    pub head_lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Fraction of steps spent warming up linearly, before linear decay to 0.
+    pub warmup_fraction: f64,
+    /// Clip each parameter's gradient to this L2 norm (Burn clips per tensor).
+    pub grad_clip_norm: Option<f64>,
+    /// Also evaluate every this many steps (always at the end of each epoch).
+    pub eval_every: Option<usize>,
+    pub seed: u64,
+    /// Reuse the frozen prefix's outputs across epochs and for validation.
+    pub cache: bool,
+    /// Beyond this the cache stops growing and the rest is recomputed.
+    pub cache_limit_bytes: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            freeze: FreezePlan::none(0),
+            train_size: 512,
+            eval_size: Some(400),
+            epochs: 2,
+            max_steps: None,
+            batch_size: 16,
+            max_len: 64,
+            lr: 5e-5,
+            head_lr: 1e-3,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            warmup_fraction: 0.1,
+            grad_clip_norm: Some(1.0),
+            eval_every: None,
+            seed: 0,
+            cache: false,
+            cache_limit_bytes: 1 << 30,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self, config: &BertConfig) -> Result<()> {
+        let bad = |m: String| Err(CoreError::Invalid(m));
+        if self.freeze.num_layers() != config.num_hidden_layers {
+            return bad(format!(
+                "the freeze plan has {} layers, the model {}",
+                self.freeze.num_layers(),
+                config.num_hidden_layers
+            ));
+        }
+        if self.batch_size == 0
+            || self.train_size == 0
+            || (self.epochs == 0 && self.max_steps.is_none())
+        {
+            return bad("batch size, train size and epochs must be positive".into());
+        }
+        if self.max_len < 2 || self.max_len > config.max_position_embeddings {
+            return bad(format!(
+                "max length must be in 2..={}",
+                config.max_position_embeddings
+            ));
+        }
+        if !(self.lr > 0.0 && self.head_lr > 0.0) {
+            return bad("learning rates must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Sets gradient flags and eval mode per the plan. Frozen blocks keep their weights fixed
+/// (no gradient, so no optimizer state) and run without dropout.
+pub fn apply_freeze(mut model: Classifier, plan: &FreezePlan) -> Classifier {
+    if plan.embeddings {
+        model.bert.embeddings = model.bert.embeddings.freeze();
+    }
+    model.bert.layers = model
+        .bert
+        .layers
+        .into_iter()
+        .zip(&plan.layers)
+        .map(|(layer, &frozen)| if frozen { layer.freeze() } else { layer })
+        .collect();
+    model
+}
+
+/// Examples prepared once per run: token ids and labels; train and validation share one index
+/// space (validation after train) so the cache can hold both.
+struct Prepared {
+    rows: Vec<Vec<u32>>,
+    labels: Vec<usize>,
+    train: Vec<usize>,
+    validation: Vec<usize>,
+}
+
+fn prepare(encoder: &TextEncoder, data: &Dataset, cfg: &TrainConfig) -> Result<Prepared> {
+    let k = data.labels.len();
+    let train = stratified_subset(&data.train, cfg.train_size, k, cfg.seed);
+    let validation = match cfg.eval_size {
+        Some(n) => stratified_subset(&data.validation, n, k, cfg.seed),
+        None => data.validation.clone(),
+    };
+    if train.is_empty() || validation.is_empty() {
+        return Err(CoreError::Invalid(
+            "no training or validation examples".into(),
+        ));
+    }
+    let mut rows = Vec::with_capacity(train.len() + validation.len());
+    let mut labels = Vec::with_capacity(rows.capacity());
+    for (text, label) in train.iter().chain(&validation) {
+        rows.push(encoder.encode(text, cfg.max_len)?);
+        labels.push(*label);
+    }
+    Ok(Prepared {
+        rows,
+        labels,
+        train: (0..train.len()).collect(),
+        validation: (train.len()..train.len() + validation.len()).collect(),
+    })
+}
+
+/// Output of the frozen prefix (embeddings + layers `0..line`) for a batch, detached: nothing
+/// below the freeze line is differentiated. Served from the cache when every example is in it.
+async fn prefix_states(
+    bert: &Bert,
+    line: usize,
+    examples: &[usize],
+    batch: &EncodedBatch,
+    input: &BatchTensors,
+    cache: Option<&mut PrefixCache>,
+    device: &Device,
+) -> Result<Tensor<3>> {
+    let h = bert.hidden_size();
+    let s = batch.seq_len;
+    if let Some(cache) = cache.as_deref() {
+        if examples.iter().all(|e| cache.get(*e).is_some()) {
+            let mut values = vec![0f32; examples.len() * s * h];
+            for (row, e) in examples.iter().enumerate() {
+                let cached = cache.get(*e).expect("checked");
+                values[row * s * h..row * s * h + cached.len()].copy_from_slice(cached);
+            }
+            return Ok(Tensor::from_data(
+                TensorData::new(values, [examples.len(), s, h]),
+                device,
+            ));
+        }
+    }
+    let mut x = bert.embeddings.forward(input.ids.clone());
+    let bias = input.mask_bias();
+    for layer in &bert.layers[..line] {
+        x = layer.forward(x, bias.clone());
+    }
+    let x = x.detach();
+    if let Some(cache) = cache {
+        let values = read_f32(x.clone()).await?;
+        for (row, e) in examples.iter().enumerate() {
+            if cache.get(*e).is_none() {
+                let len = batch.tokens(row).len();
+                cache.insert(*e, values[row * s * h..(row * s + len) * h].to_vec());
+            }
+        }
+    }
+    Ok(x)
+}
+
+/// Logits of `batch` under `plan`, as training computes them: the frozen prefix (cached, or
+/// computed and detached), then the layers above it. `examples` index the cache.
+async fn forward_batch(
+    model: &Classifier,
+    plan: &FreezePlan,
+    batch: &EncodedBatch,
+    examples: &[usize],
+    cache: Option<&mut PrefixCache>,
+    device: &Device,
+) -> Result<Tensor<2>> {
+    let input = BatchTensors::new(batch, device);
+    let hidden = match plan.freeze_line() {
+        Some(line) => {
+            let x =
+                prefix_states(&model.bert, line, examples, batch, &input, cache, device).await?;
+            model.bert.forward_from(x, line, &input)
+        }
+        None => model.bert.forward(&input),
+    };
+    Ok(model.logits(hidden, &input.mask))
+}
+
+/// Logits of `batch` under `plan` without a cache (what a training step differentiates).
+pub async fn logits(
+    model: &Classifier,
+    plan: &FreezePlan,
+    batch: &EncodedBatch,
+    device: &Device,
+) -> Result<Tensor<2>> {
+    forward_batch(model, plan, batch, &[], None, device).await
+}
+
+/// [`forward_batch`] for prepared examples; also returns the padded length.
+async fn batch_logits(
+    model: &Classifier,
+    plan: &FreezePlan,
+    prep: &Prepared,
+    examples: &[usize],
+    pad_id: u32,
+    cache: Option<&mut PrefixCache>,
+    device: &Device,
+) -> Result<(Tensor<2>, usize)> {
+    let rows: Vec<Vec<u32>> = examples.iter().map(|&e| prep.rows[e].clone()).collect();
+    let batch = EncodedBatch::from_rows(&rows, pad_id);
+    Ok((
+        forward_batch(model, plan, &batch, examples, cache, device).await?,
+        batch.seq_len,
+    ))
+}
+
+fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; labels.len() * k];
+    for (i, &l) in labels.iter().enumerate() {
+        v[i * k + l] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [labels.len(), k]), device)
+}
+
+/// Mean cross-entropy of `logits` against `labels`.
+fn cross_entropy(logits: Tensor<2>, labels: &[usize], device: &Device) -> Tensor<1> {
+    let k = logits.dims()[1];
+    let log_probs = activation::log_softmax(logits, 1);
+    (log_probs * one_hot(labels, k, device)).sum().neg() / labels.len() as f64
+}
+
+async fn evaluate(
+    model: &Classifier,
+    plan: &FreezePlan,
+    prep: &Prepared,
+    cfg: &TrainConfig,
+    pad_id: u32,
+    mut cache: Option<&mut PrefixCache>,
+) -> Result<(f64, Metrics)> {
+    let valid = model.valid();
+    let device = valid.head.weight.val().device();
+    let k = valid.num_labels();
+    let (mut predicted, mut truth, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
+    for chunk in prep.validation.chunks(cfg.batch_size.max(1)) {
+        let (logits, _) = batch_logits(
+            &valid,
+            plan,
+            prep,
+            chunk,
+            pad_id,
+            cache.as_deref_mut(),
+            &device,
+        )
+        .await?;
+        let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
+        let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
+        for (row, &label) in log_probs.chunks(k).zip(&labels) {
+            loss_sum -= row[label] as f64;
+            predicted.push(argmax(row));
+        }
+        truth.extend(labels);
+    }
+    Ok((
+        loss_sum / truth.len() as f64,
+        Metrics::from_predictions(&truth, &predicted, k),
+    ))
+}
+
+/// Backward and one AdamW update (encoder and head at their own rates); returns the updated
+/// model and the loss. Waits for the update to finish, so a clock around it measures the step.
+async fn optimize(
+    model: Classifier,
+    optim: &mut ModuleOptimizer,
+    loss: Tensor<1>,
+    lr: f64,
+    head_lr: f64,
+    meter: &mut PeakMeter,
+) -> Result<(Classifier, f64)> {
+    let mut grads = loss.backward();
+    meter.sample();
+    let loss_value = read_f32(loss).await?[0] as f64;
+    let encoder_grads = GradientsParams::from_module(&mut grads, &model.bert);
+    let head_grads = GradientsParams::from_module(&mut grads, &model.head);
+    let model = optim.step(lr, model, encoder_grads);
+    let model = optim.step(head_lr, model, head_grads);
+    read_f32(model.head.bias.as_ref().expect("head has a bias").val()).await?;
+    Ok((model, loss_value))
+}
+
+fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(cfg.beta1 as f32)
+        .with_beta_2(cfg.beta2 as f32)
+        .with_epsilon(1e-8)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_grad_clipping(
+            cfg.grad_clip_norm
+                .map(|n| GradientClippingConfig::Norm(n as f32)),
+        )
+        .init()
+}
+
+/// Trains `model` (on an autodiff device) under `cfg`, streaming events to `host`. The cache
+/// is the caller's so it can outlive a run (it is rebound, and so cleared, when its key
+/// changes). Returns the trained model and the run's summary.
+#[allow(clippy::too_many_arguments)]
+pub async fn train(
+    model: Classifier,
+    config: &BertConfig,
+    encoder: &TextEncoder,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    cache_key: CacheKey,
+    cache: &mut PrefixCache,
+    host: &mut dyn Host,
+) -> Result<(Classifier, RunSummary)> {
+    cfg.validate(config)?;
+    let device = model.head.weight.val().device();
+    if !device.is_autodiff() {
+        return Err(CoreError::Device(
+            "training needs an autodiff device (Device::autodiff)".into(),
+        ));
+    }
+    if model.num_labels() != data.labels.len() {
+        return Err(CoreError::Invalid(format!(
+            "the head has {} outputs but the data has {} labels",
+            model.num_labels(),
+            data.labels.len()
+        )));
+    }
+    device.seed(cfg.seed);
+    let plan = &cfg.freeze;
+    let params = BlockParams::of(&model);
+    let mut model = apply_freeze(model, plan);
+    let prep = prepare(encoder, data, cfg)?;
+    let use_cache = cfg.cache && plan.freeze_line().is_some();
+    if use_cache {
+        cache.bind(cache_key);
+    }
+
+    let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
+    let total_steps = cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| {
+        m.min(steps_per_epoch * cfg.epochs.max(1))
+    });
+    let warmup = (total_steps as f64 * cfg.warmup_fraction).round() as usize;
+    let mut optim = adamw(cfg);
+
+    let trainable = memory::trainable_params(&params, plan);
+    let planned = memory::computed(config, &params, plan, cfg.batch_size, cfg.max_len, 0);
+    host.emit(&TrainEvent::Started {
+        total_steps,
+        train_examples: prep.train.len(),
+        validation_examples: prep.validation.len(),
+        trainable_params: trainable,
+        total_params: params.total(),
+        freeze: plan.label(),
+        computed_memory: planned,
+    });
+
+    let start = host.now();
+    let mut train_seconds = 0.0;
+    let mut seen = 0usize;
+    let mut step = 0usize;
+    let mut peak_bytes: Option<u64> = None;
+    let mut longest_seq = 0usize;
+    let mut evals: Vec<(usize, f64, Metrics)> = Vec::new();
+    let mut cancelled = false;
+    let measure = PeakMeter::source(&device);
+
+    'epochs: for epoch in 0..cfg.epochs.max(1) {
+        let mut order = prep.train.clone();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            cfg.seed.wrapping_add(1 + epoch as u64),
+        ));
+        for chunk in order.chunks(cfg.batch_size) {
+            if step >= total_steps {
+                break 'epochs;
+            }
+            if host.cancelled() {
+                cancelled = true;
+                break 'epochs;
+            }
+            let t0 = host.now();
+            let mut meter = PeakMeter::start(&device);
+            let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
+            let cache_ref = if use_cache { Some(&mut *cache) } else { None };
+            let (logits, seq) = batch_logits(
+                &model,
+                plan,
+                &prep,
+                chunk,
+                encoder.pad_id(),
+                cache_ref,
+                &device,
+            )
+            .await?;
+            longest_seq = longest_seq.max(seq);
+            let loss = cross_entropy(logits, &labels, &device);
+            meter.sample();
+            let factor = schedule::lr_factor(step, total_steps, warmup);
+            let (updated, loss_value) = optimize(
+                model,
+                &mut optim,
+                loss,
+                cfg.lr * factor,
+                cfg.head_lr * factor,
+                &mut meter,
+            )
+            .await?;
+            model = updated;
+            if !loss_value.is_finite() {
+                return Err(CoreError::Invalid(format!(
+                    "loss became {loss_value} at step {step}: lower the learning rate"
+                )));
+            }
+            if measure.is_some() {
+                let peak = meter.peak();
+                peak_bytes = Some(peak_bytes.map_or(peak, |p: u64| p.max(peak)));
+            }
+            let dt = host.now() - t0;
+            train_seconds += dt;
+            seen += chunk.len();
+            step += 1;
+            host.emit(&TrainEvent::Step {
+                step,
+                epoch: epoch + 1,
+                loss: loss_value,
+                lr: cfg.lr * factor,
+                examples_per_second: seen as f64 / train_seconds.max(1e-9),
+                elapsed_seconds: host.now() - start,
+            });
+            if cfg.eval_every.is_some_and(|n| step % n == 0) && step < total_steps {
+                let cache_ref = if use_cache { Some(&mut *cache) } else { None };
+                let (val_loss, m) =
+                    evaluate(&model, plan, &prep, cfg, encoder.pad_id(), cache_ref).await?;
+                host.emit(&TrainEvent::Eval {
+                    step,
+                    epoch: epoch + 1,
+                    val_loss,
+                    metrics: m.clone(),
+                });
+                evals.push((step, val_loss, m));
+            }
+        }
+        let cache_ref = if use_cache { Some(&mut *cache) } else { None };
+        let (val_loss, m) = evaluate(&model, plan, &prep, cfg, encoder.pad_id(), cache_ref).await?;
+        host.emit(&TrainEvent::Eval {
+            step,
+            epoch: epoch + 1,
+            val_loss,
+            metrics: m.clone(),
+        });
+        evals.push((step, val_loss, m));
+    }
+    // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated.
+    if evals.last().is_none_or(|(s, _, _)| *s != step) {
+        let cache_ref = if use_cache { Some(&mut *cache) } else { None };
+        let (val_loss, m) = evaluate(&model, plan, &prep, cfg, encoder.pad_id(), cache_ref).await?;
+        host.emit(&TrainEvent::Eval {
+            step,
+            epoch: step.div_ceil(steps_per_epoch),
+            val_loss,
+            metrics: m.clone(),
+        });
+        evals.push((step, val_loss, m));
+    }
+
+    let cache_bytes = if use_cache { cache.bytes() } else { 0 };
+    let computed = memory::computed(
+        config,
+        &params,
+        plan,
+        cfg.batch_size,
+        longest_seq.max(1),
+        cache_bytes,
+    );
+    let (_, final_loss, final_metrics) = evals.last().cloned().expect("evaluated at least once");
+    let best = evals.iter().map(|(_, _, m)| m.accuracy).fold(0.0, f64::max);
+    let summary = RunSummary {
+        freeze: plan.label(),
+        labels: data.labels.names.clone(),
+        trainable_params: trainable,
+        total_params: params.total(),
+        train_examples: prep.train.len(),
+        validation_examples: prep.validation.len(),
+        steps: step,
+        val_loss: final_loss,
+        val_accuracy: final_metrics.accuracy,
+        best_val_accuracy: best,
+        macro_f1: final_metrics.macro_f1,
+        confusion: final_metrics.confusion,
+        wall_seconds: host.now() - start,
+        train_seconds,
+        examples_per_second: seen as f64 / train_seconds.max(1e-9),
+        cache_used: use_cache,
+        cache_over_limit: use_cache && cache.over_limit(),
+        cancelled,
+        optimizer_state_tensors: optim.to_record().len(),
+        memory: MemoryReport {
+            computed,
+            computed_total: computed.total(),
+            measured_peak_bytes: peak_bytes,
+            measured_source: measure,
+        },
+        config: cfg.clone(),
+    };
+    host.emit(&TrainEvent::Finished {
+        summary: Box::new(summary.clone()),
+    });
+    Ok((model, summary))
+}

@@ -1,0 +1,115 @@
+//! A tiny random model on synthetic data, and a recording host, for training tests.
+
+use std::cell::Cell;
+
+use burn::tensor::Device;
+use freezelab_core::cache::{CacheKey, PrefixCache};
+use freezelab_core::config::BertConfig;
+use freezelab_core::data::Dataset;
+use freezelab_core::freeze::FreezePlan;
+use freezelab_core::loaded::{LoadedModel, ModelFiles};
+use freezelab_core::synthetic;
+use freezelab_core::train::{self, Host, RunSummary, TrainConfig, TrainEvent};
+use freezelab_core::weights::random_checkpoint;
+
+/// A deterministic clock (one tick per reading) that records events.
+#[derive(Default)]
+pub struct Recorder {
+    ticks: Cell<f64>,
+    pub events: Vec<TrainEvent>,
+}
+
+impl Host for Recorder {
+    fn now(&self) -> f64 {
+        self.ticks.set(self.ticks.get() + 1.0);
+        self.ticks.get()
+    }
+    fn emit(&mut self, event: &TrainEvent) {
+        self.events.push(event.clone());
+    }
+}
+
+impl Recorder {
+    pub fn losses(&self) -> Vec<f64> {
+        self.events
+            .iter()
+            .filter_map(|e| {
+                if let TrainEvent::Step { loss, .. } = e {
+                    Some(*loss)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+pub fn model(config: &BertConfig, seed: u64, device: &Device) -> LoadedModel {
+    let weights = random_checkpoint(config, seed);
+    let config_json = serde_json::to_vec(config).unwrap();
+    let tokenizer = synthetic::tokenizer_json();
+    let files = ModelFiles {
+        config: &config_json,
+        weights: &weights,
+        tokenizer: tokenizer.as_bytes(),
+    };
+    LoadedModel::load(files, Some(2), seed, device).unwrap()
+}
+
+pub fn dataset(n: usize) -> Dataset {
+    Dataset::from_single(synthetic::examples(n, 1), 0.25, 0, "synthetic").unwrap()
+}
+
+/// Burn's random generator (dropout) is process-wide: runs that overlap in time would draw
+/// from it in turns and lose reproducibility, so test runs take turns.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held while a test draws from Burn's random generator.
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn run(
+    config: &BertConfig,
+    cfg: &TrainConfig,
+    cache: &mut PrefixCache,
+) -> (LoadedModel, RunSummary, Recorder) {
+    let _turn = turn();
+    let device = Device::flex().autodiff();
+    let mut m = model(config, 7, &device);
+    let data = dataset(96);
+    let key = CacheKey {
+        model: "random-7".into(),
+        dataset: "synthetic".into(),
+        freeze_line: 0,
+        max_len: cfg.max_len,
+    };
+    let mut host = Recorder::default();
+    let (trained, summary) = pollster::block_on(train::train(
+        m.classifier,
+        &m.config,
+        &m.encoder,
+        &data,
+        cfg,
+        key,
+        cache,
+        &mut host,
+    ))
+    .unwrap();
+    m.classifier = trained;
+    (m, summary, host)
+}
+
+pub fn small_cfg(plan: FreezePlan) -> TrainConfig {
+    TrainConfig {
+        freeze: plan,
+        train_size: 64,
+        eval_size: None,
+        epochs: 2,
+        batch_size: 8,
+        max_len: 16,
+        lr: 1e-3,
+        head_lr: 1e-2,
+        ..TrainConfig::default()
+    }
+}

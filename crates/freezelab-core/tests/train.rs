@@ -1,0 +1,240 @@
+//! Freezing has its real effects, training is reproducible, the cache changes nothing but
+//! speed. Tiny random models, CPU backend.
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use freezelab_core::cache::PrefixCache;
+use freezelab_core::config::BertConfig;
+use freezelab_core::freeze::FreezePlan;
+use freezelab_core::loaded::LoadedModel;
+use freezelab_core::synthetic;
+use freezelab_core::tokenize::EncodedBatch;
+use freezelab_core::train::{self, apply_freeze, TrainConfig};
+
+use common::training::{model, run, small_cfg, turn};
+
+/// Every parameter's values, per block: embeddings, layer 0.., head.
+fn block_values(m: &LoadedModel) -> Vec<Vec<f32>> {
+    fn values<M: Module>(module: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(
+                &mut self,
+                param: &burn::module::Param<burn::tensor::Tensor<D>>,
+            ) {
+                self.0.extend(
+                    param
+                        .val()
+                        .into_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .unwrap(),
+                );
+            }
+        }
+        let mut c = Collect(Vec::new());
+        module.visit(&mut c);
+        c.0
+    }
+    let c = &m.classifier;
+    let mut out = vec![values(&c.bert.embeddings)];
+    out.extend(c.bert.layers.iter().map(values));
+    out.push(values(&c.head));
+    out
+}
+
+#[test]
+fn frozen_blocks_stay_bit_identical_and_trained_ones_move() {
+    let config = synthetic::config(16, 3, 2);
+    let before = block_values(&model(&config, 7, &Device::flex()));
+    // Embeddings, layer 0 and layer 2 frozen; layer 1 and the head train.
+    let plan = FreezePlan::parse("emb,0,2", 3).unwrap();
+    let (trained, summary, _) = run(&config, &small_cfg(plan), &mut PrefixCache::new(0));
+    let after = block_values(&trained);
+    let frozen = [true, true, false, true, false];
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        if frozen[i] {
+            assert!(
+                b.iter().zip(a).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "frozen block {i} changed"
+            );
+        } else {
+            assert!(
+                b.iter().zip(a).any(|(x, y)| x != y),
+                "trainable block {i} did not change"
+            );
+        }
+    }
+    assert_eq!(summary.steps, 16);
+}
+
+#[test]
+fn optimizer_state_exists_only_for_trainable_tensors() {
+    let config = synthetic::config(16, 3, 2);
+    // Trainable tensors: a layer has 16 (6 linears × 2 + 2 norms × 2), the head 2, embeddings 5.
+    let cases = [
+        ("none", 5 + 3 * 16 + 2),
+        ("emb", 3 * 16 + 2),
+        ("emb,0-1", 16 + 2),
+        ("head-only", 2),
+    ];
+    let mut per_tensor = None;
+    for (spec, trainable_tensors) in cases {
+        let cfg = TrainConfig {
+            epochs: 1,
+            max_steps: Some(2),
+            ..small_cfg(FreezePlan::parse(spec, 3).unwrap())
+        };
+        let (_, s, _) = run(&config, &cfg, &mut PrefixCache::new(0));
+        assert!(s.optimizer_state_tensors > 0);
+        assert_eq!(
+            s.optimizer_state_tensors % trainable_tensors,
+            0,
+            "{spec}: {}",
+            s.optimizer_state_tensors
+        );
+        let ratio = s.optimizer_state_tensors / trainable_tensors;
+        assert_eq!(
+            *per_tensor.get_or_insert(ratio),
+            ratio,
+            "{spec}: state per trainable tensor differs"
+        );
+    }
+}
+
+/// Gradients of one training-style forward/backward under `plan`.
+fn grads_present(config: &BertConfig, plan: &FreezePlan) -> (bool, Vec<bool>, bool) {
+    let _turn = turn();
+    let device = Device::flex().autodiff();
+    let m = model(config, 3, &device);
+    let classifier = apply_freeze(m.classifier, plan);
+    let batch = m
+        .encoder
+        .encode_batch(&["the movie was great", "bad day"], 16)
+        .unwrap();
+    let logits = pollster::block_on(train::logits(&classifier, plan, &batch, &device)).unwrap();
+    let grads = logits.sum().backward();
+    let b = &classifier.bert;
+    (
+        b.embeddings.word.weight.grad(&grads).is_some(),
+        b.layers
+            .iter()
+            .map(|l| l.query.weight.grad(&grads).is_some())
+            .collect(),
+        classifier.head.weight.grad(&grads).is_some(),
+    )
+}
+
+#[test]
+fn backward_stops_at_the_freeze_line() {
+    let config = synthetic::config(16, 4, 2);
+    let (emb, layers, head) = grads_present(&config, &FreezePlan::bottom(4, 2));
+    assert!(!emb && head);
+    assert_eq!(layers, vec![false, false, true, true]);
+    let (emb, layers, head) = grads_present(&config, &FreezePlan::head_only(4));
+    assert!(!emb && head && layers.iter().all(|g| !g));
+}
+
+#[test]
+fn a_frozen_layer_above_a_trainable_one_passes_gradients_down() {
+    let config = synthetic::config(16, 4, 2);
+    let plan = FreezePlan::parse("2-3", 4).unwrap();
+    let (emb, layers, head) = grads_present(&config, &plan);
+    assert!(emb && head, "embeddings and head train");
+    assert_eq!(layers, vec![true, true, false, false]);
+}
+
+#[test]
+fn frozen_blocks_run_without_dropout() {
+    let _turn = turn();
+    let config = synthetic::config(16, 2, 2);
+    let device = Device::flex().autodiff();
+    let m = model(&config, 3, &device);
+    let frozen = apply_freeze(m.classifier, &FreezePlan::bottom(2, 1));
+    let batch: EncodedBatch = m
+        .encoder
+        .encode_batch(&["the movie was great and so good"], 16)
+        .unwrap();
+    let input = freezelab_core::bert::BatchTensors::new(&batch, &device);
+    let read = |t: burn::tensor::Tensor<3>| t.into_data().try_into_vec::<f32>().unwrap();
+    let a = read(frozen.bert.embeddings.forward(input.ids.clone()));
+    let b = read(frozen.bert.embeddings.forward(input.ids.clone()));
+    assert_eq!(a, b, "a frozen block must be deterministic");
+    let l1a = read(frozen.bert.layers[1].forward(
+        frozen.bert.embeddings.forward(input.ids.clone()),
+        input.mask_bias(),
+    ));
+    let l1b = read(frozen.bert.layers[1].forward(
+        frozen.bert.embeddings.forward(input.ids.clone()),
+        input.mask_bias(),
+    ));
+    assert_ne!(l1a, l1b, "a trainable layer applies dropout while training");
+}
+
+#[test]
+fn same_seed_gives_the_same_loss_curve_and_training_learns() {
+    let config = synthetic::config(32, 2, 2);
+    let cfg = TrainConfig {
+        epochs: 8,
+        lr: 3e-3,
+        ..small_cfg(FreezePlan::none(2))
+    };
+    let (_, s1, h1) = run(&config, &cfg, &mut PrefixCache::new(0));
+    let (_, s2, h2) = run(&config, &cfg, &mut PrefixCache::new(0));
+    assert_eq!(h1.losses(), h2.losses());
+    assert_eq!(s1.val_accuracy, s2.val_accuracy);
+    let losses = h1.losses();
+    let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
+    let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
+    eprintln!("loss {first:.3} → {last:.3}, accuracy {}", s1.val_accuracy);
+    assert!(
+        last < first * 0.5,
+        "loss did not fall: {first:.3} → {last:.3}"
+    );
+    // Chance is 0.5 on these two balanced classes.
+    assert!(s1.val_accuracy >= 0.75, "accuracy {}", s1.val_accuracy);
+}
+
+#[test]
+fn cached_and_uncached_runs_agree() {
+    let config = synthetic::config(32, 3, 2);
+    let plan = FreezePlan::bottom(3, 2);
+    let (_, plain, h_plain) = run(
+        &config,
+        &small_cfg(plan.clone()),
+        &mut PrefixCache::new(1 << 30),
+    );
+    let mut cache = PrefixCache::new(1 << 30);
+    let cfg = TrainConfig {
+        cache: true,
+        ..small_cfg(plan)
+    };
+    let (_, cached, h_cached) = run(&config, &cfg, &mut cache);
+    assert!(cached.cache_used && !plain.cache_used);
+    // 96 synthetic examples, a quarter for validation: 64 of the 72 train + all 24 validation.
+    assert_eq!(
+        cache.len(),
+        64 + 24,
+        "every train and validation example cached once"
+    );
+    assert!(cached.memory.computed.cache > 0 && cached.memory.computed.cache == cache.bytes());
+    for (a, b) in h_plain.losses().iter().zip(h_cached.losses()) {
+        assert!((a - b).abs() <= 1e-5, "loss {a} vs {b}");
+    }
+    assert!((plain.val_accuracy - cached.val_accuracy).abs() < 1e-9);
+}
+
+#[test]
+fn cache_over_its_limit_falls_back_to_computing() {
+    let config = synthetic::config(32, 3, 2);
+    let mut cache = PrefixCache::new(4096);
+    let cfg = TrainConfig {
+        cache: true,
+        ..small_cfg(FreezePlan::bottom(3, 2))
+    };
+    let (_, s, _) = run(&config, &cfg, &mut cache);
+    assert!(s.cache_over_limit && cache.bytes() <= 4096);
+    assert!(s.val_accuracy.is_finite());
+}
