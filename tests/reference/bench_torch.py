@@ -45,7 +45,8 @@ def run(model_dir, batch, seq, steps, frozen_layers, cache):
     optim = torch.optim.AdamW(groups, weight_decay=0.01)
     ids, mask = fixed_batch(batch, seq, bert.config.vocab_size)
     labels = torch.arange(batch) % 2
-    ext = bert.get_extended_attention_mask(mask, ids.shape)
+    # Additive attention bias, as BertModel builds it: 0 for tokens, a very negative number for padding.
+    ext = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
     line = 0 if frozen_layers is None else frozen_layers
 
     def prefix():

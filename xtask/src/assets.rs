@@ -18,10 +18,7 @@ pub struct Split<T> {
 
 impl<T> Default for Split<T> {
     fn default() -> Self {
-        Split {
-            train: Vec::new(),
-            validation: Vec::new(),
-        }
+        Split { train: Vec::new(), validation: Vec::new() }
     }
 }
 
@@ -35,10 +32,7 @@ pub fn cut_chars(text: &str, max: usize) -> String {
 }
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
@@ -56,10 +50,7 @@ fn counts(path: &Path, order: &[String]) -> Result<Vec<usize>> {
     for line in std::fs::read_to_string(path)?.lines() {
         let row: serde_json::Value = serde_json::from_str(line)?;
         let label = row["label"].as_str().context("label")?;
-        c[order
-            .iter()
-            .position(|l| l == label)
-            .context("unknown label")?] += 1;
+        c[order.iter().position(|l| l == label).context("unknown label")?] += 1;
     }
     Ok(c)
 }
@@ -95,20 +86,13 @@ fn dataset<T: Serialize>(
         name: spec.name,
         description: spec.description,
         license: "CC0-1.0 contents; PDDL-1.0 database",
-        source: Source {
-            registry: "npm",
-            package: spec.package,
-            version: spec.version,
-        },
+        source: Source { registry: "npm", package: spec.package, version: spec.version },
         train_examples: train_counts.iter().sum(),
         validation_examples: validation_counts.iter().sum(),
         labels,
         train_counts,
         validation_counts,
-        files: vec![
-            FileEntry::of(static_dir, &train)?,
-            FileEntry::of(static_dir, &validation)?,
-        ],
+        files: vec![FileEntry::of(static_dir, &train)?, FileEntry::of(static_dir, &validation)?],
     })
 }
 
@@ -120,8 +104,7 @@ pub fn prepare() -> Result<()> {
         DatasetSpec {
             id: "spam",
             name: "SpamAssassin: spam or ham",
-            description:
-                "Emails (subject and plain-text body, cut at 2000 characters), spam vs ham.",
+            description: "Emails (subject and plain-text body, cut at 2000 characters), spam vs ham.",
             package: spam::PACKAGE,
             version: spam::VERSION,
             labels: &["ham", "spam"],
@@ -140,10 +123,7 @@ pub fn prepare() -> Result<()> {
         },
         sotu::build,
     )?;
-    let manifest = Manifest {
-        models: vec![model],
-        datasets: vec![spam, sotu],
-    };
+    let manifest = Manifest { models: vec![model], datasets: vec![spam, sotu] };
     let path = static_dir.join("manifest.json");
     let mut json = serde_json::to_vec_pretty(&manifest)?;
     json.push(b'\n');

@@ -30,15 +30,8 @@ impl FileEntry {
     /// Describes `path` (relative to `root`, written with forward slashes).
     pub fn of(root: &Path, path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)?;
-        let rel = path
-            .strip_prefix(root)?
-            .to_string_lossy()
-            .replace('\\', "/");
-        Ok(FileEntry {
-            path: rel,
-            bytes: bytes.len() as u64,
-            sha256: format!("{:x}", Sha256::digest(&bytes)),
-        })
+        let rel = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+        Ok(FileEntry { path: rel, bytes: bytes.len() as u64, sha256: format!("{:x}", Sha256::digest(&bytes)) })
     }
 }
 

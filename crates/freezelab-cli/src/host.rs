@@ -18,19 +18,12 @@ impl CliHost {
     pub fn new(label: &str, json: bool) -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>12} [{bar:30}] {pos}/{len} steps {msg} (ETA {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} steps {msg} (ETA {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
-        CliHost {
-            start: Instant::now(),
-            bar,
-            json,
-            label: label.to_string(),
-        }
+        CliHost { start: Instant::now(), bar, json, label: label.to_string() }
     }
 }
 
@@ -47,21 +40,12 @@ impl Host for CliHost {
         }
         match event {
             TrainEvent::Started { total_steps, .. } => self.bar.set_length(*total_steps as u64),
-            TrainEvent::Step {
-                step,
-                loss,
-                examples_per_second,
-                ..
-            } => {
+            TrainEvent::Step { step, loss, examples_per_second, .. } => {
                 self.bar.set_position(*step as u64);
-                self.bar
-                    .set_message(format!("loss {loss:.4}, {examples_per_second:.1} ex/s"));
+                self.bar.set_message(format!("loss {loss:.4}, {examples_per_second:.1} ex/s"));
             }
             TrainEvent::Eval { metrics, .. } => {
-                self.bar.println(format!(
-                    "{}: validation accuracy {:.3}",
-                    self.label, metrics.accuracy
-                ));
+                self.bar.println(format!("{}: validation accuracy {:.3}", self.label, metrics.accuracy));
             }
             TrainEvent::Finished { .. } => self.bar.finish_and_clear(),
         }

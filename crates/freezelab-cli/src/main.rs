@@ -130,46 +130,27 @@ async fn run(cli: Cli) -> Result<()> {
             println!("model        {}", model.display());
             println!(
                 "shape        {} layers, hidden {}, {} heads, intermediate {}, vocab {}",
-                c.num_hidden_layers,
-                c.hidden_size,
-                c.num_attention_heads,
-                c.intermediate_size,
-                c.vocab_size
+                c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, c.vocab_size
             );
             println!("embeddings   {:>12}", params.embeddings);
             for (i, p) in params.layers.iter().enumerate() {
                 println!("layer {i:<6} {p:>12}");
             }
-            println!(
-                "head         {:>12}  ({} labels)",
-                params.head,
-                loaded.classifier.num_labels()
-            );
+            println!("head         {:>12}  ({} labels)", params.head, loaded.classifier.num_labels());
             println!("total        {:>12}", params.total());
             println!("encoder      {:>12}", params.total() - params.head);
         }
-        Command::Embed {
-            model,
-            input,
-            max_len,
-            batch,
-        } => {
+        Command::Embed { model, input, max_len, batch } => {
             let dir = ModelDir::read(&model, None)?;
             let device = device::init(cli.device).await?;
             let loaded = dir.load(None, &device)?;
-            let text = std::fs::read_to_string(&input)
-                .with_context(|| format!("reading {}", input.display()))?;
+            let text = std::fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
             let lines: Vec<&str> = text.lines().collect();
             for e in loaded.embed(&lines, max_len, batch).await? {
                 println!("{}", serde_json::to_string(&e)?);
             }
         }
-        Command::Train {
-            run,
-            freeze,
-            out,
-            save_head,
-        } => {
+        Command::Train { run, freeze, out, save_head } => {
             let loaded = run.load()?;
             let layers = BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
             let cfg = run.config(FreezePlan::parse(&freeze, layers)?, run.cache);
@@ -195,25 +176,15 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if let Some(path) = save_head {
                 let bytes = export_classifier(&model.classifier, &summary.labels).await?;
-                std::fs::write(&path, bytes)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             }
         }
         Command::Sweep { run, out_dir } => {
             let device = device::init(cli.device).await?;
             sweep::run(&run, &out_dir, &device).await?;
-            eprintln!(
-                "sweep: wrote sweep.csv, sweep.json, sweep.svg in {}",
-                out_dir.display()
-            );
+            eprintln!("sweep: wrote sweep.csv, sweep.json, sweep.svg in {}", out_dir.display());
         }
-        Command::Bench {
-            model,
-            batch,
-            seq,
-            steps,
-            json,
-        } => {
+        Command::Bench { model, batch, seq, steps, json } => {
             let dir = ModelDir::read(&model, None)?;
             let device = device::init(cli.device).await?.autodiff();
             let layers = BertConfig::from_json(&dir.config)?.num_hidden_layers;
@@ -242,8 +213,7 @@ async fn run(cli: Cli) -> Result<()> {
                         r.seq_len,
                         r.examples_per_second,
                         r.seconds_per_step,
-                        r.measured_peak_bytes
-                            .map_or("n/a".into(), |b| format!("{:.1}", b as f64 / 1048576.0))
+                        r.measured_peak_bytes.map_or("n/a".into(), |b| format!("{:.1}", b as f64 / 1048576.0))
                     );
                     results.push(r);
                 }
@@ -252,12 +222,7 @@ async fn run(cli: Cli) -> Result<()> {
                 std::fs::write(&path, serde_json::to_vec_pretty(&results)?)?;
             }
         }
-        Command::Predict {
-            model,
-            head,
-            text,
-            max_len,
-        } => {
+        Command::Predict { model, head, text, max_len } => {
             anyhow::ensure!(!text.is_empty(), "give at least one --text");
             let dir = ModelDir::read(&model, head.as_deref())?;
             if head.is_none() {
@@ -266,28 +231,13 @@ async fn run(cli: Cli) -> Result<()> {
             let labels = stored_label_names(&dir.weights)?;
             let device = device::init(cli.device).await?;
             let loaded = dir.load(labels.as_ref().map(Vec::len), &device)?;
-            let names = labels.unwrap_or_else(|| {
-                (0..loaded.classifier.num_labels())
-                    .map(|i| i.to_string())
-                    .collect()
-            });
+            let names = labels.unwrap_or_else(|| (0..loaded.classifier.num_labels()).map(|i| i.to_string()).collect());
             let texts: Vec<&str> = text.iter().map(String::as_str).collect();
             for (t, probs) in texts.iter().zip(loaded.predict(&texts, max_len).await?) {
-                let best = probs
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
-                let probabilities: serde_json::Map<String, serde_json::Value> = names
-                    .iter()
-                    .zip(&probs)
-                    .map(|(n, p)| (n.clone(), serde_json::json!(p)))
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"text": t, "label": names[best], "probabilities": probabilities})
-                );
+                let best = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+                let probabilities: serde_json::Map<String, serde_json::Value> =
+                    names.iter().zip(&probs).map(|(n, p)| (n.clone(), serde_json::json!(p))).collect();
+                println!("{}", serde_json::json!({"text": t, "label": names[best], "probabilities": probabilities}));
             }
         }
     }

@@ -21,14 +21,10 @@ impl ModelDir {
     /// `model.safetensors` is preferred over `model.f16.safetensors`.
     pub fn read(dir: &Path, weights: Option<&Path>) -> Result<Self> {
         if !dir.is_dir() {
-            bail!(
-                "{} is not a folder (expected config.json, model.safetensors, tokenizer.json)",
-                dir.display()
-            );
+            bail!("{} is not a folder (expected config.json, model.safetensors, tokenizer.json)", dir.display());
         }
-        let has_weights = weights.is_some()
-            || dir.join("model.safetensors").exists()
-            || dir.join("model.f16.safetensors").exists();
+        let has_weights =
+            weights.is_some() || dir.join("model.safetensors").exists() || dir.join("model.f16.safetensors").exists();
         let missing: Vec<&str> = [
             ("config.json", dir.join("config.json").exists()),
             ("model.safetensors", has_weights),
@@ -39,11 +35,7 @@ impl ModelDir {
         .map(|(name, _)| name)
         .collect();
         if !missing.is_empty() {
-            bail!(
-                "{} is not a BERT model folder: missing {}",
-                dir.display(),
-                missing.join(", ")
-            );
+            bail!("{} is not a BERT model folder: missing {}", dir.display(), missing.join(", "));
         }
         let weights = match weights {
             Some(file) => read(file)?,
@@ -57,11 +49,7 @@ impl ModelDir {
                 }
             }
         };
-        Ok(ModelDir {
-            config: read(&dir.join("config.json"))?,
-            weights,
-            tokenizer: read(&dir.join("tokenizer.json"))?,
-        })
+        Ok(ModelDir { config: read(&dir.join("config.json"))?, weights, tokenizer: read(&dir.join("tokenizer.json"))? })
     }
 
     pub fn load(&self, num_labels: Option<usize>, device: &Device) -> Result<LoadedModel> {
@@ -69,17 +57,8 @@ impl ModelDir {
     }
 
     /// `seed` initialises a new head (when the weights carry none).
-    pub fn load_with_seed(
-        &self,
-        num_labels: Option<usize>,
-        seed: u64,
-        device: &Device,
-    ) -> Result<LoadedModel> {
-        let files = ModelFiles {
-            config: &self.config,
-            weights: &self.weights,
-            tokenizer: &self.tokenizer,
-        };
+    pub fn load_with_seed(&self, num_labels: Option<usize>, seed: u64, device: &Device) -> Result<LoadedModel> {
+        let files = ModelFiles { config: &self.config, weights: &self.weights, tokenizer: &self.tokenizer };
         Ok(LoadedModel::load(files, num_labels, seed, device)?)
     }
 

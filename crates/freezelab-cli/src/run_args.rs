@@ -78,18 +78,11 @@ impl RunArgs {
         let (dataset, dataset_id) = data_arg::load(&DataArgs {
             data: &self.data,
             static_dir: &self.r#static,
-            columns: Columns {
-                text: self.text_column.clone(),
-                label: self.label_column.clone(),
-            },
+            columns: Columns { text: self.text_column.clone(), label: self.label_column.clone() },
             validation_fraction: self.val_fraction,
             seed: self.seed,
         })?;
-        Ok(Loaded {
-            dir,
-            dataset,
-            dataset_id,
-        })
+        Ok(Loaded { dir, dataset, dataset_id })
     }
 
     pub fn config(&self, freeze: FreezePlan, cache: bool) -> TrainConfig {
@@ -122,30 +115,15 @@ pub async fn run_once(
     host: &mut CliHost,
 ) -> Result<(LoadedModel, RunSummary)> {
     let labels = loaded.dataset.labels.len();
-    let mut model =
-        loaded
-            .dir
-            .load_with_seed(Some(labels), cfg.seed, &device.clone().autodiff())?;
+    let mut model = loaded.dir.load_with_seed(Some(labels), cfg.seed, &device.clone().autodiff())?;
     let key = CacheKey {
         model: loaded.dir.fingerprint(),
-        dataset: format!(
-            "{}#n={}#seed={}",
-            loaded.dataset_id, cfg.train_size, cfg.seed
-        ),
+        dataset: format!("{}#n={}#seed={}", loaded.dataset_id, cfg.train_size, cfg.seed),
         freeze_line: cfg.freeze.freeze_line().unwrap_or(0),
         max_len: cfg.max_len,
     };
-    let (trained, summary) = train::train(
-        model.classifier,
-        &model.config,
-        &model.encoder,
-        &loaded.dataset,
-        cfg,
-        key,
-        cache,
-        host,
-    )
-    .await?;
+    let (trained, summary) =
+        train::train(model.classifier, &model.config, &model.encoder, &loaded.dataset, cfg, key, cache, host).await?;
     model.classifier = trained;
     Ok((model, summary))
 }

@@ -15,15 +15,8 @@ use crate::run_args::{run_once, RunArgs};
 
 /// Train all, freeze embeddings, then the bottom 2, 4, … layers, then head only.
 pub fn plans(num_layers: usize) -> Vec<FreezePlan> {
-    let mut plans = vec![
-        FreezePlan::none(num_layers),
-        FreezePlan::bottom(num_layers, 0),
-    ];
-    plans.extend(
-        (2..num_layers)
-            .step_by(2)
-            .map(|k| FreezePlan::bottom(num_layers, k)),
-    );
+    let mut plans = vec![FreezePlan::none(num_layers), FreezePlan::bottom(num_layers, 0)];
+    plans.extend((2..num_layers).step_by(2).map(|k| FreezePlan::bottom(num_layers, k)));
     plans.push(FreezePlan::head_only(num_layers));
     plans
 }
@@ -60,8 +53,7 @@ impl From<&RunSummary> for Row {
 pub async fn run(args: &RunArgs, out_dir: &Path, device: &Device) -> Result<Vec<RunSummary>> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let loaded = args.load()?;
-    let layers =
-        freezelab_core::config::BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
+    let layers = freezelab_core::config::BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
     let mut cache = PrefixCache::new(args.cache_limit_mib << 20);
     let mut summaries = Vec::new();
     for plan in plans(layers) {
@@ -92,10 +84,7 @@ fn write(out_dir: &Path, summaries: &[RunSummary]) -> Result<()> {
         csv.serialize(row)?;
     }
     csv.flush()?;
-    std::fs::write(
-        out_dir.join("sweep.json"),
-        serde_json::to_vec_pretty(summaries)?,
-    )?;
+    std::fs::write(out_dir.join("sweep.json"), serde_json::to_vec_pretty(summaries)?)?;
     plot(&out_dir.join("sweep.svg"), &rows)
 }
 
@@ -105,47 +94,23 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
     let (left, right) = root.split_horizontally(480);
     let max_params = rows.iter().map(|r| r.trainable_params).max().unwrap_or(1) as f64 / 1e6;
     let max_time = rows.iter().map(|r| r.train_seconds).fold(1.0, f64::max);
-    let panels: [(
-        &DrawingArea<SVGBackend, _>,
-        &str,
-        f64,
-        Box<dyn Fn(&Row) -> f64>,
-    ); 2] = [
-        (
-            &left,
-            "trainable parameters (millions)",
-            max_params,
-            Box::new(|r: &Row| r.trainable_params as f64 / 1e6),
-        ),
-        (
-            &right,
-            "training time (s)",
-            max_time,
-            Box::new(|r: &Row| r.train_seconds),
-        ),
+    let panels: [(&DrawingArea<SVGBackend, _>, &str, f64, Box<dyn Fn(&Row) -> f64>); 2] = [
+        (&left, "trainable parameters (millions)", max_params, Box::new(|r: &Row| r.trainable_params as f64 / 1e6)),
+        (&right, "training time (s)", max_time, Box::new(|r: &Row| r.train_seconds)),
     ];
     for (area, x_label, x_max, x_of) in panels {
         let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!("validation accuracy vs {x_label}"),
-                ("sans-serif", 16),
-            )
+            .caption(format!("validation accuracy vs {x_label}"), ("sans-serif", 16))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(44)
             .build_cartesian_2d(0.0..x_max * 1.1, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc("accuracy")
-            .draw()?;
+        chart.configure_mesh().x_desc(x_label).y_desc("accuracy").draw()?;
         let points: Vec<(f64, f64)> = rows.iter().map(|r| (x_of(r), r.val_accuracy)).collect();
         chart.draw_series(LineSeries::new(points.clone(), &BLUE))?;
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
         chart.draw_series(
-            rows.iter()
-                .zip(&points)
-                .map(|(r, &p)| Text::new(r.freeze.clone(), (p.0, p.1 - 0.04), ("sans-serif", 11))),
+            rows.iter().zip(&points).map(|(r, &p)| Text::new(r.freeze.clone(), (p.0, p.1 - 0.04), ("sans-serif", 11))),
         )?;
     }
     root.present()?;

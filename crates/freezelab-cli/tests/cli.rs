@@ -19,17 +19,13 @@ fn model_dir(test: &str) -> Option<PathBuf> {
     None
 }
 
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 fn freezelab(args: &[&str]) -> (String, String, bool) {
-    let out = Command::new(env!("CARGO_BIN_EXE_freezelab"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-        out.status.success(),
-    )
+    let out = Command::new(env!("CARGO_BIN_EXE_freezelab")).args(args).current_dir(root()).output().unwrap();
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap(), out.status.success())
 }
 
 #[test]
@@ -39,24 +35,13 @@ fn embed_prints_the_contract() {
     };
     let input = std::env::temp_dir().join("freezelab-embed-input.txt");
     std::fs::write(&input, "The movie was great!\nSecond line\n").unwrap();
-    let (stdout, stderr, ok) = freezelab(&[
-        "embed",
-        "--model",
-        dir.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let (stdout, stderr, ok) =
+        freezelab(&["embed", "--model", dir.to_str().unwrap(), "--input", input.to_str().unwrap()]);
     assert!(ok, "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["text"], "The movie was great!");
-    assert_eq!(
-        lines[0]["ids"],
-        serde_json::json!([101, 1996, 3185, 2001, 2307, 999, 102])
-    );
+    assert_eq!(lines[0]["ids"], serde_json::json!([101, 1996, 3185, 2001, 2307, 999, 102]));
     assert_eq!(lines[0]["mean"].as_array().unwrap().len(), 384);
     assert_eq!(lines[0]["cls"].as_array().unwrap().len(), 384);
     assert_ne!(lines[0]["mean"], lines[1]["mean"]);
@@ -104,20 +89,11 @@ fn train_saves_a_model_that_predict_loads() {
         head.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = json_lines(&stdout);
     assert_eq!(events.first().unwrap()["event"], "started");
     assert_eq!(events.iter().filter(|e| e["event"] == "step").count(), 4);
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    for key in [
-        "val_accuracy",
-        "macro_f1",
-        "trainable_params",
-        "wall_seconds",
-        "examples_per_second",
-    ] {
+    for key in ["val_accuracy", "macro_f1", "trainable_params", "wall_seconds", "examples_per_second"] {
         assert!(summary[key].is_number(), "{key} missing in {summary}");
     }
     assert!(summary["memory"]["computed"]["weights"].is_number());
@@ -152,23 +128,10 @@ fn bad_input_gets_a_clear_message() {
     std::fs::create_dir_all(&tmp).unwrap();
     let one_class = tmp.join("one.csv");
     std::fs::write(&one_class, "text,label\na,x\nb,x\nc,x\n").unwrap();
-    let (_, stderr, ok) = freezelab(&[
-        "train",
-        "--model",
-        dir.to_str().unwrap(),
-        "--data",
-        one_class.to_str().unwrap(),
-    ]);
+    let (_, stderr, ok) =
+        freezelab(&["train", "--model", dir.to_str().unwrap(), "--data", one_class.to_str().unwrap()]);
     assert!(!ok && stderr.contains("only one class"), "{stderr}");
-    let (_, stderr, ok) = freezelab(&[
-        "train",
-        "--model",
-        dir.to_str().unwrap(),
-        "--data",
-        "spam",
-        "--freeze",
-        "9",
-    ]);
+    let (_, stderr, ok) = freezelab(&["train", "--model", dir.to_str().unwrap(), "--data", "spam", "--freeze", "9"]);
     assert!(!ok && stderr.contains("layer 9 does not exist"), "{stderr}");
     let (_, stderr, ok) = freezelab(&["info", "--model", tmp.to_str().unwrap()]);
     assert!(!ok && stderr.contains("config.json"), "{stderr}");

@@ -26,20 +26,9 @@ impl Embeddings {
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [_, seq] = ids.dims();
         let words = self.word.forward(ids);
-        let positions = self
-            .position
-            .weight
-            .val()
-            .slice([0..seq])
-            .unsqueeze_dim::<3>(0);
-        let token_type = self
-            .token_type
-            .weight
-            .val()
-            .slice([0..1])
-            .unsqueeze_dim::<3>(0);
-        self.dropout
-            .forward(self.norm.forward(words + positions + token_type))
+        let positions = self.position.weight.val().slice([0..seq]).unsqueeze_dim::<3>(0);
+        let token_type = self.token_type.weight.val().slice([0..1]).unsqueeze_dim::<3>(0);
+        self.dropout.forward(self.norm.forward(words + positions + token_type))
     }
 }
 
@@ -64,22 +53,14 @@ impl EncoderLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.heads;
-        let split = |t: Tensor<3>| {
-            t.reshape([batch, seq, self.heads, head_dim])
-                .swap_dims(1, 2)
-        };
+        let split = |t: Tensor<3>| t.reshape([batch, seq, self.heads, head_dim]).swap_dims(1, 2);
 
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
-        let probs = self
-            .attention_dropout
-            .forward(activation::softmax(scores, 3));
-        let context = probs
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, hidden]);
+        let probs = self.attention_dropout.forward(activation::softmax(scores, 3));
+        let context = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
 
         let attended = self.dropout.forward(self.attention_output.forward(context));
         let attended = self.attention_norm.forward(attended + x);
@@ -167,8 +148,7 @@ impl Classifier {
 
     /// Logits from last hidden states.
     pub fn logits(&self, hidden: Tensor<3>, mask: &Tensor<2>) -> Tensor<2> {
-        self.head
-            .forward(self.dropout.forward(mean_pool(hidden, mask)))
+        self.head.forward(self.dropout.forward(mean_pool(hidden, mask)))
     }
 
     pub fn num_labels(&self) -> usize {

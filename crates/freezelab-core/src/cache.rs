@@ -29,13 +29,7 @@ pub struct PrefixCache {
 
 impl PrefixCache {
     pub fn new(limit_bytes: u64) -> Self {
-        PrefixCache {
-            key: None,
-            entries: HashMap::new(),
-            bytes: 0,
-            limit_bytes,
-            over_limit: false,
-        }
+        PrefixCache { key: None, entries: HashMap::new(), bytes: 0, limit_bytes, over_limit: false }
     }
 
     /// Makes the cache serve `key`, dropping everything if the key changed.
@@ -90,12 +84,7 @@ mod tests {
     use super::*;
 
     fn key(line: usize) -> CacheKey {
-        CacheKey {
-            model: "m".into(),
-            dataset: "d".into(),
-            freeze_line: line,
-            max_len: 8,
-        }
+        CacheKey { model: "m".into(), dataset: "d".into(), freeze_line: line, max_len: 8 }
     }
 
     #[test]

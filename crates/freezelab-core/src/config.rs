@@ -48,8 +48,7 @@ impl BertConfig {
     /// Parses and validates config.json. Only what this encoder implements is accepted, so a
     /// checkpoint we would compute wrongly is refused up front rather than giving silent garbage.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let config: BertConfig =
-            serde_json::from_slice(bytes).map_err(|e| CoreError::Config(e.to_string()))?;
+        let config: BertConfig = serde_json::from_slice(bytes).map_err(|e| CoreError::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -66,10 +65,7 @@ impl BertConfig {
             ));
         }
         if self.hidden_act != "gelu" {
-            return bad(format!(
-                "hidden_act \"{}\" is not supported (only \"gelu\")",
-                self.hidden_act
-            ));
+            return bad(format!("hidden_act \"{}\" is not supported (only \"gelu\")", self.hidden_act));
         }
         if self.position_embedding_type != "absolute" {
             return bad(format!(
@@ -78,9 +74,7 @@ impl BertConfig {
             ));
         }
         if self.vocab_size == 0 || self.max_position_embeddings == 0 || self.type_vocab_size == 0 {
-            return bad(
-                "vocab_size, max_position_embeddings and type_vocab_size must be positive".into(),
-            );
+            return bad("vocab_size, max_position_embeddings and type_vocab_size must be positive".into());
         }
         Ok(())
     }

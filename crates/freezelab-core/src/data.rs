@@ -27,18 +27,12 @@ pub enum Format {
 impl Format {
     /// From a file name's extension.
     pub fn from_file_name(name: &str) -> Result<Format> {
-        let ext = name
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
+        let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
         match ext.as_str() {
             "jsonl" | "ndjson" => Ok(Format::Jsonl),
             "csv" => Ok(Format::Csv),
             "tsv" | "tab" => Ok(Format::Tsv),
-            _ => Err(CoreError::data(
-                name,
-                "unknown format: use a .jsonl, .csv or .tsv file",
-            )),
+            _ => Err(CoreError::data(name, "unknown format: use a .jsonl, .csv or .tsv file")),
         }
     }
 }
@@ -52,10 +46,7 @@ pub struct Columns {
 
 impl Default for Columns {
     fn default() -> Self {
-        Columns {
-            text: "text".into(),
-            label: "label".into(),
-        }
+        Columns { text: "text".into(), label: "label".into() }
     }
 }
 
@@ -80,11 +71,8 @@ pub fn parse(file: &str, bytes: &[u8], format: Format, columns: &Columns) -> Res
 pub fn column_names(file: &str, bytes: &[u8], format: Format) -> Result<Vec<String>> {
     match format {
         Format::Jsonl => {
-            let (line_no, line) = json_lines(bytes)
-                .next()
-                .ok_or_else(|| CoreError::data(file, "the file is empty"))?;
-            let line = std::str::from_utf8(line)
-                .map_err(|_| CoreError::line(file, line_no, "not valid UTF-8"))?;
+            let (line_no, line) = json_lines(bytes).next().ok_or_else(|| CoreError::data(file, "the file is empty"))?;
+            let line = std::str::from_utf8(line).map_err(|_| CoreError::line(file, line_no, "not valid UTF-8"))?;
             match serde_json::from_str::<serde_json::Value>(line) {
                 Ok(serde_json::Value::Object(map)) => Ok(map.keys().cloned().collect()),
                 _ => Err(CoreError::line(file, line_no, "expected a JSON object")),
@@ -92,9 +80,7 @@ pub fn column_names(file: &str, bytes: &[u8], format: Format) -> Result<Vec<Stri
         }
         Format::Csv | Format::Tsv => {
             let delim = if format == Format::Csv { b',' } else { b'\t' };
-            let mut reader = csv::ReaderBuilder::new()
-                .delimiter(delim)
-                .from_reader(bytes);
+            let mut reader = csv::ReaderBuilder::new().delimiter(delim).from_reader(bytes);
             let header = reader.headers().map_err(|e| csv_error(file, e))?;
             Ok(header.iter().map(str::to_string).collect())
         }
@@ -122,53 +108,25 @@ fn label_string(value: &serde_json::Value) -> Option<String> {
 fn parse_jsonl(file: &str, bytes: &[u8], columns: &Columns) -> Result<Vec<Example>> {
     let mut out = Vec::new();
     for (line_no, line) in json_lines(bytes) {
-        let line = std::str::from_utf8(line).map_err(|e| {
-            CoreError::line(
-                file,
-                line_no,
-                format!("not valid UTF-8 (byte {})", e.valid_up_to()),
-            )
-        })?;
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| CoreError::line(file, line_no, format!("unparsable JSON: {e}")))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| CoreError::line(file, line_no, "expected a JSON object"))?;
+        let line = std::str::from_utf8(line)
+            .map_err(|e| CoreError::line(file, line_no, format!("not valid UTF-8 (byte {})", e.valid_up_to())))?;
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| CoreError::line(file, line_no, format!("unparsable JSON: {e}")))?;
+        let object = value.as_object().ok_or_else(|| CoreError::line(file, line_no, "expected a JSON object"))?;
         let text = object
             .get(&columns.text)
-            .ok_or_else(|| {
-                CoreError::line(file, line_no, format!("missing field \"{}\"", columns.text))
-            })?
+            .ok_or_else(|| CoreError::line(file, line_no, format!("missing field \"{}\"", columns.text)))?
             .as_str()
-            .ok_or_else(|| {
-                CoreError::line(
-                    file,
-                    line_no,
-                    format!("field \"{}\" is not a string", columns.text),
-                )
-            })?;
+            .ok_or_else(|| CoreError::line(file, line_no, format!("field \"{}\" is not a string", columns.text)))?;
         let label = object
             .get(&columns.label)
-            .ok_or_else(|| {
-                CoreError::line(
-                    file,
-                    line_no,
-                    format!("missing field \"{}\"", columns.label),
-                )
-            })
+            .ok_or_else(|| CoreError::line(file, line_no, format!("missing field \"{}\"", columns.label)))
             .and_then(|v| {
                 label_string(v).ok_or_else(|| {
-                    CoreError::line(
-                        file,
-                        line_no,
-                        format!("field \"{}\" is not a string or number", columns.label),
-                    )
+                    CoreError::line(file, line_no, format!("field \"{}\" is not a string or number", columns.label))
                 })
             })?;
-        out.push(Example {
-            text: text.to_string(),
-            label,
-        });
+        out.push(Example { text: text.to_string(), label });
     }
     Ok(out)
 }
@@ -183,32 +141,20 @@ fn csv_error(file: &str, e: csv::Error) -> CoreError {
 fn csv_message(kind: &csv::ErrorKind) -> String {
     match kind {
         csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".into(),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("{len} fields where the header has {expected_len}")
         }
         other => format!("{other:?}"),
     }
 }
 
-fn parse_delimited(
-    file: &str,
-    bytes: &[u8],
-    delimiter: u8,
-    columns: &Columns,
-) -> Result<Vec<Example>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .from_reader(bytes);
+fn parse_delimited(file: &str, bytes: &[u8], delimiter: u8, columns: &Columns) -> Result<Vec<Example>> {
+    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(bytes);
     let header = reader.headers().map_err(|e| csv_error(file, e))?.clone();
     let find = |name: &str| {
         header.iter().position(|h| h.trim() == name).ok_or_else(|| {
             let have: Vec<&str> = header.iter().collect();
-            CoreError::data(
-                file,
-                format!("missing column \"{name}\" (columns: {})", have.join(", ")),
-            )
+            CoreError::data(file, format!("missing column \"{name}\" (columns: {})", have.join(", ")))
         })
     };
     let (text_at, label_at) = (find(&columns.text)?, find(&columns.label)?);
@@ -217,19 +163,12 @@ fn parse_delimited(
         let record = record.map_err(|e| csv_error(file, e))?;
         let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
         let (Some(text), Some(label)) = (record.get(text_at), record.get(label_at)) else {
-            return Err(CoreError::line(
-                file,
-                line,
-                "row is missing the text or label column",
-            ));
+            return Err(CoreError::line(file, line, "row is missing the text or label column"));
         };
         if label.trim().is_empty() {
             return Err(CoreError::line(file, line, "empty label"));
         }
-        out.push(Example {
-            text: text.to_string(),
-            label: label.trim().to_string(),
-        });
+        out.push(Example { text: text.to_string(), label: label.trim().to_string() });
     }
     Ok(out)
 }
@@ -275,37 +214,23 @@ pub struct Dataset {
 impl Dataset {
     /// Builds the label map from the training split. Refuses a single class and labels that
     /// appear only in validation (the model could never predict them).
-    pub fn new(
-        train: Vec<Example>,
-        validation: Vec<Example>,
-        train_file: &str,
-        validation_file: &str,
-    ) -> Result<Self> {
+    pub fn new(train: Vec<Example>, validation: Vec<Example>, train_file: &str, validation_file: &str) -> Result<Self> {
         let labels = LabelMap::from_labels(train.iter().map(|e| e.label.as_str()));
         if labels.len() < 2 {
             return Err(CoreError::data(
                 train_file,
-                format!(
-                    "only one class ({}): a classifier needs at least two",
-                    labels.names.join(", ")
-                ),
+                format!("only one class ({}): a classifier needs at least two", labels.names.join(", ")),
             ));
         }
         if validation.is_empty() {
-            return Err(CoreError::data(
-                validation_file,
-                "the validation split is empty",
-            ));
+            return Err(CoreError::data(validation_file, "the validation split is empty"));
         }
         let mut val = Vec::with_capacity(validation.len());
         for e in validation {
             let id = labels.id(&e.label).ok_or_else(|| {
                 CoreError::data(
                     validation_file,
-                    format!(
-                        "label \"{}\" appears in validation but never in training",
-                        e.label
-                    ),
+                    format!("label \"{}\" appears in validation but never in training", e.label),
                 )
             })?;
             val.push((e.text, id));
@@ -317,20 +242,11 @@ impl Dataset {
                 (e.text, id)
             })
             .collect();
-        Ok(Dataset {
-            labels,
-            train,
-            validation: val,
-        })
+        Ok(Dataset { labels, train, validation: val })
     }
 
     /// One file split into train/validation, stratified by label and seeded.
-    pub fn from_single(
-        examples: Vec<Example>,
-        validation_fraction: f64,
-        seed: u64,
-        file: &str,
-    ) -> Result<Self> {
+    pub fn from_single(examples: Vec<Example>, validation_fraction: f64, seed: u64, file: &str) -> Result<Self> {
         if !(0.0..1.0).contains(&validation_fraction) || validation_fraction == 0.0 {
             return Err(CoreError::Invalid(format!(
                 "validation fraction must be in (0, 1), got {validation_fraction}"
@@ -345,8 +261,8 @@ impl Dataset {
         for (_, mut group) in by_label {
             group.shuffle(&mut rng);
             // At least one example of each class stays in training when it has more than one.
-            let n_val = ((group.len() as f64 * validation_fraction).round() as usize)
-                .min(group.len().saturating_sub(1));
+            let n_val =
+                ((group.len() as f64 * validation_fraction).round() as usize).min(group.len().saturating_sub(1));
             validation.extend(group.drain(..n_val));
             train.extend(group);
         }
@@ -371,12 +287,7 @@ fn counts(items: &[(String, usize)], n: usize) -> Vec<usize> {
 
 /// The first `n` of a seeded, stratified shuffle: class proportions of `items` are kept
 /// (largest remainder), then the picks are shuffled together. `n` ≥ len returns all, shuffled.
-pub fn stratified_subset(
-    items: &[(String, usize)],
-    n: usize,
-    num_labels: usize,
-    seed: u64,
-) -> Vec<(String, usize)> {
+pub fn stratified_subset(items: &[(String, usize)], n: usize, num_labels: usize, seed: u64) -> Vec<(String, usize)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let total = items.len();
     let n = n.min(total);
@@ -384,17 +295,10 @@ pub fn stratified_subset(
     for item in items {
         groups[item.1].push(item);
     }
-    let exact: Vec<f64> = groups
-        .iter()
-        .map(|g| g.len() as f64 * n as f64 / total.max(1) as f64)
-        .collect();
+    let exact: Vec<f64> = groups.iter().map(|g| g.len() as f64 * n as f64 / total.max(1) as f64).collect();
     let mut take: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
     let mut order: Vec<usize> = (0..num_labels).collect();
-    order.sort_by(|&a, &b| {
-        (exact[b] - exact[b].floor())
-            .total_cmp(&(exact[a] - exact[a].floor()))
-            .then(a.cmp(&b))
-    });
+    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
     let mut missing = n - take.iter().sum::<usize>();
     for &i in order.iter().cycle().take(num_labels * 2) {
         if missing == 0 {
@@ -420,17 +324,13 @@ mod tests {
     use rand::seq::IndexedRandom;
 
     fn ex(text: &str, label: &str) -> Example {
-        Example {
-            text: text.into(),
-            label: label.into(),
-        }
+        Example { text: text.into(), label: label.into() }
     }
 
     #[test]
     fn reads_the_three_formats_alike() {
         let cols = Columns::default();
-        let jsonl =
-            b"{\"text\":\"a\",\"label\":\"x\",\"extra\":1}\n\n{\"text\":\"b, c\",\"label\":2}\n";
+        let jsonl = b"{\"text\":\"a\",\"label\":\"x\",\"extra\":1}\n\n{\"text\":\"b, c\",\"label\":2}\n";
         let csv = b"label,text,extra\nx,a,1\n2,\"b, c\",2\n";
         let tsv = b"text\tlabel\na\tx\nb, c\t2\n";
         let want = vec![ex("a", "x"), ex("b, c", "2")];
@@ -450,77 +350,26 @@ mod tests {
     fn errors_name_file_line_and_problem() {
         let cols = Columns::default();
         let cases: Vec<(&str, &[u8], Format, &str)> = vec![
-            (
-                "e.jsonl",
-                b"  \n",
-                Format::Jsonl,
-                "e.jsonl: the file is empty",
-            ),
-            (
-                "b.jsonl",
-                b"{\"text\":\"a\",\"label\":1}\n{oops\n",
-                Format::Jsonl,
-                "b.jsonl, line 2: unparsable JSON",
-            ),
-            (
-                "m.jsonl",
-                b"{\"text\":\"a\"}\n",
-                Format::Jsonl,
-                "m.jsonl, line 1: missing field \"label\"",
-            ),
-            (
-                "u.jsonl",
-                b"{\"text\":\"\xff\",\"label\":1}\n",
-                Format::Jsonl,
-                "u.jsonl, line 1: not valid UTF-8",
-            ),
-            (
-                "c.csv",
-                b"text,lbl\na,b\n",
-                Format::Csv,
-                "c.csv: missing column \"label\"",
-            ),
-            (
-                "t.tsv",
-                b"text\tlabel\na\n",
-                Format::Tsv,
-                "t.tsv, line 2: 1 fields where the header has 2",
-            ),
-            (
-                "u.csv",
-                b"text,label\n\xff\xfe,a\n",
-                Format::Csv,
-                "u.csv, line 2: not valid UTF-8",
-            ),
+            ("e.jsonl", b"  \n", Format::Jsonl, "e.jsonl: the file is empty"),
+            ("b.jsonl", b"{\"text\":\"a\",\"label\":1}\n{oops\n", Format::Jsonl, "b.jsonl, line 2: unparsable JSON"),
+            ("m.jsonl", b"{\"text\":\"a\"}\n", Format::Jsonl, "m.jsonl, line 1: missing field \"label\""),
+            ("u.jsonl", b"{\"text\":\"\xff\",\"label\":1}\n", Format::Jsonl, "u.jsonl, line 1: not valid UTF-8"),
+            ("c.csv", b"text,lbl\na,b\n", Format::Csv, "c.csv: missing column \"label\""),
+            ("t.tsv", b"text\tlabel\na\n", Format::Tsv, "t.tsv, line 2: 1 fields where the header has 2"),
+            ("u.csv", b"text,label\n\xff\xfe,a\n", Format::Csv, "u.csv, line 2: not valid UTF-8"),
         ];
         for (file, bytes, format, want) in cases {
             let err = parse(file, bytes, format, &cols).unwrap_err().to_string();
-            assert!(
-                err.starts_with(want),
-                "{file}: got {err:?}, want prefix {want:?}"
-            );
+            assert!(err.starts_with(want), "{file}: got {err:?}, want prefix {want:?}");
         }
     }
 
     #[test]
     fn single_class_and_validation_only_labels_are_refused() {
-        let one = Dataset::new(
-            vec![ex("a", "x"), ex("b", "x")],
-            vec![ex("c", "x")],
-            "tr",
-            "va",
-        );
+        let one = Dataset::new(vec![ex("a", "x"), ex("b", "x")], vec![ex("c", "x")], "tr", "va");
         assert!(one.unwrap_err().to_string().contains("only one class"));
-        let only_val = Dataset::new(
-            vec![ex("a", "x"), ex("b", "y")],
-            vec![ex("c", "z")],
-            "tr",
-            "va",
-        );
-        assert!(only_val
-            .unwrap_err()
-            .to_string()
-            .contains("\"z\" appears in validation"));
+        let only_val = Dataset::new(vec![ex("a", "x"), ex("b", "y")], vec![ex("c", "z")], "tr", "va");
+        assert!(only_val.unwrap_err().to_string().contains("\"z\" appears in validation"));
     }
 
     #[test]
@@ -531,9 +380,8 @@ mod tests {
 
     #[test]
     fn single_file_split_is_stratified_and_seeded() {
-        let examples: Vec<Example> = (0..100)
-            .map(|i| ex(&format!("t{i}"), if i % 4 == 0 { "rare" } else { "common" }))
-            .collect();
+        let examples: Vec<Example> =
+            (0..100).map(|i| ex(&format!("t{i}"), if i % 4 == 0 { "rare" } else { "common" })).collect();
         let a = Dataset::from_single(examples.clone(), 0.2, 7, "f").unwrap();
         let b = Dataset::from_single(examples.clone(), 0.2, 7, "f").unwrap();
         let c = Dataset::from_single(examples, 0.2, 8, "f").unwrap();
@@ -546,9 +394,7 @@ mod tests {
 
     #[test]
     fn subset_keeps_class_proportions() {
-        let items: Vec<(String, usize)> = (0..90)
-            .map(|i| (format!("t{i}"), usize::from(i % 3 == 0)))
-            .collect();
+        let items: Vec<(String, usize)> = (0..90).map(|i| (format!("t{i}"), usize::from(i % 3 == 0))).collect();
         let s = stratified_subset(&items, 30, 2, 1);
         assert_eq!(s.len(), 30);
         assert_eq!(s.iter().filter(|(_, l)| *l == 1).count(), 10);
@@ -561,9 +407,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let alphabet = b"\"\n\r,\t{}[]:ab\\\xff\xc3text label";
         for len in 0..400 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| *alphabet.choose(&mut rng).unwrap())
-                .collect();
+            let bytes: Vec<u8> = (0..len).map(|_| *alphabet.choose(&mut rng).unwrap()).collect();
             for format in [Format::Jsonl, Format::Csv, Format::Tsv] {
                 let _ = parse("fuzz", &bytes, format, &Columns::default());
                 let _ = column_names("fuzz", &bytes, format);

@@ -20,9 +20,7 @@ impl std::str::FromStr for Backend {
         match s {
             "cpu" => Ok(Backend::Cpu),
             "wgpu" => Ok(Backend::Wgpu),
-            other => Err(CoreError::Invalid(format!(
-                "unknown device \"{other}\": use cpu or wgpu"
-            ))),
+            other => Err(CoreError::Invalid(format!("unknown device \"{other}\": use cpu or wgpu"))),
         }
     }
 }
@@ -41,11 +39,6 @@ pub async fn init(backend: Backend) -> Result<Device> {
 
 /// Reads a float tensor back to the host (async, as WebGPU requires).
 pub async fn read_f32<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Result<Vec<f32>> {
-    let data = tensor
-        .into_data_async()
-        .await
-        .map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    data.convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| CoreError::Device(format!("{e:?}")))
+    let data = tensor.into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| CoreError::Device(format!("{e:?}")))
 }

@@ -15,11 +15,7 @@ pub enum CoreError {
     #[error("{file}: {message}")]
     Data { file: String, message: String },
     #[error("{file}, line {line}: {message}")]
-    DataLine {
-        file: String,
-        line: usize,
-        message: String,
-    },
+    DataLine { file: String, line: usize, message: String },
     #[error("device: {0}")]
     Device(String),
     #[error("{0}")]
@@ -28,17 +24,10 @@ pub enum CoreError {
 
 impl CoreError {
     pub(crate) fn data(file: &str, message: impl Into<String>) -> Self {
-        CoreError::Data {
-            file: file.to_string(),
-            message: message.into(),
-        }
+        CoreError::Data { file: file.to_string(), message: message.into() }
     }
 
     pub(crate) fn line(file: &str, line: usize, message: impl Into<String>) -> Self {
-        CoreError::DataLine {
-            file: file.to_string(),
-            line,
-            message: message.into(),
-        }
+        CoreError::DataLine { file: file.to_string(), line, message: message.into() }
     }
 }

@@ -19,18 +19,12 @@ pub struct FreezePlan {
 impl FreezePlan {
     /// Train everything.
     pub fn none(num_layers: usize) -> Self {
-        FreezePlan {
-            embeddings: false,
-            layers: vec![false; num_layers],
-        }
+        FreezePlan { embeddings: false, layers: vec![false; num_layers] }
     }
 
     /// Embeddings and the bottom `k` layers frozen (`k = 0`: embeddings only).
     pub fn bottom(num_layers: usize, k: usize) -> Self {
-        FreezePlan {
-            embeddings: true,
-            layers: (0..num_layers).map(|i| i < k).collect(),
-        }
+        FreezePlan { embeddings: true, layers: (0..num_layers).map(|i| i < k).collect() }
     }
 
     /// Only the head trains.
@@ -48,9 +42,7 @@ impl FreezePlan {
             _ => {}
         }
         if let Some(k) = spec.strip_prefix("bottom-") {
-            let k: usize = k
-                .parse()
-                .map_err(|_| bad(spec, "bottom-K needs a number"))?;
+            let k: usize = k.parse().map_err(|_| bad(spec, "bottom-K needs a number"))?;
             if k > num_layers {
                 return Err(bad(spec, &format!("the model has {num_layers} layers")));
             }
@@ -65,18 +57,10 @@ impl FreezePlan {
             let (a, b) = part.split_once('-').unwrap_or((part, part));
             let (a, b): (usize, usize) = match (a.trim().parse(), b.trim().parse()) {
                 (Ok(a), Ok(b)) if a <= b => (a, b),
-                _ => {
-                    return Err(bad(
-                        spec,
-                        &format!("\"{part}\" is not emb, a layer or a range"),
-                    ))
-                }
+                _ => return Err(bad(spec, &format!("\"{part}\" is not emb, a layer or a range"))),
             };
             if b >= num_layers {
-                return Err(bad(
-                    spec,
-                    &format!("layer {b} does not exist (layers 0-{})", num_layers - 1),
-                ));
+                return Err(bad(spec, &format!("layer {b} does not exist (layers 0-{})", num_layers - 1)));
             }
             plan.layers[a..=b].iter_mut().for_each(|f| *f = true);
         }
@@ -87,8 +71,7 @@ impl FreezePlan {
     /// `0..k` are all frozen and nothing below layer `k` needs a gradient. `None` when the
     /// embeddings train (backward then runs to the bottom).
     pub fn freeze_line(&self) -> Option<usize> {
-        self.embeddings
-            .then(|| self.layers.iter().take_while(|&&f| f).count())
+        self.embeddings.then(|| self.layers.iter().take_while(|&&f| f).count())
     }
 
     pub fn num_layers(&self) -> usize {
@@ -119,11 +102,7 @@ impl FreezePlan {
                 while i + 1 < self.layers.len() && self.layers[i + 1] {
                     i += 1;
                 }
-                parts.push(if start == i {
-                    start.to_string()
-                } else {
-                    format!("{start}-{i}")
-                });
+                parts.push(if start == i { start.to_string() } else { format!("{start}-{i}") });
             }
             i += 1;
         }
@@ -142,22 +121,10 @@ mod tests {
     #[test]
     fn parses_presets_lists_and_ranges() {
         assert_eq!(FreezePlan::parse("none", 6).unwrap(), FreezePlan::none(6));
-        assert_eq!(
-            FreezePlan::parse("emb", 6).unwrap(),
-            FreezePlan::bottom(6, 0)
-        );
-        assert_eq!(
-            FreezePlan::parse("emb,0-3", 6).unwrap(),
-            FreezePlan::bottom(6, 4)
-        );
-        assert_eq!(
-            FreezePlan::parse("bottom-2", 6).unwrap(),
-            FreezePlan::bottom(6, 2)
-        );
-        assert_eq!(
-            FreezePlan::parse("head-only", 6).unwrap(),
-            FreezePlan::head_only(6)
-        );
+        assert_eq!(FreezePlan::parse("emb", 6).unwrap(), FreezePlan::bottom(6, 0));
+        assert_eq!(FreezePlan::parse("emb,0-3", 6).unwrap(), FreezePlan::bottom(6, 4));
+        assert_eq!(FreezePlan::parse("bottom-2", 6).unwrap(), FreezePlan::bottom(6, 2));
+        assert_eq!(FreezePlan::parse("head-only", 6).unwrap(), FreezePlan::head_only(6));
         let only3 = FreezePlan::parse("3", 6).unwrap();
         assert_eq!(only3.layers, vec![false, false, false, true, false, false]);
         assert!(!only3.embeddings);
@@ -175,10 +142,7 @@ mod tests {
         assert_eq!(FreezePlan::none(6).freeze_line(), None);
         assert_eq!(FreezePlan::bottom(6, 0).freeze_line(), Some(0));
         assert_eq!(FreezePlan::bottom(6, 4).freeze_line(), Some(4));
-        assert_eq!(
-            FreezePlan::parse("emb,0,2", 6).unwrap().freeze_line(),
-            Some(1)
-        );
+        assert_eq!(FreezePlan::parse("emb,0,2", 6).unwrap().freeze_line(), Some(1));
         assert_eq!(FreezePlan::parse("0-5", 6).unwrap().freeze_line(), None);
     }
 

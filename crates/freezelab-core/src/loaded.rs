@@ -62,12 +62,7 @@ pub struct TextEmbedding {
 
 impl LoadedModel {
     /// `num_labels`: the head's classes; `None` takes the checkpoint's head if it has one, else 2.
-    pub fn load(
-        files: ModelFiles,
-        num_labels: Option<usize>,
-        seed: u64,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn load(files: ModelFiles, num_labels: Option<usize>, seed: u64, device: &Device) -> Result<Self> {
         let config = BertConfig::from_json(files.config)?;
         let encoder = TextEncoder::from_bytes(files.tokenizer)?;
         if encoder.vocab_size() > config.vocab_size {
@@ -82,12 +77,7 @@ impl LoadedModel {
             None => stored_head_labels(files.weights)?.unwrap_or(2),
         };
         let classifier = load_classifier(&config, files.weights, labels, seed, device)?;
-        Ok(LoadedModel {
-            config,
-            encoder,
-            classifier,
-            device: device.clone(),
-        })
+        Ok(LoadedModel { config, encoder, classifier, device: device.clone() })
     }
 
     pub fn block_params(&self) -> BlockParams {
@@ -105,12 +95,7 @@ impl LoadedModel {
     }
 
     /// Encoder outputs of `texts`, computed in batches of `batch_size`.
-    pub async fn embed(
-        &self,
-        texts: &[&str],
-        max_len: usize,
-        batch_size: usize,
-    ) -> Result<Vec<TextEmbedding>> {
+    pub async fn embed(&self, texts: &[&str], max_len: usize, batch_size: usize) -> Result<Vec<TextEmbedding>> {
         self.check_max_len(max_len)?;
         let h = self.config.hidden_size;
         let mut out = Vec::with_capacity(texts.len());

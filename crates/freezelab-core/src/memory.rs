@@ -34,20 +34,8 @@ impl ComputedMemory {
 
 /// Trainable parameters under `plan` (the head always trains).
 pub fn trainable_params(params: &BlockParams, plan: &FreezePlan) -> usize {
-    let layers: usize = params
-        .layers
-        .iter()
-        .zip(&plan.layers)
-        .filter(|(_, &f)| !f)
-        .map(|(p, _)| p)
-        .sum();
-    layers
-        + params.head
-        + if plan.embeddings {
-            0
-        } else {
-            params.embeddings
-        }
+    let layers: usize = params.layers.iter().zip(&plan.layers).filter(|(_, &f)| !f).map(|(p, _)| p).sum();
+    layers + params.head + if plan.embeddings { 0 } else { params.embeddings }
 }
 
 /// f32 values autodiff keeps for one encoder layer's backward, counted from the ops in
@@ -59,11 +47,7 @@ pub fn trainable_params(params: &BlockParams, plan: &FreezePlan) -> usize {
 ///   and the erf term GELU's backward reads → 3 × i;
 /// - per head and token pair: softmax output, attention-dropout mask, dropped probabilities → 3 × s.
 pub fn layer_activation_floats(c: &BertConfig, b: usize, s: usize) -> u64 {
-    let (h, i, a) = (
-        c.hidden_size as u64,
-        c.intermediate_size as u64,
-        c.num_attention_heads as u64,
-    );
+    let (h, i, a) = (c.hidden_size as u64, c.intermediate_size as u64, c.num_attention_heads as u64);
     let (b, s) = (b as u64, s as u64);
     b * s * (12 * h + 3 * i) + 3 * b * a * s * s
 }
@@ -189,11 +173,7 @@ impl PeakMeter {
     pub fn start(device: &Device) -> Self {
         let live = Self::live(device);
         PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
-        PeakMeter {
-            device: device.clone(),
-            baseline: live,
-            peak: live,
-        }
+        PeakMeter { device: device.clone(), baseline: live, peak: live }
     }
 
     /// Samples the GPU pool (its peak can only be seen by sampling at points of high use).

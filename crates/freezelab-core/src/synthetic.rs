@@ -12,32 +12,20 @@ use crate::data::Example;
 /// Words of the synthetic vocabulary after the specials `[PAD] [UNK] [CLS] [SEP]`.
 const CUES_A: [&str; 6] = ["great", "good", "happy", "love", "fine", "bright"];
 const CUES_B: [&str; 6] = ["awful", "bad", "sad", "hate", "poor", "dark"];
-const FILLER: [&str; 12] = [
-    "the", "a", "movie", "day", "was", "is", "very", "and", "it", "we", "so", "this",
-];
+const FILLER: [&str; 12] = ["the", "a", "movie", "day", "was", "is", "very", "and", "it", "we", "so", "this"];
 
 fn words() -> Vec<&'static str> {
-    CUES_A
-        .iter()
-        .chain(&CUES_B)
-        .chain(&FILLER)
-        .copied()
-        .collect()
+    CUES_A.iter().chain(&CUES_B).chain(&FILLER).copied().collect()
 }
 
 /// A `tokenizer.json` (word level, lowercase, whitespace split, `[CLS] … [SEP]`) over the
 /// synthetic vocabulary.
 pub fn tokenizer_json() -> String {
     let mut vocab = serde_json::Map::new();
-    for (i, w) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
-        .iter()
-        .chain(words().iter())
-        .enumerate()
-    {
+    for (i, w) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().chain(words().iter()).enumerate() {
         vocab.insert(w.to_string(), i.into());
     }
-    let special =
-        |name: &str, id: u32| serde_json::json!({"id": name, "ids": [id], "tokens": [name]});
+    let special = |name: &str, id: u32| serde_json::json!({"id": name, "ids": [id], "tokens": [name]});
     serde_json::json!({
         "version": "1.0",
         "truncation": null,
@@ -70,20 +58,11 @@ pub fn examples(n: usize, seed: u64) -> Vec<Example> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..n)
         .map(|i| {
-            let (label, cues) = if i % 2 == 0 {
-                ("a", &CUES_A)
-            } else {
-                ("b", &CUES_B)
-            };
+            let (label, cues) = if i % 2 == 0 { ("a", &CUES_A) } else { ("b", &CUES_B) };
             let len = 4 + i % 9;
-            let mut words: Vec<&str> = (0..len)
-                .map(|_| *FILLER.choose(&mut rng).expect("non-empty"))
-                .collect();
+            let mut words: Vec<&str> = (0..len).map(|_| *FILLER.choose(&mut rng).expect("non-empty")).collect();
             words[(i * 7) % len] = cues.choose(&mut rng).expect("non-empty");
-            Example {
-                text: words.join(" "),
-                label: label.into(),
-            }
+            Example { text: words.join(" "), label: label.into() }
         })
         .collect()
 }

@@ -22,12 +22,7 @@ impl EncodedBatch {
     /// Real tokens of row `i` (padding removed).
     pub fn tokens(&self, i: usize) -> Vec<u32> {
         let mask = &self.mask[i * self.seq_len..(i + 1) * self.seq_len];
-        self.row(i)
-            .iter()
-            .zip(mask)
-            .filter(|(_, &m)| m == 1)
-            .map(|(&id, _)| id)
-            .collect()
+        self.row(i).iter().zip(mask).filter(|(_, &m)| m == 1).map(|(&id, _)| id).collect()
     }
 
     /// Stitches per-example rows back into one batch, padding to the longest.
@@ -41,12 +36,7 @@ impl EncodedBatch {
             ids.extend(std::iter::repeat_n(pad_id, seq_len - row.len()));
             mask.extend(std::iter::repeat_n(0u8, seq_len - row.len()));
         }
-        EncodedBatch {
-            ids,
-            mask,
-            batch_size: rows.len(),
-            seq_len,
-        }
+        EncodedBatch { ids, mask, batch_size: rows.len(), seq_len }
     }
 }
 
@@ -59,12 +49,9 @@ pub struct TextEncoder {
 
 impl TextEncoder {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut tokenizer =
-            Tokenizer::from_bytes(bytes).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
+        let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| CoreError::Tokenizer(format!("cannot disable truncation: {e}")))?;
+        tokenizer.with_truncation(None).map_err(|e| CoreError::Tokenizer(format!("cannot disable truncation: {e}")))?;
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
         Ok(TextEncoder { tokenizer, pad_id })
     }
@@ -80,14 +67,9 @@ impl TextEncoder {
     /// Ids of one text with special tokens, cut to `max_len` (the final `[SEP]` is kept).
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
         if max_len < 2 {
-            return Err(CoreError::Invalid(format!(
-                "max length must be at least 2, got {max_len}"
-            )));
+            return Err(CoreError::Invalid(format!("max length must be at least 2, got {max_len}")));
         }
-        let encoding = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| CoreError::Tokenizer(e.to_string()))?;
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
         let mut ids = encoding.get_ids().to_vec();
         if ids.len() > max_len {
             let last = *ids.last().expect("longer than max_len ≥ 2");
@@ -98,10 +80,7 @@ impl TextEncoder {
     }
 
     pub fn encode_batch(&self, texts: &[&str], max_len: usize) -> Result<EncodedBatch> {
-        let rows = texts
-            .iter()
-            .map(|t| self.encode(t, max_len))
-            .collect::<Result<Vec<_>>>()?;
+        let rows = texts.iter().map(|t| self.encode(t, max_len)).collect::<Result<Vec<_>>>()?;
         Ok(EncodedBatch::from_rows(&rows, self.pad_id))
     }
 }

@@ -19,11 +19,7 @@ use crate::config::BertConfig;
 use crate::{CoreError, Result};
 
 /// Names present in many HF checkpoints that the encoder does not use (HF's pooler, a buffer).
-const IGNORED: [&str; 3] = [
-    "pooler.dense.weight",
-    "pooler.dense.bias",
-    "embeddings.position_ids",
-];
+const IGNORED: [&str; 3] = ["pooler.dense.weight", "pooler.dense.bias", "embeddings.position_ids"];
 
 /// Where the classification head lives in checkpoints we write (as HF's
 /// `BertForSequenceClassification`), so `predict` and the page can load a fine-tuned model.
@@ -34,18 +30,9 @@ pub const HEAD_BIAS: &str = "classifier.bias";
 pub fn encoder_tensor_shapes(c: &BertConfig) -> Vec<(String, Vec<usize>)> {
     let (h, i) = (c.hidden_size, c.intermediate_size);
     let mut out = vec![
-        (
-            "embeddings.word_embeddings.weight".to_string(),
-            vec![c.vocab_size, h],
-        ),
-        (
-            "embeddings.position_embeddings.weight".to_string(),
-            vec![c.max_position_embeddings, h],
-        ),
-        (
-            "embeddings.token_type_embeddings.weight".to_string(),
-            vec![c.type_vocab_size, h],
-        ),
+        ("embeddings.word_embeddings.weight".to_string(), vec![c.vocab_size, h]),
+        ("embeddings.position_embeddings.weight".to_string(), vec![c.max_position_embeddings, h]),
+        ("embeddings.token_type_embeddings.weight".to_string(), vec![c.type_vocab_size, h]),
         ("embeddings.LayerNorm.weight".to_string(), vec![h]),
         ("embeddings.LayerNorm.bias".to_string(), vec![h]),
     ];
@@ -81,8 +68,7 @@ struct Checkpoint<'a> {
 fn canonical(name: &str) -> String {
     let name = name.strip_prefix("bert.").unwrap_or(name);
     if name.contains("LayerNorm.") {
-        name.replace("LayerNorm.gamma", "LayerNorm.weight")
-            .replace("LayerNorm.beta", "LayerNorm.bias")
+        name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
     } else {
         name.to_string()
     }
@@ -92,16 +78,8 @@ impl<'a> Checkpoint<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Self> {
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| CoreError::Checkpoint(format!("not a readable safetensors file ({e})")))?;
-        let names = tensors
-            .names()
-            .into_iter()
-            .map(|n| (canonical(n), n.to_string()))
-            .collect();
-        Ok(Checkpoint {
-            tensors,
-            names,
-            taken: BTreeSet::new(),
-        })
+        let names = tensors.names().into_iter().map(|n| (canonical(n), n.to_string())).collect();
+        Ok(Checkpoint { tensors, names, taken: BTreeSet::new() })
     }
 
     fn has(&self, name: &str) -> bool {
@@ -110,15 +88,11 @@ impl<'a> Checkpoint<'a> {
 
     /// The tensor `name` as f32 values, checked against `shape`.
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let stored = self.names.get(name).ok_or_else(|| {
-            CoreError::Checkpoint(format!(
-                "tensor {name} (expected shape {shape:?}) is missing"
-            ))
-        })?;
-        let view = self
-            .tensors
-            .tensor(stored)
-            .map_err(|e| CoreError::Checkpoint(format!("{stored}: {e}")))?;
+        let stored = self
+            .names
+            .get(name)
+            .ok_or_else(|| CoreError::Checkpoint(format!("tensor {name} (expected shape {shape:?}) is missing")))?;
+        let view = self.tensors.tensor(stored).map_err(|e| CoreError::Checkpoint(format!("{stored}: {e}")))?;
         if view.shape() != shape {
             return Err(CoreError::Checkpoint(format!(
                 "tensor {stored} has shape {:?} but config.json implies {shape:?}",
@@ -141,22 +115,11 @@ impl<'a> Checkpoint<'a> {
 fn to_f32(name: &str, view: &TensorView) -> Result<Vec<f32>> {
     let data = view.data();
     let values = match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         other => {
-            return Err(CoreError::Checkpoint(format!(
-                "tensor {name} has dtype {other:?}; expected F32, F16 or BF16"
-            )))
+            return Err(CoreError::Checkpoint(format!("tensor {name} has dtype {other:?}; expected F32, F16 or BF16")))
         }
     };
     Ok(values)
@@ -167,87 +130,32 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) 
 }
 
 /// Builds a Linear from PyTorch's `[out, in]` weight.
-fn linear(
-    ck: &mut Checkpoint,
-    name: &str,
-    out: usize,
-    inp: usize,
-    device: &Device,
-) -> Result<Linear> {
-    let weight = tensor(
-        ck.take(&format!("{name}.weight"), &[out, inp])?,
-        [out, inp],
-        device,
-    )
-    .transpose();
+fn linear(ck: &mut Checkpoint, name: &str, out: usize, inp: usize, device: &Device) -> Result<Linear> {
+    let weight = tensor(ck.take(&format!("{name}.weight"), &[out, inp])?, [out, inp], device).transpose();
     let bias = tensor(ck.take(&format!("{name}.bias"), &[out])?, [out], device);
-    Ok(Linear {
-        weight: Param::from_tensor(weight),
-        bias: Some(Param::from_tensor(bias)),
-    })
+    Ok(Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) })
 }
 
-fn layer_norm(
-    ck: &mut Checkpoint,
-    name: &str,
-    c: &BertConfig,
-    device: &Device,
-) -> Result<LayerNorm> {
+fn layer_norm(ck: &mut Checkpoint, name: &str, c: &BertConfig, device: &Device) -> Result<LayerNorm> {
     let h = c.hidden_size;
-    let mut norm = LayerNormConfig::new(h)
-        .with_epsilon(c.layer_norm_eps)
-        .init(device);
-    norm.gamma = Param::from_tensor(tensor(
-        ck.take(&format!("{name}.weight"), &[h])?,
-        [h],
-        device,
-    ));
-    norm.beta = Some(Param::from_tensor(tensor(
-        ck.take(&format!("{name}.bias"), &[h])?,
-        [h],
-        device,
-    )));
+    let mut norm = LayerNormConfig::new(h).with_epsilon(c.layer_norm_eps).init(device);
+    norm.gamma = Param::from_tensor(tensor(ck.take(&format!("{name}.weight"), &[h])?, [h], device));
+    norm.beta = Some(Param::from_tensor(tensor(ck.take(&format!("{name}.bias"), &[h])?, [h], device)));
     Ok(norm)
 }
 
-fn embedding(
-    ck: &mut Checkpoint,
-    name: &str,
-    rows: usize,
-    h: usize,
-    device: &Device,
-) -> Result<Embedding> {
+fn embedding(ck: &mut Checkpoint, name: &str, rows: usize, h: usize, device: &Device) -> Result<Embedding> {
     let weight = tensor(ck.take(name, &[rows, h])?, [rows, h], device);
-    Ok(Embedding {
-        weight: Param::from_tensor(weight),
-    })
+    Ok(Embedding { weight: Param::from_tensor(weight) })
 }
 
 fn encoder(ck: &mut Checkpoint, c: &BertConfig, device: &Device) -> Result<Bert> {
     let (h, i) = (c.hidden_size, c.intermediate_size);
     let hidden_dropout = DropoutConfig::new(c.hidden_dropout_prob);
     let embeddings = Embeddings {
-        word: embedding(
-            ck,
-            "embeddings.word_embeddings.weight",
-            c.vocab_size,
-            h,
-            device,
-        )?,
-        position: embedding(
-            ck,
-            "embeddings.position_embeddings.weight",
-            c.max_position_embeddings,
-            h,
-            device,
-        )?,
-        token_type: embedding(
-            ck,
-            "embeddings.token_type_embeddings.weight",
-            c.type_vocab_size,
-            h,
-            device,
-        )?,
+        word: embedding(ck, "embeddings.word_embeddings.weight", c.vocab_size, h, device)?,
+        position: embedding(ck, "embeddings.position_embeddings.weight", c.max_position_embeddings, h, device)?,
+        token_type: embedding(ck, "embeddings.token_type_embeddings.weight", c.type_vocab_size, h, device)?,
         norm: layer_norm(ck, "embeddings.LayerNorm", c, device)?,
         dropout: hidden_dropout.init(),
     };
@@ -276,17 +184,10 @@ fn encoder(ck: &mut Checkpoint, c: &BertConfig, device: &Device) -> Result<Bert>
 fn random_head(hidden: usize, labels: usize, seed: u64, device: &Device) -> Linear {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let bound = 1.0 / (hidden as f32).sqrt();
-    let mut draw = |n: usize| {
-        (0..n)
-            .map(|_| rng.random_range(-bound..bound))
-            .collect::<Vec<f32>>()
-    };
+    let mut draw = |n: usize| (0..n).map(|_| rng.random_range(-bound..bound)).collect::<Vec<f32>>();
     let weight = tensor(draw(hidden * labels), [hidden, labels], device);
     let bias = tensor(draw(labels), [labels], device);
-    Linear {
-        weight: Param::from_tensor(weight),
-        bias: Some(Param::from_tensor(bias)),
-    }
+    Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) }
 }
 
 /// Loads a classifier from a HF checkpoint. If the checkpoint carries a head
@@ -300,9 +201,7 @@ pub fn load_classifier(
     device: &Device,
 ) -> Result<Classifier> {
     if num_labels < 2 {
-        return Err(CoreError::Invalid(format!(
-            "a classifier needs at least 2 labels, got {num_labels}"
-        )));
+        return Err(CoreError::Invalid(format!("a classifier needs at least 2 labels, got {num_labels}")));
     }
     let mut ck = Checkpoint::parse(safetensors)?;
     let bert = encoder(&mut ck, config, device)?;
@@ -317,19 +216,10 @@ pub fn load_classifier(
         return Err(CoreError::Checkpoint(format!(
             "{} tensor(s) not part of a BertModel with this config: {}",
             unused.len(),
-            unused
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            unused.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
         )));
     }
-    Ok(Classifier {
-        bert,
-        dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-        head,
-    })
+    Ok(Classifier { bert, dropout: DropoutConfig::new(config.hidden_dropout_prob).init(), head })
 }
 
 /// Number of labels of a head stored in a checkpoint, if it has one.
@@ -338,10 +228,7 @@ pub fn stored_head_labels(safetensors: &[u8]) -> Result<Option<usize>> {
     match ck.names.get(HEAD_WEIGHT) {
         None => Ok(None),
         Some(stored) => {
-            let view = ck
-                .tensors
-                .tensor(stored)
-                .map_err(|e| CoreError::Checkpoint(e.to_string()))?;
+            let view = ck.tensors.tensor(stored).map_err(|e| CoreError::Checkpoint(e.to_string()))?;
             Ok(view.shape().first().copied())
         }
     }
@@ -383,47 +270,25 @@ fn hf_tensors(model: &Classifier) -> Vec<(String, Vec<usize>, Tensor<1>)> {
             push(format!("{name}.bias"), flat(b.val()));
         }
     };
-    let norm =
-        |push: &mut dyn FnMut(String, (Vec<usize>, Tensor<1>)), name: &str, n: &LayerNorm| {
-            push(format!("{name}.weight"), flat(n.gamma.val()));
-            if let Some(b) = &n.beta {
-                push(format!("{name}.bias"), flat(b.val()));
-            }
-        };
+    let norm = |push: &mut dyn FnMut(String, (Vec<usize>, Tensor<1>)), name: &str, n: &LayerNorm| {
+        push(format!("{name}.weight"), flat(n.gamma.val()));
+        if let Some(b) = &n.beta {
+            push(format!("{name}.bias"), flat(b.val()));
+        }
+    };
     let e = &model.bert.embeddings;
-    push(
-        "embeddings.word_embeddings.weight".into(),
-        flat(e.word.weight.val()),
-    );
-    push(
-        "embeddings.position_embeddings.weight".into(),
-        flat(e.position.weight.val()),
-    );
-    push(
-        "embeddings.token_type_embeddings.weight".into(),
-        flat(e.token_type.weight.val()),
-    );
+    push("embeddings.word_embeddings.weight".into(), flat(e.word.weight.val()));
+    push("embeddings.position_embeddings.weight".into(), flat(e.position.weight.val()));
+    push("embeddings.token_type_embeddings.weight".into(), flat(e.token_type.weight.val()));
     norm(&mut push, "embeddings.LayerNorm", &e.norm);
     for (i, l) in model.bert.layers.iter().enumerate() {
         let p = format!("encoder.layer.{i}");
         linear(&mut push, &format!("{p}.attention.self.query"), &l.query);
         linear(&mut push, &format!("{p}.attention.self.key"), &l.key);
         linear(&mut push, &format!("{p}.attention.self.value"), &l.value);
-        linear(
-            &mut push,
-            &format!("{p}.attention.output.dense"),
-            &l.attention_output,
-        );
-        norm(
-            &mut push,
-            &format!("{p}.attention.output.LayerNorm"),
-            &l.attention_norm,
-        );
-        linear(
-            &mut push,
-            &format!("{p}.intermediate.dense"),
-            &l.intermediate,
-        );
+        linear(&mut push, &format!("{p}.attention.output.dense"), &l.attention_output);
+        norm(&mut push, &format!("{p}.attention.output.LayerNorm"), &l.attention_norm);
+        linear(&mut push, &format!("{p}.intermediate.dense"), &l.intermediate);
         linear(&mut push, &format!("{p}.output.dense"), &l.output);
         norm(&mut push, &format!("{p}.output.LayerNorm"), &l.output_norm);
     }
@@ -451,42 +316,25 @@ pub fn stored_label_names(safetensors: &[u8]) -> Result<Option<Vec<String>>> {
         .map_err(|e| CoreError::Checkpoint(format!("not a readable safetensors file ({e})")))?;
     match metadata.metadata().as_ref().and_then(|m| m.get(LABELS_KEY)) {
         None => Ok(None),
-        Some(json) => serde_json::from_str(json).map(Some).map_err(|e| {
-            CoreError::Checkpoint(format!("metadata {LABELS_KEY} is not a list of names: {e}"))
-        }),
+        Some(json) => serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| CoreError::Checkpoint(format!("metadata {LABELS_KEY} is not a list of names: {e}"))),
     }
 }
 
 /// Serialises named f32 tensors to safetensors bytes, with label names in the metadata when
 /// given. Equal inputs give equal bytes (one metadata key at most, so no map-order variation).
-pub fn write_f32_with_labels(
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
-    labels: Option<&[String]>,
-) -> Vec<u8> {
+pub fn write_f32_with_labels(tensors: &[(String, Vec<usize>, Vec<f32>)], labels: Option<&[String]>) -> Vec<u8> {
     let metadata = labels.map(|l| {
-        std::collections::HashMap::from([(
-            LABELS_KEY.to_string(),
-            serde_json::to_string(l).expect("strings"),
-        )])
+        std::collections::HashMap::from([(LABELS_KEY.to_string(), serde_json::to_string(l).expect("strings"))])
     });
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, s, v)| {
-            (
-                n.clone(),
-                s.clone(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
+        .map(|(n, s, v)| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
-            )
-        })
+        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data")))
         .collect();
     safetensors::serialize(views, metadata).expect("in-memory serialisation cannot fail")
 }

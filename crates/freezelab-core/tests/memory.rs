@@ -18,47 +18,21 @@ static ALLOC: CountingAllocator = CountingAllocator;
 fn measured_peak_falls_as_layers_freeze_and_tracks_the_computed_saving() {
     // Big enough that a layer's activations and state dwarf allocator noise.
     let config = synthetic::config(128, 4, 4);
-    let base = TrainConfig {
-        epochs: 1,
-        max_steps: Some(3),
-        batch_size: 16,
-        max_len: 16,
-        ..small_cfg(FreezePlan::none(4))
-    };
+    let base =
+        TrainConfig { epochs: 1, max_steps: Some(3), batch_size: 16, max_len: 16, ..small_cfg(FreezePlan::none(4)) };
     let mut peaks = Vec::new();
     let mut computed = Vec::new();
     for k in [0usize, 1, 2, 4] {
-        let plan = if k == 0 {
-            FreezePlan::none(4)
-        } else {
-            FreezePlan::bottom(4, k)
-        };
-        let (_, s, _) = run(
-            &config,
-            &TrainConfig {
-                freeze: plan,
-                ..base.clone()
-            },
-            &mut PrefixCache::new(0),
-        );
-        peaks.push(
-            s.memory
-                .measured_peak_bytes
-                .expect("the counting allocator is installed"),
-        );
+        let plan = if k == 0 { FreezePlan::none(4) } else { FreezePlan::bottom(4, k) };
+        let (_, s, _) = run(&config, &TrainConfig { freeze: plan, ..base.clone() }, &mut PrefixCache::new(0));
+        peaks.push(s.memory.measured_peak_bytes.expect("the counting allocator is installed"));
         computed.push(s.memory.computed_total);
     }
-    assert!(
-        peaks.windows(2).all(|w| w[1] < w[0]),
-        "measured peaks {peaks:?}"
-    );
+    assert!(peaks.windows(2).all(|w| w[1] < w[0]), "measured peaks {peaks:?}");
     // bottom-1 → bottom-2 freezes exactly one more layer.
     let measured_saving = (peaks[1] - peaks[2]) as f64;
     let computed_saving = (computed[1] - computed[2]) as f64;
     let ratio = measured_saving / computed_saving;
     eprintln!("one layer: computed saving {computed_saving:.0} B, measured {measured_saving:.0} B, ratio {ratio:.2}");
-    assert!(
-        (0.75..=1.25).contains(&ratio),
-        "measured/computed saving = {ratio:.2}"
-    );
+    assert!((0.75..=1.25).contains(&ratio), "measured/computed saving = {ratio:.2}");
 }

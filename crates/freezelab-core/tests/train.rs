@@ -20,18 +20,8 @@ fn block_values(m: &LoadedModel) -> Vec<Vec<f32>> {
     fn values<M: Module>(module: &M) -> Vec<f32> {
         struct Collect(Vec<f32>);
         impl burn::module::ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(
-                &mut self,
-                param: &burn::module::Param<burn::tensor::Tensor<D>>,
-            ) {
-                self.0.extend(
-                    param
-                        .val()
-                        .into_data()
-                        .convert::<f32>()
-                        .try_into_vec::<f32>()
-                        .unwrap(),
-                );
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+                self.0.extend(param.val().into_data().convert::<f32>().try_into_vec::<f32>().unwrap());
             }
         }
         let mut c = Collect(Vec::new());
@@ -56,15 +46,9 @@ fn frozen_blocks_stay_bit_identical_and_trained_ones_move() {
     let frozen = [true, true, false, true, false];
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         if frozen[i] {
-            assert!(
-                b.iter().zip(a).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "frozen block {i} changed"
-            );
+            assert!(b.iter().zip(a).all(|(x, y)| x.to_bits() == y.to_bits()), "frozen block {i} changed");
         } else {
-            assert!(
-                b.iter().zip(a).any(|(x, y)| x != y),
-                "trainable block {i} did not change"
-            );
+            assert!(b.iter().zip(a).any(|(x, y)| x != y), "trainable block {i} did not change");
         }
     }
     assert_eq!(summary.steps, 16);
@@ -74,33 +58,15 @@ fn frozen_blocks_stay_bit_identical_and_trained_ones_move() {
 fn optimizer_state_exists_only_for_trainable_tensors() {
     let config = synthetic::config(16, 3, 2);
     // Trainable tensors: a layer has 16 (6 linears × 2 + 2 norms × 2), the head 2, embeddings 5.
-    let cases = [
-        ("none", 5 + 3 * 16 + 2),
-        ("emb", 3 * 16 + 2),
-        ("emb,0-1", 16 + 2),
-        ("head-only", 2),
-    ];
+    let cases = [("none", 5 + 3 * 16 + 2), ("emb", 3 * 16 + 2), ("emb,0-1", 16 + 2), ("head-only", 2)];
     let mut per_tensor = None;
     for (spec, trainable_tensors) in cases {
-        let cfg = TrainConfig {
-            epochs: 1,
-            max_steps: Some(2),
-            ..small_cfg(FreezePlan::parse(spec, 3).unwrap())
-        };
+        let cfg = TrainConfig { epochs: 1, max_steps: Some(2), ..small_cfg(FreezePlan::parse(spec, 3).unwrap()) };
         let (_, s, _) = run(&config, &cfg, &mut PrefixCache::new(0));
         assert!(s.optimizer_state_tensors > 0);
-        assert_eq!(
-            s.optimizer_state_tensors % trainable_tensors,
-            0,
-            "{spec}: {}",
-            s.optimizer_state_tensors
-        );
+        assert_eq!(s.optimizer_state_tensors % trainable_tensors, 0, "{spec}: {}", s.optimizer_state_tensors);
         let ratio = s.optimizer_state_tensors / trainable_tensors;
-        assert_eq!(
-            *per_tensor.get_or_insert(ratio),
-            ratio,
-            "{spec}: state per trainable tensor differs"
-        );
+        assert_eq!(*per_tensor.get_or_insert(ratio), ratio, "{spec}: state per trainable tensor differs");
     }
 }
 
@@ -110,19 +76,13 @@ fn grads_present(config: &BertConfig, plan: &FreezePlan) -> (bool, Vec<bool>, bo
     let device = Device::flex().autodiff();
     let m = model(config, 3, &device);
     let classifier = apply_freeze(m.classifier, plan);
-    let batch = m
-        .encoder
-        .encode_batch(&["the movie was great", "bad day"], 16)
-        .unwrap();
+    let batch = m.encoder.encode_batch(&["the movie was great", "bad day"], 16).unwrap();
     let logits = pollster::block_on(train::logits(&classifier, plan, &batch, &device)).unwrap();
     let grads = logits.sum().backward();
     let b = &classifier.bert;
     (
         b.embeddings.word.weight.grad(&grads).is_some(),
-        b.layers
-            .iter()
-            .map(|l| l.query.weight.grad(&grads).is_some())
-            .collect(),
+        b.layers.iter().map(|l| l.query.weight.grad(&grads).is_some()).collect(),
         classifier.head.weight.grad(&grads).is_some(),
     )
 }
@@ -153,34 +113,21 @@ fn frozen_blocks_run_without_dropout() {
     let device = Device::flex().autodiff();
     let m = model(&config, 3, &device);
     let frozen = apply_freeze(m.classifier, &FreezePlan::bottom(2, 1));
-    let batch: EncodedBatch = m
-        .encoder
-        .encode_batch(&["the movie was great and so good"], 16)
-        .unwrap();
+    let batch: EncodedBatch = m.encoder.encode_batch(&["the movie was great and so good"], 16).unwrap();
     let input = freezelab_core::bert::BatchTensors::new(&batch, &device);
     let read = |t: burn::tensor::Tensor<3>| t.into_data().try_into_vec::<f32>().unwrap();
     let a = read(frozen.bert.embeddings.forward(input.ids.clone()));
     let b = read(frozen.bert.embeddings.forward(input.ids.clone()));
     assert_eq!(a, b, "a frozen block must be deterministic");
-    let l1a = read(frozen.bert.layers[1].forward(
-        frozen.bert.embeddings.forward(input.ids.clone()),
-        input.mask_bias(),
-    ));
-    let l1b = read(frozen.bert.layers[1].forward(
-        frozen.bert.embeddings.forward(input.ids.clone()),
-        input.mask_bias(),
-    ));
+    let l1a = read(frozen.bert.layers[1].forward(frozen.bert.embeddings.forward(input.ids.clone()), input.mask_bias()));
+    let l1b = read(frozen.bert.layers[1].forward(frozen.bert.embeddings.forward(input.ids.clone()), input.mask_bias()));
     assert_ne!(l1a, l1b, "a trainable layer applies dropout while training");
 }
 
 #[test]
 fn same_seed_gives_the_same_loss_curve_and_training_learns() {
     let config = synthetic::config(32, 2, 2);
-    let cfg = TrainConfig {
-        epochs: 8,
-        lr: 3e-3,
-        ..small_cfg(FreezePlan::none(2))
-    };
+    let cfg = TrainConfig { epochs: 8, lr: 3e-3, ..small_cfg(FreezePlan::none(2)) };
     let (_, s1, h1) = run(&config, &cfg, &mut PrefixCache::new(0));
     let (_, s2, h2) = run(&config, &cfg, &mut PrefixCache::new(0));
     assert_eq!(h1.losses(), h2.losses());
@@ -189,10 +136,7 @@ fn same_seed_gives_the_same_loss_curve_and_training_learns() {
     let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
     let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
     eprintln!("loss {first:.3} → {last:.3}, accuracy {}", s1.val_accuracy);
-    assert!(
-        last < first * 0.5,
-        "loss did not fall: {first:.3} → {last:.3}"
-    );
+    assert!(last < first * 0.5, "loss did not fall: {first:.3} → {last:.3}");
     // Chance is 0.5 on these two balanced classes.
     assert!(s1.val_accuracy >= 0.75, "accuracy {}", s1.val_accuracy);
 }
@@ -201,24 +145,13 @@ fn same_seed_gives_the_same_loss_curve_and_training_learns() {
 fn cached_and_uncached_runs_agree() {
     let config = synthetic::config(32, 3, 2);
     let plan = FreezePlan::bottom(3, 2);
-    let (_, plain, h_plain) = run(
-        &config,
-        &small_cfg(plan.clone()),
-        &mut PrefixCache::new(1 << 30),
-    );
+    let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new(1 << 30));
     let mut cache = PrefixCache::new(1 << 30);
-    let cfg = TrainConfig {
-        cache: true,
-        ..small_cfg(plan)
-    };
+    let cfg = TrainConfig { cache: true, ..small_cfg(plan) };
     let (_, cached, h_cached) = run(&config, &cfg, &mut cache);
     assert!(cached.cache_used && !plain.cache_used);
     // 96 synthetic examples, a quarter for validation: 64 of the 72 train + all 24 validation.
-    assert_eq!(
-        cache.len(),
-        64 + 24,
-        "every train and validation example cached once"
-    );
+    assert_eq!(cache.len(), 64 + 24, "every train and validation example cached once");
     assert!(cached.memory.computed.cache > 0 && cached.memory.computed.cache == cache.bytes());
     for (a, b) in h_plain.losses().iter().zip(h_cached.losses()) {
         assert!((a - b).abs() <= 1e-5, "loss {a} vs {b}");
@@ -230,10 +163,7 @@ fn cached_and_uncached_runs_agree() {
 fn cache_over_its_limit_falls_back_to_computing() {
     let config = synthetic::config(32, 3, 2);
     let mut cache = PrefixCache::new(4096);
-    let cfg = TrainConfig {
-        cache: true,
-        ..small_cfg(FreezePlan::bottom(3, 2))
-    };
+    let cfg = TrainConfig { cache: true, ..small_cfg(FreezePlan::bottom(3, 2)) };
     let (_, s, _) = run(&config, &cfg, &mut cache);
     assert!(s.cache_over_limit && cache.bytes() <= 4096);
     assert!(s.val_accuracy.is_finite());

@@ -5,8 +5,7 @@ use freezelab_core::bert::BatchTensors;
 use freezelab_core::config::BertConfig;
 use freezelab_core::tokenize::EncodedBatch;
 use freezelab_core::weights::{
-    encoder_tensor_shapes, load_classifier, random_checkpoint, stored_label_names, write_f32,
-    write_f32_with_labels,
+    encoder_tensor_shapes, load_classifier, random_checkpoint, stored_label_names, write_f32, write_f32_with_labels,
 };
 use safetensors::SafeTensors;
 
@@ -20,11 +19,7 @@ fn tensors_of(bytes: &[u8]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .tensors()
         .into_iter()
         .map(|(n, v)| {
-            let vals = v
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
+            let vals = v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
             (n, v.shape().to_vec(), vals)
         })
         .collect();
@@ -33,9 +28,7 @@ fn tensors_of(bytes: &[u8]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 }
 
 fn error_of(bytes: &[u8]) -> String {
-    load_classifier(&tiny(), bytes, 2, 0, &Device::flex())
-        .unwrap_err()
-        .to_string()
+    load_classifier(&tiny(), bytes, 2, 0, &Device::flex()).unwrap_err().to_string()
 }
 
 #[test]
@@ -52,25 +45,16 @@ fn missing_tensor_is_named() {
     let mut t = tensors_of(&random_checkpoint(&tiny(), 1));
     t.retain(|(n, _, _)| n != "encoder.layer.1.output.dense.weight");
     let err = error_of(&write_f32(&t));
-    assert!(
-        err.contains("encoder.layer.1.output.dense.weight") && err.contains("missing"),
-        "{err}"
-    );
+    assert!(err.contains("encoder.layer.1.output.dense.weight") && err.contains("missing"), "{err}");
 }
 
 #[test]
 fn wrong_shape_names_tensor_and_both_shapes() {
     let mut t = tensors_of(&random_checkpoint(&tiny(), 1));
-    let q = t
-        .iter_mut()
-        .find(|(n, _, _)| n == "encoder.layer.0.attention.self.query.weight")
-        .unwrap();
+    let q = t.iter_mut().find(|(n, _, _)| n == "encoder.layer.0.attention.self.query.weight").unwrap();
     q.1 = vec![8, 32];
     let err = error_of(&write_f32(&t));
-    assert!(
-        err.contains("query.weight") && err.contains("[8, 32]") && err.contains("[16, 16]"),
-        "{err}"
-    );
+    assert!(err.contains("query.weight") && err.contains("[8, 32]") && err.contains("[16, 16]"), "{err}");
 }
 
 #[test]
@@ -78,18 +62,11 @@ fn a_config_that_does_not_match_the_weights_is_refused() {
     let weights = random_checkpoint(&tiny(), 1);
     let mut other = tiny();
     other.num_hidden_layers = 3;
-    let err = load_classifier(&other, &weights, 2, 0, &Device::flex())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("encoder.layer.2") && err.contains("missing"),
-        "{err}"
-    );
+    let err = load_classifier(&other, &weights, 2, 0, &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("encoder.layer.2") && err.contains("missing"), "{err}");
     let mut wider = tiny();
     wider.intermediate_size = 128;
-    let err = load_classifier(&wider, &weights, 2, 0, &Device::flex())
-        .unwrap_err()
-        .to_string();
+    let err = load_classifier(&wider, &weights, 2, 0, &Device::flex()).unwrap_err().to_string();
     assert!(err.contains("intermediate.dense.weight"), "{err}");
 }
 
@@ -115,13 +92,7 @@ fn truncated_and_garbage_files_are_errors() {
 fn hf_prefixes_and_old_norm_names_are_accepted() {
     let t: Vec<_> = tensors_of(&random_checkpoint(&tiny(), 1))
         .into_iter()
-        .map(|(n, s, v)| {
-            (
-                format!("bert.{}", n.replace("LayerNorm.weight", "LayerNorm.gamma")),
-                s,
-                v,
-            )
-        })
+        .map(|(n, s, v)| (format!("bert.{}", n.replace("LayerNorm.weight", "LayerNorm.gamma")), s, v))
         .collect();
     load_classifier(&tiny(), &write_f32(&t), 2, 0, &Device::flex()).unwrap();
 }
@@ -137,21 +108,10 @@ fn stored_head_and_labels_round_trip() {
     assert_eq!(stored_label_names(&bytes).unwrap(), Some(labels));
     let model = load_classifier(&tiny(), &bytes, 3, 0, &Device::flex()).unwrap();
     // Burn keeps [in, out]: the stored [out, in] weight comes back transposed.
-    let got = model
-        .head
-        .weight
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
+    let got = model.head.weight.val().into_data().try_into_vec::<f32>().unwrap();
     assert_eq!(got[1], w[16]);
-    let err = load_classifier(&tiny(), &bytes, 2, 0, &Device::flex())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("classifier.weight") && err.contains("[3, 16]"),
-        "{err}"
-    );
+    let err = load_classifier(&tiny(), &bytes, 2, 0, &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("classifier.weight") && err.contains("[3, 16]"), "{err}");
 }
 
 #[test]
@@ -161,10 +121,7 @@ fn padding_does_not_change_real_tokens() {
     let alone = EncodedBatch::from_rows(&[vec![1, 5, 9, 2]], 0);
     let padded = EncodedBatch::from_rows(&[vec![1, 5, 9, 2], vec![1, 3, 4, 7, 7, 7, 2]], 0);
     let a = model.bert.forward(&BatchTensors::new(&alone, &device));
-    let b = model
-        .bert
-        .forward(&BatchTensors::new(&padded, &device))
-        .slice([0..1, 0..4]);
+    let b = model.bert.forward(&BatchTensors::new(&padded, &device)).slice([0..1, 0..4]);
     let diff: Tensor<3> = (a - b).abs();
     let max = diff.max().into_data().try_into_vec::<f32>().unwrap()[0];
     assert!(max < 1e-5, "padding leaked into real tokens: {max}");

@@ -26,19 +26,11 @@ pub struct BenchResult {
 
 /// A batch of `batch_size` rows of exactly `seq_len` tokens (no padding, so every
 /// configuration computes the same shapes), ids drawn deterministically from the vocabulary.
-pub fn fixed_batch(
-    batch_size: usize,
-    seq_len: usize,
-    vocab: usize,
-    cls: u32,
-    sep: u32,
-) -> EncodedBatch {
+pub fn fixed_batch(batch_size: usize, seq_len: usize, vocab: usize, cls: u32, sep: u32) -> EncodedBatch {
     let rows: Vec<Vec<u32>> = (0..batch_size)
         .map(|r| {
             let mut row = vec![cls];
-            row.extend(
-                (1..seq_len - 1).map(|i| (1000 + (r * 7919 + i * 104_729) % (vocab - 1000)) as u32),
-            );
+            row.extend((1..seq_len - 1).map(|i| (1000 + (r * 7919 + i * 104_729) % (vocab - 1000)) as u32));
             row.push(sep);
             row
         })
@@ -59,28 +51,15 @@ pub async fn run(
 ) -> Result<BenchResult> {
     let device: Device = model.head.weight.val().device();
     if cache && plan.freeze_line().is_none() {
-        return Err(CoreError::Invalid(format!(
-            "{}: nothing frozen at the bottom to cache",
-            plan.label()
-        )));
+        return Err(CoreError::Invalid(format!("{}: nothing frozen at the bottom to cache", plan.label())));
     }
-    let cfg = TrainConfig {
-        freeze: plan.clone(),
-        ..TrainConfig::default()
-    };
+    let cfg = TrainConfig { freeze: plan.clone(), ..TrainConfig::default() };
     let mut model = apply_freeze(model, plan);
     let mut optim = adamw(&cfg);
-    let labels: Vec<usize> = (0..batch.batch_size)
-        .map(|i| i % model.num_labels())
-        .collect();
+    let labels: Vec<usize> = (0..batch.batch_size).map(|i| i % model.num_labels()).collect();
     let examples: Vec<usize> = (0..batch.batch_size).collect();
     let mut store = PrefixCache::new(u64::MAX);
-    store.bind(CacheKey {
-        model: String::new(),
-        dataset: String::new(),
-        freeze_line: 0,
-        max_len: batch.seq_len,
-    });
+    store.bind(CacheKey { model: String::new(), dataset: String::new(), freeze_line: 0, max_len: batch.seq_len });
     if cache {
         forward_batch(&model, plan, batch, &examples, Some(&mut store), &device).await?;
     }
@@ -93,9 +72,7 @@ pub async fn run(
         let logits = forward_batch(&model, plan, batch, &examples, cache_ref, &device).await?;
         let loss = cross_entropy(logits, &labels, &device);
         meter.sample();
-        model = optimize(model, &mut optim, loss, cfg.lr, cfg.head_lr, &mut meter)
-            .await?
-            .0;
+        model = optimize(model, &mut optim, loss, cfg.lr, cfg.head_lr, &mut meter).await?.0;
         if step > 0 {
             elapsed += host.now() - t0;
             if PeakMeter::source(&device).is_some() {

@@ -17,11 +17,7 @@ impl Metrics {
             confusion[t][p] += 1;
         }
         let correct: usize = (0..num_labels).map(|k| confusion[k][k]).sum();
-        let accuracy = if truth.is_empty() {
-            0.0
-        } else {
-            correct as f64 / truth.len() as f64
-        };
+        let accuracy = if truth.is_empty() { 0.0 } else { correct as f64 / truth.len() as f64 };
         // F1 per class (0 where a class has no true and no predicted examples), averaged.
         let f1: Vec<f64> = (0..num_labels)
             .map(|k| {
@@ -37,20 +33,12 @@ impl Metrics {
             })
             .collect();
         let macro_f1 = f1.iter().sum::<f64>() / num_labels.max(1) as f64;
-        Metrics {
-            accuracy,
-            macro_f1,
-            confusion,
-        }
+        Metrics { accuracy, macro_f1, confusion }
     }
 }
 
 pub fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0)
+    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -62,10 +50,7 @@ mod tests {
         // truth:     0 0 0 1 1 2
         // predicted: 0 0 1 1 2 2
         let m = Metrics::from_predictions(&[0, 0, 0, 1, 1, 2], &[0, 0, 1, 1, 2, 2], 3);
-        assert_eq!(
-            m.confusion,
-            vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]
-        );
+        assert_eq!(m.confusion, vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]);
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
         // F1: class0 2·2/(3+2)=0.8, class1 2·1/(2+2)=0.5, class2 2·1/(1+2)=2/3.
         assert!((m.macro_f1 - (0.8 + 0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);

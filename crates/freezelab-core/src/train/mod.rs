@@ -97,17 +97,11 @@ impl TrainConfig {
                 config.num_hidden_layers
             ));
         }
-        if self.batch_size == 0
-            || self.train_size == 0
-            || (self.epochs == 0 && self.max_steps.is_none())
-        {
+        if self.batch_size == 0 || self.train_size == 0 || (self.epochs == 0 && self.max_steps.is_none()) {
             return bad("batch size, train size and epochs must be positive".into());
         }
         if self.max_len < 2 || self.max_len > config.max_position_embeddings {
-            return bad(format!(
-                "max length must be in 2..={}",
-                config.max_position_embeddings
-            ));
+            return bad(format!("max length must be in 2..={}", config.max_position_embeddings));
         }
         if !(self.lr > 0.0 && self.head_lr > 0.0) {
             return bad("learning rates must be positive".into());
@@ -149,9 +143,7 @@ fn prepare(encoder: &TextEncoder, data: &Dataset, cfg: &TrainConfig) -> Result<P
         None => data.validation.clone(),
     };
     if train.is_empty() || validation.is_empty() {
-        return Err(CoreError::Invalid(
-            "no training or validation examples".into(),
-        ));
+        return Err(CoreError::Invalid("no training or validation examples".into()));
     }
     let mut rows = Vec::with_capacity(train.len() + validation.len());
     let mut labels = Vec::with_capacity(rows.capacity());
@@ -187,10 +179,7 @@ async fn prefix_states(
                 let cached = cache.get(*e).expect("checked");
                 values[row * s * h..row * s * h + cached.len()].copy_from_slice(cached);
             }
-            return Ok(Tensor::from_data(
-                TensorData::new(values, [examples.len(), s, h]),
-                device,
-            ));
+            return Ok(Tensor::from_data(TensorData::new(values, [examples.len(), s, h]), device));
         }
     }
     let mut x = bert.embeddings.forward(input.ids.clone());
@@ -224,8 +213,7 @@ async fn forward_batch(
     let input = BatchTensors::new(batch, device);
     let hidden = match plan.freeze_line() {
         Some(line) => {
-            let x =
-                prefix_states(&model.bert, line, examples, batch, &input, cache, device).await?;
+            let x = prefix_states(&model.bert, line, examples, batch, &input, cache, device).await?;
             model.bert.forward_from(x, line, &input)
         }
         None => model.bert.forward(&input),
@@ -234,12 +222,7 @@ async fn forward_batch(
 }
 
 /// Logits of `batch` under `plan` without a cache (what a training step differentiates).
-pub async fn logits(
-    model: &Classifier,
-    plan: &FreezePlan,
-    batch: &EncodedBatch,
-    device: &Device,
-) -> Result<Tensor<2>> {
+pub async fn logits(model: &Classifier, plan: &FreezePlan, batch: &EncodedBatch, device: &Device) -> Result<Tensor<2>> {
     forward_batch(model, plan, batch, &[], None, device).await
 }
 
@@ -255,10 +238,7 @@ async fn batch_logits(
 ) -> Result<(Tensor<2>, usize)> {
     let rows: Vec<Vec<u32>> = examples.iter().map(|&e| prep.rows[e].clone()).collect();
     let batch = EncodedBatch::from_rows(&rows, pad_id);
-    Ok((
-        forward_batch(model, plan, &batch, examples, cache, device).await?,
-        batch.seq_len,
-    ))
+    Ok((forward_batch(model, plan, &batch, examples, cache, device).await?, batch.seq_len))
 }
 
 fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
@@ -289,16 +269,7 @@ async fn evaluate(
     let k = valid.num_labels();
     let (mut predicted, mut truth, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
     for chunk in prep.validation.chunks(cfg.batch_size.max(1)) {
-        let (logits, _) = batch_logits(
-            &valid,
-            plan,
-            prep,
-            chunk,
-            pad_id,
-            cache.as_deref_mut(),
-            &device,
-        )
-        .await?;
+        let (logits, _) = batch_logits(&valid, plan, prep, chunk, pad_id, cache.as_deref_mut(), &device).await?;
         let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
         let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
         for (row, &label) in log_probs.chunks(k).zip(&labels) {
@@ -307,10 +278,25 @@ async fn evaluate(
         }
         truth.extend(labels);
     }
-    Ok((
-        loss_sum / truth.len() as f64,
-        Metrics::from_predictions(&truth, &predicted, k),
-    ))
+    Ok((loss_sum / truth.len() as f64, Metrics::from_predictions(&truth, &predicted, k)))
+}
+
+/// Evaluates, tells the host, and records the result.
+#[allow(clippy::too_many_arguments)]
+async fn evaluate_and_report(
+    model: &Classifier,
+    prep: &Prepared,
+    cfg: &TrainConfig,
+    pad_id: u32,
+    cache: Option<&mut PrefixCache>,
+    host: &mut dyn Host,
+    (step, epoch): (usize, usize),
+    evals: &mut Vec<(usize, f64, Metrics)>,
+) -> Result<()> {
+    let (val_loss, metrics) = evaluate(model, &cfg.freeze, prep, cfg, pad_id, cache).await?;
+    host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone() });
+    evals.push((step, val_loss, metrics));
+    Ok(())
 }
 
 /// Backward and one AdamW update (encoder and head at their own rates); returns the updated
@@ -340,10 +326,7 @@ fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
         .with_beta_2(cfg.beta2 as f32)
         .with_epsilon(1e-8)
         .with_weight_decay(cfg.weight_decay as f32)
-        .with_grad_clipping(
-            cfg.grad_clip_norm
-                .map(|n| GradientClippingConfig::Norm(n as f32)),
-        )
+        .with_grad_clipping(cfg.grad_clip_norm.map(|n| GradientClippingConfig::Norm(n as f32)))
         .init()
 }
 
@@ -364,9 +347,7 @@ pub async fn train(
     cfg.validate(config)?;
     let device = model.head.weight.val().device();
     if !device.is_autodiff() {
-        return Err(CoreError::Device(
-            "training needs an autodiff device (Device::autodiff)".into(),
-        ));
+        return Err(CoreError::Device("training needs an autodiff device (Device::autodiff)".into()));
     }
     if model.num_labels() != data.labels.len() {
         return Err(CoreError::Invalid(format!(
@@ -386,9 +367,8 @@ pub async fn train(
     }
 
     let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
-    let total_steps = cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| {
-        m.min(steps_per_epoch * cfg.epochs.max(1))
-    });
+    let total_steps =
+        cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| m.min(steps_per_epoch * cfg.epochs.max(1)));
     let warmup = (total_steps as f64 * cfg.warmup_fraction).round() as usize;
     let mut optim = adamw(cfg);
 
@@ -416,9 +396,7 @@ pub async fn train(
 
     'epochs: for epoch in 0..cfg.epochs.max(1) {
         let mut order = prep.train.clone();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-            cfg.seed.wrapping_add(1 + epoch as u64),
-        ));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1 + epoch as u64)));
         for chunk in order.chunks(cfg.batch_size) {
             if step >= total_steps {
                 break 'epochs;
@@ -431,29 +409,13 @@ pub async fn train(
             let mut meter = PeakMeter::start(&device);
             let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
             let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-            let (logits, seq) = batch_logits(
-                &model,
-                plan,
-                &prep,
-                chunk,
-                encoder.pad_id(),
-                cache_ref,
-                &device,
-            )
-            .await?;
+            let (logits, seq) = batch_logits(&model, plan, &prep, chunk, encoder.pad_id(), cache_ref, &device).await?;
             longest_seq = longest_seq.max(seq);
             let loss = cross_entropy(logits, &labels, &device);
             meter.sample();
             let factor = schedule::lr_factor(step, total_steps, warmup);
-            let (updated, loss_value) = optimize(
-                model,
-                &mut optim,
-                loss,
-                cfg.lr * factor,
-                cfg.head_lr * factor,
-                &mut meter,
-            )
-            .await?;
+            let (updated, loss_value) =
+                optimize(model, &mut optim, loss, cfg.lr * factor, cfg.head_lr * factor, &mut meter).await?;
             model = updated;
             if !loss_value.is_finite() {
                 return Err(CoreError::Invalid(format!(
@@ -478,49 +440,23 @@ pub async fn train(
             });
             if cfg.eval_every.is_some_and(|n| step % n == 0) && step < total_steps {
                 let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-                let (val_loss, m) =
-                    evaluate(&model, plan, &prep, cfg, encoder.pad_id(), cache_ref).await?;
-                host.emit(&TrainEvent::Eval {
-                    step,
-                    epoch: epoch + 1,
-                    val_loss,
-                    metrics: m.clone(),
-                });
-                evals.push((step, val_loss, m));
+                let at = (step, epoch + 1);
+                evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
             }
         }
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-        let (val_loss, m) = evaluate(&model, plan, &prep, cfg, encoder.pad_id(), cache_ref).await?;
-        host.emit(&TrainEvent::Eval {
-            step,
-            epoch: epoch + 1,
-            val_loss,
-            metrics: m.clone(),
-        });
-        evals.push((step, val_loss, m));
+        let at = (step, epoch + 1);
+        evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
     // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated.
     if evals.last().is_none_or(|(s, _, _)| *s != step) {
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-        let (val_loss, m) = evaluate(&model, plan, &prep, cfg, encoder.pad_id(), cache_ref).await?;
-        host.emit(&TrainEvent::Eval {
-            step,
-            epoch: step.div_ceil(steps_per_epoch),
-            val_loss,
-            metrics: m.clone(),
-        });
-        evals.push((step, val_loss, m));
+        let at = (step, step.div_ceil(steps_per_epoch));
+        evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
 
     let cache_bytes = if use_cache { cache.bytes() } else { 0 };
-    let computed = memory::computed(
-        config,
-        &params,
-        plan,
-        cfg.batch_size,
-        longest_seq.max(1),
-        cache_bytes,
-    );
+    let computed = memory::computed(config, &params, plan, cfg.batch_size, longest_seq.max(1), cache_bytes);
     let (_, final_loss, final_metrics) = evals.last().cloned().expect("evaluated at least once");
     let best = evals.iter().map(|(_, _, m)| m.accuracy).fold(0.0, f64::max);
     let summary = RunSummary {
@@ -551,8 +487,6 @@ pub async fn train(
         },
         config: cfg.clone(),
     };
-    host.emit(&TrainEvent::Finished {
-        summary: Box::new(summary.clone()),
-    });
+    host.emit(&TrainEvent::Finished { summary: Box::new(summary.clone()) });
     Ok((model, summary))
 }

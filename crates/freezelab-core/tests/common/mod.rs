@@ -19,13 +19,8 @@ pub fn default_model_dir(test: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("FREEZELAB_REQUIRE_ASSETS").is_some() {
-        panic!(
-            "{test}: default assets missing in {}: run `cargo xtask assets`",
-            dir.display()
-        );
+        panic!("{test}: default assets missing in {}: run `cargo xtask assets`", dir.display());
     }
-    eprintln!(
-        "SKIPPED {test}: default assets missing (run `cargo xtask assets`, or `cargo xtask test`)"
-    );
+    eprintln!("SKIPPED {test}: default assets missing (run `cargo xtask assets`, or `cargo xtask test`)");
     None
 }

@@ -33,13 +33,7 @@ impl Recorder {
     pub fn losses(&self) -> Vec<f64> {
         self.events
             .iter()
-            .filter_map(|e| {
-                if let TrainEvent::Step { loss, .. } = e {
-                    Some(*loss)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|e| if let TrainEvent::Step { loss, .. } = e { Some(*loss) } else { None })
             .collect()
     }
 }
@@ -48,11 +42,7 @@ pub fn model(config: &BertConfig, seed: u64, device: &Device) -> LoadedModel {
     let weights = random_checkpoint(config, seed);
     let config_json = serde_json::to_vec(config).unwrap();
     let tokenizer = synthetic::tokenizer_json();
-    let files = ModelFiles {
-        config: &config_json,
-        weights: &weights,
-        tokenizer: tokenizer.as_bytes(),
-    };
+    let files = ModelFiles { config: &config_json, weights: &weights, tokenizer: tokenizer.as_bytes() };
     LoadedModel::load(files, Some(2), seed, device).unwrap()
 }
 
@@ -69,33 +59,16 @@ pub fn turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn run(
-    config: &BertConfig,
-    cfg: &TrainConfig,
-    cache: &mut PrefixCache,
-) -> (LoadedModel, RunSummary, Recorder) {
+pub fn run(config: &BertConfig, cfg: &TrainConfig, cache: &mut PrefixCache) -> (LoadedModel, RunSummary, Recorder) {
     let _turn = turn();
     let device = Device::flex().autodiff();
     let mut m = model(config, 7, &device);
     let data = dataset(96);
-    let key = CacheKey {
-        model: "random-7".into(),
-        dataset: "synthetic".into(),
-        freeze_line: 0,
-        max_len: cfg.max_len,
-    };
+    let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
     let mut host = Recorder::default();
-    let (trained, summary) = pollster::block_on(train::train(
-        m.classifier,
-        &m.config,
-        &m.encoder,
-        &data,
-        cfg,
-        key,
-        cache,
-        &mut host,
-    ))
-    .unwrap();
+    let (trained, summary) =
+        pollster::block_on(train::train(m.classifier, &m.config, &m.encoder, &data, cfg, key, cache, &mut host))
+            .unwrap();
     m.classifier = trained;
     (m, summary, host)
 }
