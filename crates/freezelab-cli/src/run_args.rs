@@ -118,8 +118,8 @@ pub async fn run_once(
     let mut model = loaded.dir.load_with_seed(Some(labels), cfg.seed, &device.clone().autodiff())?;
     let key = CacheKey {
         model: loaded.dir.fingerprint(),
-        dataset: format!("{}#n={}#seed={}", loaded.dataset_id, cfg.train_size, cfg.seed),
-        freeze_line: cfg.freeze.freeze_line().unwrap_or(0),
+        dataset: loaded.dataset_id.clone(),
+        freeze_line: 0,
         max_len: cfg.max_len,
     };
     let (trained, summary) =

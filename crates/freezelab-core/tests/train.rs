@@ -13,7 +13,7 @@ use freezelab_core::synthetic;
 use freezelab_core::tokenize::EncodedBatch;
 use freezelab_core::train::{self, apply_freeze, TrainConfig};
 
-use common::training::{model, run, small_cfg, turn};
+use common::training::{model, run, run_on, small_cfg, turn, wgpu_device};
 
 /// Every parameter's values, per block: embeddings, layer 0.., head.
 fn block_values(m: &LoadedModel) -> Vec<Vec<f32>> {
@@ -35,13 +35,13 @@ fn block_values(m: &LoadedModel) -> Vec<Vec<f32>> {
     out
 }
 
-#[test]
-fn frozen_blocks_stay_bit_identical_and_trained_ones_move() {
+/// Embeddings, layer 0 and layer 2 frozen; layer 1 and the head train: frozen weights must not
+/// move by a single bit, the others must move.
+fn check_frozen_blocks_on(device: &Device) {
     let config = synthetic::config(16, 3, 2);
     let before = block_values(&model(&config, 7, &Device::flex()));
-    // Embeddings, layer 0 and layer 2 frozen; layer 1 and the head train.
     let plan = FreezePlan::parse("emb,0,2", 3).unwrap();
-    let (trained, summary, _) = run(&config, &small_cfg(plan), &mut PrefixCache::new(0));
+    let (trained, summary, _) = run_on(device, &config, &small_cfg(plan), &mut PrefixCache::new(0));
     let after = block_values(&trained);
     let frozen = [true, true, false, true, false];
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
@@ -52,6 +52,18 @@ fn frozen_blocks_stay_bit_identical_and_trained_ones_move() {
         }
     }
     assert_eq!(summary.steps, 16);
+}
+
+#[test]
+fn frozen_blocks_stay_bit_identical_and_trained_ones_move() {
+    check_frozen_blocks_on(&Device::flex());
+}
+
+#[test]
+fn frozen_blocks_stay_bit_identical_on_wgpu_where_an_adapter_exists() {
+    if let Some(device) = wgpu_device("frozen blocks") {
+        check_frozen_blocks_on(&device);
+    }
 }
 
 #[test]

@@ -331,8 +331,8 @@ fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
 }
 
 /// Trains `model` (on an autodiff device) under `cfg`, streaming events to `host`. The cache
-/// is the caller's so it can outlive a run (it is rebound, and so cleared, when its key
-/// changes). Returns the trained model and the run's summary.
+/// is the caller's so it can outlive a run; `cache_key` names the model and dataset, and the run
+/// completes it (freeze line, max length, subset): a changed key clears the cache. Returns the trained model and the run's summary.
 #[allow(clippy::too_many_arguments)]
 pub async fn train(
     model: Classifier,
@@ -363,7 +363,17 @@ pub async fn train(
     let prep = prepare(encoder, data, cfg)?;
     let use_cache = cfg.cache && plan.freeze_line().is_some();
     if use_cache {
-        cache.bind(cache_key);
+        // The key's freeze line, length and example subset come from the run itself, so a cache
+        // bound to another plan or subset can never be served.
+        cache.bind(CacheKey {
+            dataset: format!(
+                "{}#train={}#eval={:?}#seed={}",
+                cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed
+            ),
+            freeze_line: plan.freeze_line().unwrap_or(0),
+            max_len: cfg.max_len,
+            ..cache_key
+        });
     }
 
     let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);

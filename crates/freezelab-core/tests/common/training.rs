@@ -54,14 +54,42 @@ pub fn dataset(n: usize) -> Dataset {
 /// from it in turns and lose reproducibility, so test runs take turns.
 static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A wgpu device when this machine has an adapter; otherwise `None`, after saying so.
+pub fn wgpu_device(test: &str) -> Option<Device> {
+    let started = std::panic::catch_unwind(|| Device::wgpu_options().init());
+    match started {
+        Ok(Ok(device)) => {
+            eprintln!("{test}: running on wgpu ({device:?})");
+            Some(device)
+        }
+        Ok(Err(e)) => {
+            eprintln!("SKIPPED {test} on wgpu: no adapter ({e})");
+            None
+        }
+        Err(_) => {
+            eprintln!("SKIPPED {test} on wgpu: wgpu panicked while looking for an adapter");
+            None
+        }
+    }
+}
+
 /// Held while a test draws from Burn's random generator.
 pub fn turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub fn run(config: &BertConfig, cfg: &TrainConfig, cache: &mut PrefixCache) -> (LoadedModel, RunSummary, Recorder) {
+    run_on(&Device::flex(), config, cfg, cache)
+}
+
+pub fn run_on(
+    device: &Device,
+    config: &BertConfig,
+    cfg: &TrainConfig,
+    cache: &mut PrefixCache,
+) -> (LoadedModel, RunSummary, Recorder) {
     let _turn = turn();
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let mut m = model(config, 7, &device);
     let data = dataset(96);
     let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
