@@ -97,7 +97,12 @@ fn dataset<T: Serialize>(
 }
 
 pub fn prepare() -> Result<()> {
-    let static_dir = root().join("static");
+    prepare_into(&root().join("static"))
+}
+
+/// Writes every asset and the manifest under `static_dir`, keeping files already there.
+pub fn prepare_into(static_dir: &Path) -> Result<()> {
+    let static_dir = static_dir.to_path_buf();
     let model = model_asset::prepare(&static_dir)?;
     let spam = dataset(
         &static_dir,

