@@ -110,13 +110,17 @@ pub fn demo() -> Result<()> {
     let model = root.join("static/models/minilm-l6");
     let model = model.to_str().context("non-UTF-8 path")?;
     let binary = freezelab_binary()?;
-    let freezelab = |args: &[&str]| step(Command::new(&binary).args(args).current_dir(&root));
-    freezelab(&["info", "--model", model])?;
+    // Events (JSON lines on stdout) are for programs; the demo shows progress and the table.
+    let freezelab = |args: &[&str], events: bool| {
+        let stdout = if events { std::process::Stdio::inherit() } else { std::process::Stdio::null() };
+        step(Command::new(&binary).args(args).current_dir(&root).stdout(stdout))
+    };
+    freezelab(&["info", "--model", model], true)?;
     let mut rows = Vec::new();
     for (column, freeze) in [("A", "none"), ("B", "head-only")] {
         let out = target_dir()?.join(format!("demo-{column}.json"));
         let out_str = out.to_str().context("path")?;
-        freezelab(&[
+        let args = [
             "train",
             "--model",
             model,
@@ -125,16 +129,17 @@ pub fn demo() -> Result<()> {
             "--freeze",
             freeze,
             "--train-size",
-            "128",
+            "512",
             "--eval-size",
-            "200",
+            "400",
             "--epochs",
             "1",
             "--max-len",
             "64",
             "--out",
             out_str,
-        ])?;
+        ];
+        freezelab(&args, false)?;
         let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
         rows.push((column, summary));
     }
@@ -148,7 +153,7 @@ pub fn demo() -> Result<()> {
             "{:>3} {:>10} {:>12} {:>9.3} {:>9.3} {:>8.1} {:>14} {:>14}",
             column,
             s["freeze"].as_str().unwrap_or("?"),
-            s["trainable_params"],
+            s["trainable_params"].as_u64().unwrap_or(0),
             s["val_accuracy"].as_f64().unwrap_or(f64::NAN),
             s["macro_f1"].as_f64().unwrap_or(f64::NAN),
             s["examples_per_second"].as_f64().unwrap_or(f64::NAN),
