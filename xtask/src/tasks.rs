@@ -206,8 +206,8 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
         println!(
             "{:>10} {:>6} {:>5} {:>12.2} {:>12.2} {:>8.2}",
             b["freeze"].as_str().unwrap_or("?"),
-            b["cache"],
-            b["seq_len"],
+            b["cache"].as_bool().unwrap_or(false),
+            b["seq_len"].as_u64().unwrap_or(0),
             be,
             te,
             be / te.max(1e-12)
