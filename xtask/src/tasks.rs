@@ -40,11 +40,13 @@ fn wasm_target() -> Result<()> {
     step(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
 }
 
-/// `cargo test --release --workspace`, echoing its output and summing its `test result` lines.
-fn cargo_test() -> Result<(usize, usize)> {
+/// `cargo test ARGS`, echoing its output and summing its `test result` lines.
+fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(usize, usize)> {
     use std::io::{BufRead, BufReader};
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["test", "--release", "--workspace"])
+    cmd.arg("test")
+        .args(args)
+        .envs(envs.iter().copied())
         .env("CARGO_TARGET_DIR", target_dir()?)
         .current_dir(assets::root())
         .stdout(std::process::Stdio::piped());
@@ -89,14 +91,54 @@ fn assets_are_reproducible() -> Result<()> {
     Ok(())
 }
 
+/// The `wasm-bindgen` version in Cargo.lock: the test runner must match it exactly.
+fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string(assets::root().join("Cargo.lock"))?;
+    let at = lock.find("name = \"wasm-bindgen\"\nversion = \"").context("wasm-bindgen is not in Cargo.lock")?;
+    let rest = &lock[at + "name = \"wasm-bindgen\"\nversion = \"".len()..];
+    Ok(rest[..rest.find('"').context("malformed Cargo.lock")?].to_string())
+}
+
+/// Installs what the browser tests need when it is missing: `wasm-bindgen-test-runner` at the
+/// locked version (cargo install, ~12 min once) and Debian's chromium + chromedriver.
+fn browser_tools() -> Result<()> {
+    let version = locked_wasm_bindgen()?;
+    let installed = Command::new("wasm-bindgen-test-runner")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&version));
+    if !installed {
+        step(Command::new(env!("CARGO")).args(["install", "wasm-bindgen-cli", "--version", &format!("={version}")]))?;
+    }
+    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+        step(Command::new("apt-get").arg("update"))?;
+        step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"]))?;
+    }
+    Ok(())
+}
+
+/// The core in headless Chromium (tests/wasm.rs), through wasm-bindgen-test-runner.
+fn browser_tests() -> Result<(usize, usize)> {
+    browser_tools()?;
+    cargo_test(
+        &["-p", "freezelab-core", "--target", "wasm32-unknown-unknown", "--test", "wasm"],
+        &[
+            ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
+            ("CHROMEDRIVER", "/usr/bin/chromedriver"),
+        ],
+    )
+}
+
 pub fn test() -> Result<()> {
     wasm_target()?;
     assets::prepare()?;
     assets_are_reproducible()?;
     // Tests that need the default assets fail (not skip) when they are missing.
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
-    let (passed, failed) = cargo_test()?;
+    let (passed, failed) = cargo_test(&["--release", "--workspace"], &[])?;
     cargo(&["build", "-p", "freezelab-core", "--target", "wasm32-unknown-unknown"])?;
+    let (browser_passed, browser_failed) = browser_tests()?;
+    let (passed, failed) = (passed + browser_passed, failed + browser_failed);
     // One closing line for whoever reads the log: the sum over every test binary.
     println!("tests: {passed} passed, {failed} failed");
     Ok(())

@@ -1,0 +1,120 @@
+//! The core inside a real browser (wasm-bindgen-test, headless Chromium), on the CPU backend:
+//! tokenizer from bytes, a forward pass, training that learns, freezing that holds.
+//! Run by `cargo xtask test` through `wasm-bindgen-test-runner`.
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::Cell;
+
+use burn::tensor::Device;
+use freezelab_core::bert::BatchTensors;
+use freezelab_core::cache::{CacheKey, PrefixCache};
+use freezelab_core::data::Dataset;
+use freezelab_core::device::read_f32;
+use freezelab_core::freeze::FreezePlan;
+use freezelab_core::loaded::{LoadedModel, ModelFiles};
+use freezelab_core::synthetic;
+use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
+use freezelab_core::weights::random_checkpoint;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[derive(Default)]
+struct Recorder {
+    ticks: Cell<f64>,
+    losses: Vec<f64>,
+}
+
+impl Host for Recorder {
+    fn now(&self) -> f64 {
+        self.ticks.set(self.ticks.get() + 1.0);
+        self.ticks.get()
+    }
+    fn emit(&mut self, event: &TrainEvent) {
+        if let TrainEvent::Step { loss, .. } = event {
+            self.losses.push(*loss);
+        }
+    }
+}
+
+fn tiny(device: &Device) -> LoadedModel {
+    let config = synthetic::config(32, 2, 2);
+    let weights = random_checkpoint(&config, 7);
+    let config_json = serde_json::to_vec(&config).unwrap();
+    let tokenizer = synthetic::tokenizer_json();
+    let files = ModelFiles { config: &config_json, weights: &weights, tokenizer: tokenizer.as_bytes() };
+    LoadedModel::load(files, Some(2), 7, device).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn tokenizer_from_bytes_adds_specials_and_pads() {
+    let model = tiny(&Device::flex());
+    let batch = model.encoder.encode_batch(&["the movie was great", "bad"], 16).unwrap();
+    // [CLS]=2, [SEP]=3; "great" is the first cue word (4), "bad" the eighth (11).
+    assert_eq!(batch.tokens(1), vec![2, 11, 3]);
+    assert_eq!(batch.tokens(0).first(), Some(&2));
+    assert_eq!(batch.tokens(0).last(), Some(&3));
+    assert_eq!(batch.seq_len, 6);
+}
+
+#[wasm_bindgen_test]
+async fn forward_pass_gives_finite_distinct_outputs() {
+    let device = Device::flex();
+    let model = tiny(&device);
+    let batch = model.encoder.encode_batch(&["the movie was great", "a bad dark day"], 16).unwrap();
+    let logits = read_f32(model.classifier.forward(&BatchTensors::new(&batch, &device))).await.unwrap();
+    assert_eq!(logits.len(), 4);
+    assert!(logits.iter().all(|v| v.is_finite()));
+    assert_ne!(logits[0..2], logits[2..4]);
+}
+
+/// Trains the tiny model in the browser under `plan`: losses, summary, trained model, cache.
+async fn train_tiny(plan: FreezePlan, epochs: usize) -> (Vec<f64>, train::RunSummary, LoadedModel, PrefixCache) {
+    let device = Device::flex().autodiff();
+    let mut model = tiny(&device);
+    let data = Dataset::from_single(synthetic::examples(96, 1), 0.25, 0, "synthetic").unwrap();
+    let cfg = TrainConfig {
+        freeze: plan,
+        train_size: 64,
+        eval_size: None,
+        epochs,
+        batch_size: 8,
+        max_len: 16,
+        lr: 3e-3,
+        head_lr: 1e-2,
+        cache: true,
+        ..TrainConfig::default()
+    };
+    let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: 16 };
+    let mut host = Recorder::default();
+    let mut cache = PrefixCache::new(1 << 26);
+    let (trained, summary) =
+        train::train(model.classifier, &model.config, &model.encoder, &data, &cfg, key, &mut cache, &mut host)
+            .await
+            .unwrap();
+    model.classifier = trained;
+    (host.losses, summary, model, cache)
+}
+
+#[wasm_bindgen_test]
+async fn training_learns_in_the_browser() {
+    let (losses, summary, _, _) = train_tiny(FreezePlan::none(2), 8).await;
+    let n = losses.len();
+    let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
+    let last: f64 = losses[n - 4..].iter().sum::<f64>() / 4.0;
+    assert!(last < first * 0.5, "loss did not fall in the browser: {first:.3} → {last:.3}");
+    assert!(summary.val_accuracy >= 0.75, "accuracy {}", summary.val_accuracy);
+}
+
+#[wasm_bindgen_test]
+async fn frozen_weights_hold_and_the_prefix_is_cached_in_the_browser() {
+    let device = Device::flex();
+    let before = read_f32(tiny(&device).classifier.bert.layers[0].query.weight.val()).await.unwrap();
+    let (_, summary, model, cache) = train_tiny(FreezePlan::bottom(2, 1), 2).await;
+    let after = read_f32(model.classifier.bert.layers[0].query.weight.val()).await.unwrap();
+    assert_eq!(before, after, "layer 0 is frozen");
+    assert!(summary.cache_used && cache.len() == 64 + 24, "every example cached once");
+    let layer1_trained = read_f32(model.classifier.bert.layers[1].query.weight.val()).await.unwrap();
+    let layer1_initial = read_f32(tiny(&device).classifier.bert.layers[1].query.weight.val()).await.unwrap();
+    assert_ne!(layer1_trained, layer1_initial, "layer 1 trains");
+}
