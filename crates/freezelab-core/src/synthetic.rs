@@ -66,3 +66,15 @@ pub fn examples(n: usize, seed: u64) -> Vec<Example> {
         })
         .collect()
 }
+
+/// Sentences whose logits under [`model_files`]`(32, 2, 2, 7)` are pinned in
+/// tests/fixtures/tiny_logits.json, checked natively and in the browser.
+pub const PROBE_TEXTS: [&str; 4] = ["the movie was great", "a bad dark day", "love", "it is so very poor and sad"];
+
+/// The three files of a random model over the synthetic vocabulary: config.json, safetensors
+/// weights (seeded) and tokenizer.json.
+pub fn model_files(hidden: usize, layers: usize, heads: usize, seed: u64) -> (Vec<u8>, Vec<u8>, String) {
+    let config = config(hidden, layers, heads);
+    let weights = crate::weights::random_checkpoint(&config, seed);
+    (serde_json::to_vec(&config).expect("config serialises"), weights, tokenizer_json())
+}

@@ -14,7 +14,6 @@ use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
 use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
-use freezelab_core::weights::random_checkpoint;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -38,12 +37,24 @@ impl Host for Recorder {
 }
 
 fn tiny(device: &Device) -> LoadedModel {
-    let config = synthetic::config(32, 2, 2);
-    let weights = random_checkpoint(&config, 7);
-    let config_json = serde_json::to_vec(&config).unwrap();
-    let tokenizer = synthetic::tokenizer_json();
-    let files = ModelFiles { config: &config_json, weights: &weights, tokenizer: tokenizer.as_bytes() };
+    let (config, weights, tokenizer) = synthetic::model_files(32, 2, 2, 7);
+    let files = ModelFiles { config: &config, weights: &weights, tokenizer: tokenizer.as_bytes() };
     LoadedModel::load(files, Some(2), 7, device).unwrap()
+}
+
+/// Logits written by the native test tests/tiny_logits.rs.
+const NATIVE_LOGITS: &str = include_str!("../../../tests/fixtures/tiny_logits.json");
+
+#[wasm_bindgen_test]
+async fn logits_equal_the_native_ones() {
+    let device = Device::flex();
+    let model = tiny(&device);
+    let batch = model.encoder.encode_batch(&synthetic::PROBE_TEXTS, 16).unwrap();
+    let got = read_f32(model.classifier.forward(&BatchTensors::new(&batch, &device))).await.unwrap();
+    let want: Vec<f32> = serde_json::from_str(NATIVE_LOGITS).unwrap();
+    assert_eq!(got.len(), want.len());
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "wasm logits differ from native by {worst}");
 }
 
 #[wasm_bindgen_test]
