@@ -19,6 +19,13 @@ fn model_dir(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("freezelab-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -62,8 +69,7 @@ fn train_saves_a_model_that_predict_loads() {
     let Some(dir) = model_dir("train → predict") else {
         return;
     };
-    let tmp = std::env::temp_dir().join(format!("freezelab-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = scratch("cli");
     let (out, head) = (tmp.join("run.json"), tmp.join("tuned.safetensors"));
     let (stdout, stderr, ok) = freezelab(&[
         "train",
@@ -124,8 +130,7 @@ fn bad_input_gets_a_clear_message() {
     let Some(dir) = model_dir("bad input") else {
         return;
     };
-    let tmp = std::env::temp_dir().join(format!("freezelab-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = scratch("bad");
     let one_class = tmp.join("one.csv");
     std::fs::write(&one_class, "text,label\na,x\nb,x\nc,x\n").unwrap();
     let (_, stderr, ok) =
