@@ -125,6 +125,8 @@ fn browser_tests() -> Result<(usize, usize)> {
         &[
             ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
             ("CHROMEDRIVER", "/usr/bin/chromedriver"),
+            // A debug build trains slowly; the runner's default of 20 s per suite is too short.
+            ("WASM_BINDGEN_TEST_TIMEOUT", "900"),
         ],
     )
 }

@@ -16,7 +16,9 @@ use freezelab_core::synthetic;
 use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
-wasm_bindgen_test_configure!(run_in_browser);
+// In a dedicated worker: the runner polls the page over WebDriver, and training on the main
+// thread would block those polls past their timeout on a slow machine.
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 #[derive(Default)]
 struct Recorder {
