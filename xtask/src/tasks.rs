@@ -1,22 +1,22 @@
-//! `cargo xtask test` and `cargo xtask demo`: what README's two commands run.
+//! `cargo xtask test`, `demo` and `bench`, and the cargo helpers every task uses.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::assets;
+use crate::{assets, browser};
 
 /// Builds share one target folder outside the work tree, so a re-run (or CI on the same
 /// machine) finds them; nothing depends on it being there.
-fn target_dir() -> Result<PathBuf> {
+pub fn target_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Ok(PathBuf::from(dir));
     }
     Ok(PathBuf::from(std::env::var("HOME").context("HOME is not set")?).join(".cache/freezelab/target"))
 }
 
-fn cargo(args: &[&str]) -> Result<()> {
+pub fn cargo(args: &[&str]) -> Result<()> {
     step(Command::new(env!("CARGO")).args(args).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))
 }
 
@@ -27,7 +27,7 @@ fn freezelab_binary() -> Result<PathBuf> {
     Ok(target_dir()?.join("release").join(format!("freezelab{}", std::env::consts::EXE_SUFFIX)))
 }
 
-fn step(cmd: &mut Command) -> Result<()> {
+pub fn step(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {cmd:?}");
     let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
@@ -36,41 +36,50 @@ fn step(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn wasm_target() -> Result<()> {
+pub fn wasm_target() -> Result<()> {
     step(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
 }
 
-/// `cargo test ARGS`, echoing its output and summing its `test result` lines.
-fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(usize, usize)> {
+/// Runs a test command, echoing its output; `count` reads (passed, failed) off each line. Fails
+/// when the command does, after printing the counts so far.
+pub fn counted(cmd: &mut Command, count: impl Fn(&str) -> (usize, usize)) -> Result<(usize, usize)> {
     use std::io::{BufRead, BufReader};
+    cmd.stdout(std::process::Stdio::piped());
+    eprintln!("xtask: {cmd:?}");
+    let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        let (p, f) = count(&line);
+        passed += p;
+        failed += f;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("tests: {passed} passed, {failed} failed");
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok((passed, failed))
+}
+
+/// `cargo test ARGS`, echoing its output and summing its `test result` lines.
+pub fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(usize, usize)> {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.arg("test")
         .args(args)
         .envs(envs.iter().copied())
         .env("CARGO_TARGET_DIR", target_dir()?)
-        .current_dir(assets::root())
-        .stdout(std::process::Stdio::piped());
-    eprintln!("xtask: {cmd:?}");
-    let mut child = cmd.spawn().context("starting cargo test")?;
-    let (mut passed, mut failed) = (0, 0);
-    for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
-        let line = line?;
-        println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            let count = |word: &str| {
-                rest.split(';')
-                    .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse::<usize>().ok())
-            };
-            passed += count("passed").unwrap_or(0);
-            failed += count("failed").unwrap_or(0);
-        }
-    }
-    let status = child.wait()?;
-    if !status.success() {
-        println!("tests: {passed} passed, {failed} failed");
-        bail!("cargo test failed ({status})");
-    }
-    Ok((passed, failed))
+        .current_dir(assets::root());
+    counted(&mut cmd, |line| {
+        let Some(rest) = line.strip_prefix("test result: ") else { return (0, 0) };
+        let count = |word: &str| {
+            rest.split(';')
+                .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        (count("passed"), count("failed"))
+    })
 }
 
 /// Prepares every asset again from the downloaded packages in a scratch folder: the manifest
@@ -91,46 +100,6 @@ fn assets_are_reproducible() -> Result<()> {
     Ok(())
 }
 
-/// The `wasm-bindgen` version in Cargo.lock: the test runner must match it exactly.
-fn locked_wasm_bindgen() -> Result<String> {
-    let lock = std::fs::read_to_string(assets::root().join("Cargo.lock"))?;
-    let at = lock.find("name = \"wasm-bindgen\"\nversion = \"").context("wasm-bindgen is not in Cargo.lock")?;
-    let rest = &lock[at + "name = \"wasm-bindgen\"\nversion = \"".len()..];
-    Ok(rest[..rest.find('"').context("malformed Cargo.lock")?].to_string())
-}
-
-/// Installs what the browser tests need when it is missing: `wasm-bindgen-test-runner` at the
-/// locked version (cargo install, ~12 min once) and Debian's chromium + chromedriver.
-fn browser_tools() -> Result<()> {
-    let version = locked_wasm_bindgen()?;
-    let installed = Command::new("wasm-bindgen-test-runner")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&version));
-    if !installed {
-        step(Command::new(env!("CARGO")).args(["install", "wasm-bindgen-cli", "--version", &format!("={version}")]))?;
-    }
-    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
-        step(Command::new("apt-get").arg("update"))?;
-        step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"]))?;
-    }
-    Ok(())
-}
-
-/// The core in headless Chromium (tests/wasm.rs), through wasm-bindgen-test-runner.
-fn browser_tests() -> Result<(usize, usize)> {
-    browser_tools()?;
-    cargo_test(
-        &["-p", "freezelab-core", "--target", "wasm32-unknown-unknown", "--test", "wasm"],
-        &[
-            ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
-            ("CHROMEDRIVER", "/usr/bin/chromedriver"),
-            // A debug build trains slowly; the runner's default of 20 s per suite is too short.
-            ("WASM_BINDGEN_TEST_TIMEOUT", "900"),
-        ],
-    )
-}
-
 pub fn test() -> Result<()> {
     wasm_target()?;
     assets::prepare()?;
@@ -139,14 +108,15 @@ pub fn test() -> Result<()> {
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
     let (passed, failed) = cargo_test(&["--release", "--workspace"], &[])?;
     cargo(&["build", "-p", "freezelab-core", "--target", "wasm32-unknown-unknown"])?;
-    let (browser_passed, browser_failed) = browser_tests()?;
-    let (passed, failed) = (passed + browser_passed, failed + browser_failed);
+    let (browser_passed, browser_failed) = browser::wasm_tests()?;
+    let (e2e_passed, e2e_failed) = browser::end_to_end()?;
+    let (passed, failed) = (passed + browser_passed + e2e_passed, failed + browser_failed + e2e_failed);
     // One closing line for whoever reads the log: the sum over every test binary.
     println!("tests: {passed} passed, {failed} failed");
     Ok(())
 }
 
-/// The product's story on the command line until the page exists: the same small budget
+/// The story on the command line: the same small budget
 /// trained twice, everything trainable (A) against head only (B), compared side by side.
 pub fn demo() -> Result<()> {
     assets::prepare()?;

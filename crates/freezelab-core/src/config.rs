@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::memory::EncoderShape;
 use crate::{CoreError, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,15 @@ impl BertConfig {
         let config: BertConfig = serde_json::from_slice(bytes).map_err(|e| CoreError::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The sizes computed memory depends on.
+    pub fn shape(&self) -> EncoderShape {
+        EncoderShape {
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_attention_heads: self.num_attention_heads,
+        }
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -66,23 +66,41 @@ pub fn parse(file: &str, bytes: &[u8], format: Format, columns: &Columns) -> Res
     Ok(examples)
 }
 
-/// Column names of a delimited file's header, or the keys of a JSONL file's first object
-/// (for the page's column pickers).
-pub fn column_names(file: &str, bytes: &[u8], format: Format) -> Result<Vec<String>> {
+/// A file's column names (a delimited file's header, or the keys of a JSONL file's first
+/// object) and its first `rows` rows as text, for the page's column pickers.
+pub fn preview(file: &str, bytes: &[u8], format: Format, rows: usize) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     match format {
         Format::Jsonl => {
-            let (line_no, line) = json_lines(bytes).next().ok_or_else(|| CoreError::data(file, "the file is empty"))?;
-            let line = std::str::from_utf8(line).map_err(|_| CoreError::line(file, line_no, "not valid UTF-8"))?;
-            match serde_json::from_str::<serde_json::Value>(line) {
-                Ok(serde_json::Value::Object(map)) => Ok(map.keys().cloned().collect()),
-                _ => Err(CoreError::line(file, line_no, "expected a JSON object")),
+            let mut columns: Vec<String> = Vec::new();
+            let mut out = Vec::new();
+            for (line_no, line) in json_lines(bytes).take(rows.max(1)) {
+                let line = std::str::from_utf8(line).map_err(|_| CoreError::line(file, line_no, "not valid UTF-8"))?;
+                let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(line) else {
+                    return Err(CoreError::line(file, line_no, "expected a JSON object"));
+                };
+                if columns.is_empty() {
+                    columns = map.keys().cloned().collect();
+                }
+                let cell = |k: &String| map.get(k).map(|v| label_string(v).unwrap_or_else(|| v.to_string()));
+                out.push(columns.iter().map(|k| cell(k).unwrap_or_default()).collect());
             }
+            if columns.is_empty() {
+                return Err(CoreError::data(file, "the file is empty"));
+            }
+            out.truncate(rows);
+            Ok((columns, out))
         }
         Format::Csv | Format::Tsv => {
             let delim = if format == Format::Csv { b',' } else { b'\t' };
-            let mut reader = csv::ReaderBuilder::new().delimiter(delim).from_reader(bytes);
+            let mut reader = csv::ReaderBuilder::new().delimiter(delim).flexible(true).from_reader(bytes);
             let header = reader.headers().map_err(|e| csv_error(file, e))?;
-            Ok(header.iter().map(str::to_string).collect())
+            let columns: Vec<String> = header.iter().map(str::to_string).collect();
+            let mut out = Vec::new();
+            for record in reader.records().take(rows) {
+                let record = record.map_err(|e| csv_error(file, e))?;
+                out.push(record.iter().map(str::to_string).collect());
+            }
+            Ok((columns, out))
         }
     }
 }
@@ -275,6 +293,11 @@ impl Dataset {
     pub fn train_counts(&self) -> Vec<usize> {
         counts(&self.train, self.labels.len())
     }
+
+    /// Examples per label id in the validation split.
+    pub fn validation_counts(&self) -> Vec<usize> {
+        counts(&self.validation, self.labels.len())
+    }
 }
 
 fn counts(items: &[(String, usize)], n: usize) -> Vec<usize> {
@@ -337,6 +360,16 @@ mod tests {
         assert_eq!(parse("d.jsonl", jsonl, Format::Jsonl, &cols).unwrap(), want);
         assert_eq!(parse("d.csv", csv, Format::Csv, &cols).unwrap(), want);
         assert_eq!(parse("d.tsv", tsv, Format::Tsv, &cols).unwrap(), want);
+    }
+
+    #[test]
+    fn preview_gives_columns_and_first_rows() {
+        let (cols, rows) = preview("p.csv", b"label,text\nx,a\ny,\"b, c\"\nz,d\n", Format::Csv, 2).unwrap();
+        assert_eq!(cols, ["label", "text"]);
+        assert_eq!(rows, [["x", "a"], ["y", "b, c"]]);
+        let (cols, rows) = preview("p.jsonl", b"{\"t\":\"a\",\"n\":3}\n{\"t\":\"b\"}\n", Format::Jsonl, 5).unwrap();
+        assert_eq!(cols, ["n", "t"]);
+        assert_eq!(rows, [["3", "a"], ["", "b"]]);
     }
 
     #[test]
@@ -410,7 +443,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|_| *alphabet.choose(&mut rng).unwrap()).collect();
             for format in [Format::Jsonl, Format::Csv, Format::Tsv] {
                 let _ = parse("fuzz", &bytes, format, &Columns::default());
-                let _ = column_names("fuzz", &bytes, format);
+                let _ = preview("fuzz", &bytes, format, 5);
             }
         }
     }

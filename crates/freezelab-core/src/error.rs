@@ -20,6 +20,8 @@ pub enum CoreError {
     Device(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Plan(#[from] freezelab_protocol::freeze::PlanError),
 }
 
 impl CoreError {

@@ -10,7 +10,6 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
-pub mod freeze;
 pub mod loaded;
 pub mod memory;
 pub mod synthetic;
@@ -19,3 +18,5 @@ pub mod train;
 pub mod weights;
 
 pub use error::{CoreError, Result};
+/// Freeze plans and metrics are plain values shared with the page: they live in the protocol crate.
+pub use freezelab_protocol::{freeze, metrics};

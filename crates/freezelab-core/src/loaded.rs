@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::bert::{mean_pool, BatchTensors, Classifier};
 use crate::config::BertConfig;
 use crate::device::read_f32;
+use crate::memory::BlockParams;
 use crate::tokenize::TextEncoder;
 use crate::weights::{load_classifier, stored_head_labels};
 use crate::{CoreError, Result};
@@ -27,25 +28,12 @@ pub struct LoadedModel {
     pub device: Device,
 }
 
-/// Parameter counts per block, bottom to top.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BlockParams {
-    pub embeddings: usize,
-    pub layers: Vec<usize>,
-    pub head: usize,
-}
-
-impl BlockParams {
-    pub fn of(model: &Classifier) -> Self {
-        BlockParams {
-            embeddings: model.bert.embeddings.num_params(),
-            layers: model.bert.layers.iter().map(Module::num_params).collect(),
-            head: model.head.num_params(),
-        }
-    }
-
-    pub fn total(&self) -> usize {
-        self.embeddings + self.layers.iter().sum::<usize>() + self.head
+/// Parameter counts per block of a classifier, bottom to top.
+pub fn block_params(model: &Classifier) -> BlockParams {
+    BlockParams {
+        embeddings: model.bert.embeddings.num_params(),
+        layers: model.bert.layers.iter().map(Module::num_params).collect(),
+        head: model.head.num_params(),
     }
 }
 
@@ -81,7 +69,7 @@ impl LoadedModel {
     }
 
     pub fn block_params(&self) -> BlockParams {
-        BlockParams::of(&self.classifier)
+        block_params(&self.classifier)
     }
 
     fn check_max_len(&self, max_len: usize) -> Result<()> {

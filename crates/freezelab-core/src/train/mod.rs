@@ -3,17 +3,7 @@
 
 pub mod bench;
 pub mod events;
-pub mod metrics;
 pub mod schedule;
-
-use burn::module::Module;
-use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{activation, Device, Tensor, TensorData};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::bert::{BatchTensors, Bert, Classifier};
 use crate::cache::{CacheKey, PrefixCache};
@@ -21,93 +11,42 @@ use crate::config::BertConfig;
 use crate::data::{stratified_subset, Dataset};
 use crate::device::read_f32;
 use crate::freeze::FreezePlan;
-use crate::loaded::BlockParams;
+use crate::loaded::block_params;
 use crate::memory::{self, PeakMeter};
 use crate::tokenize::{EncodedBatch, TextEncoder};
 use crate::{CoreError, Result};
+use burn::module::Module;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{activation, Device, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 pub use events::{Host, MemoryReport, RunSummary, TrainEvent};
-use metrics::{argmax, Metrics};
+use freezelab_protocol::metrics::{argmax, Metrics};
+pub use freezelab_protocol::run::TrainConfig;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TrainConfig {
-    pub freeze: FreezePlan,
-    /// Training examples: the first N of a seeded, stratified shuffle.
-    pub train_size: usize,
-    /// Validation examples used for evaluation (seeded, stratified); `None`: all.
-    pub eval_size: Option<usize>,
-    pub epochs: usize,
-    /// Stop after this many steps (overrides epochs when smaller).
-    pub max_steps: Option<usize>,
-    pub batch_size: usize,
-    pub max_len: usize,
-    /// Learning rate of the pretrained encoder.
-    pub lr: f64,
-    /// Learning rate of the new, randomly initialised head.
-    pub head_lr: f64,
-    pub weight_decay: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    /// Fraction of steps spent warming up linearly, before linear decay to 0.
-    pub warmup_fraction: f64,
-    /// Clip each parameter's gradient to this L2 norm (Burn clips per tensor).
-    pub grad_clip_norm: Option<f64>,
-    /// Also evaluate every this many steps (always at the end of each epoch).
-    pub eval_every: Option<usize>,
-    pub seed: u64,
-    /// Reuse the frozen prefix's outputs across epochs and for validation.
-    pub cache: bool,
-    /// Beyond this the cache stops growing and the rest is recomputed.
-    pub cache_limit_bytes: u64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            freeze: FreezePlan::none(0),
-            train_size: 512,
-            eval_size: Some(400),
-            epochs: 2,
-            max_steps: None,
-            batch_size: 16,
-            max_len: 64,
-            lr: 5e-5,
-            head_lr: 1e-3,
-            weight_decay: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            warmup_fraction: 0.1,
-            grad_clip_norm: Some(1.0),
-            eval_every: None,
-            seed: 0,
-            cache: false,
-            cache_limit_bytes: 1 << 30,
-        }
+/// Refuses settings the model or the loop cannot run, with a message for people.
+pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
+    let bad = |m: String| Err(CoreError::Invalid(m));
+    if cfg.freeze.num_layers() != config.num_hidden_layers {
+        return bad(format!(
+            "the freeze plan has {} layers, the model {}",
+            cfg.freeze.num_layers(),
+            config.num_hidden_layers
+        ));
     }
-}
-
-impl TrainConfig {
-    pub fn validate(&self, config: &BertConfig) -> Result<()> {
-        let bad = |m: String| Err(CoreError::Invalid(m));
-        if self.freeze.num_layers() != config.num_hidden_layers {
-            return bad(format!(
-                "the freeze plan has {} layers, the model {}",
-                self.freeze.num_layers(),
-                config.num_hidden_layers
-            ));
-        }
-        if self.batch_size == 0 || self.train_size == 0 || (self.epochs == 0 && self.max_steps.is_none()) {
-            return bad("batch size, train size and epochs must be positive".into());
-        }
-        if self.max_len < 2 || self.max_len > config.max_position_embeddings {
-            return bad(format!("max length must be in 2..={}", config.max_position_embeddings));
-        }
-        if !(self.lr > 0.0 && self.head_lr > 0.0) {
-            return bad("learning rates must be positive".into());
-        }
-        Ok(())
+    if cfg.batch_size == 0 || cfg.train_size == 0 || (cfg.epochs == 0 && cfg.max_steps.is_none()) {
+        return bad("batch size, train size and epochs must be positive".into());
     }
+    if cfg.max_len < 2 || cfg.max_len > config.max_position_embeddings {
+        return bad(format!("max length must be in 2..={}", config.max_position_embeddings));
+    }
+    if !(cfg.lr > 0.0 && cfg.head_lr > 0.0) {
+        return bad("learning rates must be positive".into());
+    }
+    Ok(())
 }
 
 /// Sets gradient flags and eval mode per the plan. Frozen blocks keep their weights fixed
@@ -344,7 +283,7 @@ pub async fn train(
     cache: &mut PrefixCache,
     host: &mut dyn Host,
 ) -> Result<(Classifier, RunSummary)> {
-    cfg.validate(config)?;
+    validate(cfg, config)?;
     let device = model.head.weight.val().device();
     if !device.is_autodiff() {
         return Err(CoreError::Device("training needs an autodiff device (Device::autodiff)".into()));
@@ -358,7 +297,7 @@ pub async fn train(
     }
     device.seed(cfg.seed);
     let plan = &cfg.freeze;
-    let params = BlockParams::of(&model);
+    let params = block_params(&model);
     let mut model = apply_freeze(model, plan);
     let prep = prepare(encoder, data, cfg)?;
     let use_cache = cfg.cache && plan.freeze_line().is_some();
@@ -383,7 +322,7 @@ pub async fn train(
     let mut optim = adamw(cfg);
 
     let trainable = memory::trainable_params(&params, plan);
-    let planned = memory::computed(config, &params, plan, cfg.batch_size, cfg.max_len, 0);
+    let planned = memory::computed(&config.shape(), &params, plan, cfg.batch_size, cfg.max_len, 0);
     host.emit(&TrainEvent::Started {
         total_steps,
         train_examples: prep.train.len(),
@@ -411,6 +350,7 @@ pub async fn train(
             if step >= total_steps {
                 break 'epochs;
             }
+            host.breathe().await;
             if host.cancelled() {
                 cancelled = true;
                 break 'epochs;
@@ -466,7 +406,7 @@ pub async fn train(
     }
 
     let cache_bytes = if use_cache { cache.bytes() } else { 0 };
-    let computed = memory::computed(config, &params, plan, cfg.batch_size, longest_seq.max(1), cache_bytes);
+    let computed = memory::computed(&config.shape(), &params, plan, cfg.batch_size, longest_seq.max(1), cache_bytes);
     let (_, final_loss, final_metrics) = evals.last().cloned().expect("evaluated at least once");
     let best = evals.iter().map(|(_, _, m)| m.accuracy).fold(0.0, f64::max);
     let summary = RunSummary {

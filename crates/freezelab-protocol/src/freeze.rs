@@ -6,8 +6,15 @@
 //! classification head is always trained.
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use crate::{CoreError, Result};
+/// A freeze spec that does not describe a plan for this model.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("freeze plan \"{spec}\": {why}")]
+pub struct PlanError {
+    pub spec: String,
+    pub why: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FreezePlan {
@@ -34,7 +41,7 @@ impl FreezePlan {
 
     /// Parses `none`, `emb`, `head-only`, `bottom-K`, or a comma list of `emb`, layer indices
     /// and ranges (`emb,0-3`, `3`, `emb,1,4-5`).
-    pub fn parse(spec: &str, num_layers: usize) -> Result<Self> {
+    pub fn parse(spec: &str, num_layers: usize) -> Result<Self, PlanError> {
         let spec = spec.trim();
         match spec {
             "none" | "all" | "" => return Ok(Self::none(num_layers)),
@@ -110,8 +117,53 @@ impl FreezePlan {
     }
 }
 
-fn bad(spec: &str, why: &str) -> CoreError {
-    CoreError::Invalid(format!("freeze plan \"{spec}\": {why}"))
+/// The one-click plans the page offers per column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preset {
+    /// Train everything.
+    All,
+    /// Freeze the embeddings only.
+    Embeddings,
+    /// Freeze the embeddings and the bottom half of the layers.
+    BottomHalf,
+    /// Train the head only.
+    HeadOnly,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 4] = [Preset::All, Preset::Embeddings, Preset::BottomHalf, Preset::HeadOnly];
+
+    pub fn plan(self, num_layers: usize) -> FreezePlan {
+        match self {
+            Preset::All => FreezePlan::none(num_layers),
+            Preset::Embeddings => FreezePlan::bottom(num_layers, 0),
+            Preset::BottomHalf => FreezePlan::bottom(num_layers, num_layers / 2),
+            Preset::HeadOnly => FreezePlan::head_only(num_layers),
+        }
+    }
+
+    /// Stable identifier (the page's `preset-A-{id}` test ids).
+    pub fn id(self) -> &'static str {
+        match self {
+            Preset::All => "all",
+            Preset::Embeddings => "emb",
+            Preset::BottomHalf => "bottom-half",
+            Preset::HeadOnly => "head",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Preset::All => "train all",
+            Preset::Embeddings => "freeze embeddings",
+            Preset::BottomHalf => "freeze bottom half",
+            Preset::HeadOnly => "head only",
+        }
+    }
+}
+
+fn bad(spec: &str, why: &str) -> PlanError {
+    PlanError { spec: spec.to_string(), why: why.to_string() }
 }
 
 #[cfg(test)]
@@ -128,6 +180,14 @@ mod tests {
         let only3 = FreezePlan::parse("3", 6).unwrap();
         assert_eq!(only3.layers, vec![false, false, false, true, false, false]);
         assert!(!only3.embeddings);
+    }
+
+    #[test]
+    fn presets_match_their_names() {
+        assert_eq!(Preset::All.plan(6), FreezePlan::none(6));
+        assert_eq!(Preset::Embeddings.plan(6).label(), "emb");
+        assert_eq!(Preset::BottomHalf.plan(6).label(), "emb,0-2");
+        assert!(Preset::HeadOnly.plan(6).is_head_only());
     }
 
     #[test]

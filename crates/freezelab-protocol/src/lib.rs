@@ -1,0 +1,15 @@
+//! The vocabulary every part of FreezeLab shares, with no Burn in it: the page imports this
+//! crate and stays small, the worker and the CLI import it through the core.
+//!
+//! - [`freeze`]: the freeze plan, the value everything about freezing derives from;
+//! - [`memory`]: the computed memory of a plan, from parameter counts and shapes alone, so the
+//!   page can redraw it on every tick without asking the worker;
+//! - [`run`]: a run's settings, its events and its summary;
+//! - [`metrics`]: accuracy, macro-F1, confusion;
+//! - [`messages`]: what the page and the worker say to each other.
+
+pub mod freeze;
+pub mod memory;
+pub mod messages;
+pub mod metrics;
+pub mod run;

@@ -1,0 +1,183 @@
+//! What the page and the training worker say to each other. Both sides import these types and
+//! exchange them with `serde-wasm-bindgen`; files the user picks travel as same-origin `blob:`
+//! URLs that the worker fetches, so no large byte arrays cross the message boundary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::memory::{BlockParams, EncoderShape};
+use crate::run::{TrainConfig, TrainEvent};
+
+/// The two comparison columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Column {
+    A,
+    B,
+}
+
+impl Column {
+    pub const BOTH: [Column; 2] = [Column::A, Column::B];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::A => "A",
+            Column::B => "B",
+        }
+    }
+}
+
+/// Page → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ToWorker {
+    /// Pick a backend: WebGPU when an adapter exists, unless `force_cpu`.
+    Start {
+        force_cpu: bool,
+    },
+    LoadModel {
+        source: ModelSource,
+    },
+    /// Column names, first rows and label counts of a file, before the user picks columns.
+    Inspect {
+        file: UserFile,
+    },
+    LoadDataset {
+        source: DataSource,
+    },
+    Train {
+        run_id: u32,
+        column: Column,
+        config: TrainConfig,
+    },
+    Stop,
+    /// Classify a text with every column's latest trained model.
+    Predict {
+        text: String,
+    },
+}
+
+/// Worker → page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum FromWorker {
+    /// The worker's wasm is running and takes messages.
+    Alive,
+    Backend {
+        info: BackendInfo,
+    },
+    /// Bytes fetched so far of a download (`total` when the server says).
+    Progress {
+        what: String,
+        loaded: u64,
+        total: Option<u64>,
+    },
+    ModelLoaded {
+        info: ModelInfo,
+    },
+    Inspected {
+        preview: FilePreview,
+    },
+    DatasetLoaded {
+        info: DatasetInfo,
+    },
+    Run {
+        run_id: u32,
+        column: Column,
+        event: TrainEvent,
+    },
+    /// A run ended with an error; `retry_on_cpu` when the GPU was the cause.
+    RunFailed {
+        run_id: u32,
+        column: Column,
+        message: String,
+        retry_on_cpu: bool,
+    },
+    Predictions {
+        text: String,
+        results: Vec<Prediction>,
+    },
+    /// Bytes of the worker's wasm linear memory (it only grows).
+    Heap {
+        bytes: u64,
+    },
+    /// A request failed; the worker keeps what it had before.
+    Error {
+        context: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `webgpu` or `cpu`.
+    pub kind: String,
+    pub adapter: Option<String>,
+    /// A software (fallback) adapter such as SwiftShader.
+    pub fallback: bool,
+    /// Why the CPU was chosen, when it was.
+    pub note: Option<String>,
+}
+
+/// A file the user picked, readable by the worker at `url` (a `blob:` URL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserFile {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum ModelSource {
+    /// Same-origin files of a prepared model: `{base}/config.json`, `{base}/{weights}`,
+    /// `{base}/tokenizer.json`.
+    Prepared { id: String, base: String, weights: String },
+    /// The user's own checkpoint.
+    Files { config: UserFile, weights: UserFile, tokenizer: UserFile },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum DataSource {
+    /// A prepared dataset's train and validation files (JSONL with `text` and `label`).
+    Prepared { id: String, train: String, validation: String },
+    /// One user file, split into train and validation here (stratified, seeded).
+    Upload { file: UserFile, text_column: String, label_column: String, validation_fraction: f64, seed: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub shape: EncoderShape,
+    pub params: BlockParams,
+    pub max_position_embeddings: usize,
+    pub vocab_size: usize,
+}
+
+impl ModelInfo {
+    pub fn num_layers(&self) -> usize {
+        self.params.layers.len()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilePreview {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// The first rows, every column as text.
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub train_counts: Vec<usize>,
+    pub validation_counts: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub column: Column,
+    pub run_id: u32,
+    pub labels: Vec<String>,
+    pub probabilities: Vec<f32>,
+}

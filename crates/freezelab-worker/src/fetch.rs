@@ -1,0 +1,47 @@
+//! Same-origin downloads (and the user's `blob:` files) with byte progress for the page.
+
+use freezelab_protocol::messages::FromWorker;
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{ReadableStreamDefaultReader, Response};
+
+use crate::worker::{post, scope};
+
+fn js_error(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Fetches `url`, reporting progress under `what` about every 4 MiB.
+pub async fn bytes(url: &str, what: &str) -> Result<Vec<u8>, String> {
+    let response: Response = JsFuture::from(scope().fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{what}: could not fetch {url}: {}", js_error(e)))?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(format!("{what}: {url} answered {} {}", response.status(), response.status_text()));
+    }
+    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    let body = response.body().ok_or_else(|| format!("{what}: {url} has no body"))?;
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut out = Vec::with_capacity(total.unwrap_or(0) as usize);
+    let mut reported = 0u64;
+    loop {
+        let chunk =
+            JsFuture::from(reader.read()).await.map_err(|e| format!("{what}: download failed: {}", js_error(e)))?;
+        if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
+            break;
+        }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(js_error)?.unchecked_into();
+        out.extend_from_slice(&value.to_vec());
+        let loaded = out.len() as u64;
+        if loaded - reported >= 4 << 20 {
+            reported = loaded;
+            post(&FromWorker::Progress { what: what.to_string(), loaded, total });
+        }
+    }
+    post(&FromWorker::Progress { what: what.to_string(), loaded: out.len() as u64, total: Some(out.len() as u64) });
+    Ok(out)
+}

@@ -1,0 +1,118 @@
+// End-to-end: the release page in Debian's Chromium. Loads the default model, sets a tiny budget,
+// trains A (train all) and B (head only) with "Train both", and checks what a person would:
+// accuracies are numbers in [0, 1], B trains fewer parameters and needs less memory (computed and
+// measured), the charts have points, "Try it" classifies, the console has no errors, and the main
+// thread never blocks for long while training. Screenshots go to $SHOTS (before/during/after).
+//
+// usage: node playground.mjs URL [cpu|webgpu]
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
+const backend = process.argv[3] ?? 'cpu';
+const shots = process.env.SHOTS ?? 'e2e-screenshots';
+mkdirSync(shots, { recursive: true });
+
+const failures = [];
+const check = (ok, what) => {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures.push(what);
+};
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+const consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+page.on('worker', (w) => w.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`worker: ${m.text()}`); }));
+// Long main-thread tasks, recorded from the start.
+await page.addInitScript(() => {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration });
+  }).observe({ type: 'longtask', buffered: true });
+});
+
+const byId = (id) => page.getByTestId(id);
+const text = async (id) => (await byId(id).textContent()).trim();
+const bytes = async (id) => Number(await byId(id).getAttribute('data-bytes'));
+
+const started = Date.now();
+await page.goto(url);
+const paint = await page.waitForFunction(
+  () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime, null, { timeout: 30_000 });
+console.log(`first contentful paint: ${(await paint.jsonValue()).toFixed(0)} ms`);
+
+if (backend === 'cpu') {
+  await page.getByLabel('force CPU').check();
+}
+const want = backend === 'cpu' ? 'CPU' : 'WebGPU';
+await page.waitForFunction((w) => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith(w),
+  want, { timeout: 120_000 }).catch(() => {});
+const status = await text('backend-status');
+console.log(`backend: ${status}`);
+check(status.startsWith(want), `backend is ${want}`);
+
+// The model (45 MB download) and the data load on their own.
+await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
+console.log(`model and data ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+const set = async (id, value) => { await byId(id).fill(String(value)); await byId(id).dispatchEvent('change'); };
+await set('hp-train-size', 48);
+await set('hp-eval-size', 48);
+await set('hp-max-len', 32);
+await set('hp-epochs', 1);
+await set('hp-batch', 16);
+await byId('preset-A-all').click();
+await byId('preset-B-head').click();
+const trainableA = Number(await text('trainable-A'));
+const trainableB = Number(await text('trainable-B'));
+const computedA = await bytes('memory-computed-A');
+const computedB = await bytes('memory-computed-B');
+check(trainableB < trainableA, `trainable B (${trainableB}) < A (${trainableA})`);
+check(computedB < computedA, `computed memory B (${computedB}) < A (${computedA})`);
+await page.screenshot({ path: `${shots}/before-${backend}.png`, fullPage: true });
+
+const trainStart = await page.evaluate(() => performance.now());
+await byId('train-both').click();
+await page.waitForFunction(() => /step [1-9]/.test(document.querySelector('.column .status')?.textContent ?? ''), null, { timeout: 300_000 });
+await page.screenshot({ path: `${shots}/during-${backend}.png`, fullPage: true });
+await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(`[data-testid=accuracy-${c}]`)?.textContent.trim()),
+  null, { timeout: 900_000 });
+const trainEnd = await page.evaluate(() => performance.now());
+console.log(`both runs took ${((trainEnd - trainStart) / 1000).toFixed(1)} s`);
+
+for (const c of ['A', 'B']) {
+  const acc = Number(await text(`accuracy-${c}`));
+  check(Number.isFinite(acc) && acc >= 0 && acc <= 1, `accuracy ${c} = ${acc} is in [0, 1]`);
+}
+const measuredA = await bytes('memory-measured-A');
+const measuredB = await bytes('memory-measured-B');
+check(measuredA > 0 && measuredB > 0, `measured peaks are reported (A ${measuredA}, B ${measuredB})`);
+check(measuredB < measuredA, `measured peak B (${measuredB}) < A (${measuredA})`);
+const points = Number(await byId('chart-loss').getAttribute('data-points'));
+check(points >= 2, `loss chart has points (${points})`);
+check(await page.locator('[data-testid=chart-accuracy] svg circle').count() >= 2, 'accuracy chart has points');
+check(await page.locator('[data-testid=history-table] tbody tr').count() === 2, 'history lists both runs');
+
+await byId('try-input').fill('Congratulations! You have won a free cruise, click here to claim your prize');
+await byId('try-submit').click();
+await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(`[data-testid=try-output-${c}]`)?.textContent.includes('%')),
+  null, { timeout: 120_000 });
+console.log(`try it: A ${await text('try-output-A')} | B ${await text('try-output-B')}`);
+check(true, 'try it shows predictions for A and B');
+await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true });
+
+const longTasks = await page.evaluate(([from, to]) => window.__longTasks.filter((t) => t.start >= from && t.start <= to),
+  [trainStart, trainEnd]);
+const worst = Math.max(0, ...longTasks.map((t) => t.duration));
+check(worst <= 100, `no main-thread task over 100 ms while training (longest ${worst.toFixed(0)} ms, ${longTasks.length} over 50 ms)`);
+check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? ': ' + consoleErrors.join(' | ') : ''}`);
+
+await browser.close();
+console.log(`e2e ${backend}: ${failures.length ? failures.length + ' failed' : 'all passed'}`);
+process.exit(failures.length ? 1 : 0);

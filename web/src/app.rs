@@ -1,0 +1,160 @@
+//! The page: set-up, the two columns, charts, comparison, history, try-it, and the explainer.
+
+use freezelab_protocol::messages::{Column, ToWorker};
+use leptos::prelude::*;
+
+use crate::charts::Charts;
+use crate::column::RunColumn;
+use crate::history::{Comparison, History};
+use crate::setup::Setup;
+use crate::state::{Lab, RunStatus, RunView};
+use crate::try_it::TryIt;
+use crate::{client, manifest};
+
+/// Queues a run of `column`'s plan with the current settings and pins it to that column.
+pub fn train(lab: Lab, column: Column) {
+    let (Some(model), Some(dataset)) = (lab.model.get_untracked(), lab.dataset.get_untracked()) else {
+        return lab.error("load a model and a dataset first".into());
+    };
+    let id = lab.next_run.get_untracked();
+    lab.next_run.set(id + 1);
+    let config = lab.hyper.get_untracked().config(lab.plan(column).get_untracked());
+    let backend = lab.backend.get_untracked().map(|b| b.kind).unwrap_or_default();
+    lab.runs.update(|runs| {
+        runs.push(RunView {
+            id,
+            column,
+            config: config.clone(),
+            model: model.name,
+            dataset: dataset.name,
+            backend,
+            status: RunStatus::Queued,
+            total_steps: 0,
+            step: 0,
+            elapsed: 0.0,
+            trainable: 0,
+            planned: None,
+            losses: Vec::new(),
+            accuracy: Vec::new(),
+            summary: None,
+        })
+    });
+    lab.pin(column, id);
+    client::send(&ToWorker::Train { run_id: id, column, config });
+}
+
+/// Stops the running run and drops the queued ones.
+pub fn stop(lab: Lab) {
+    client::send(&ToWorker::Stop);
+    lab.runs.update(|runs| {
+        for run in runs.iter_mut().filter(|r| r.status == RunStatus::Queued) {
+            run.status = RunStatus::Stopped;
+        }
+    });
+}
+
+async fn load_manifest(lab: Lab) {
+    let result = async {
+        let window = web_sys::window().ok_or("no window")?;
+        let response: web_sys::Response =
+            wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("static/manifest.json"))
+                .await
+                .map_err(|_| "could not fetch static/manifest.json")?
+                .into();
+        if !response.ok() {
+            return Err("static/manifest.json is missing: run `cargo xtask assets`".to_string());
+        }
+        let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| "unreadable manifest")?)
+            .await
+            .map_err(|_| "unreadable manifest")?;
+        serde_json::from_str::<manifest::Manifest>(&text.as_string().unwrap_or_default())
+            .map_err(|e| format!("static/manifest.json: {e}"))
+    }
+    .await;
+    match result {
+        Ok(m) => {
+            crate::setup::load_defaults(lab, &m);
+            lab.manifest.set(Some(m));
+        }
+        Err(e) => lab.error(e.to_string()),
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let lab = Lab::new();
+    provide_context(lab);
+    client::spawn(lab);
+    client::send(&ToWorker::Start { force_cpu: false });
+    leptos::task::spawn_local(load_manifest(lab));
+    view! {
+        <header>
+            <h1>"FreezeLab"</h1>
+            <p class="tagline">"Fine-tune a real BERT in this tab. Freeze layers, train two runs, compare accuracy, speed and memory."</p>
+        </header>
+        <Errors/>
+        <main>
+            <Setup/>
+            <Toolbar/>
+            <div class="columns">
+                <RunColumn column=Column::A/>
+                <RunColumn column=Column::B/>
+            </div>
+            <Charts/>
+            <Comparison/>
+            <TryIt/>
+            <History/>
+            <Explainer/>
+        </main>
+    }
+}
+
+#[component]
+fn Toolbar() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none();
+    view! {
+        <div class="toolbar" role="toolbar" aria-label="training">
+            <button data-testid="train-A" disabled=not_ready on:click=move |_| train(lab, Column::A)>"Train A"</button>
+            <button data-testid="train-B" disabled=not_ready on:click=move |_| train(lab, Column::B)>"Train B"</button>
+            <button data-testid="train-both" disabled=not_ready on:click=move |_| {
+                train(lab, Column::A);
+                train(lab, Column::B);
+            }>"Train both"</button>
+            <button data-testid="stop" disabled=move || !lab.busy() on:click=move |_| stop(lab)>"Stop"</button>
+            <span class="hint">"Runs share one device and go one after the other."</span>
+        </div>
+    }
+}
+
+/// Error messages, newest last, each dismissible; nothing else on the page is reset by them.
+#[component]
+fn Errors() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    view! {
+        <div class="errors" role="alert" data-testid="errors">
+            {move || lab.errors.get().into_iter().enumerate().map(|(i, message)| view! {
+                <p class="error">{message}" "
+                    <button aria-label="dismiss" on:click=move |_| lab.errors.update(|e| { if i < e.len() { e.remove(i); } })>"×"</button>
+                </p>
+            }).collect_view()}
+        </div>
+    }
+}
+
+#[component]
+fn Explainer() -> impl IntoView {
+    view! {
+        <details class="explainer">
+            <summary>"Why freeze layers, and why people rarely do it with BERT"</summary>
+            <p>"A frozen block keeps its pretrained weights. It needs no gradient and no optimizer state, \
+                so every frozen parameter saves the three copies AdamW would otherwise hold for it."</p>
+            <p>"Freezing from the bottom up saves more: below the freeze line nothing is differentiated, \
+                so backward stops there and the activations of those layers need not be kept. Their outputs \
+                never change either, so they can be computed once and reused every epoch (the cached badge)."</p>
+            <p>"The price is accuracy. The upper layers of BERT adapt most during fine-tuning, and a small \
+                model has little to spare: compare the columns to see how much each frozen layer costs on your data. \
+                With a budget this small the difference in time is modest; the memory difference is the lasting one."</p>
+        </details>
+    }
+}

@@ -1,0 +1,82 @@
+//! Live charts, A and B on the same axes, drawn by plotters into SVG text.
+
+use freezelab_protocol::messages::Column;
+use leptos::prelude::*;
+use plotters::prelude::*;
+
+use crate::state::Lab;
+
+const COLORS: [RGBColor; 2] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28)];
+
+/// An SVG line chart of the series (name, points). Empty series are skipped.
+pub fn line_chart(
+    title: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    y_range: Option<(f64, f64)>,
+) -> String {
+    let mut svg = String::new();
+    let points = || series.iter().flat_map(|(_, p)| p.iter().copied());
+    let x_max = points().map(|(x, _)| x).fold(1.0, f64::max);
+    let (y_min, y_max) = y_range.unwrap_or_else(|| {
+        let (lo, hi) = points().fold((f64::MAX, f64::MIN), |(lo, hi), (_, y)| (lo.min(y), hi.max(y)));
+        if lo > hi {
+            (0.0, 1.0)
+        } else {
+            (lo.min(0.0), hi * 1.05 + 1e-9)
+        }
+    });
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 260)).into_drawing_area();
+        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 16))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(46)
+                .build_cartesian_2d(0f64..x_max, y_min..y_max)?;
+            chart.configure_mesh().x_desc("step").y_desc(y_label).light_line_style(WHITE.mix(0.0)).draw()?;
+            for (i, (name, pts)) in series.iter().enumerate().filter(|(_, (_, p))| !p.is_empty()) {
+                let color = COLORS[i % COLORS.len()];
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                    .label(name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            }
+            chart.configure_series_labels().border_style(BLACK.mix(0.3)).background_style(WHITE.mix(0.9)).draw()?;
+            root.present()?;
+            Ok(())
+        };
+        if let Err(e) = draw() {
+            return format!("<p>chart unavailable: {}</p>", e.to_string().replace('<', "&lt;"));
+        }
+    }
+    svg
+}
+
+fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<(String, Vec<(f64, f64)>)> {
+    Column::BOTH
+        .iter()
+        .map(|&c| match lab.pinned_run(c) {
+            Some(run) => (format!("{} · #{} {}", c.name(), run.id, run.config.freeze.label()), pick(&run)),
+            None => (c.name().to_string(), Vec::new()),
+        })
+        .collect()
+}
+
+#[component]
+pub fn Charts() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let loss = move || line_chart("training loss", "loss", &series(lab, |r| r.losses.clone()), None);
+    let accuracy =
+        move || line_chart("validation accuracy", "accuracy", &series(lab, |r| r.accuracy.clone()), Some((0.0, 1.0)));
+    let points = move || series(lab, |r| r.losses.clone()).iter().map(|(_, p)| p.len()).sum::<usize>();
+    view! {
+        <section class="charts" aria-label="charts">
+            <div class="chart" data-testid="chart-loss" data-points=move || points().to_string() inner_html=loss></div>
+            <div class="chart" data-testid="chart-accuracy" inner_html=accuracy></div>
+        </section>
+    }
+}

@@ -1,0 +1,173 @@
+//! One comparison column: the layer stack with its freeze boxes and presets, the computed memory
+//! of the plan (redrawn on every tick, before any training), and the pinned run's results.
+
+use freezelab_protocol::freeze::{FreezePlan, Preset};
+use freezelab_protocol::memory::{self, ComputedMemory};
+use freezelab_protocol::messages::{Column, ModelInfo, ToWorker};
+use leptos::prelude::*;
+
+use crate::memory_bar::MemoryBar;
+use crate::state::{Lab, RunStatus, RunView};
+use crate::{client, format};
+
+/// Computed memory of `plan` at the page's batch size and max length.
+pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
+    let hyper = lab.hyper.get();
+    memory::computed(&model.shape, &model.params, plan, hyper.batch_size, hyper.max_len, 0)
+}
+
+/// The larger of the two columns' computed totals: both bars use it as their full width.
+pub fn shared_scale(lab: Lab) -> u64 {
+    let Some(model) = lab.model.get() else { return 1 };
+    Column::BOTH.iter().map(|&c| planned(lab, &model, &lab.plan(c).get()).total()).max().unwrap_or(1)
+}
+
+#[component]
+pub fn RunColumn(column: Column) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let plan = lab.plan(column);
+    let name = column.name();
+    let computed = Signal::derive(move || lab.model.get().map(|m| planned(lab, &m, &plan.get())).unwrap_or_default());
+    let scale = Signal::derive(move || shared_scale(lab));
+    let trainable = move || lab.model.get().map(|m| memory::trainable_params(&m.params, &plan.get())).unwrap_or(0);
+    view! {
+        <section class="column" aria-labelledby=format!("col-{name}")>
+            <h2 id=format!("col-{name}")>{format!("Run {name}")}" "<small>{move || plan.get().label()}</small></h2>
+            <div class="presets" role="group" aria-label=format!("presets for run {name}")>
+                {Preset::ALL.into_iter().map(|preset| view! {
+                    <button
+                        data-testid=format!("preset-{name}-{}", preset.id())
+                        on:click=move |_| {
+                            let n = plan.with_untracked(FreezePlan::num_layers);
+                            plan.set(preset.plan(n));
+                        }
+                    >{preset.title()}</button>
+                }).collect_view()}
+            </div>
+            <LayerStack column=column/>
+            <div class="memory">
+                <h3>"Computed memory per step"</h3>
+                <p>
+                    <strong data-testid=format!("memory-computed-{name}") data-bytes=move || computed.get().total().to_string()>
+                        {move || format::bytes(computed.get().total())}
+                    </strong>
+                    " · trainable parameters "
+                    <strong data-testid=format!("trainable-{name}")>{trainable}</strong>
+                </p>
+                <MemoryBar memory=computed scale=scale/>
+            </div>
+            <RunPanel column=column/>
+        </section>
+    }
+}
+
+/// Head on top, then layers N-1 … 0, then the embeddings, each with its freeze box.
+#[component]
+fn LayerStack(column: Column) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let plan = lab.plan(column);
+    let name = column.name();
+    let cached = move |in_prefix: bool| {
+        let hyper = lab.hyper.get();
+        hyper.cache && in_prefix
+    };
+    let rows = move || {
+        let Some(model) = lab.model.get() else {
+            return view! { <li class="muted">"load a model to see its layers"</li> }.into_any();
+        };
+        let n = model.num_layers();
+        let line = plan.get().freeze_line();
+        let layer_rows = (0..n).rev().map(|i| {
+            let params = model.params.layers[i];
+            let in_prefix = line.is_some_and(|k| i < k);
+            let id = format!("freeze-{name}-layer-{i}");
+            view! {
+                <li class="layer">
+                    <input type="checkbox" id=id.clone() data-testid=id.clone()
+                        prop:checked=move || plan.with(|p| p.layers.get(i).copied().unwrap_or(false))
+                        on:change=move |ev| {
+                            let frozen = event_target_checked(&ev);
+                            plan.update(|p| if let Some(f) = p.layers.get_mut(i) { *f = frozen });
+                        }/>
+                    <label for=id>{format!("layer {i}")}</label>
+                    <span class="params">{format::count(params)}</span>
+                    {cached(in_prefix).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
+                </li>
+            }
+        }).collect_view();
+        let emb_id = format!("freeze-{name}-emb");
+        let emb_cached = line.is_some();
+        view! {
+            <li class="layer head">
+                <input type="checkbox" disabled=true prop:checked=false aria-label="the head always trains"/>
+                <span class="label">"classifier head (always trained)"</span>
+                <span class="params">{format::count(model.params.head)}</span>
+            </li>
+            {layer_rows}
+            <li class="layer">
+                <input type="checkbox" id=emb_id.clone() data-testid=emb_id.clone()
+                    prop:checked=move || plan.with(|p| p.embeddings)
+                    on:change=move |ev| {
+                        let frozen = event_target_checked(&ev);
+                        plan.update(|p| p.embeddings = frozen);
+                    }/>
+                <label for=emb_id>"embeddings"</label>
+                <span class="params">{format::count(model.params.embeddings)}</span>
+                {cached(emb_cached).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
+            </li>
+        }
+        .into_any()
+    };
+    view! { <ol class="stack" aria-label=format!("layers of run {name}; tick to freeze")>{rows}</ol> }
+}
+
+/// The pinned run: progress, then results.
+#[component]
+fn RunPanel(column: Column) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let name = column.name();
+    let run = move || lab.pinned_run(column);
+    view! {
+        <div class="run">
+            <progress data-testid=format!("progress-{name}") max="1"
+                value=move || run().map_or(0.0, |r| r.fraction()).to_string()></progress>
+            <p class="status" aria-live="polite">{move || run().map(|r| status_line(&r)).unwrap_or_else(|| "not trained yet".into())}</p>
+            {move || run().and_then(|r| match r.status {
+                RunStatus::Failed { retry_on_cpu: true, .. } => Some(view! {
+                    <button on:click=move |_| {
+                        lab.force_cpu.set(true);
+                        client::send(&ToWorker::Start { force_cpu: true });
+                        crate::app::train(lab, column);
+                    }>"Retry on CPU"</button>
+                }),
+                _ => None,
+            })}
+            <dl class="results">
+                <dt>"validation accuracy"</dt>
+                <dd data-testid=format!("accuracy-{name}")>{move || run().and_then(|r| r.summary).map(|s| format!("{:.4}", s.val_accuracy)).unwrap_or_default()}</dd>
+                <dt>"measured peak"</dt>
+                <dd data-testid=format!("memory-measured-{name}")
+                    data-bytes=move || run().and_then(|r| r.summary).and_then(|s| s.memory.measured_peak_bytes).map(|b| b.to_string()).unwrap_or_default()>
+                    {move || run().and_then(|r| r.summary).and_then(|s| s.memory.measured_peak_bytes).map(format::bytes).unwrap_or_default()}
+                </dd>
+                <dt>"examples/s"</dt>
+                <dd>{move || run().and_then(|r| r.summary).map(|s| format!("{:.1}", s.examples_per_second)).unwrap_or_default()}</dd>
+                <dt>"wall time"</dt>
+                <dd>{move || run().and_then(|r| r.summary).map(|s| format::seconds(s.wall_seconds)).unwrap_or_default()}</dd>
+            </dl>
+        </div>
+    }
+}
+
+fn status_line(run: &RunView) -> String {
+    match &run.status {
+        RunStatus::Queued => format!("run #{} waiting for the other run", run.id),
+        RunStatus::Running => {
+            let eta = run.eta().map(|s| format!(", about {} left", format::seconds(s))).unwrap_or_default();
+            format!("run #{}: step {} of {}{eta}", run.id, run.step, run.total_steps)
+        }
+        RunStatus::Done => format!("run #{} finished in {}", run.id, format::seconds(run.elapsed)),
+        RunStatus::Stopped => format!("run #{} stopped at step {}", run.id, run.step),
+        RunStatus::Failed { message, .. } => format!("run #{} failed: {message}", run.id),
+    }
+}

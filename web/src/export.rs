@@ -1,0 +1,72 @@
+//! Results as files: CSV (one row per run) and JSON (the runs' full summaries), offered as
+//! downloads made in the page.
+
+use wasm_bindgen::JsCast;
+
+use crate::state::RunView;
+
+pub const CSV_HEADER: [&str; 14] = [
+    "run",
+    "column",
+    "model",
+    "dataset",
+    "backend",
+    "freeze",
+    "trainable_params",
+    "val_accuracy",
+    "macro_f1",
+    "examples_per_second",
+    "wall_seconds",
+    "computed_bytes",
+    "measured_peak_bytes",
+    "status",
+];
+
+pub fn csv(runs: &[RunView]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(CSV_HEADER);
+    for run in runs {
+        let s = run.summary.as_ref();
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let _ = writer.write_record([
+            run.id.to_string(),
+            run.column.name().to_string(),
+            run.model.clone(),
+            run.dataset.clone(),
+            run.backend.clone(),
+            run.config.freeze.label(),
+            run.trainable.to_string(),
+            opt(s.map(|s| s.val_accuracy.to_string())),
+            opt(s.map(|s| s.macro_f1.to_string())),
+            opt(s.map(|s| s.examples_per_second.to_string())),
+            opt(s.map(|s| s.wall_seconds.to_string())),
+            opt(s.map(|s| s.memory.computed_total.to_string())),
+            opt(s.and_then(|s| s.memory.measured_peak_bytes).map(|b| b.to_string())),
+            format!("{:?}", run.status).split([' ', '{']).next().unwrap_or_default().to_string(),
+        ]);
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+pub fn json(runs: &[RunView]) -> String {
+    let summaries: Vec<_> = runs.iter().filter_map(|r| r.summary.as_ref()).collect();
+    serde_json::to_string_pretty(&summaries).unwrap_or_default()
+}
+
+/// Saves `text` as a file through a temporary link.
+pub fn download(name: &str, mime: &str, text: &str) {
+    let parts = js_sys::Array::of1(&text.into());
+    let props = web_sys::BlobPropertyBag::new();
+    props.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &props) else { return };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
+    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        if let Ok(a) = document.create_element("a") {
+            let a: web_sys::HtmlAnchorElement = a.unchecked_into();
+            a.set_href(&url);
+            a.set_download(name);
+            a.click();
+        }
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}

@@ -1,0 +1,105 @@
+//! The comparison of the pinned runs and the history of every run.
+
+use freezelab_protocol::messages::Column;
+use leptos::prelude::*;
+
+use crate::state::{Lab, RunStatus, RunView};
+use crate::{export, format};
+
+/// Side-by-side figures of the runs pinned in A and B.
+#[component]
+pub fn Comparison() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let cell = move |column: Column, f: fn(&RunView) -> Option<String>| {
+        move || lab.pinned_run(column).and_then(|r| f(&r)).unwrap_or_else(|| "–".into())
+    };
+    let row = move |name: &'static str, f: fn(&RunView) -> Option<String>| {
+        view! {
+            <tr><th scope="row">{name}</th><td>{cell(Column::A, f)}</td><td>{cell(Column::B, f)}</td></tr>
+        }
+    };
+    let confusion = move |column: Column| {
+        move || {
+            lab.pinned_run(column).and_then(|r| r.summary).map(|s| view! {
+            <table class="confusion" aria-label=format!("confusion matrix of {}", column.name())>
+                <tr><th>"true \\ predicted"</th>{s.labels.iter().map(|l| view! { <th>{l.clone()}</th> }).collect_view()}</tr>
+                {s.confusion.iter().zip(&s.labels).map(|(row, l)| view! {
+                    <tr><th>{l.clone()}</th>{row.iter().map(|n| view! { <td>{*n}</td> }).collect_view()}</tr>
+                }).collect_view()}
+            </table>
+        })
+        }
+    };
+    view! {
+        <section class="compare" aria-label="comparison">
+            <h2>"A vs B"</h2>
+            <table data-testid="comparison">
+                <thead><tr><th></th><th>"A"</th><th>"B"</th></tr></thead>
+                <tbody>
+                    {row("freeze plan", |r| Some(r.config.freeze.label()))}
+                    {row("trainable parameters", |r| r.summary.as_ref().map(|s| format::count(s.trainable_params)))}
+                    {row("computed memory", |r| r.summary.as_ref().map(|s| format::bytes(s.memory.computed_total)))}
+                    {row("measured peak", |r| r.summary.as_ref().and_then(|s| s.memory.measured_peak_bytes).map(format::bytes))}
+                    {row("examples / s", |r| r.summary.as_ref().map(|s| format!("{:.1}", s.examples_per_second)))}
+                    {row("wall time", |r| r.summary.as_ref().map(|s| format::seconds(s.wall_seconds)))}
+                    {row("validation accuracy", |r| r.summary.as_ref().map(|s| format!("{:.4}", s.val_accuracy)))}
+                    {row("macro-F1", |r| r.summary.as_ref().map(|s| format!("{:.4}", s.macro_f1)))}
+                    {row("prefix cache", |r| r.summary.as_ref().map(|s| if s.cache_used { "used".into() } else { "not used".into() }))}
+                </tbody>
+            </table>
+            <div class="confusions">{confusion(Column::A)}{confusion(Column::B)}</div>
+        </section>
+    }
+}
+
+#[component]
+pub fn History() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let finished = move || lab.runs.get().into_iter().filter(RunView::finished).collect::<Vec<_>>();
+    view! {
+        <section class="history" aria-label="run history">
+            <h2>"Run history"</h2>
+            <div class="exports">
+                <button on:click=move |_| export::download("freezelab-runs.csv", "text/csv", &export::csv(&finished()))>"Export CSV"</button>
+                <button on:click=move |_| export::download("freezelab-runs.json", "application/json", &export::json(&finished()))>"Export JSON"</button>
+            </div>
+            <table data-testid="history-table">
+                <thead><tr>
+                    <th>"#"</th><th>"freeze"</th><th>"data"</th><th>"backend"</th><th>"trainable"</th>
+                    <th>"accuracy"</th><th>"macro-F1"</th><th>"peak"</th><th>"ex/s"</th><th>"time"</th><th>"status"</th><th>"pin"</th>
+                </tr></thead>
+                <tbody>
+                    {move || finished().into_iter().rev().map(|run| {
+                        let s = run.summary.clone();
+                        let id = run.id;
+                        let status = match &run.status {
+                            RunStatus::Done => "done".to_string(),
+                            RunStatus::Stopped => "stopped".to_string(),
+                            RunStatus::Failed { message, .. } => format!("failed: {message}"),
+                            _ => String::new(),
+                        };
+                        view! {
+                            <tr>
+                                <td>{id}</td>
+                                <td>{run.config.freeze.label()}</td>
+                                <td>{run.dataset.clone()}</td>
+                                <td>{run.backend.clone()}</td>
+                                <td>{s.as_ref().map(|s| format::count(s.trainable_params))}</td>
+                                <td>{s.as_ref().map(|s| format!("{:.4}", s.val_accuracy))}</td>
+                                <td>{s.as_ref().map(|s| format!("{:.4}", s.macro_f1))}</td>
+                                <td>{s.as_ref().and_then(|s| s.memory.measured_peak_bytes).map(format::bytes)}</td>
+                                <td>{s.as_ref().map(|s| format!("{:.1}", s.examples_per_second))}</td>
+                                <td>{s.as_ref().map(|s| format::seconds(s.wall_seconds))}</td>
+                                <td>{status}</td>
+                                <td>
+                                    <button on:click=move |_| lab.pin(Column::A, id) aria-label=format!("pin run {id} to A")>"A"</button>
+                                    <button on:click=move |_| lab.pin(Column::B, id) aria-label=format!("pin run {id} to B")>"B"</button>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}

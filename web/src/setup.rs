@@ -1,0 +1,376 @@
+//! Model, data, backend and hyperparameters.
+
+use freezelab_protocol::messages::{DataSource, ModelSource, ToWorker, UserFile};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::HtmlInputElement;
+
+use crate::manifest::{DatasetEntry, Manifest, ModelEntry};
+use crate::state::{Hyper, Lab};
+use crate::{client, format};
+
+const UPLOAD: &str = "upload";
+
+fn load_model(lab: Lab, entry: &ModelEntry) {
+    lab.model_busy.set(true);
+    let weights = entry.weights().path.rsplit('/').next().unwrap_or_default().to_string();
+    client::send(&ToWorker::LoadModel {
+        source: ModelSource::Prepared { id: entry.id.clone(), base: entry.base(), weights },
+    });
+}
+
+fn load_dataset(lab: Lab, entry: &DatasetEntry) {
+    lab.dataset_busy.set(true);
+    client::send(&ToWorker::LoadDataset {
+        source: DataSource::Prepared {
+            id: entry.id.clone(),
+            train: entry.file("train.jsonl"),
+            validation: entry.file("validation.jsonl"),
+        },
+    });
+}
+
+/// The manifest's first model and dataset, loaded as soon as the page opens.
+pub fn load_defaults(lab: Lab, manifest: &Manifest) {
+    if let Some(model) = manifest.models.first() {
+        load_model(lab, model);
+    }
+    if let Some(dataset) = manifest.datasets.first() {
+        load_dataset(lab, dataset);
+    }
+}
+
+/// The picked file as a `blob:` URL the worker can fetch (the file never leaves the browser).
+fn picked(input: &HtmlInputElement) -> Option<UserFile> {
+    let file = input.files()?.get(0)?;
+    let url = web_sys::Url::create_object_url_with_blob(&file).ok()?;
+    Some(UserFile { name: file.name(), url })
+}
+
+/// The option a picker shows: the user's choice, else what is loaded (the default).
+fn shown(choice: String, loaded: Option<String>) -> String {
+    if choice.is_empty() {
+        loaded.unwrap_or_default()
+    } else {
+        choice
+    }
+}
+
+fn input_of(ev: &leptos::ev::Event) -> HtmlInputElement {
+    ev.target().expect("an input").unchecked_into()
+}
+
+#[component]
+pub fn Setup() -> impl IntoView {
+    view! {
+        <section class="setup" aria-label="model, data and settings">
+            <Backend/>
+            <ModelPicker/>
+            <DataPicker/>
+            <Hyperparameters/>
+            <DownloadProgress/>
+        </section>
+    }
+}
+
+#[component]
+fn Backend() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let status = move || match (lab.worker_alive.get(), lab.backend.get()) {
+        (false, _) => "loading the training engine…".to_string(),
+        (true, None) => "choosing a backend…".to_string(),
+        (true, Some(b)) if b.kind == "webgpu" => format!(
+            "WebGPU · {}{}",
+            b.adapter.unwrap_or_default(),
+            if b.fallback { " (software fallback adapter: slow)" } else { "" }
+        ),
+        (true, Some(b)) => format!("CPU (wasm, SIMD){}", b.note.map(|n| format!(" · {n}")).unwrap_or_default()),
+    };
+    view! {
+        <div class="field">
+            <span class="label">"Backend"</span>
+            <span data-testid="backend-status" aria-live="polite">{status}</span>
+            <label class="inline">
+                <input type="checkbox" prop:checked=move || lab.force_cpu.get() disabled=move || lab.busy()
+                    on:change=move |ev| {
+                        let cpu = event_target_checked(&ev);
+                        lab.force_cpu.set(cpu);
+                        client::send(&ToWorker::Start { force_cpu: cpu });
+                    }/>
+                " force CPU"
+            </label>
+        </div>
+    }
+}
+
+#[component]
+fn ModelPicker() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let choice = RwSignal::new(String::new());
+    let files: [RwSignal<Option<UserFile>>; 3] = [RwSignal::new(None), RwSignal::new(None), RwSignal::new(None)];
+    let options = move || {
+        lab.manifest
+            .get()
+            .map(|m| m.models)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let text = format!("{} ({} layers, {} parameters)", m.name, m.layers, format::count(m.parameters));
+                view! { <option value=m.id.clone()>{text}</option> }
+            })
+            .collect_view()
+    };
+    let on_change = move |ev: leptos::ev::Event| {
+        let id = event_target_value(&ev);
+        choice.set(id.clone());
+        if let Some(entry) = lab.manifest.get_untracked().and_then(|m| m.models.into_iter().find(|e| e.id == id)) {
+            load_model(lab, &entry);
+        }
+    };
+    let load_own = move |_| {
+        let [Some(config), Some(weights), Some(tokenizer)] = files.map(|f| f.get_untracked()) else {
+            return lab.error("model: pick config.json, model.safetensors and tokenizer.json".into());
+        };
+        lab.model_busy.set(true);
+        client::send(&ToWorker::LoadModel { source: ModelSource::Files { config, weights, tokenizer } });
+    };
+    let file_input = move |label: &'static str, accept: &'static str, slot: usize| {
+        view! {
+            <label class="file">{label}" "
+                <input type="file" accept=accept on:change=move |ev| files[slot].set(picked(&input_of(&ev)))/>
+            </label>
+        }
+    };
+    let summary = move || match (lab.model_busy.get(), lab.model.get()) {
+        (true, _) => "loading…".to_string(),
+        (false, Some(m)) => format!(
+            "{}: {} layers, hidden {}, {} parameters",
+            m.name,
+            m.num_layers(),
+            m.shape.hidden_size,
+            format::count(m.params.total())
+        ),
+        (false, None) => String::new(),
+    };
+    view! {
+        <div class="field">
+            <label for="model-select" class="label">"Model"</label>
+            <select id="model-select" data-testid="model-select" disabled=move || lab.busy() on:change=on_change
+                prop:value=move || shown(choice.get(), lab.model.get().map(|m| m.name))>
+                {options}
+                <option value=UPLOAD>"load your own (Hugging Face BERT files)…"</option>
+            </select>
+            <span class="muted">{summary}</span>
+            <Show when=move || choice.get() == UPLOAD>
+                <div class="own-model">
+                    {file_input("config.json", ".json", 0)}
+                    {file_input("model.safetensors", ".safetensors", 1)}
+                    {file_input("tokenizer.json", ".json", 2)}
+                    <button on:click=load_own>"Load model"</button>
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn DataPicker() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let choice = RwSignal::new(String::new());
+    let text_column = RwSignal::new(String::new());
+    let label_column = RwSignal::new(String::new());
+    let fraction = RwSignal::new(0.2f64);
+    let options = move || {
+        lab.manifest
+            .get()
+            .map(|m| m.datasets)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| {
+                let text = format!("{} ({} train / {} validation)", d.name, d.train_examples, d.validation_examples);
+                view! { <option value=d.id.clone() title=d.description.clone()>{text}</option> }
+            })
+            .collect_view()
+    };
+    let on_change = move |ev: leptos::ev::Event| {
+        let id = event_target_value(&ev);
+        choice.set(id.clone());
+        if let Some(entry) = lab.manifest.get_untracked().and_then(|m| m.datasets.into_iter().find(|e| e.id == id)) {
+            load_dataset(lab, &entry);
+        }
+    };
+    let on_file = move |ev: leptos::ev::Event| {
+        let Some(file) = picked(&input_of(&ev)) else { return };
+        lab.preview.set(None);
+        lab.upload.set(Some(file.clone()));
+        client::send(&ToWorker::Inspect { file });
+    };
+    // Column pickers start on the likeliest columns of the preview.
+    Effect::new(move || {
+        if let Some(p) = lab.preview.get() {
+            let find = |names: &[&str], fallback: usize| {
+                p.columns
+                    .iter()
+                    .find(|c| names.contains(&c.to_lowercase().as_str()))
+                    .cloned()
+                    .or_else(|| p.columns.get(fallback).cloned())
+                    .unwrap_or_default()
+            };
+            text_column.set(find(&["text", "sentence", "message", "body"], 0));
+            label_column.set(find(&["label", "labels", "class", "category"], 1));
+        }
+    });
+    let use_file = move |_| {
+        let Some(file) = lab.upload.get_untracked() else { return };
+        lab.dataset_busy.set(true);
+        client::send(&ToWorker::LoadDataset {
+            source: DataSource::Upload {
+                file,
+                text_column: text_column.get_untracked(),
+                label_column: label_column.get_untracked(),
+                validation_fraction: fraction.get_untracked(),
+                seed: lab.hyper.get_untracked().seed,
+            },
+        });
+    };
+    let column_select = move |testid: &'static str, label: &'static str, target: RwSignal<String>| {
+        view! {
+            <label>{label}" "
+                <select data-testid=testid on:change=move |ev| target.set(event_target_value(&ev))>
+                    {move || lab.preview.get().map(|p| p.columns).unwrap_or_default().into_iter().map(|c| {
+                        let selected = target.get() == c;
+                        view! { <option value=c.clone() selected=selected>{c.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+        }
+    };
+    let counts = move || match (lab.dataset_busy.get(), lab.dataset.get()) {
+        (true, _) => "loading…".to_string(),
+        (false, Some(d)) => {
+            d.labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    format!(
+                        "{l}: {} / {}",
+                        d.train_counts.get(i).unwrap_or(&0),
+                        d.validation_counts.get(i).unwrap_or(&0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+                + " (train / validation)"
+        }
+        (false, None) => String::new(),
+    };
+    view! {
+        <div class="field">
+            <label for="dataset-select" class="label">"Data"</label>
+            <select id="dataset-select" data-testid="dataset-select" disabled=move || lab.busy() on:change=on_change
+                prop:value=move || shown(choice.get(), lab.dataset.get().map(|d| d.name))>
+                {options}
+                <option value=UPLOAD>"upload CSV / TSV / JSONL…"</option>
+            </select>
+            <span class="muted" data-testid="dataset-counts">{counts}</span>
+            <Show when=move || choice.get() == UPLOAD>
+                <div class="upload">
+                    <input type="file" data-testid="dataset-upload" accept=".csv,.tsv,.tab,.jsonl,.ndjson" on:change=on_file/>
+                    {column_select("dataset-text-column", "text column", text_column)}
+                    {column_select("dataset-label-column", "label column", label_column)}
+                    <label>"validation fraction "
+                        <input type="number" min="0.05" max="0.5" step="0.05" prop:value=move || fraction.get().to_string()
+                            on:change=move |ev| if let Ok(v) = event_target_value(&ev).parse() { fraction.set(v) }/>
+                    </label>
+                    <button data-testid="dataset-use" disabled=move || lab.preview.get().is_none() on:click=use_file>"Use this file"</button>
+                    <Preview/>
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+/// The first rows of the uploaded file, as text.
+#[component]
+fn Preview() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    move || {
+        lab.preview.get().map(|p| {
+            view! {
+                <table class="preview">
+                    <thead><tr>{p.columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
+                    <tbody>{p.rows.iter().map(|row| view! {
+                        <tr>{row.iter().map(|cell| {
+                            let short: String = cell.chars().take(80).collect();
+                            view! { <td>{short}</td> }
+                        }).collect_view()}</tr>
+                    }).collect_view()}</tbody>
+                </table>
+            }
+        })
+    }
+}
+
+#[component]
+fn Hyperparameters() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let number = move |testid: &'static str,
+                       label: &'static str,
+                       get: fn(&Hyper) -> String,
+                       set: fn(&mut Hyper, &str) -> bool| {
+        view! {
+            <label class="hp">{label}
+                <input type="number" data-testid=testid prop:value=move || lab.hyper.with(get)
+                    on:change=move |ev| {
+                        let raw = event_target_value(&ev);
+                        let mut h = lab.hyper.get_untracked();
+                        if set(&mut h, raw.trim()) {
+                            lab.hyper.set(h);
+                        } else {
+                            lab.error(format!("{label}: \"{raw}\" is not a valid value"));
+                            lab.hyper.update(|_| {});
+                        }
+                    }/>
+            </label>
+        }
+    };
+    fn positive(raw: &str) -> Option<usize> {
+        raw.parse().ok().filter(|&v: &usize| v > 0)
+    }
+    view! {
+        <fieldset class="hyper">
+            <legend>"Hyperparameters (defaults fit the backend)"</legend>
+            {number("hp-train-size", "train examples", |h| h.train_size.to_string(), |h, r| positive(r).map(|v| h.train_size = v).is_some())}
+            {number("hp-eval-size", "validation examples", |h| h.eval_size.to_string(), |h, r| positive(r).map(|v| h.eval_size = v).is_some())}
+            {number("hp-epochs", "epochs", |h| h.epochs.to_string(), |h, r| positive(r).map(|v| h.epochs = v).is_some())}
+            {number("hp-batch", "batch size", |h| h.batch_size.to_string(), |h, r| positive(r).map(|v| h.batch_size = v).is_some())}
+            {number("hp-max-len", "max tokens", |h| h.max_len.to_string(), |h, r| positive(r).filter(|&v| v >= 2).map(|v| h.max_len = v).is_some())}
+            {number("hp-lr", "learning rate", |h| h.lr.to_string(), |h, r| r.parse().ok().filter(|&v: &f64| v > 0.0 && v < 1.0).map(|v| h.lr = v).is_some())}
+            {number("hp-seed", "seed", |h| h.seed.to_string(), |h, r| r.parse().ok().map(|v| h.seed = v).is_some())}
+            <label class="hp inline">
+                <input type="checkbox" data-testid="hp-cache" prop:checked=move || lab.hyper.with(|h| h.cache)
+                    on:change=move |ev| { let on = event_target_checked(&ev); lab.hyper.update(|h| h.cache = on) }/>
+                " cache the frozen prefix"
+            </label>
+        </fieldset>
+    }
+}
+
+#[component]
+fn DownloadProgress() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    move || {
+        lab.download.get().map(|d| {
+            let text = match d.total {
+                Some(t) => format!("{}: {} of {}", d.what, format::bytes(d.loaded), format::bytes(t)),
+                None => format!("{}: {}", d.what, format::bytes(d.loaded)),
+            };
+            view! {
+                <div class="download" data-testid="download-progress">
+                    <progress max=d.total.unwrap_or(0).to_string() value=d.loaded.to_string()></progress>
+                    <span>{text}</span>
+                </div>
+            }
+        })
+    }
+}

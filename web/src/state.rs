@@ -1,0 +1,281 @@
+//! The page's state: one `Lab` of signals, shared through context, and the reducer that folds
+//! worker messages into it. Components read signals; only `apply` and user actions write them.
+
+use freezelab_protocol::freeze::FreezePlan;
+use freezelab_protocol::memory::ComputedMemory;
+use freezelab_protocol::messages::{
+    BackendInfo, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction, UserFile,
+};
+use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
+use leptos::prelude::*;
+
+use crate::manifest::Manifest;
+
+/// The hyperparameters the page exposes (the rest keep the core's defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hyper {
+    pub train_size: usize,
+    pub eval_size: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub cache: bool,
+}
+
+impl Hyper {
+    /// Defaults sized to the backend: the CPU in a tab is slow, so its budget is small.
+    pub fn for_backend(kind: &str) -> Self {
+        match kind {
+            "webgpu" => Hyper {
+                train_size: 512,
+                eval_size: 400,
+                epochs: 2,
+                batch_size: 16,
+                max_len: 128,
+                lr: 5e-5,
+                seed: 0,
+                cache: true,
+            },
+            _ => Hyper {
+                train_size: 128,
+                eval_size: 100,
+                epochs: 1,
+                batch_size: 16,
+                max_len: 64,
+                lr: 5e-5,
+                seed: 0,
+                cache: true,
+            },
+        }
+    }
+
+    pub fn config(&self, freeze: FreezePlan) -> TrainConfig {
+        TrainConfig {
+            freeze,
+            train_size: self.train_size,
+            eval_size: Some(self.eval_size),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            max_len: self.max_len,
+            lr: self.lr,
+            seed: self.seed,
+            cache: self.cache,
+            ..TrainConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Done,
+    Stopped,
+    Failed { message: String, retry_on_cpu: bool },
+}
+
+/// One run as the page knows it, from request to summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    pub id: u32,
+    pub column: Column,
+    pub config: TrainConfig,
+    pub model: String,
+    pub dataset: String,
+    pub backend: String,
+    pub status: RunStatus,
+    pub total_steps: usize,
+    pub step: usize,
+    pub elapsed: f64,
+    pub trainable: usize,
+    pub planned: Option<ComputedMemory>,
+    /// (step, training loss)
+    pub losses: Vec<(f64, f64)>,
+    /// (step, validation accuracy)
+    pub accuracy: Vec<(f64, f64)>,
+    pub summary: Option<RunSummary>,
+}
+
+impl RunView {
+    /// Seconds left, from the pace so far.
+    pub fn eta(&self) -> Option<f64> {
+        (self.step > 0 && self.total_steps > self.step)
+            .then(|| self.elapsed / self.step as f64 * (self.total_steps - self.step) as f64)
+    }
+
+    pub fn fraction(&self) -> f64 {
+        match self.status {
+            RunStatus::Done | RunStatus::Stopped => 1.0,
+            _ if self.total_steps == 0 => 0.0,
+            _ => self.step as f64 / self.total_steps as f64,
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        !matches!(self.status, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Download {
+    pub what: String,
+    pub loaded: u64,
+    pub total: Option<u64>,
+}
+
+/// The page's state. Every field is a signal, so `Lab` is `Copy` and goes into closures freely.
+#[derive(Clone, Copy)]
+pub struct Lab {
+    pub manifest: RwSignal<Option<Manifest>>,
+    pub worker_alive: RwSignal<bool>,
+    pub backend: RwSignal<Option<BackendInfo>>,
+    pub force_cpu: RwSignal<bool>,
+    pub model: RwSignal<Option<ModelInfo>>,
+    pub model_busy: RwSignal<bool>,
+    pub dataset: RwSignal<Option<DatasetInfo>>,
+    pub dataset_busy: RwSignal<bool>,
+    /// The uploaded file waiting for its columns to be picked.
+    pub upload: RwSignal<Option<UserFile>>,
+    pub preview: RwSignal<Option<FilePreview>>,
+    pub hyper: RwSignal<Hyper>,
+    pub plan_a: RwSignal<FreezePlan>,
+    pub plan_b: RwSignal<FreezePlan>,
+    pub runs: RwSignal<Vec<RunView>>,
+    /// The run shown in each column (A, B).
+    pub pinned: RwSignal<[Option<u32>; 2]>,
+    pub next_run: RwSignal<u32>,
+    pub download: RwSignal<Option<Download>>,
+    pub errors: RwSignal<Vec<String>>,
+    pub predictions: RwSignal<Option<(String, Vec<Prediction>)>>,
+    pub heap: RwSignal<u64>,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        Lab {
+            manifest: RwSignal::new(None),
+            worker_alive: RwSignal::new(false),
+            backend: RwSignal::new(None),
+            force_cpu: RwSignal::new(false),
+            model: RwSignal::new(None),
+            model_busy: RwSignal::new(false),
+            dataset: RwSignal::new(None),
+            dataset_busy: RwSignal::new(false),
+            upload: RwSignal::new(None),
+            preview: RwSignal::new(None),
+            hyper: RwSignal::new(Hyper::for_backend("cpu")),
+            plan_a: RwSignal::new(FreezePlan::none(0)),
+            plan_b: RwSignal::new(FreezePlan::none(0)),
+            runs: RwSignal::new(Vec::new()),
+            pinned: RwSignal::new([None, None]),
+            next_run: RwSignal::new(1),
+            download: RwSignal::new(None),
+            errors: RwSignal::new(Vec::new()),
+            predictions: RwSignal::new(None),
+            heap: RwSignal::new(0),
+        }
+    }
+
+    pub fn plan(&self, column: Column) -> RwSignal<FreezePlan> {
+        match column {
+            Column::A => self.plan_a,
+            Column::B => self.plan_b,
+        }
+    }
+
+    pub fn pinned_run(&self, column: Column) -> Option<RunView> {
+        let id = self.pinned.with(|p| p[column as usize])?;
+        self.runs.with(|runs| runs.iter().find(|r| r.id == id).cloned())
+    }
+
+    pub fn pin(&self, column: Column, id: u32) {
+        self.pinned.update(|p| p[column as usize] = Some(id));
+    }
+
+    pub fn error(&self, message: String) {
+        self.errors.update(|e| e.push(message));
+    }
+
+    pub fn busy(&self) -> bool {
+        self.runs.with(|runs| runs.iter().any(|r| !r.finished()))
+    }
+
+    fn update_run(&self, id: u32, f: impl FnOnce(&mut RunView)) {
+        self.runs.update(|runs| {
+            if let Some(run) = runs.iter_mut().find(|r| r.id == id) {
+                f(run);
+            }
+        });
+    }
+
+    /// Folds one worker message into the state.
+    pub fn apply(&self, message: FromWorker) {
+        match message {
+            FromWorker::Alive => self.worker_alive.set(true),
+            FromWorker::Backend { info } => {
+                self.hyper.set(Hyper::for_backend(&info.kind));
+                self.backend.set(Some(info));
+            }
+            FromWorker::Progress { what, loaded, total } => self.download.set(Some(Download { what, loaded, total })),
+            FromWorker::ModelLoaded { info } => {
+                let n = info.num_layers();
+                self.plan_a.set(FreezePlan::none(n));
+                self.plan_b.set(FreezePlan::head_only(n));
+                self.model.set(Some(info));
+                self.model_busy.set(false);
+                self.download.set(None);
+            }
+            FromWorker::Inspected { preview } => self.preview.set(Some(preview)),
+            FromWorker::DatasetLoaded { info } => {
+                self.dataset.set(Some(info));
+                self.dataset_busy.set(false);
+                self.download.set(None);
+            }
+            FromWorker::Run { run_id, event, .. } => self.update_run(run_id, |run| apply_event(run, event)),
+            FromWorker::RunFailed { run_id, message, retry_on_cpu, .. } => {
+                self.update_run(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu })
+            }
+            FromWorker::Predictions { text, results } => self.predictions.set(Some((text, results))),
+            FromWorker::Heap { bytes } => self.heap.set(bytes),
+            FromWorker::Error { context, message } => {
+                match context.as_str() {
+                    "model" => self.model_busy.set(false),
+                    "dataset" | "upload" => self.dataset_busy.set(false),
+                    _ => {}
+                }
+                self.download.set(None);
+                self.error(format!("{context}: {message}"));
+            }
+        }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn apply_event(run: &mut RunView, event: TrainEvent) {
+    match event {
+        TrainEvent::Started { total_steps, trainable_params, computed_memory, .. } => {
+            run.status = RunStatus::Running;
+            run.total_steps = total_steps;
+            run.trainable = trainable_params;
+            run.planned = Some(computed_memory);
+        }
+        TrainEvent::Step { step, loss, elapsed_seconds, .. } => {
+            run.step = step;
+            run.elapsed = elapsed_seconds;
+            run.losses.push((step as f64, loss));
+        }
+        TrainEvent::Eval { step, metrics, .. } => run.accuracy.push((step as f64, metrics.accuracy)),
+        TrainEvent::Finished { summary } => {
+            run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
+            run.elapsed = summary.wall_seconds;
+            run.summary = Some(*summary);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! "Try it": one text through each column's latest trained model.
+
+use freezelab_protocol::messages::{Column, ToWorker};
+use leptos::prelude::*;
+
+use crate::client;
+use crate::state::Lab;
+
+#[component]
+pub fn TryIt() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let text = RwSignal::new(String::new());
+    let ask = move || {
+        let t = text.get_untracked();
+        if !t.trim().is_empty() {
+            client::send(&ToWorker::Predict { text: t });
+        }
+    };
+    let output = move |column: Column| {
+        move || {
+            let (asked, results) = lab.predictions.get()?;
+            let p = results.into_iter().find(|p| p.column == column)?;
+            let mut ranked: Vec<(String, f32)> = p.labels.into_iter().zip(p.probabilities).collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let line = ranked.iter().map(|(l, p)| format!("{l} {:.1}%", 100.0 * p)).collect::<Vec<_>>().join(" · ");
+            Some(format!("run #{}: {line} — “{}”", p.run_id, asked.chars().take(60).collect::<String>()))
+        }
+    };
+    view! {
+        <section class="try" aria-label="try it">
+            <h2>"Try it"</h2>
+            <form on:submit=move |ev| { ev.prevent_default(); ask(); }>
+                <label for="try-input">"A text to classify with each trained run"</label>
+                <textarea id="try-input" data-testid="try-input" rows="2"
+                    on:input=move |ev| text.set(event_target_value(&ev))></textarea>
+                <button type="submit" data-testid="try-submit">"Classify"</button>
+            </form>
+            <p><strong>"A: "</strong><span data-testid="try-output-A">{output(Column::A)}</span></p>
+            <p><strong>"B: "</strong><span data-testid="try-output-B">{output(Column::B)}</span></p>
+        </section>
+    }
+}

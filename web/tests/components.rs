@@ -1,0 +1,119 @@
+//! The page's components in a real browser (wasm-bindgen-test, headless Chromium), mounted
+//! without a worker: ticking boxes and presets changes the freeze plan, the trainable count and
+//! the computed memory at once. Run by `cargo xtask test`.
+#![cfg(target_arch = "wasm32")]
+
+use freezelab_protocol::freeze::FreezePlan;
+use freezelab_protocol::memory::{self, BlockParams, EncoderShape};
+use freezelab_protocol::messages::{Column, ModelInfo};
+use freezelab_web::column::RunColumn;
+use freezelab_web::state::Lab;
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use web_sys::{HtmlElement, HtmlInputElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// MiniLM-L6's shape and parameter counts.
+fn minilm() -> ModelInfo {
+    ModelInfo {
+        name: "minilm-l6".into(),
+        shape: EncoderShape { hidden_size: 384, intermediate_size: 1536, num_attention_heads: 12 },
+        params: BlockParams { embeddings: 11_918_592, layers: vec![1_774_464; 6], head: 770 },
+        max_position_embeddings: 512,
+        vocab_size: 30_522,
+    }
+}
+
+/// Mounts column A in a fresh element and returns the state and the element.
+fn mount_column() -> (Lab, HtmlElement) {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let parent: HtmlElement = document.create_element("div").unwrap().unchecked_into();
+    document.body().unwrap().append_child(&parent).unwrap();
+    let lab = Lab::new();
+    lab.model.set(Some(minilm()));
+    lab.plan_a.set(FreezePlan::none(6));
+    let handle = leptos::mount::mount_to(parent.clone(), move || {
+        provide_context(lab);
+        view! { <RunColumn column=Column::A/> }
+    });
+    std::mem::forget(handle);
+    (lab, parent)
+}
+
+fn find(root: &HtmlElement, testid: &str) -> HtmlElement {
+    root.query_selector(&format!("[data-testid='{testid}']"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no element {testid}"))
+        .unchecked_into()
+}
+
+fn bytes(root: &HtmlElement) -> u64 {
+    find(root, "memory-computed-A").get_attribute("data-bytes").unwrap().parse().unwrap()
+}
+
+fn trainable(root: &HtmlElement) -> usize {
+    find(root, "trainable-A").text_content().unwrap().trim().parse().unwrap()
+}
+
+fn checked(root: &HtmlElement, testid: &str) -> bool {
+    find(root, testid).unchecked_into::<HtmlInputElement>().checked()
+}
+
+#[wasm_bindgen_test]
+async fn ticking_a_box_changes_the_plan_and_the_memory() {
+    let (lab, root) = mount_column();
+    leptos::task::tick().await;
+    let model = minilm();
+    assert_eq!(trainable(&root), model.params.total());
+    let before = bytes(&root);
+
+    find(&root, "freeze-A-layer-0").click();
+    leptos::task::tick().await;
+    assert_eq!(lab.plan_a.get_untracked().layers, [true, false, false, false, false, false]);
+    assert!(!lab.plan_a.get_untracked().embeddings);
+    assert_eq!(trainable(&root), model.params.total() - model.params.layers[0]);
+    let after = bytes(&root);
+    // A frozen layer drops its gradient (4 B) and AdamW moments (8 B) per parameter.
+    assert_eq!(before - after, 12 * model.params.layers[0] as u64);
+
+    find(&root, "freeze-A-emb").click();
+    leptos::task::tick().await;
+    let plan = lab.plan_a.get_untracked();
+    assert_eq!(plan.freeze_line(), Some(1));
+    let hyper = lab.hyper.get_untracked();
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0).total();
+    assert_eq!(bytes(&root), want);
+    assert!(bytes(&root) < after, "freezing the embeddings below layer 0 also drops activations");
+}
+
+#[wasm_bindgen_test]
+async fn presets_set_the_right_boxes() {
+    let (lab, root) = mount_column();
+    leptos::task::tick().await;
+    let model = minilm();
+
+    find(&root, "preset-A-head").click();
+    leptos::task::tick().await;
+    assert!(lab.plan_a.get_untracked().is_head_only());
+    assert!(checked(&root, "freeze-A-emb"));
+    assert!((0..6).all(|i| checked(&root, &format!("freeze-A-layer-{i}"))));
+    assert_eq!(trainable(&root), model.params.head);
+
+    find(&root, "preset-A-bottom-half").click();
+    leptos::task::tick().await;
+    assert!(checked(&root, "freeze-A-emb"));
+    let boxes: Vec<bool> = (0..6).map(|i| checked(&root, &format!("freeze-A-layer-{i}"))).collect();
+    assert_eq!(boxes, [true, true, true, false, false, false]);
+
+    find(&root, "preset-A-emb").click();
+    leptos::task::tick().await;
+    assert!(checked(&root, "freeze-A-emb"));
+    assert!((0..6).all(|i| !checked(&root, &format!("freeze-A-layer-{i}"))));
+
+    find(&root, "preset-A-all").click();
+    leptos::task::tick().await;
+    assert!(!checked(&root, "freeze-A-emb"));
+    assert_eq!(trainable(&root), model.params.total());
+}

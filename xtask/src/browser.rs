@@ -1,0 +1,138 @@
+//! Everything that needs a browser: the tools (wasm-bindgen's test runner, Trunk, Debian's
+//! Chromium, playwright-core), the wasm tests, the page build, `serve`, and the end-to-end test.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::assets;
+use crate::tasks::{cargo_test, counted, step, target_dir, wasm_target};
+
+/// Trunk 0.22 needs a newer rustc than this toolchain's.
+const TRUNK_VERSION: &str = "0.21.14";
+/// Where the end-to-end test serves the page (the README's serve command uses 8080).
+const E2E_PORT: u16 = 8093;
+
+/// The `wasm-bindgen` version in Cargo.lock: the test runner and Trunk's bindgen must match it.
+fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string(assets::root().join("Cargo.lock"))?;
+    let at = lock.find("name = \"wasm-bindgen\"\nversion = \"").context("wasm-bindgen is not in Cargo.lock")?;
+    let rest = &lock[at + "name = \"wasm-bindgen\"\nversion = \"".len()..];
+    Ok(rest[..rest.find('"').context("malformed Cargo.lock")?].to_string())
+}
+
+fn reports_version(program: &str, version: &str) -> bool {
+    Command::new(program).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version))
+}
+
+/// wasm-bindgen-cli at the locked version (~12 min once) and Trunk (~14 min once), each
+/// installed only when missing.
+fn rust_web_tools() -> Result<()> {
+    wasm_target()?;
+    let version = locked_wasm_bindgen()?;
+    if !reports_version("wasm-bindgen-test-runner", &version) {
+        step(Command::new(env!("CARGO")).args(["install", "wasm-bindgen-cli", "--version", &format!("={version}")]))?;
+    }
+    if !reports_version("trunk", TRUNK_VERSION) {
+        step(Command::new(env!("CARGO")).args([
+            "install",
+            "--locked",
+            "trunk",
+            "--version",
+            &format!("={TRUNK_VERSION}"),
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Debian's chromium and chromedriver (as root, when missing).
+fn chromium() -> Result<()> {
+    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+        step(Command::new("apt-get").arg("update"))?;
+        step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"]))?;
+    }
+    Ok(())
+}
+
+/// The core (tests/wasm.rs) and the page's components (web/tests) in headless Chromium.
+pub fn wasm_tests() -> Result<(usize, usize)> {
+    rust_web_tools()?;
+    chromium()?;
+    let envs = [
+        ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
+        ("CHROMEDRIVER", "/usr/bin/chromedriver"),
+        // A debug build trains slowly; the runner's default of 20 s per suite is too short.
+        ("WASM_BINDGEN_TEST_TIMEOUT", "900"),
+    ];
+    let core = cargo_test(&["-p", "freezelab-core", "--target", "wasm32-unknown-unknown", "--test", "wasm"], &envs)?;
+    let page =
+        cargo_test(&["-p", "freezelab-web", "--target", "wasm32-unknown-unknown", "--test", "components"], &envs)?;
+    Ok((core.0 + page.0, core.1 + page.1))
+}
+
+fn trunk(args: &[&str]) -> Command {
+    let mut cmd = Command::new("trunk");
+    cmd.args(args).env("CARGO_TARGET_DIR", target_dir().expect("target dir")).current_dir(assets::root());
+    cmd
+}
+
+/// `cargo xtask serve`: assets, tools, then Trunk serves the release page on 127.0.0.1:8080.
+pub fn serve(port: u16) -> Result<()> {
+    assets::prepare()?;
+    rust_web_tools()?;
+    let port = port.to_string();
+    step(&mut trunk(&["serve", "--release", "--port", &port]))
+}
+
+/// Serves the built page in the background until dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16, within: Duration) -> Result<()> {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > within {
+            bail!("nothing answered on 127.0.0.1:{port} within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// Builds the release page, serves it, and drives it with Playwright (tests/e2e). Returns the
+/// (passed, failed) checks; screenshots land in the target folder's `e2e-screenshots`.
+pub fn end_to_end() -> Result<(usize, usize)> {
+    rust_web_tools()?;
+    chromium()?;
+    step(&mut trunk(&["build", "--release"]))?;
+    let e2e = assets::root().join("tests/e2e");
+    step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
+    let port = E2E_PORT.to_string();
+    let _server = Server(
+        Command::new("python3")
+            .args(["-m", "http.server", &port, "--bind", "127.0.0.1", "--directory", "dist"])
+            .current_dir(assets::root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting python3 -m http.server")?,
+    );
+    wait_for_port(E2E_PORT, Duration::from_secs(30))?;
+    let shots: PathBuf = target_dir()?.join("e2e-screenshots");
+    let mut cmd = Command::new("node");
+    cmd.arg("playground.mjs").arg(format!("http://127.0.0.1:{E2E_PORT}/")).arg("cpu");
+    cmd.env("SHOTS", &shots).current_dir(&e2e);
+    let result =
+        counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))));
+    eprintln!("xtask: screenshots in {}", shots.display());
+    result
+}
