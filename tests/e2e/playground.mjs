@@ -4,12 +4,17 @@
 // measured), the charts have points, "Try it" classifies, the console has no errors, and the main
 // thread never blocks for long while training. Screenshots go to $SHOTS (before/during/after).
 //
-// usage: node playground.mjs URL [cpu|webgpu]
+// usage: node playground.mjs URL cpu                 the default model (MiniLM-L6) on the CPU backend
+//        node playground.mjs URL webgpu SYNTHETIC    WebGPU with the small random model and data
+//                                                    that `freezelab synthetic --out SYNTHETIC` wrote,
+//                                                    loaded through the file pickers (a software
+//                                                    adapter is far too slow for MiniLM)
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 
 const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
 const backend = process.argv[3] ?? 'cpu';
+const synthetic = process.argv[4];
 const shots = process.env.SHOTS ?? 'e2e-screenshots';
 mkdirSync(shots, { recursive: true });
 
@@ -61,10 +66,30 @@ check(status.startsWith(want), `backend is ${want}`);
 await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
 console.log(`model and data ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
+if (synthetic) {
+  // The user's own model and data, through the pickers.
+  await byId('model-select').selectOption('upload');
+  await byId('model-config').setInputFiles(`${synthetic}/config.json`);
+  await byId('model-weights').setInputFiles(`${synthetic}/model.safetensors`);
+  await byId('model-tokenizer').setInputFiles(`${synthetic}/tokenizer.json`);
+  await byId('model-load').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=model-summary]')?.textContent.includes('2 layers'),
+    null, { timeout: 120_000 });
+  await byId('dataset-select').selectOption('upload');
+  await byId('dataset-upload').setInputFiles(`${synthetic}/data.csv`);
+  await page.waitForSelector('table.preview td', { timeout: 60_000 });
+  check(await byId('dataset-text-column').inputValue() === 'text', 'upload preview picks the text column');
+  check(await byId('dataset-label-column').inputValue() === 'label', 'upload preview picks the label column');
+  await byId('dataset-use').click();
+  await page.waitForFunction(() => /^a: \d+ \/ \d+ · b:/.test(document.querySelector('[data-testid=dataset-counts]')?.textContent ?? ''),
+    null, { timeout: 60_000 });
+  console.log(`uploaded data: ${await text('dataset-counts')}`);
+}
+
 const set = async (id, value) => { await byId(id).fill(String(value)); await byId(id).dispatchEvent('change'); };
 await set('hp-train-size', 48);
 await set('hp-eval-size', 48);
-await set('hp-max-len', 32);
+await set('hp-max-len', synthetic ? 16 : 32);
 await set('hp-epochs', 1);
 await set('hp-batch', 16);
 await byId('preset-A-all').click();
@@ -99,7 +124,7 @@ check(points >= 2, `loss chart has points (${points})`);
 check(await page.locator('[data-testid=chart-accuracy] svg circle').count() >= 2, 'accuracy chart has points');
 check(await page.locator('[data-testid=history-table] tbody tr').count() === 2, 'history lists both runs');
 
-await byId('try-input').fill('Congratulations! You have won a free cruise, click here to claim your prize');
+await byId('try-input').fill(synthetic ? 'a great and happy day' : 'Congratulations! You have won a free cruise, click here to claim your prize');
 await byId('try-submit').click();
 await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(`[data-testid=try-output-${c}]`)?.textContent.includes('%')),
   null, { timeout: 120_000 });

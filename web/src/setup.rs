@@ -134,10 +134,10 @@ fn ModelPicker() -> impl IntoView {
         lab.model_busy.set(true);
         client::send(&ToWorker::LoadModel { source: ModelSource::Files { config, weights, tokenizer } });
     };
-    let file_input = move |label: &'static str, accept: &'static str, slot: usize| {
+    let file_input = move |label: &'static str, testid: &'static str, accept: &'static str, slot: usize| {
         view! {
             <label class="file">{label}" "
-                <input type="file" accept=accept on:change=move |ev| files[slot].set(picked(&input_of(&ev)))/>
+                <input type="file" data-testid=testid accept=accept on:change=move |ev| files[slot].set(picked(&input_of(&ev)))/>
             </label>
         }
     };
@@ -160,13 +160,13 @@ fn ModelPicker() -> impl IntoView {
                 {options}
                 <option value=UPLOAD>"load your own (Hugging Face BERT files)…"</option>
             </select>
-            <span class="muted">{summary}</span>
+            <span class="muted" data-testid="model-summary">{summary}</span>
             <Show when=move || choice.get() == UPLOAD>
                 <div class="own-model">
-                    {file_input("config.json", ".json", 0)}
-                    {file_input("model.safetensors", ".safetensors", 1)}
-                    {file_input("tokenizer.json", ".json", 2)}
-                    <button on:click=load_own>"Load model"</button>
+                    {file_input("config.json", "model-config", ".json", 0)}
+                    {file_input("model.safetensors", "model-weights", ".safetensors", 1)}
+                    {file_input("tokenizer.json", "model-tokenizer", ".json", 2)}
+                    <button data-testid="model-load" on:click=load_own>"Load model"</button>
                 </div>
             </Show>
         </div>

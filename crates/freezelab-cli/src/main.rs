@@ -15,6 +15,7 @@ use freezelab_core::config::BertConfig;
 use freezelab_core::device::{self, Backend};
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::memory::CountingAllocator;
+use freezelab_core::synthetic;
 use freezelab_core::train::bench;
 use freezelab_core::weights::{export_classifier, stored_label_names};
 
@@ -108,6 +109,21 @@ enum Command {
         text: Vec<String>,
         #[arg(long, default_value_t = 128)]
         max_len: usize,
+    },
+    /// Write a small random BERT (config.json, model.safetensors, tokenizer.json over a
+    /// 22-word vocabulary) and a learnable two-class data.csv: smoke tests where the real model
+    /// is too slow, such as WebGPU on a software adapter.
+    Synthetic {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        hidden: usize,
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        #[arg(long, default_value_t = 2)]
+        heads: usize,
+        #[arg(long, default_value_t = 240)]
+        examples: usize,
     },
 }
 
@@ -239,6 +255,25 @@ async fn run(cli: Cli) -> Result<()> {
                     names.iter().zip(&probs).map(|(n, p)| (n.clone(), serde_json::json!(p))).collect();
                 println!("{}", serde_json::json!({"text": t, "label": names[best], "probabilities": probabilities}));
             }
+        }
+        Command::Synthetic { out, hidden, layers, heads, examples } => {
+            let (config, weights, tokenizer) = synthetic::model_files(hidden, layers, heads, 7);
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut csv = csv::Writer::from_writer(Vec::new());
+            csv.write_record(["text", "label", "note"])?;
+            for e in synthetic::examples(examples, 11) {
+                csv.write_record([e.text.as_str(), e.label.as_str(), "ignored column"])?;
+            }
+            let files: [(&str, &[u8]); 4] = [
+                ("config.json", &config),
+                ("model.safetensors", &weights),
+                ("tokenizer.json", tokenizer.as_bytes()),
+                ("data.csv", &csv.into_inner()?),
+            ];
+            for (name, bytes) in files {
+                std::fs::write(out.join(name), bytes).with_context(|| format!("writing {name}"))?;
+            }
+            eprintln!("wrote {} (config.json, model.safetensors, tokenizer.json, data.csv)", out.display());
         }
     }
     Ok(())
