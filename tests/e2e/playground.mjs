@@ -87,8 +87,9 @@ if (synthetic) {
 }
 
 const set = async (id, value) => { await byId(id).fill(String(value)); await byId(id).dispatchEvent('change'); };
-await set('hp-train-size', 48);
-await set('hp-eval-size', 48);
+// A software WebGPU adapter compiles and tunes kernels for every new shape: two steps there.
+await set('hp-train-size', synthetic ? 32 : 48);
+await set('hp-eval-size', synthetic ? 32 : 48);
 await set('hp-max-len', synthetic ? 16 : 32);
 await set('hp-epochs', 1);
 await set('hp-batch', 16);

@@ -47,6 +47,7 @@ pub fn spawn(lab: Lab) {
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        lab.worker_lost();
         lab.error("the training worker stopped with an error (see the browser console); reload to restart it".into());
     });
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));

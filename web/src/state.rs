@@ -202,6 +202,17 @@ impl Lab {
         self.runs.with(|runs| runs.iter().any(|r| !r.finished()))
     }
 
+    /// The worker died: runs it had are failed, finished ones stay.
+    pub fn worker_lost(&self) {
+        let on_gpu = self.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == "webgpu"));
+        self.runs.update(|runs| {
+            for run in runs.iter_mut().filter(|r| !r.finished()) {
+                let message = "the training worker stopped".to_string();
+                run.status = RunStatus::Failed { message, retry_on_cpu: on_gpu };
+            }
+        });
+    }
+
     fn update_run(&self, id: u32, f: impl FnOnce(&mut RunView)) {
         self.runs.update(|runs| {
             if let Some(run) = runs.iter_mut().find(|r| r.id == id) {

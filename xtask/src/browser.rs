@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::assets;
-use crate::tasks::{cargo_test, counted, step, target_dir, wasm_target};
+use crate::tasks::{cargo_test, counted, freezelab_binary, step, target_dir, wasm_target};
 
 /// Trunk 0.22 needs a newer rustc than this toolchain's.
 const TRUNK_VERSION: &str = "0.21.14";
@@ -128,11 +128,19 @@ pub fn end_to_end() -> Result<(usize, usize)> {
     );
     wait_for_port(E2E_PORT, Duration::from_secs(30))?;
     let shots: PathBuf = target_dir()?.join("e2e-screenshots");
-    let mut cmd = Command::new("node");
-    cmd.arg("playground.mjs").arg(format!("http://127.0.0.1:{E2E_PORT}/")).arg("cpu");
-    cmd.env("SHOTS", &shots).current_dir(&e2e);
-    let result =
-        counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))));
+    // WebGPU here is a software adapter: its run uses the small random model and data, loaded
+    // through the page's file pickers.
+    let synthetic = target_dir()?.join("e2e-synthetic");
+    step(Command::new(freezelab_binary()?).arg("synthetic").arg("--out").arg(&synthetic))?;
+    let url = format!("http://127.0.0.1:{E2E_PORT}/");
+    let mut total = (0, 0);
+    for args in [vec!["cpu"], vec!["webgpu", synthetic.to_str().context("non-UTF-8 path")?]] {
+        let mut cmd = Command::new("node");
+        cmd.arg("playground.mjs").arg(&url).args(&args).env("SHOTS", &shots).current_dir(&e2e);
+        let (passed, failed) =
+            counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
+        total = (total.0 + passed, total.1 + failed);
+    }
     eprintln!("xtask: screenshots in {}", shots.display());
-    result
+    Ok(total)
 }

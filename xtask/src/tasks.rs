@@ -22,7 +22,7 @@ pub fn cargo(args: &[&str]) -> Result<()> {
 
 /// Builds the workspace's binaries (always the whole workspace, so features unify the same way
 /// as in `cargo test --workspace` and nothing is rebuilt) and returns the `freezelab` binary.
-fn freezelab_binary() -> Result<PathBuf> {
+pub fn freezelab_binary() -> Result<PathBuf> {
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     Ok(target_dir()?.join("release").join(format!("freezelab{}", std::env::consts::EXE_SUFFIX)))
 }

@@ -1,5 +1,6 @@
 //! The core inside a real browser (wasm-bindgen-test, headless Chromium), on the CPU backend:
-//! tokenizer from bytes, a forward pass, training that learns, freezing that holds.
+//! tokenizer from bytes, a forward pass, training that learns, freezing that holds; and on
+//! WebGPU where the browser has an adapter (tiny shapes: here it is SwiftShader's software one).
 //! Run by `cargo xtask test` through `wasm-bindgen-test-runner`.
 #![cfg(target_arch = "wasm32")]
 
@@ -9,12 +10,14 @@ use burn::tensor::Device;
 use freezelab_core::bert::BatchTensors;
 use freezelab_core::cache::{CacheKey, PrefixCache};
 use freezelab_core::data::Dataset;
-use freezelab_core::device::read_f32;
+use freezelab_core::device::{self, read_f32, Backend};
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
 use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
 // In a dedicated worker: the runner polls the page over WebDriver, and training on the main
 // thread would block those polls past their timeout on a slow machine.
@@ -83,7 +86,16 @@ async fn forward_pass_gives_finite_distinct_outputs() {
 
 /// Trains the tiny model in the browser under `plan`: losses, summary, trained model, cache.
 async fn train_tiny(plan: FreezePlan, epochs: usize) -> (Vec<f64>, train::RunSummary, LoadedModel, PrefixCache) {
-    let device = Device::flex().autodiff();
+    train_tiny_on(Device::flex(), plan, epochs, None).await
+}
+
+async fn train_tiny_on(
+    device: Device,
+    plan: FreezePlan,
+    epochs: usize,
+    max_steps: Option<usize>,
+) -> (Vec<f64>, train::RunSummary, LoadedModel, PrefixCache) {
+    let device = device.autodiff();
     let mut model = tiny(&device);
     let data = Dataset::from_single(synthetic::examples(96, 1), 0.25, 0, "synthetic").unwrap();
     let cfg = TrainConfig {
@@ -96,6 +108,7 @@ async fn train_tiny(plan: FreezePlan, epochs: usize) -> (Vec<f64>, train::RunSum
         lr: 3e-3,
         head_lr: 1e-2,
         cache: true,
+        max_steps,
         ..TrainConfig::default()
     };
     let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: 16 };
@@ -130,4 +143,45 @@ async fn frozen_weights_hold_and_the_prefix_is_cached_in_the_browser() {
     let layer1_trained = read_f32(model.classifier.bert.layers[1].query.weight.val()).await.unwrap();
     let layer1_initial = read_f32(tiny(&device).classifier.bert.layers[1].query.weight.val()).await.unwrap();
     assert_ne!(layer1_trained, layer1_initial, "layer 1 trains");
+}
+
+/// Whether this browser offers WebGPU an adapter. Asked before Burn's wgpu starts: wgpu panics
+/// when WebGPU is missing.
+async fn webgpu_adapter() -> bool {
+    let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let gpu = scope.navigator().gpu();
+    if gpu.is_undefined() {
+        return false;
+    }
+    JsFuture::from(gpu.request_adapter()).await.is_ok_and(|adapter| !adapter.is_null())
+}
+
+/// On WebGPU where the browser has an adapter (webdriver.json enables SwiftShader's): the tiny
+/// model's logits match the CPU's, and two training steps keep frozen weights fixed.
+#[wasm_bindgen_test]
+async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
+    if !webgpu_adapter().await {
+        console_log!("SKIPPED webgpu_matches_the_cpu_and_freezing_holds_there: this browser offers no WebGPU adapter");
+        return;
+    }
+    let gpu = device::init(Backend::Wgpu).await.expect("WebGPU starts when an adapter exists");
+    let texts = &synthetic::PROBE_TEXTS;
+    let logits = |device: Device| async move {
+        let model = tiny(&device);
+        let batch = model.encoder.encode_batch(texts, 16).unwrap();
+        read_f32(model.classifier.forward(&BatchTensors::new(&batch, &device))).await.unwrap()
+    };
+    let (on_gpu, on_cpu) = (logits(gpu.clone()).await, logits(Device::flex()).await);
+    let worst = on_gpu.iter().zip(&on_cpu).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "WebGPU logits differ from the CPU's by {worst}");
+
+    let before = read_f32(tiny(&gpu).classifier.bert.layers[0].query.weight.val()).await.unwrap();
+    let (losses, _, model, _) = train_tiny_on(gpu.clone(), FreezePlan::bottom(2, 1), 1, Some(2)).await;
+    assert_eq!(losses.len(), 2);
+    assert!(losses.iter().all(|l| l.is_finite()));
+    let after = read_f32(model.classifier.bert.layers[0].query.weight.val()).await.unwrap();
+    assert_eq!(before, after, "layer 0 is frozen on WebGPU too");
+    let trained = read_f32(model.classifier.bert.layers[1].query.weight.val()).await.unwrap();
+    let initial = read_f32(tiny(&gpu).classifier.bert.layers[1].query.weight.val()).await.unwrap();
+    assert_ne!(trained, initial, "layer 1 trains on WebGPU");
 }

@@ -129,8 +129,9 @@ pub struct RunSummary {
     pub cache_used: bool,
     pub cache_over_limit: bool,
     pub cancelled: bool,
-    /// Tensors of AdamW state held at the end: only trainable parameters have any.
-    pub optimizer_state_tensors: usize,
+    /// Tensors of AdamW state held at the end: only trainable parameters have any. `None` on a
+    /// GPU in a browser, where Burn can only list the optimizer's state with a blocking read.
+    pub optimizer_state_tensors: Option<usize>,
     pub memory: MemoryReport,
     pub config: TrainConfig,
 }

@@ -49,6 +49,12 @@ pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
     Ok(())
 }
 
+/// Whether Burn's synchronous reads work on `device`: everywhere but a GPU in a browser, where
+/// they panic unless the data happens to be ready.
+fn blocking_reads_allowed(device: &Device) -> bool {
+    !(cfg!(target_arch = "wasm32") && device.memory_pool_usage().is_some())
+}
+
 /// Sets gradient flags and eval mode per the plan. Frozen blocks keep their weights fixed
 /// (no gradient, so no optimizer state) and run without dropout.
 pub fn apply_freeze(mut model: Classifier, plan: &FreezePlan) -> Classifier {
@@ -428,7 +434,7 @@ pub async fn train(
         cache_used: use_cache,
         cache_over_limit: use_cache && cache.over_limit(),
         cancelled,
-        optimizer_state_tensors: optim.to_record().len(),
+        optimizer_state_tensors: blocking_reads_allowed(&device).then(|| optim.to_record().len()),
         memory: MemoryReport {
             computed,
             computed_total: computed.total(),
