@@ -93,8 +93,24 @@ await set('hp-eval-size', synthetic ? 32 : 48);
 await set('hp-max-len', synthetic ? 16 : 32);
 await set('hp-epochs', 1);
 await set('hp-batch', 16);
-await byId('preset-A-all').click();
+// The set-up travels in the URL: a fresh browser context opening it finds the same experiment.
+await byId('preset-A-emb').click();
 await byId('preset-B-head').click();
+await page.waitForFunction(() => location.hash.includes('A=emb'), null, { timeout: 10_000 });
+const link = page.url();
+{
+  const other = await (await browser.newContext()).newPage();
+  await other.goto(link);
+  await other.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
+  const same = async (id, value) => (await other.getByTestId(id).inputValue()) === String(value);
+  check(await same('hp-train-size', synthetic ? 32 : 48) && await same('hp-max-len', synthetic ? 16 : 32),
+    'a copied link restores the hyperparameters');
+  const boxes = async (c) => Promise.all(['emb', ...[0, 1].map((i) => `layer-${i}`)].map((b) => other.getByTestId(`freeze-${c}-${b}`).isChecked()));
+  const [a, b] = [await boxes('A'), await boxes('B')];
+  check(a.join() === 'true,false,false' && b.every(Boolean), `a copied link restores both freeze plans (A ${a}, B ${b})`);
+  await other.context().close();
+}
+await byId('preset-A-all').click();
 const trainableA = Number(await text('trainable-A'));
 const trainableB = Number(await text('trainable-B'));
 const computedA = await bytes('memory-computed-A');
@@ -112,6 +128,9 @@ await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(
 const trainEnd = await page.evaluate(() => performance.now());
 console.log(`both runs took ${((trainEnd - trainStart) / 1000).toFixed(1)} s`);
 
+for (const [i, c] of ['A', 'B'].entries()) {
+  console.log(`run ${c}: ${(await page.locator('.column .results').nth(i).innerText()).replace(/\n/g, ' ')}`);
+}
 for (const c of ['A', 'B']) {
   const acc = Number(await text(`accuracy-${c}`));
   check(Number.isFinite(acc) && acc >= 0 && acc <= 1, `accuracy ${c} = ${acc} is in [0, 1]`);

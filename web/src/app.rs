@@ -7,6 +7,7 @@ use crate::charts::Charts;
 use crate::column::RunColumn;
 use crate::history::{Comparison, History};
 use crate::setup::Setup;
+use crate::share::{self, Shared};
 use crate::state::{Lab, RunStatus, RunView};
 use crate::try_it::TryIt;
 use crate::{client, manifest};
@@ -84,6 +85,21 @@ async fn load_manifest(lab: Lab) {
 pub fn App() -> impl IntoView {
     let lab = Lab::new();
     provide_context(lab);
+    match share::from_url() {
+        Some(Ok(linked)) => {
+            lab.hyper.set(linked.hyper());
+            lab.presenting.set(linked.present);
+            lab.shared.set(Some(linked));
+        }
+        Some(Err(e)) => lab.error(e),
+        None => {}
+    }
+    // The URL follows the set-up from the moment one exists.
+    Effect::new(move || {
+        if let Some(now) = Shared::of(lab) {
+            share::write_url(&now);
+        }
+    });
     client::spawn(lab);
     client::send(&ToWorker::Start { force_cpu: false });
     leptos::task::spawn_local(load_manifest(lab));
@@ -93,7 +109,7 @@ pub fn App() -> impl IntoView {
             <p class="tagline">"Fine-tune a real BERT in this tab. Freeze layers, train two runs, compare accuracy, speed and memory."</p>
         </header>
         <Errors/>
-        <main>
+        <main class:presenting=move || lab.presenting.get()>
             <Setup/>
             <Toolbar/>
             <div class="columns">
@@ -113,6 +129,7 @@ pub fn App() -> impl IntoView {
 fn Toolbar() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none();
+    let copied = RwSignal::new(String::new());
     view! {
         <div class="toolbar" role="toolbar" aria-label="training">
             <button data-testid="train-A" disabled=not_ready on:click=move |_| train(lab, Column::A)>"Train A"</button>
@@ -123,8 +140,28 @@ fn Toolbar() -> impl IntoView {
             }>"Train both"</button>
             <button data-testid="stop" disabled=move || !lab.busy() on:click=move |_| stop(lab)>"Stop"</button>
             <span class="hint">"Runs share one device and go one after the other."</span>
+            <span class="share">
+                <button data-testid="copy-link" on:click=move |_| copy_link(copied)>"Copy link"</button>
+                <span aria-live="polite" class="muted">{move || copied.get()}</span>
+                <label class="inline">
+                    <input type="checkbox" data-testid="present" prop:checked=move || lab.presenting.get()
+                        on:change=move |ev| lab.presenting.set(event_target_checked(&ev))/>
+                    " presentation mode"
+                </label>
+            </span>
         </div>
     }
+}
+
+/// Puts the page's URL (which holds the set-up) on the clipboard.
+fn copy_link(note: RwSignal<String>) {
+    let Some(window) = web_sys::window() else { return };
+    let Ok(href) = window.location().href() else { return };
+    let promise = window.navigator().clipboard().write_text(&href);
+    leptos::task::spawn_local(async move {
+        let done = wasm_bindgen_futures::JsFuture::from(promise).await.is_ok();
+        note.set(if done { "link copied".into() } else { format!("copy this link: {href}") });
+    });
 }
 
 /// Error messages, newest last, each dismissible; nothing else on the page is reset by them.

@@ -13,6 +13,7 @@ pub mod history;
 pub mod manifest;
 pub mod memory_bar;
 pub mod setup;
+pub mod share;
 pub mod state;
 pub mod try_it;
 

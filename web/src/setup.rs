@@ -30,12 +30,26 @@ fn load_dataset(lab: Lab, entry: &DatasetEntry) {
     });
 }
 
-/// The manifest's first model and dataset, loaded as soon as the page opens.
+/// Loaded as soon as the page opens: the model and dataset a link names, else the manifest's
+/// first. A link naming the user's own files says so: those never leave their browser.
 pub fn load_defaults(lab: Lab, manifest: &Manifest) {
-    if let Some(model) = manifest.models.first() {
+    let linked = lab.shared.get_untracked();
+    let wanted = |id: Option<&String>, what: &str| match id {
+        Some(id) if id.starts_with("upload:") => {
+            let name = id.trim_start_matches("upload:");
+            lab.error(format!("this link used your own {what} \"{name}\": load it again to repeat the experiment"));
+            None
+        }
+        other => other.cloned(),
+    };
+    let model_id = wanted(linked.as_ref().map(|s| &s.model), "model");
+    let data_id = wanted(linked.as_ref().map(|s| &s.data), "data");
+    let model = model_id.and_then(|id| manifest.models.iter().find(|m| m.id == id)).or(manifest.models.first());
+    if let Some(model) = model {
         load_model(lab, model);
     }
-    if let Some(dataset) = manifest.datasets.first() {
+    let dataset = data_id.and_then(|id| manifest.datasets.iter().find(|d| d.id == id)).or(manifest.datasets.first());
+    if let Some(dataset) = dataset {
         load_dataset(lab, dataset);
     }
 }

@@ -10,6 +10,7 @@ use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
 use leptos::prelude::*;
 
 use crate::manifest::Manifest;
+use crate::share::Shared;
 
 /// The hyperparameters the page exposes (the rest keep the core's defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +151,10 @@ pub struct Lab {
     pub errors: RwSignal<Vec<String>>,
     pub predictions: RwSignal<Option<(String, Vec<Prediction>)>>,
     pub heap: RwSignal<u64>,
+    /// A link's set-up whose freeze plans wait for the model to load.
+    pub shared: RwSignal<Option<Shared>>,
+    /// Presentation mode: advanced controls hidden, charts larger.
+    pub presenting: RwSignal<bool>,
 }
 
 impl Lab {
@@ -175,6 +180,8 @@ impl Lab {
             errors: RwSignal::new(Vec::new()),
             predictions: RwSignal::new(None),
             heap: RwSignal::new(0),
+            shared: RwSignal::new(None),
+            presenting: RwSignal::new(false),
         }
     }
 
@@ -226,14 +233,27 @@ impl Lab {
         match message {
             FromWorker::Alive => self.worker_alive.set(true),
             FromWorker::Backend { info } => {
-                self.hyper.set(Hyper::for_backend(&info.kind));
+                // Defaults follow the first backend, unless a link set them.
+                if self.backend.get_untracked().is_none() && self.shared.get_untracked().is_none() {
+                    self.hyper.set(Hyper::for_backend(&info.kind));
+                }
                 self.backend.set(Some(info));
             }
             FromWorker::Progress { what, loaded, total } => self.download.set(Some(Download { what, loaded, total })),
             FromWorker::ModelLoaded { info } => {
                 let n = info.num_layers();
-                self.plan_a.set(FreezePlan::none(n));
-                self.plan_b.set(FreezePlan::head_only(n));
+                let linked = self.shared.get_untracked().map(|s| s.plans(n));
+                let (a, b) = match linked {
+                    Some(Ok(plans)) => plans,
+                    Some(Err(e)) => {
+                        self.error(format!("this link's freeze plans do not fit the model: {e}"));
+                        (FreezePlan::none(n), FreezePlan::head_only(n))
+                    }
+                    None => (FreezePlan::none(n), FreezePlan::head_only(n)),
+                };
+                self.shared.set(None);
+                self.plan_a.set(a);
+                self.plan_b.set(b);
                 self.model.set(Some(info));
                 self.model_busy.set(false);
                 self.download.set(None);

@@ -7,6 +7,7 @@ use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory::{self, BlockParams, EncoderShape};
 use freezelab_protocol::messages::{Column, ModelInfo};
 use freezelab_web::column::RunColumn;
+use freezelab_web::share::Shared;
 use freezelab_web::state::Lab;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -116,4 +117,29 @@ async fn presets_set_the_right_boxes() {
     leptos::task::tick().await;
     assert!(!checked(&root, "freeze-A-emb"));
     assert_eq!(trainable(&root), model.params.total());
+}
+
+#[wasm_bindgen_test]
+fn the_set_up_round_trips_through_the_url_fragment() {
+    let shared = Shared {
+        model: "minilm-l6".into(),
+        data: "upload:my data.csv".into(),
+        train: 48,
+        eval: 48,
+        epochs: 1,
+        batch: 16,
+        len: 32,
+        lr: 5e-5,
+        seed: 3,
+        cache: true,
+        plan_a: "none".into(),
+        plan_b: "emb,0-2".into(),
+        present: true,
+    };
+    let back = Shared::decode(&format!("#{}", shared.encode())).unwrap().unwrap();
+    assert_eq!(back, shared);
+    assert_eq!(back.plans(6).unwrap().1, FreezePlan::bottom(6, 3));
+    assert!(back.plans(2).is_err(), "layer 2 does not exist in a 2-layer model");
+    assert!(Shared::decode("#").is_none());
+    assert!(Shared::decode("#model=x").unwrap().is_err());
 }

@@ -153,7 +153,7 @@ async fn webgpu_adapter() -> bool {
     if gpu.is_undefined() {
         return false;
     }
-    JsFuture::from(gpu.request_adapter()).await.is_ok_and(|adapter| !adapter.is_null())
+    JsFuture::from(gpu.request_adapter()).await.is_ok_and(|adapter| !adapter.is_null() && !adapter.is_undefined())
 }
 
 /// On WebGPU where the browser has an adapter (webdriver.json enables SwiftShader's): the tiny
