@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 
 use freezelab_protocol::messages::{FromWorker, ToWorker};
+use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 
@@ -47,8 +48,24 @@ pub fn spawn(lab: Lab) {
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        // A worker that dies after starting (a panic, a lost device) is replaced once per
+        // start, with the same backend choice and the page's model and data; one that never
+        // started is not retried in a loop.
+        let was_alive = lab.worker_alive.get_untracked();
         lab.worker_lost();
-        lab.error("the training worker stopped with an error (see the browser console); reload to restart it".into());
+        if let Some(old) = WORKER.with(|w| w.borrow_mut().take()) {
+            old.terminate();
+        }
+        if !was_alive {
+            return lab.error("the training worker could not start (see the browser console)".into());
+        }
+        lab.error("the training worker stopped with an error and was restarted; finished runs are kept".into());
+        PENDING.with(|p| *p.borrow_mut() = Some(Vec::new()));
+        spawn(lab);
+        send(&ToWorker::Start { force_cpu: lab.force_cpu.get_untracked() });
+        if let Some(manifest) = lab.manifest.get_untracked() {
+            crate::setup::load_defaults(lab, &manifest);
+        }
     });
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     on_error.forget();

@@ -134,7 +134,7 @@ fn RunPanel(column: Column) -> impl IntoView {
             <p class="status" aria-live="polite">{move || run().map(|r| status_line(&r)).unwrap_or_else(|| "not trained yet".into())}</p>
             {move || run().and_then(|r| match r.status {
                 RunStatus::Failed { retry_on_cpu: true, .. } => Some(view! {
-                    <button on:click=move |_| {
+                    <button data-testid=format!("retry-cpu-{name}") on:click=move |_| {
                         lab.force_cpu.set(true);
                         client::send(&ToWorker::Start { force_cpu: true });
                         crate::app::train(lab, column);

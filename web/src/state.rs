@@ -209,8 +209,13 @@ impl Lab {
         self.runs.with(|runs| runs.iter().any(|r| !r.finished()))
     }
 
-    /// The worker died: runs it had are failed, finished ones stay.
+    /// The worker died: runs it had are failed, finished ones stay, and what it had loaded is
+    /// gone (trained models for "Try it" included).
     pub fn worker_lost(&self) {
+        self.worker_alive.set(false);
+        self.model.set(None);
+        self.dataset.set(None);
+        self.predictions.set(None);
         let on_gpu = self.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == "webgpu"));
         self.runs.update(|runs| {
             for run in runs.iter_mut().filter(|r| !r.finished()) {

@@ -143,3 +143,32 @@ fn the_set_up_round_trips_through_the_url_fragment() {
     assert!(Shared::decode("#").is_none());
     assert!(Shared::decode("#model=x").unwrap().is_err());
 }
+
+/// A run that fails on the GPU offers a CPU retry in its column; the other column's run and
+/// the state around it are kept.
+#[wasm_bindgen_test]
+async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
+    use freezelab_protocol::messages::{DatasetInfo, FromWorker};
+    let (lab, root) = mount_column();
+    lab.dataset.set(Some(DatasetInfo {
+        name: "spam".into(),
+        labels: vec!["ham".into(), "spam".into()],
+        train_counts: vec![3, 2],
+        validation_counts: vec![1, 1],
+    }));
+    // Requests wait for a worker that never comes here; the page's state is what is tested.
+    freezelab_web::app::train(lab, Column::B);
+    freezelab_web::app::train(lab, Column::A);
+    lab.apply(FromWorker::RunFailed {
+        run_id: 2,
+        column: Column::A,
+        message: "device lost".into(),
+        retry_on_cpu: true,
+    });
+    leptos::task::tick().await;
+    let text = root.text_content().unwrap();
+    assert!(text.contains("run #2 failed: device lost"), "{text}");
+    assert_eq!(find(&root, "retry-cpu-A").text_content().unwrap(), "Retry on CPU");
+    let runs = lab.runs.get_untracked();
+    assert!(runs.iter().any(|r| r.id == 1 && r.column == Column::B && !r.finished()), "the other run is untouched");
+}

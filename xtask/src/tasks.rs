@@ -107,7 +107,6 @@ pub fn test() -> Result<()> {
     // Tests that need the default assets fail (not skip) when they are missing.
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
     let (passed, failed) = cargo_test(&["--release", "--workspace"], &[])?;
-    cargo(&["build", "-p", "freezelab-core", "--target", "wasm32-unknown-unknown"])?;
     let (browser_passed, browser_failed) = browser::wasm_tests()?;
     let (e2e_passed, e2e_failed) = browser::end_to_end()?;
     let (passed, failed) = (passed + browser_passed + e2e_passed, failed + browser_failed + e2e_failed);
