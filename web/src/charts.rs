@@ -4,6 +4,7 @@ use freezelab_protocol::messages::Column;
 use leptos::prelude::*;
 use plotters::prelude::*;
 
+use crate::export;
 use crate::state::Lab;
 
 const COLORS: [RGBColor; 2] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28)];
@@ -77,8 +78,16 @@ pub fn Charts() -> impl IntoView {
     let points = move || series(lab, |r| r.losses.clone()).iter().map(|(_, p)| p.len()).sum::<usize>();
     view! {
         <section class="charts" aria-label="charts">
-            <div class="chart" data-testid="chart-loss" data-points=move || points().to_string() inner_html=loss></div>
-            <div class="chart" data-testid="chart-accuracy" inner_html=accuracy></div>
+            <figure>
+                <div class="chart" data-testid="chart-loss" data-points=move || points().to_string() inner_html=loss></div>
+                <button data-testid="download-chart-loss"
+                    on:click=move |_| export::download("freezelab-loss.svg", "image/svg+xml", &loss())>"Download SVG"</button>
+            </figure>
+            <figure>
+                <div class="chart" data-testid="chart-accuracy" inner_html=accuracy></div>
+                <button data-testid="download-chart-accuracy"
+                    on:click=move |_| export::download("freezelab-accuracy.svg", "image/svg+xml", &accuracy())>"Download SVG"</button>
+            </figure>
         </section>
     }
 }
