@@ -143,14 +143,20 @@ const points = Number(await byId('chart-loss').getAttribute('data-points'));
 check(points >= 2, `loss chart has points (${points})`);
 check(await page.locator('[data-testid=chart-accuracy] svg circle').count() >= 2, 'accuracy chart has points');
 check(await page.locator('[data-testid=history-table] tbody tr').count() === 2, 'history lists both runs');
-const [download] = await Promise.all([page.waitForEvent('download'), byId('download-chart-loss').click()]);
-const svg = await new Promise(async (resolve) => {
+const downloaded = async (click) => {
+  const [download] = await Promise.all([page.waitForEvent('download'), click()]);
   const chunks = [];
-  const stream = await download.createReadStream();
-  stream.on('data', (c) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks).toString()));
-});
-check(download.suggestedFilename() === 'freezelab-loss.svg' && svg.includes('<svg') && svg.includes('training loss'),
+  for await (const c of await download.createReadStream()) chunks.push(c);
+  return [download.suggestedFilename(), Buffer.concat(chunks).toString()];
+};
+const [svgName, svg] = await downloaded(() => byId('download-chart-loss').click());
+check(svgName === 'freezelab-loss.svg' && svg.includes('<svg') && svg.includes('training loss'),
   `the loss chart downloads as SVG (${svg.length} bytes)`);
+const [, results] = await downloaded(() => page.getByRole('button', { name: 'Export JSON' }).click());
+await byId('history-import').setInputFiles({ name: 'runs.json', mimeType: 'application/json', buffer: Buffer.from(results) });
+await page.waitForFunction(() => document.querySelectorAll('[data-testid=history-table] tbody tr').length === 4, null, { timeout: 10_000 })
+  .catch(() => {});
+check(await page.locator('[data-testid=history-table] tbody tr').count() === 4, 'exported results import back into the history');
 
 await byId('try-input').fill(synthetic ? 'a great and happy day' : 'Congratulations! You have won a free cruise, click here to claim your prize');
 await byId('try-submit').click();

@@ -17,29 +17,11 @@ pub fn train(lab: Lab, column: Column) {
     let (Some(model), Some(dataset)) = (lab.model.get_untracked(), lab.dataset.get_untracked()) else {
         return lab.error("load a model and a dataset first".into());
     };
-    let id = lab.next_run.get_untracked();
-    lab.next_run.set(id + 1);
+    let id = lab.new_run_id();
     let config = lab.hyper.get_untracked().config(lab.plan(column).get_untracked());
     let backend = lab.backend.get_untracked().map(|b| b.kind).unwrap_or_default();
-    lab.runs.update(|runs| {
-        runs.push(RunView {
-            id,
-            column,
-            config: config.clone(),
-            model: model.name,
-            dataset: dataset.name,
-            backend,
-            status: RunStatus::Queued,
-            total_steps: 0,
-            step: 0,
-            elapsed: 0.0,
-            trainable: 0,
-            planned: None,
-            losses: Vec::new(),
-            accuracy: Vec::new(),
-            summary: None,
-        })
-    });
+    let run = RunView::queued(id, column, config.clone(), model.name, dataset.name, backend);
+    lab.runs.update(|runs| runs.push(run));
     lab.pin(column, id);
     client::send(&ToWorker::Train { run_id: id, column, config });
 }

@@ -3,7 +3,11 @@
 
 use wasm_bindgen::JsCast;
 
-use crate::state::RunView;
+use freezelab_protocol::messages::Column;
+use freezelab_protocol::run::RunSummary;
+use leptos::prelude::*;
+
+use crate::state::{Lab, RunStatus, RunView};
 
 pub const CSV_HEADER: [&str; 14] = [
     "run",
@@ -46,6 +50,25 @@ pub fn csv(runs: &[RunView]) -> String {
         ]);
     }
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Reads an exported JSON file back: each run joins the history as finished, marked imported.
+pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
+    let summaries: Vec<RunSummary> =
+        serde_json::from_str(text).map_err(|e| format!("import: not a FreezeLab results file ({e})"))?;
+    let n = summaries.len();
+    for summary in summaries {
+        let imported = || "imported".to_string();
+        let mut run =
+            RunView::queued(lab.new_run_id(), Column::A, summary.config.clone(), imported(), imported(), imported());
+        run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
+        (run.total_steps, run.step, run.elapsed) = (summary.steps, summary.steps, summary.wall_seconds);
+        run.trainable = summary.trainable_params;
+        run.planned = Some(summary.memory.computed);
+        run.summary = Some(summary);
+        lab.runs.update(|runs| runs.push(run));
+    }
+    Ok(n)
 }
 
 pub fn json(runs: &[RunView]) -> String {

@@ -52,6 +52,22 @@ pub fn Comparison() -> impl IntoView {
     }
 }
 
+/// Reads the picked results file and adds its runs to the history.
+fn import_file(lab: Lab, ev: &leptos::ev::Event) {
+    use wasm_bindgen::JsCast;
+    let input: web_sys::HtmlInputElement = ev.target().expect("an input").unchecked_into();
+    let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+    let promise = file.text();
+    leptos::task::spawn_local(async move {
+        let text = wasm_bindgen_futures::JsFuture::from(promise).await.ok().and_then(|t| t.as_string());
+        match text.map(|t| export::import(lab, &t)) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => lab.error(e),
+            None => lab.error("import: the file could not be read".into()),
+        }
+    });
+}
+
 #[component]
 pub fn History() -> impl IntoView {
     let lab = expect_context::<Lab>();
@@ -62,6 +78,9 @@ pub fn History() -> impl IntoView {
             <div class="exports">
                 <button on:click=move |_| export::download("freezelab-runs.csv", "text/csv", &export::csv(&finished()))>"Export CSV"</button>
                 <button on:click=move |_| export::download("freezelab-runs.json", "application/json", &export::json(&finished()))>"Export JSON"</button>
+                <label>"Import JSON "
+                    <input type="file" accept=".json" data-testid="history-import" on:change=move |ev| import_file(lab, &ev)/>
+                </label>
             </div>
             <table data-testid="history-table">
                 <thead><tr>

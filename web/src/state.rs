@@ -100,6 +100,34 @@ pub struct RunView {
 }
 
 impl RunView {
+    /// A run requested now, not started yet.
+    pub fn queued(
+        id: u32,
+        column: Column,
+        config: TrainConfig,
+        model: String,
+        dataset: String,
+        backend: String,
+    ) -> Self {
+        RunView {
+            id,
+            column,
+            config,
+            model,
+            dataset,
+            backend,
+            status: RunStatus::Queued,
+            total_steps: 0,
+            step: 0,
+            elapsed: 0.0,
+            trainable: 0,
+            planned: None,
+            losses: Vec::new(),
+            accuracy: Vec::new(),
+            summary: None,
+        }
+    }
+
     /// Seconds left, from the pace so far.
     pub fn eta(&self) -> Option<f64> {
         (self.step > 0 && self.total_steps > self.step)
@@ -199,6 +227,13 @@ impl Lab {
 
     pub fn pin(&self, column: Column, id: u32) {
         self.pinned.update(|p| p[column as usize] = Some(id));
+    }
+
+    /// The next run number.
+    pub fn new_run_id(&self) -> u32 {
+        let id = self.next_run.get_untracked();
+        self.next_run.set(id + 1);
+        id
     }
 
     pub fn error(&self, message: String) {
