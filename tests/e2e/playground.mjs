@@ -1,8 +1,11 @@
-// End-to-end: the release page in Debian's Chromium. Loads the default model, sets a tiny budget,
-// trains A (train all) and B (head only) with "Train both", and checks what a person would:
-// accuracies are numbers in [0, 1], B trains fewer parameters and needs less memory (computed and
-// measured), the charts have points, "Try it" classifies, the console has no errors, and the main
-// thread never blocks for long while training. Screenshots go to $SHOTS (before/during/after).
+// End-to-end: the release page, as `trunk serve` sends it (with its Content-Security-Policy), in
+// Debian's Chromium. Loads the default model, sets a tiny budget, trains A (train all) and B
+// (head only) with "Train both", and checks what a person would: accuracies are numbers in
+// [0, 1], B trains fewer parameters and needs less memory (computed and measured), the charts
+// have points, "Try it" classifies, the downloaded model gives `freezelab predict` ($FREEZELAB)
+// the same probabilities, runs survive a reload, the sweep plots its points (CPU), the console
+// has no errors (CSP violations included), and the main thread never blocks for long while
+// training. Screenshots go to $SHOTS (before/during/after/sweep).
 //
 // usage: node playground.mjs URL cpu                 the default model (MiniLM-L6) on the CPU backend
 //        node playground.mjs URL webgpu SYNTHETIC    WebGPU with the small random model and data
@@ -10,7 +13,11 @@
 //                                                    loaded through the file pickers (a software
 //                                                    adapter is far too slow for MiniLM)
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitForServer } from './server.mjs';
 
 const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
 const backend = process.argv[3] ?? 'cpu';
@@ -23,6 +30,10 @@ const check = (ok, what) => {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
   if (!ok) failures.push(what);
 };
+
+const csp = await waitForServer(url);
+check(/script-src 'self' 'wasm-unsafe-eval' 'nonce-[^']+'/.test(csp) && csp.includes("default-src 'self'"),
+  `the page is served with a Content-Security-Policy (${csp.slice(0, 60)}…)`);
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -165,6 +176,66 @@ await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(
 console.log(`try it: A ${await text('try-output-A')} | B ${await text('try-output-B')}`);
 check(true, 'try it shows predictions for A and B');
 await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true });
+
+// A's fine-tuned model, downloaded as a Hugging Face folder, predicts the same in the CLI.
+{
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), byId('download-model-A').click()]);
+  const dir = mkdtempSync(join(tmpdir(), 'freezelab-model-'));
+  const zip = join(dir, download.suggestedFilename());
+  await download.saveAs(zip);
+  execFileSync('python3', ['-m', 'zipfile', '-e', zip, dir]);
+  const folder = join(dir, download.suggestedFilename().replace(/\.zip$/, ''));
+  const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
+  check(Object.keys(config.id2label ?? {}).length >= 2, `the model folder's config names the labels (${JSON.stringify(config.id2label)})`);
+  const tried = await byId('try-input').inputValue();
+  const out = execFileSync(process.env.FREEZELAB, ['predict', '--model', folder, '--text', tried, '--max-len', String(synthetic ? 16 : 32)],
+    { encoding: 'utf8' });
+  const cli = JSON.parse(out.trim().split('\n')[0]).probabilities;
+  const inPage = JSON.parse(await byId('try-output-A').getAttribute('data-probabilities'));
+  const gap = Math.max(...Object.keys(inPage).map((l) => Math.abs(inPage[l] - (cli[l] ?? Infinity))));
+  check(gap < 1e-4, `freezelab predict on the downloaded model matches the page (largest gap ${gap.toExponential(2)}; page ${JSON.stringify(inPage)})`);
+}
+
+// Finished runs survive a reload: the same history, the same results in the columns.
+{
+  const accuracyA = await text('accuracy-A');
+  const rows = await page.locator('[data-testid=history-table] tbody tr').count();
+  await page.reload();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=history-table] tbody tr').length === n, rows, { timeout: 60_000 })
+    .catch(() => {});
+  check(await page.locator('[data-testid=history-table] tbody tr').count() === rows, `runs survive a reload (${rows} in the history)`);
+  check(await text('accuracy-A') === accuracyA, `column A shows its run again after the reload (accuracy ${accuracyA})`);
+  await page.getByRole('button', { name: 'delete run 3' }).click();
+  await page.reload();
+  await page.waitForSelector('[data-testid=history-table] tbody tr', { timeout: 60_000 });
+  check(await page.locator('[data-testid=history-table] tbody tr').count() === rows - 1, 'a deleted run stays deleted after a reload');
+  await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
+}
+
+if (!synthetic) {
+  // The freeze sweep on the CPU backend, small budget: one point per configuration.
+  await set('hp-train-size', 32);
+  await set('hp-eval-size', 32);
+  await set('hp-max-len', 32);
+  await byId('sweep-run').click();
+  const configurations = await page.locator('[data-testid=sweep-table] tbody tr').count();
+  await page.waitForFunction((n) => document.querySelector('[data-testid=sweep-status]')?.textContent.startsWith(`${n} of ${n}`),
+    configurations, { timeout: 900_000 });
+  const swept = Number(await byId('sweep-chart-params').getAttribute('data-points'));
+  const front = Number(await byId('sweep-chart-memory').getAttribute('data-front'));
+  check(configurations === 5 && swept === 5, `the sweep plots all ${configurations} configurations (${swept} points)`);
+  check(front >= 1 && front <= swept, `the memory plot marks a Pareto front (${front} of ${swept})`);
+  console.log(`sweep: ${(await byId('sweep-table').innerText()).replace(/\n/g, ' | ')}`);
+  await page.getByLabel('freeze sweep').screenshot({ path: `${shots}/sweep-${backend}.png` });
+  // Cancelled part way: what finished stays plotted, the rest is marked stopped.
+  await byId('sweep-run').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=sweep-status]')?.textContent.startsWith('2 of'), null, { timeout: 600_000 });
+  await byId('stop').click();
+  await page.waitForFunction(() => !/waiting|step/.test(document.querySelector('[data-testid=sweep-table]')?.innerText ?? 'step'), null, { timeout: 60_000 });
+  const kept = Number(await byId('sweep-chart-params').getAttribute('data-points'));
+  const stopped = await page.locator('[data-testid=sweep-table] tbody tr', { hasText: 'stopped' }).count();
+  check(kept >= 2 && kept < 5 && stopped >= 1, `a stopped sweep keeps its finished points (${kept} plotted, ${stopped} stopped)`);
+}
 
 const longTasks = await page.evaluate(([from, to]) => window.__longTasks.filter((t) => t.start >= from && t.start <= to),
   [trainStart, trainEnd]);

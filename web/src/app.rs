@@ -1,5 +1,7 @@
 //! The page: set-up, the two columns, charts, comparison, history, try-it, and the explainer.
 
+use freezelab_protocol::freeze::FreezePlan;
+use freezelab_protocol::memory;
 use freezelab_protocol::messages::{Column, ToWorker};
 use leptos::prelude::*;
 
@@ -9,21 +11,40 @@ use crate::history::{Comparison, History};
 use crate::setup::Setup;
 use crate::share::{self, Shared};
 use crate::state::{Lab, RunStatus, RunView};
+use crate::sweep::Sweep;
 use crate::try_it::TryIt;
-use crate::{client, manifest};
+use crate::{client, manifest, store};
 
 /// Queues a run of `column`'s plan with the current settings and pins it to that column.
 pub fn train(lab: Lab, column: Column) {
+    queue(lab, column, lab.plan(column).get_untracked(), None);
+}
+
+/// Queues a run of `plan` with the current settings, unless the device cannot hold it (the
+/// computed estimate is checked first). Returns the run's id.
+pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) -> Option<u32> {
     let (Some(model), Some(dataset)) = (lab.model.get_untracked(), lab.dataset.get_untracked()) else {
-        return lab.error("load a model and a dataset first".into());
+        lab.error("load a model and a dataset first".into());
+        return None;
     };
+    let hyper = lab.hyper.get_untracked();
+    let backend = lab.backend.get_untracked();
+    let limits = backend.as_ref().map(|b| b.limits).unwrap_or_default();
+    let estimate = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
+    let largest = memory::largest_tensor_bytes(&model.shape, hyper.batch_size, hyper.max_len);
+    if let Err(e) = memory::check_fits(&estimate, largest, &limits) {
+        lab.error(format!("{} not started: {e}", plan.label()));
+        return None;
+    }
     let id = lab.new_run_id();
-    let config = lab.hyper.get_untracked().config(lab.plan(column).get_untracked());
-    let backend = lab.backend.get_untracked().map(|b| b.kind).unwrap_or_default();
-    let run = RunView::queued(id, column, config.clone(), model.name, dataset.name, backend);
+    let config = hyper.config(plan);
+    let backend = backend.map(|b| b.kind).unwrap_or_default();
+    let mut run = RunView::queued(id, column, config.clone(), model.name, dataset.name, backend);
+    run.sweep = sweep;
     lab.runs.update(|runs| runs.push(run));
     lab.pin(column, id);
     client::send(&ToWorker::Train { run_id: id, column, config });
+    Some(id)
 }
 
 /// Stops the running run and drops the queued ones.
@@ -84,6 +105,7 @@ pub fn App() -> impl IntoView {
     });
     client::spawn(lab);
     client::send(&ToWorker::Start { force_cpu: false });
+    store::keep(lab);
     leptos::task::spawn_local(load_manifest(lab));
     view! {
         <header>
@@ -100,6 +122,7 @@ pub fn App() -> impl IntoView {
             </div>
             <Charts/>
             <Comparison/>
+            <Sweep/>
             <TryIt/>
             <History/>
             <Explainer/>

@@ -59,6 +59,50 @@ pub fn line_chart(
     svg
 }
 
+/// One labelled point of a scatter chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// An SVG scatter of accuracy (y, 0–1) against a cost (x). Points on the front are filled and
+/// joined left to right; the others are hollow.
+pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool]) -> String {
+    let mut svg = String::new();
+    let x_max = points.iter().map(|p| p.x).fold(0.0, f64::max) * 1.15 + 1e-9;
+    {
+        let root = SVGBackend::with_string(&mut svg, (420, 260)).into_drawing_area();
+        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 14))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(46)
+                .build_cartesian_2d(0f64..x_max, 0f64..1f64)?;
+            chart.configure_mesh().x_desc(x_label).y_desc("accuracy").light_line_style(WHITE.mix(0.0)).draw()?;
+            let color = COLORS[0];
+            let mut on_front: Vec<(f64, f64)> =
+                points.iter().zip(front).filter(|(_, &f)| f).map(|(p, _)| (p.x, p.y)).collect();
+            on_front.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart.draw_series(LineSeries::new(on_front, color.stroke_width(1)))?;
+            for (p, &f) in points.iter().zip(front) {
+                let style = if f { color.filled() } else { color.stroke_width(1) };
+                chart.draw_series([Circle::new((p.x, p.y), 4, style)])?;
+                chart.draw_series([Text::new(p.label.clone(), (p.x, p.y), ("sans-serif", 11))])?;
+            }
+            root.present()?;
+            Ok(())
+        };
+        if let Err(e) = draw() {
+            return format!("<p>chart unavailable: {}</p>", e.to_string().replace('<', "&lt;"));
+        }
+    }
+    svg
+}
+
 fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<(String, Vec<(f64, f64)>)> {
     Column::BOTH
         .iter()

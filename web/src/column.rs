@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use crate::memory_bar::MemoryBar;
 use crate::state::{Lab, RunStatus, RunView};
-use crate::{client, format};
+use crate::{client, export, format};
 
 /// Computed memory of `plan` at the page's batch size and max length.
 pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
@@ -139,7 +139,8 @@ fn RunPanel(column: Column) -> impl IntoView {
                         client::send(&ToWorker::Start { force_cpu: true });
                         crate::app::train(lab, column);
                     }>"Retry on CPU"</button>
-                }),
+                }.into_any()),
+                RunStatus::Done => Some(export::model_button(r.id, r.model_bytes, format!("download-model-{name}")).into_any()),
                 _ => None,
             })}
             <dl class="results">

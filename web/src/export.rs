@@ -3,7 +3,7 @@
 
 use wasm_bindgen::JsCast;
 
-use freezelab_protocol::messages::Column;
+use freezelab_protocol::messages::{Column, ToWorker};
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
@@ -58,7 +58,7 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
         serde_json::from_str(text).map_err(|e| format!("import: not a FreezeLab results file ({e})"))?;
     let n = summaries.len();
     for summary in summaries {
-        let imported = || "imported".to_string();
+        let imported = || crate::state::IMPORTED.to_string();
         let mut run =
             RunView::queued(lab.new_run_id(), Column::A, summary.config.clone(), imported(), imported(), imported());
         run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
@@ -83,13 +83,31 @@ pub fn download(name: &str, mime: &str, text: &str) {
     props.set_type(mime);
     let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &props) else { return };
     let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
+    download_url(name, &url);
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+/// Asks the worker for a run's fine-tuned model as a Hugging Face folder (zip); it arrives as
+/// `FromWorker::Exported` and is saved then.
+pub fn model_button(run_id: u32, bytes: Option<u64>, testid: String) -> impl IntoView {
+    let label = match bytes {
+        Some(b) => format!("Download model ({})", crate::format::bytes(b)),
+        None => "Download model".to_string(),
+    };
+    view! {
+        <button data-testid=testid title="config.json, model.safetensors and tokenizer.json, as a zip"
+            on:click=move |_| crate::client::send(&ToWorker::Export { run_id })>{label}</button>
+    }
+}
+
+/// Saves what `url` (same-origin or `blob:`) holds as a file named `name`.
+pub fn download_url(name: &str, url: &str) {
     if let Some(document) = web_sys::window().and_then(|w| w.document()) {
         if let Ok(a) = document.create_element("a") {
             let a: web_sys::HtmlAnchorElement = a.unchecked_into();
-            a.set_href(&url);
+            a.set_href(url);
             a.set_download(name);
             a.click();
         }
     }
-    let _ = web_sys::Url::revoke_object_url(&url);
 }

@@ -4,7 +4,7 @@ use freezelab_protocol::messages::Column;
 use leptos::prelude::*;
 
 use crate::state::{Lab, RunStatus, RunView};
-use crate::{export, format};
+use crate::{export, format, store};
 
 /// Side-by-side figures of the runs pinned in A and B.
 #[component]
@@ -81,11 +81,13 @@ pub fn History() -> impl IntoView {
                 <label>"Import JSON "
                     <input type="file" accept=".json" data-testid="history-import" on:change=move |ev| import_file(lab, &ev)/>
                 </label>
+                <button data-testid="history-clear" on:click=move |_| store::forget_all(lab)>"Delete all runs"</button>
+                <span class="muted">"Finished runs are kept in this browser until deleted."</span>
             </div>
             <table data-testid="history-table">
                 <thead><tr>
                     <th>"#"</th><th>"freeze"</th><th>"data"</th><th>"backend"</th><th>"trainable"</th>
-                    <th>"accuracy"</th><th>"macro-F1"</th><th>"peak"</th><th>"ex/s"</th><th>"time"</th><th>"status"</th><th>"pin"</th>
+                    <th>"accuracy"</th><th>"macro-F1"</th><th>"peak"</th><th>"ex/s"</th><th>"time"</th><th>"status"</th><th>"pin"</th><th></th>
                 </tr></thead>
                 <tbody>
                     {move || finished().into_iter().rev().map(|run| {
@@ -113,6 +115,11 @@ pub fn History() -> impl IntoView {
                                 <td>
                                     <button on:click=move |_| lab.pin(Column::A, id) aria-label=format!("pin run {id} to A")>"A"</button>
                                     <button on:click=move |_| lab.pin(Column::B, id) aria-label=format!("pin run {id} to B")>"B"</button>
+                                </td>
+                                <td>
+                                    {(run.status == RunStatus::Done).then(|| export::model_button(id, run.model_bytes, format!("download-model-{id}")))}
+                                    <button data-testid=format!("history-delete-{id}") aria-label=format!("delete run {id}")
+                                        on:click=move |_| store::forget(lab, id)>"Delete"</button>
                                 </td>
                             </tr>
                         }

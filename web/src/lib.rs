@@ -15,6 +15,8 @@ pub mod memory_bar;
 pub mod setup;
 pub mod share;
 pub mod state;
+pub mod store;
+pub mod sweep;
 pub mod try_it;
 
 /// Mounts the page on `<body>`.

@@ -1,6 +1,6 @@
 //! Model, data, backend and hyperparameters.
 
-use freezelab_protocol::messages::{DataSource, ModelSource, ToWorker, UserFile};
+use freezelab_protocol::messages::{DataSource, ModelSource, ToWorker, UserFile, MAX_UPLOAD_BYTES};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
@@ -214,7 +214,19 @@ fn DataPicker() -> impl IntoView {
         }
     };
     let on_file = move |ev: leptos::ev::Event| {
-        let Some(file) = picked(&input_of(&ev)) else { return };
+        let input = input_of(&ev);
+        let Some(chosen) = input.files().and_then(|f| f.get(0)) else { return };
+        let size = chosen.size() as u64;
+        if size > MAX_UPLOAD_BYTES {
+            input.set_value("");
+            return lab.error(format!(
+                "upload: {} is {}, over the {} the page reads; use a sample of it, or the CLI (`freezelab train --data FILE`) for the whole",
+                chosen.name(),
+                format::bytes(size),
+                format::bytes(MAX_UPLOAD_BYTES)
+            ));
+        }
+        let Some(file) = picked(&input) else { return };
         lab.preview.set(None);
         lab.upload.set(Some(file.clone()));
         client::send(&ToWorker::Inspect { file });

@@ -8,6 +8,7 @@ use freezelab_protocol::messages::{
 };
 use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
 use crate::share::Shared;
@@ -68,7 +69,7 @@ impl Hyper {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RunStatus {
     Queued,
     Running,
@@ -77,8 +78,12 @@ pub enum RunStatus {
     Failed { message: String, retry_on_cpu: bool },
 }
 
-/// One run as the page knows it, from request to summary.
-#[derive(Debug, Clone, PartialEq)]
+/// What an imported run shows for its model, data and backend.
+pub const IMPORTED: &str = "imported";
+
+/// One run as the page knows it, from request to summary. Finished runs are saved as they are
+/// (`store`), so the fields are serde.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
     pub id: u32,
     pub column: Column,
@@ -97,6 +102,12 @@ pub struct RunView {
     /// (step, validation accuracy)
     pub accuracy: Vec<(f64, f64)>,
     pub summary: Option<RunSummary>,
+    /// The sweep this run belongs to (the sweep's first run id).
+    #[serde(default)]
+    pub sweep: Option<u32>,
+    /// Size of the model download, once made.
+    #[serde(default)]
+    pub model_bytes: Option<u64>,
 }
 
 impl RunView {
@@ -125,6 +136,8 @@ impl RunView {
             losses: Vec::new(),
             accuracy: Vec::new(),
             summary: None,
+            sweep: None,
+            model_bytes: None,
         }
     }
 
@@ -140,6 +153,11 @@ impl RunView {
             _ if self.total_steps == 0 => 0.0,
             _ => self.step as f64 / self.total_steps as f64,
         }
+    }
+
+    /// Read from a results file (`export::import`), not trained in this browser.
+    pub fn imported(&self) -> bool {
+        self.backend == IMPORTED
     }
 
     pub fn finished(&self) -> bool {
@@ -172,8 +190,10 @@ pub struct Lab {
     pub plan_a: RwSignal<FreezePlan>,
     pub plan_b: RwSignal<FreezePlan>,
     pub runs: RwSignal<Vec<RunView>>,
-    /// The run shown in each column (A, B).
-    pub pinned: RwSignal<[Option<u32>; 2]>,
+    /// The run shown in each column (A, B) and the sweep's latest run.
+    pub pinned: RwSignal<[Option<u32>; 3]>,
+    /// The sweep shown in the sweep panel (its first run id).
+    pub sweep: RwSignal<Option<u32>>,
     pub next_run: RwSignal<u32>,
     pub download: RwSignal<Option<Download>>,
     pub errors: RwSignal<Vec<String>>,
@@ -202,7 +222,8 @@ impl Lab {
             plan_a: RwSignal::new(FreezePlan::none(0)),
             plan_b: RwSignal::new(FreezePlan::none(0)),
             runs: RwSignal::new(Vec::new()),
-            pinned: RwSignal::new([None, None]),
+            pinned: RwSignal::new([None, None, None]),
+            sweep: RwSignal::new(None),
             next_run: RwSignal::new(1),
             download: RwSignal::new(None),
             errors: RwSignal::new(Vec::new()),
@@ -213,10 +234,12 @@ impl Lab {
         }
     }
 
+    /// The editable plan of column A or B.
     pub fn plan(&self, column: Column) -> RwSignal<FreezePlan> {
         match column {
             Column::A => self.plan_a,
             Column::B => self.plan_b,
+            Column::Sweep => unreachable!("sweep runs carry their own plans"),
         }
     }
 
@@ -307,6 +330,10 @@ impl Lab {
             FromWorker::Run { run_id, event, .. } => self.update_run(run_id, |run| apply_event(run, event)),
             FromWorker::RunFailed { run_id, message, retry_on_cpu, .. } => {
                 self.update_run(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu })
+            }
+            FromWorker::Exported { run_id, file, bytes } => {
+                crate::export::download_url(&file.name, &file.url);
+                self.update_run(run_id, |run| run.model_bytes = Some(bytes));
             }
             FromWorker::Predictions { text, results } => self.predictions.set(Some((text, results))),
             FromWorker::Heap { bytes } => self.heap.set(bytes),

@@ -26,6 +26,16 @@ pub fn TryIt() -> impl IntoView {
             Some(format!("run #{}: {line} — “{}”", p.run_id, asked.chars().take(60).collect::<String>()))
         }
     };
+    // The exact numbers, for whoever compares them with `freezelab predict`.
+    let exact = move |column: Column| {
+        move || {
+            let (_, results) = lab.predictions.get()?;
+            let p = results.into_iter().find(|p| p.column == column)?;
+            let pairs: serde_json::Map<String, serde_json::Value> =
+                p.labels.into_iter().zip(p.probabilities).map(|(l, p)| (l, serde_json::json!(p))).collect();
+            Some(serde_json::Value::Object(pairs).to_string())
+        }
+    };
     view! {
         <section class="try" aria-label="try it">
             <h2>"Try it"</h2>
@@ -35,8 +45,8 @@ pub fn TryIt() -> impl IntoView {
                     on:input=move |ev| text.set(event_target_value(&ev))></textarea>
                 <button type="submit" data-testid="try-submit">"Classify"</button>
             </form>
-            <p><strong>"A: "</strong><span data-testid="try-output-A">{output(Column::A)}</span></p>
-            <p><strong>"B: "</strong><span data-testid="try-output-B">{output(Column::B)}</span></p>
+            <p><strong>"A: "</strong><span data-testid="try-output-A" data-probabilities=exact(Column::A)>{output(Column::A)}</span></p>
+            <p><strong>"B: "</strong><span data-testid="try-output-B" data-probabilities=exact(Column::B)>{output(Column::B)}</span></p>
         </section>
     }
 }

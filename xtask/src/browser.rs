@@ -108,35 +108,44 @@ fn wait_for_port(port: u16, within: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Builds the release page, serves it, and drives it with Playwright (tests/e2e). Returns the
-/// (passed, failed) checks; screenshots land in the target folder's `e2e-screenshots`.
+/// Builds the release page, serves it as `cargo xtask serve` does (`trunk serve`, with its
+/// Content-Security-Policy), and drives it with Playwright (tests/e2e). Returns the (passed,
+/// failed) checks; screenshots land in the target folder's `e2e-screenshots`.
 pub fn end_to_end() -> Result<(usize, usize)> {
     rust_web_tools()?;
     chromium()?;
+    // Built first so a build error stops here, not in a browser waiting for a page.
     step(&mut trunk(&["build", "--release"]))?;
     let e2e = assets::root().join("tests/e2e");
     step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
     let port = E2E_PORT.to_string();
     let _server = Server(
-        Command::new("python3")
-            .args(["-m", "http.server", &port, "--bind", "127.0.0.1", "--directory", "dist"])
-            .current_dir(assets::root())
+        trunk(&["serve", "--release", "--port", &port])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting python3 -m http.server")?,
+            .context("starting trunk serve")?,
     );
-    wait_for_port(E2E_PORT, Duration::from_secs(30))?;
+    // Trunk builds again (a no-op for cargo) before it answers; the scripts wait for the page.
+    wait_for_port(E2E_PORT, Duration::from_secs(600))?;
     let shots: PathBuf = target_dir()?.join("e2e-screenshots");
     // WebGPU here is a software adapter: its run uses the small random model and data, loaded
     // through the page's file pickers.
     let synthetic = target_dir()?.join("e2e-synthetic");
-    step(Command::new(freezelab_binary()?).arg("synthetic").arg("--out").arg(&synthetic))?;
+    let freezelab = freezelab_binary()?;
+    step(Command::new(&freezelab).arg("synthetic").arg("--out").arg(&synthetic))?;
     let url = format!("http://127.0.0.1:{E2E_PORT}/");
     let mut total = (0, 0);
-    for args in [vec!["cpu"], vec!["webgpu", synthetic.to_str().context("non-UTF-8 path")?]] {
+    let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
+    for args in [vec!["playground.mjs", "cpu"], vec!["playground.mjs", "webgpu", synthetic], vec!["bad-input.mjs", synthetic]]
+    {
         let mut cmd = Command::new("node");
-        cmd.arg("playground.mjs").arg(&url).args(&args).env("SHOTS", &shots).current_dir(&e2e);
+        cmd.arg(args[0])
+            .arg(&url)
+            .args(&args[1..])
+            .env("SHOTS", &shots)
+            .env("FREEZELAB", &freezelab)
+            .current_dir(&e2e);
         let (passed, failed) =
             counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
         total = (total.0 + passed, total.1 + failed);

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use freezelab_core::cache::PrefixCache;
 use freezelab_core::config::BertConfig;
 use freezelab_core::device::{self, Backend};
+use freezelab_core::folder::model_folder;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::memory::CountingAllocator;
 use freezelab_core::synthetic;
@@ -73,6 +74,10 @@ enum Command {
         /// Write the fine-tuned model (safetensors, HF names, labels in metadata).
         #[arg(long)]
         save_head: Option<PathBuf>,
+        /// Write the fine-tuned model as a Hugging Face folder (config.json with the labels,
+        /// model.safetensors, tokenizer.json), the same folder the page's download holds.
+        #[arg(long)]
+        save_model: Option<PathBuf>,
     },
     /// Train all, freeze embeddings, bottom 2, 4, …, head only: table (CSV, JSON) and plot (SVG).
     Sweep {
@@ -166,7 +171,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&e)?);
             }
         }
-        Command::Train { run, freeze, out, save_head } => {
+        Command::Train { run, freeze, out, save_head, save_model } => {
             let loaded = run.load()?;
             let layers = BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
             let cfg = run.config(FreezePlan::parse(&freeze, layers)?, run.cache);
@@ -193,6 +198,13 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(path) = save_head {
                 let bytes = export_classifier(&model.classifier, &summary.labels).await?;
                 std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(dir) = save_model {
+                let files = model_folder(&model.classifier, &summary.labels, &loaded.dir.config, &loaded.dir.tokenizer).await?;
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                for (name, bytes) in files {
+                    std::fs::write(dir.join(name), bytes).with_context(|| format!("writing {name}"))?;
+                }
             }
         }
         Command::Sweep { run, out_dir } => {
@@ -241,10 +253,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Predict { model, head, text, max_len } => {
             anyhow::ensure!(!text.is_empty(), "give at least one --text");
             let dir = ModelDir::read(&model, head.as_deref())?;
-            if head.is_none() {
-                eprintln!("note: no --head given: the classifier head is untrained, predictions are random");
-            }
             let labels = stored_label_names(&dir.weights)?;
+            if labels.is_none() {
+                eprintln!("note: these weights are not fine-tuned by FreezeLab: the classifier head is untrained, predictions are random");
+            }
             let device = device::init(cli.device).await?;
             let loaded = dir.load(labels.as_ref().map(Vec::len), &device)?;
             let names = labels.unwrap_or_else(|| (0..loaded.classifier.num_labels()).map(|i| i.to_string()).collect());

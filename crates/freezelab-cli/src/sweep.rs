@@ -13,14 +13,6 @@ use serde::Serialize;
 use crate::host::CliHost;
 use crate::run_args::{run_once, RunArgs};
 
-/// Train all, freeze embeddings, then the bottom 2, 4, … layers, then head only.
-pub fn plans(num_layers: usize) -> Vec<FreezePlan> {
-    let mut plans = vec![FreezePlan::none(num_layers), FreezePlan::bottom(num_layers, 0)];
-    plans.extend((2..num_layers).step_by(2).map(|k| FreezePlan::bottom(num_layers, k)));
-    plans.push(FreezePlan::head_only(num_layers));
-    plans
-}
-
 #[derive(Serialize)]
 pub struct Row {
     pub freeze: String,
@@ -56,7 +48,7 @@ pub async fn run(args: &RunArgs, out_dir: &Path, device: &Device) -> Result<Vec<
     let layers = freezelab_core::config::BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
     let mut cache = PrefixCache::new(args.cache_limit_mib << 20);
     let mut summaries = Vec::new();
-    for plan in plans(layers) {
+    for plan in FreezePlan::sweep(layers) {
         let cfg = args.config(plan.clone(), args.cache);
         let mut host = CliHost::new(&plan.label(), false);
         let (_, summary) = run_once(&loaded, &cfg, device, &mut cache, &mut host).await?;

@@ -70,7 +70,7 @@ fn train_saves_a_model_that_predict_loads() {
         return;
     };
     let tmp = scratch("cli");
-    let (out, head) = (tmp.join("run.json"), tmp.join("tuned.safetensors"));
+    let (out, head, folder) = (tmp.join("run.json"), tmp.join("tuned.safetensors"), tmp.join("tuned"));
     let (stdout, stderr, ok) = freezelab(&[
         "train",
         "--model",
@@ -93,6 +93,8 @@ fn train_saves_a_model_that_predict_loads() {
         out.to_str().unwrap(),
         "--save-head",
         head.to_str().unwrap(),
+        "--save-model",
+        folder.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
     let events = json_lines(&stdout);
@@ -106,19 +108,17 @@ fn train_saves_a_model_that_predict_loads() {
     assert!(summary["memory"]["measured_peak_bytes"].as_u64().unwrap() > 90_000_000);
     assert_eq!(summary["trainable_params"], 2 * 1_774_464 + 384 * 2 + 2);
 
-    let (stdout, stderr, ok) = freezelab(&[
-        "predict",
-        "--model",
-        dir.to_str().unwrap(),
-        "--head",
-        head.to_str().unwrap(),
-        "--text",
-        "Win a FREE cruise now, click here",
-        "--max-len",
-        "32",
-    ]);
-    assert!(ok, "{stderr}");
-    let p: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let predict = |extra: &[&str]| {
+        let text = ["--text", "Win a FREE cruise now, click here", "--max-len", "32"];
+        let (stdout, stderr, ok) = freezelab(&[&["predict"], extra, &text[..]].concat());
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(stdout.lines().next().unwrap()).unwrap()
+    };
+    let p = predict(&["--model", dir.to_str().unwrap(), "--head", head.to_str().unwrap()]);
+    // The HF folder holds the same model: same probabilities, labels in its config.
+    assert_eq!(predict(&["--model", folder.to_str().unwrap()]), p);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["id2label"]["1"], "spam");
     let probs = p["probabilities"].as_object().unwrap();
     assert_eq!(probs.keys().collect::<Vec<_>>(), ["ham", "spam"]);
     let total: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();

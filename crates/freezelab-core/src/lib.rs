@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod folder;
 pub mod loaded;
 pub mod memory;
 pub mod synthetic;

@@ -39,6 +39,15 @@ impl FreezePlan {
         Self::bottom(num_layers, num_layers)
     }
 
+    /// The sweep, shallow to deep: train all, freeze embeddings, then the bottom 2, 4, … layers,
+    /// then head only.
+    pub fn sweep(num_layers: usize) -> Vec<Self> {
+        let mut plans = vec![Self::none(num_layers), Self::bottom(num_layers, 0)];
+        plans.extend((2..num_layers).step_by(2).map(|k| Self::bottom(num_layers, k)));
+        plans.push(Self::head_only(num_layers));
+        plans
+    }
+
     /// Parses `none`, `emb`, `head-only`, `bottom-K`, or a comma list of `emb`, layer indices
     /// and ranges (`emb,0-3`, `3`, `emb,1,4-5`).
     pub fn parse(spec: &str, num_layers: usize) -> Result<Self, PlanError> {
@@ -188,6 +197,13 @@ mod tests {
         assert_eq!(Preset::Embeddings.plan(6).label(), "emb");
         assert_eq!(Preset::BottomHalf.plan(6).label(), "emb,0-2");
         assert!(Preset::HeadOnly.plan(6).is_head_only());
+    }
+
+    #[test]
+    fn sweep_goes_from_all_to_head_only() {
+        let labels: Vec<String> = FreezePlan::sweep(6).iter().map(FreezePlan::label).collect();
+        assert_eq!(labels, ["none", "emb", "emb,0-1", "emb,0-3", "head-only"]);
+        assert_eq!(FreezePlan::sweep(1).len(), 3);
     }
 
     #[test]

@@ -103,6 +103,52 @@ pub fn computed(
     }
 }
 
+/// What a device can hold, where known: all its memory, and one buffer (WebGPU binds each
+/// tensor as one storage buffer, so the largest tensor must fit `buffer_bytes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLimits {
+    pub memory_bytes: Option<u64>,
+    pub buffer_bytes: Option<u64>,
+}
+
+/// Bytes of the largest activation tensor of a step: the attention scores or the intermediate
+/// projection.
+pub fn largest_tensor_bytes(c: &EncoderShape, b: usize, s: usize) -> u64 {
+    let (b, s) = (b as u64, s as u64);
+    4 * (b * c.num_attention_heads as u64 * s * s).max(b * s * c.intermediate_size as u64)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / 1048576.0)
+}
+
+/// Refuses a run the device cannot hold, before it starts, with the estimate by kind so the
+/// user sees what to shrink.
+pub fn check_fits(memory: &ComputedMemory, largest_tensor: u64, limits: &DeviceLimits) -> Result<(), String> {
+    const SHRINK: &str = "lower the batch size or the max length, or freeze more layers";
+    if let Some(limit) = limits.memory_bytes.filter(|&l| memory.total() > l) {
+        return Err(format!(
+            "this run needs about {} (weights {}, gradients {}, optimizer {}, activations {}, cache {}) but the \
+             device holds at most {}: {SHRINK}",
+            mib(memory.total()),
+            mib(memory.weights),
+            mib(memory.gradients),
+            mib(memory.optimizer),
+            mib(memory.activations),
+            mib(memory.cache),
+            mib(limit),
+        ));
+    }
+    if let Some(limit) = limits.buffer_bytes.filter(|&l| largest_tensor > l) {
+        return Err(format!(
+            "this run's largest tensor needs {} but the device's buffers hold at most {}: {SHRINK}",
+            mib(largest_tensor),
+            mib(limit)
+        ));
+    }
+    Ok(())
+}
+
 /// Where measured numbers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,4 +157,35 @@ pub enum MeasureSource {
     DevicePool,
     /// The counting global allocator (CPU backends: tensors live in host memory).
     HostAllocator,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mini() -> EncoderShape {
+        EncoderShape { hidden_size: 384, intermediate_size: 1536, num_attention_heads: 12 }
+    }
+
+    #[test]
+    fn runs_over_a_limit_are_refused_with_the_estimate() {
+        let memory = ComputedMemory { weights: 90 << 20, activations: 5 << 30, ..Default::default() };
+        let cpu = DeviceLimits { memory_bytes: Some(4 << 30), buffer_bytes: None };
+        let message = check_fits(&memory, 0, &cpu).unwrap_err();
+        assert!(message.contains("5210 MiB") && message.contains("4096 MiB"), "{message}");
+        let small = ComputedMemory { weights: 90 << 20, ..Default::default() };
+        assert_eq!(check_fits(&small, 0, &cpu), Ok(()));
+        assert_eq!(check_fits(&memory, 0, &DeviceLimits::default()), Ok(()));
+    }
+
+    #[test]
+    fn the_largest_tensor_must_fit_one_buffer() {
+        // batch 64, 512 tokens: 64·12·512·512 scores = 768 MiB of f32, over a 128 MiB buffer.
+        let bytes = largest_tensor_bytes(&mini(), 64, 512);
+        assert_eq!(bytes, 4 * 64 * 12 * 512 * 512);
+        let gpu = DeviceLimits { memory_bytes: None, buffer_bytes: Some(128 << 20) };
+        assert!(check_fits(&ComputedMemory::default(), bytes, &gpu).unwrap_err().contains("768 MiB"));
+        // Short sequences: the intermediate projection is the larger one.
+        assert_eq!(largest_tensor_bytes(&mini(), 2, 8), 4 * 2 * 8 * 1536);
+    }
 }

@@ -4,14 +4,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::memory::{BlockParams, EncoderShape};
+use crate::memory::{BlockParams, DeviceLimits, EncoderShape};
 use crate::run::{TrainConfig, TrainEvent};
 
-/// The two comparison columns.
+/// Uploads larger than this are refused before reading: the worker holds a file whole.
+pub const MAX_UPLOAD_BYTES: u64 = 50_000_000;
+
+/// Who asked for a run: the two comparison columns, or the freeze sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Column {
     A,
     B,
+    Sweep,
 }
 
 impl Column {
@@ -21,6 +25,7 @@ impl Column {
         match self {
             Column::A => "A",
             Column::B => "B",
+            Column::Sweep => "sweep",
         }
     }
 }
@@ -52,6 +57,11 @@ pub enum ToWorker {
     /// Classify a text with every column's latest trained model.
     Predict {
         text: String,
+    },
+    /// Package a run's fine-tuned model as a Hugging Face folder (zip). Only the latest run of
+    /// each column is still in memory.
+    Export {
+        run_id: u32,
     },
 }
 
@@ -95,6 +105,12 @@ pub enum FromWorker {
         text: String,
         results: Vec<Prediction>,
     },
+    /// A run's model folder as a zip, at a `blob:` URL the worker made.
+    Exported {
+        run_id: u32,
+        file: UserFile,
+        bytes: u64,
+    },
     /// Bytes of the worker's wasm linear memory (it only grows).
     Heap {
         bytes: u64,
@@ -115,6 +131,9 @@ pub struct BackendInfo {
     pub fallback: bool,
     /// Why the CPU was chosen, when it was.
     pub note: Option<String>,
+    /// What a run may use, checked before it starts.
+    #[serde(default)]
+    pub limits: DeviceLimits,
 }
 
 /// A file the user picked, readable by the worker at `url` (a `blob:` URL).

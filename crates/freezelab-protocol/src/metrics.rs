@@ -41,6 +41,16 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
 }
 
+/// Which points are on the Pareto front of (cost, score): no other point costs no more and
+/// scores at least as much, better in one of the two. Points with a NaN are never on it.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<bool> {
+    let dominates = |(c1, s1): (f64, f64), (c2, s2): (f64, f64)| c1 <= c2 && s1 >= s2 && (c1 < c2 || s1 > s2);
+    points
+        .iter()
+        .map(|&p| !p.0.is_nan() && !p.1.is_nan() && !points.iter().any(|&q| dominates(q, p)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +69,14 @@ mod tests {
     #[test]
     fn argmax_takes_the_largest() {
         assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+    }
+
+    #[test]
+    fn pareto_front_keeps_the_undominated() {
+        // (cost, score): b is dominated by a (cheaper and better); c costs most but scores best;
+        // d ties a exactly, so neither dominates the other.
+        let points = [(1.0, 0.8), (2.0, 0.7), (3.0, 0.9), (1.0, 0.8), (0.5, f64::NAN)];
+        assert_eq!(pareto_front(&points), [true, false, true, true, false]);
+        assert!(pareto_front(&[]).is_empty());
     }
 }

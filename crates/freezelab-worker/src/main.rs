@@ -3,6 +3,8 @@
 //! messages back. Everything that computes is in freezelab-core.
 
 #[cfg(target_arch = "wasm32")]
+mod archive;
+#[cfg(target_arch = "wasm32")]
 mod fetch;
 #[cfg(target_arch = "wasm32")]
 mod host;

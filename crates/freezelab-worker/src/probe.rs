@@ -4,6 +4,7 @@
 
 use burn::tensor::Device;
 use freezelab_core::device::{self, Backend};
+use freezelab_protocol::memory::DeviceLimits;
 use freezelab_protocol::messages::BackendInfo;
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -15,8 +16,19 @@ fn get(target: &JsValue, key: &str) -> JsValue {
     Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// The adapter's description, and whether it is a software fallback, if WebGPU has one.
-async fn adapter() -> Result<(String, bool), String> {
+/// A wasm32 linear memory addresses at most 4 GiB; the CPU backend's tensors live there.
+const WASM_MEMORY_BYTES: u64 = 4 << 30;
+
+struct Adapter {
+    name: String,
+    /// A software adapter such as SwiftShader.
+    fallback: bool,
+    /// `maxStorageBufferBindingSize`: the largest tensor a kernel can bind.
+    buffer_bytes: Option<u64>,
+}
+
+/// The adapter WebGPU offers, if any.
+async fn adapter() -> Result<Adapter, String> {
     let gpu = get(&get(&scope(), "navigator"), "gpu");
     if gpu.is_undefined() || gpu.is_null() {
         return Err("this browser offers no WebGPU here".into());
@@ -36,11 +48,14 @@ async fn adapter() -> Result<(String, bool), String> {
         .collect();
     // Newer browsers put the flag on the info, older ones on the adapter.
     let fallback = get(&info, "isFallbackAdapter").is_truthy() || get(&adapter, "isFallbackAdapter").is_truthy();
-    Ok((if name.is_empty() { "unnamed adapter".into() } else { name.join(" · ") }, fallback))
+    let buffer_bytes = get(&get(&adapter, "limits"), "maxStorageBufferBindingSize").as_f64().map(|b| b as u64);
+    let name = if name.is_empty() { "unnamed adapter".into() } else { name.join(" · ") };
+    Ok(Adapter { name, fallback, buffer_bytes })
 }
 
 fn cpu(note: Option<String>) -> (Device, BackendInfo) {
-    (Device::flex(), BackendInfo { kind: "cpu".into(), adapter: None, fallback: false, note })
+    let limits = DeviceLimits { memory_bytes: Some(WASM_MEMORY_BYTES), buffer_bytes: None };
+    (Device::flex(), BackendInfo { kind: "cpu".into(), adapter: None, fallback: false, note, limits })
 }
 
 /// WebGPU when an adapter exists and starts, else the CPU backend, with the reason.
@@ -48,12 +63,23 @@ pub async fn choose(force_cpu: bool) -> (Device, BackendInfo) {
     if force_cpu {
         return cpu(Some("CPU chosen by the user".into()));
     }
-    let (name, fallback) = match adapter().await {
+    let found = match adapter().await {
         Ok(found) => found,
         Err(why) => return cpu(Some(why)),
     };
     match device::init(Backend::Wgpu).await {
-        Ok(device) => (device, BackendInfo { kind: "webgpu".into(), adapter: Some(name), fallback, note: None }),
-        Err(e) => cpu(Some(format!("WebGPU adapter {name} did not start: {e}"))),
+        Ok(device) => {
+            // WebGPU does not tell how much memory the device has; only the buffer limit is known.
+            let limits = DeviceLimits { memory_bytes: None, buffer_bytes: found.buffer_bytes };
+            let info = BackendInfo {
+                kind: "webgpu".into(),
+                adapter: Some(found.name),
+                fallback: found.fallback,
+                note: None,
+                limits,
+            };
+            (device, info)
+        }
+        Err(e) => cpu(Some(format!("WebGPU adapter {} did not start: {e}", found.name))),
     }
 }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use burn::tensor::Device;
 use freezelab_core::cache::{CacheKey, PrefixCache};
 use freezelab_core::data::{self, Columns, Dataset, Format};
+use freezelab_core::folder::model_folder;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::train::{self, TrainConfig};
 use freezelab_protocol::messages::{
@@ -18,7 +19,7 @@ use freezelab_protocol::messages::{
 
 use crate::host::{heap_bytes, WorkerHost};
 use crate::worker::post;
-use crate::{fetch, probe};
+use crate::{archive, fetch, probe};
 
 /// The prefix cache may hold this much; past it the rest is recomputed.
 const CACHE_LIMIT: u64 = 512 << 20;
@@ -53,6 +54,8 @@ pub struct Session {
     dataset: Option<(String, Dataset)>,
     trained: HashMap<Column, Trained>,
     cache: PrefixCache,
+    /// The latest model download; an older one is released when a new one is made.
+    export_url: Option<String>,
 }
 
 impl Session {
@@ -64,6 +67,7 @@ impl Session {
             dataset: None,
             trained: HashMap::new(),
             cache: PrefixCache::new(CACHE_LIMIT),
+            export_url: None,
         }
     }
 
@@ -77,6 +81,7 @@ impl Session {
             ToWorker::Train { .. } => "train",
             ToWorker::Stop => "stop",
             ToWorker::Predict { .. } => "try it",
+            ToWorker::Export { .. } => "download",
         };
         let result = match message {
             ToWorker::Start { force_cpu } => {
@@ -94,6 +99,7 @@ impl Session {
             }
             ToWorker::Stop => Ok(()),
             ToWorker::Predict { text } => self.predict(text).await,
+            ToWorker::Export { run_id } => self.export(run_id).await,
         };
         if let Err(message) = result {
             post(&FromWorker::Error { context: context.into(), message });
@@ -224,6 +230,30 @@ impl Session {
             });
         }
         post(&FromWorker::Predictions { text, results });
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Zips the run's model folder and hands the page a `blob:` URL to it.
+    async fn export(&mut self, run_id: u32) -> Result<(), String> {
+        let trained = self.trained.values().find(|t| t.run_id == run_id);
+        let (Some(model), Some(trained)) = (&self.model, trained) else {
+            return Err(format!(
+                "run #{run_id}'s weights are no longer in memory: only the latest run of each column is kept"
+            ));
+        };
+        let files = model_folder(&trained.model.classifier, &trained.labels, &model.config, &model.tokenizer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = format!("freezelab-run-{run_id}");
+        let zip = archive::zip_folder(&name, &files)?;
+        let url = archive::blob_url(&zip, "application/zip")?;
+        if let Some(old) = self.export_url.replace(url.clone()) {
+            let _ = web_sys::Url::revoke_object_url(&old);
+        }
+        let file = UserFile { name: format!("{name}.zip"), url };
+        post(&FromWorker::Exported { run_id, file, bytes: zip.len() as u64 });
         Ok(())
     }
 }

@@ -1,0 +1,143 @@
+//! Sweep mode: one button trains every plan of `FreezePlan::sweep` with the same settings, one
+//! after the other, and plots validation accuracy against what each plan costs (trainable
+//! parameters, measured peak memory, wall time), the Pareto front of each plot highlighted.
+//! Stop cancels the rest; finished points stay.
+
+use freezelab_protocol::freeze::FreezePlan;
+use freezelab_protocol::messages::Column;
+use freezelab_protocol::metrics::pareto_front;
+use freezelab_protocol::run::RunSummary;
+use leptos::prelude::*;
+
+use crate::charts::{scatter_chart, Point};
+use crate::state::{Lab, RunStatus, RunView};
+use crate::{app, export, format};
+
+/// Queues the whole sweep; returns nothing when no model or data is loaded (the page says so).
+pub fn start(lab: Lab) {
+    let Some(model) = lab.model.get_untracked() else {
+        return lab.error("load a model and a dataset first".into());
+    };
+    let first = lab.next_run.get_untracked();
+    for plan in FreezePlan::sweep(model.num_layers()) {
+        // A plan the device cannot hold is reported and skipped; the cheaper ones still run.
+        app::queue(lab, Column::Sweep, plan, Some(first));
+    }
+    lab.sweep.set(Some(first));
+}
+
+fn runs_of(lab: Lab) -> Vec<RunView> {
+    let Some(sweep) = lab.sweep.get() else { return Vec::new() };
+    lab.runs.get().into_iter().filter(|r| r.sweep == Some(sweep)).collect()
+}
+
+/// A cost axis: its name, unit, and how to read it off a summary.
+struct Axis {
+    id: &'static str,
+    title: &'static str,
+    cost: fn(&RunSummary) -> Option<f64>,
+}
+
+static AXES: [Axis; 3] = [
+    Axis { id: "params", title: "trainable parameters (millions)", cost: |s| Some(s.trainable_params as f64 / 1e6) },
+    Axis { id: "memory", title: "measured peak memory (MB)", cost: |s| s.memory.measured_peak_bytes.map(|b| b as f64 / 1e6) },
+    Axis { id: "time", title: "wall time (s)", cost: |s| Some(s.wall_seconds) },
+];
+
+/// The finished runs' points on `axis` and which are on its Pareto front.
+fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
+    let points: Vec<Point> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Done)
+        .filter_map(|r| {
+            let s = r.summary.as_ref()?;
+            Some(Point { label: r.config.freeze.label(), x: (axis.cost)(s)?, y: s.val_accuracy })
+        })
+        .collect();
+    let front = pareto_front(&points.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>());
+    (points, front)
+}
+
+#[component]
+pub fn Sweep() -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none() || lab.busy();
+    let plans = move || {
+        lab.model.get().map(|m| FreezePlan::sweep(m.num_layers()).iter().map(FreezePlan::label).collect::<Vec<_>>().join(" → "))
+    };
+    let progress = move || {
+        let runs = runs_of(lab);
+        let done = runs.iter().filter(|r| r.finished()).count();
+        (!runs.is_empty()).then(|| format!("{done} of {} configurations finished", runs.len()))
+    };
+    let chart = move |axis: &'static Axis| {
+        let svg = move || {
+            let (pts, front) = points(&runs_of(lab), axis);
+            scatter_chart(&format!("accuracy vs {}", axis.title), axis.title, &pts, &front)
+        };
+        let counts = move || {
+            let (pts, front) = points(&runs_of(lab), axis);
+            (pts.len().to_string(), front.iter().filter(|&&f| f).count().to_string())
+        };
+        view! {
+            <figure>
+                <div class="chart" data-testid=format!("sweep-chart-{}", axis.id)
+                    data-points=move || counts().0 data-front=move || counts().1 inner_html=svg></div>
+                <button on:click=move |_| export::download(&format!("freezelab-sweep-{}.svg", axis.id), "image/svg+xml", &svg())>
+                    "Download SVG"</button>
+            </figure>
+        }
+    };
+    let rows = move || {
+        let runs = runs_of(lab);
+        let fronts: Vec<(Vec<Point>, Vec<bool>)> = AXES.iter().map(|a| points(&runs, a)).collect();
+        runs.into_iter()
+            .map(|run| {
+                let label = run.config.freeze.label();
+                let on_front: Vec<&str> = AXES
+                    .iter()
+                    .zip(&fronts)
+                    .filter(|(_, (pts, front))| pts.iter().zip(front).any(|(p, &f)| f && p.label == label))
+                    .map(|(a, _)| a.id)
+                    .collect();
+                let s = run.summary.clone();
+                let status = match &run.status {
+                    RunStatus::Done => "done".to_string(),
+                    RunStatus::Stopped => "stopped".to_string(),
+                    RunStatus::Failed { message, .. } => format!("failed: {message}"),
+                    RunStatus::Queued => "waiting".to_string(),
+                    RunStatus::Running => format!("step {} of {}", run.step, run.total_steps),
+                };
+                view! {
+                    <tr>
+                        <td>{label}</td>
+                        <td>{s.as_ref().map(|s| format::count(s.trainable_params))}</td>
+                        <td>{s.as_ref().and_then(|s| s.memory.measured_peak_bytes).map(format::bytes)}</td>
+                        <td>{s.as_ref().map(|s| format::seconds(s.wall_seconds))}</td>
+                        <td>{s.as_ref().map(|s| format!("{:.4}", s.val_accuracy))}</td>
+                        <td>{on_front.join(", ")}</td>
+                        <td>{status}</td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <section class="sweep" aria-label="freeze sweep">
+            <h2>"Freeze sweep"</h2>
+            <p>
+                <button data-testid="sweep-run" disabled=not_ready on:click=move |_| start(lab)>"Run sweep"</button>
+                " "<span class="hint">{move || plans().map(|p| format!("{p}, with the settings above; Stop cancels the rest."))}</span>
+            </p>
+            <p class="status" aria-live="polite" data-testid="sweep-status">{progress}</p>
+            <div class="charts sweep-charts">{chart(&AXES[0])}{chart(&AXES[1])}{chart(&AXES[2])}</div>
+            <table data-testid="sweep-table">
+                <thead><tr>
+                    <th>"freeze"</th><th>"trainable"</th><th>"peak"</th><th>"time"</th><th>"accuracy"</th>
+                    <th>"on the Pareto front of"</th><th>"status"</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+    }
+}
