@@ -160,6 +160,12 @@ const downloaded = async (click) => {
   for await (const c of await download.createReadStream()) chunks.push(c);
   return [download.suggestedFilename(), Buffer.concat(chunks).toString()];
 };
+const downloadedBytes = async (click) => {
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), click()]);
+  let size = 0;
+  for await (const c of await download.createReadStream()) size += c.length;
+  return { name: download.suggestedFilename(), size };
+};
 const [svgName, svg] = await downloaded(() => byId('download-chart-loss').click());
 check(svgName === 'freezelab-loss.svg' && svg.includes('<svg') && svg.includes('training loss'),
   `the loss chart downloads as SVG (${svg.length} bytes)`);
@@ -194,6 +200,10 @@ await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true })
   const inPage = JSON.parse(await byId('try-output-A').getAttribute('data-probabilities'));
   const gap = Math.max(...Object.keys(inPage).map((l) => Math.abs(inPage[l] - (cli[l] ?? Infinity))));
   check(gap < 1e-4, `freezelab predict on the downloaded model matches the page (largest gap ${gap.toExponential(2)}; page ${JSON.stringify(inPage)})`);
+  // Kept on demand in the browser, with its size.
+  await byId('keep-model-1').click();
+  await page.waitForSelector('[data-testid=kept-model-1]', { timeout: 60_000 });
+  check((await text('kept-model-1')).includes('MB'), `the model is kept in the browser: "${await text('kept-model-1')}"`);
 }
 
 // Finished runs survive a reload: the same history, the same results in the columns.
@@ -205,6 +215,9 @@ await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true })
     .catch(() => {});
   check(await page.locator('[data-testid=history-table] tbody tr').count() === rows, `runs survive a reload (${rows} in the history)`);
   check(await text('accuracy-A') === accuracyA, `column A shows its run again after the reload (accuracy ${accuracyA})`);
+  await page.waitForSelector('[data-testid=kept-model-1]', { timeout: 30_000 }).catch(() => {});
+  const kept = await downloadedBytes(() => byId('kept-model-1').click()).catch(() => ({ name: 'none', size: 0 }));
+  check(kept.name === 'freezelab-run-1.zip' && kept.size > 1000, `the kept model downloads after the reload (${kept.size} bytes)`);
   await page.getByRole('button', { name: 'delete run 3' }).click();
   await page.reload();
   await page.waitForSelector('[data-testid=history-table] tbody tr', { timeout: 60_000 });

@@ -30,8 +30,9 @@ pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) -> 
     let hyper = lab.hyper.get_untracked();
     let backend = lab.backend.get_untracked();
     let limits = backend.as_ref().map(|b| b.limits).unwrap_or_default();
-    let estimate = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
-    let largest = memory::largest_tensor_bytes(&model.shape, hyper.batch_size, hyper.max_len);
+    let batch = hyper.effective_batch();
+    let estimate = memory::computed(&model.shape, &model.params, &plan, batch, hyper.max_len, 0);
+    let largest = memory::largest_tensor_bytes(&model.shape, batch, hyper.max_len);
     if let Err(e) = memory::check_fits(&estimate, largest, &limits) {
         lab.error(format!("{} not started: {e}", plan.label()));
         return None;

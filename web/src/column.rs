@@ -13,7 +13,7 @@ use crate::{client, export, format};
 /// Computed memory of `plan` at the page's batch size and max length.
 pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
     let hyper = lab.hyper.get();
-    memory::computed(&model.shape, &model.params, plan, hyper.batch_size, hyper.max_len, 0)
+    memory::computed(&model.shape, &model.params, plan, hyper.effective_batch(), hyper.max_len, 0)
 }
 
 /// The larger of the two columns' computed totals: both bars use it as their full width.

@@ -68,6 +68,32 @@ fn import_file(lab: Lab, ev: &leptos::ev::Event) {
     });
 }
 
+/// A run's model: kept in this browser (download, size), or offered by the worker (download,
+/// then keep).
+fn model_cell(lab: Lab, run: &RunView) -> impl IntoView {
+    let id = run.id;
+    let kept = move || lab.kept.with(|k| k.get(&id).copied());
+    let offered = move || lab.exported.with(|e| e.as_ref().filter(|(r, _)| *r == id).map(|(_, url)| url.clone()));
+    let done = run.status == RunStatus::Done && !run.imported();
+    let bytes = run.model_bytes;
+    move || match (kept(), offered()) {
+        (Some(size), _) => view! {
+            <button data-testid=format!("kept-model-{id}") on:click=move |_| store::download_kept(lab, id)>
+                {format!("Download kept model ({})", format::bytes(size))}</button>
+        }
+        .into_any(),
+        (None, Some(url)) => view! {
+            {export::model_button(id, bytes, format!("download-model-{id}"))}
+            <button data-testid=format!("keep-model-{id}") title="store the zip in this browser, next to the run"
+                on:click=move |_| store::keep_model(lab, id, url.clone())>
+                {format!("Keep in this browser ({})", bytes.map(format::bytes).unwrap_or_default())}</button>
+        }
+        .into_any(),
+        (None, None) if done => export::model_button(id, bytes, format!("download-model-{id}")).into_any(),
+        _ => ().into_any(),
+    }
+}
+
 #[component]
 pub fn History() -> impl IntoView {
     let lab = expect_context::<Lab>();
@@ -117,7 +143,7 @@ pub fn History() -> impl IntoView {
                                     <button on:click=move |_| lab.pin(Column::B, id) aria-label=format!("pin run {id} to B")>"B"</button>
                                 </td>
                                 <td>
-                                    {(run.status == RunStatus::Done).then(|| export::model_button(id, run.model_bytes, format!("download-model-{id}")))}
+                                    {model_cell(lab, &run)}
                                     <button data-testid=format!("history-delete-{id}") aria-label=format!("delete run {id}")
                                         on:click=move |_| store::forget(lab, id)>"Delete"</button>
                                 </td>

@@ -248,6 +248,14 @@ fn DataPicker() -> impl IntoView {
     });
     let use_file = move |_| {
         let Some(file) = lab.upload.get_untracked() else { return };
+        let (text, label) = (text_column.get_untracked(), label_column.get_untracked());
+        if text.is_empty() || label.is_empty() || text == label {
+            let columns = lab.preview.get_untracked().map(|p| p.columns.join(", ")).unwrap_or_default();
+            return lab.error(format!(
+                "dataset: {} needs a text column and a different label column (columns: {columns})",
+                file.name
+            ));
+        }
         lab.dataset_busy.set(true);
         client::send(&ToWorker::LoadDataset {
             source: DataSource::Upload {

@@ -53,6 +53,11 @@ impl Hyper {
         }
     }
 
+    /// A batch never holds more than the training examples: what memory estimates use.
+    pub fn effective_batch(&self) -> usize {
+        self.batch_size.min(self.train_size)
+    }
+
     pub fn config(&self, freeze: FreezePlan) -> TrainConfig {
         TrainConfig {
             freeze,
@@ -194,6 +199,10 @@ pub struct Lab {
     pub pinned: RwSignal<[Option<u32>; 3]>,
     /// The sweep shown in the sweep panel (its first run id).
     pub sweep: RwSignal<Option<u32>>,
+    /// The worker's latest model download: run id and `blob:` URL (valid until the next one).
+    pub exported: RwSignal<Option<(u32, String)>>,
+    /// Models kept in this browser: run id → bytes.
+    pub kept: RwSignal<std::collections::HashMap<u32, u64>>,
     pub next_run: RwSignal<u32>,
     pub download: RwSignal<Option<Download>>,
     pub errors: RwSignal<Vec<String>>,
@@ -224,6 +233,8 @@ impl Lab {
             runs: RwSignal::new(Vec::new()),
             pinned: RwSignal::new([None, None, None]),
             sweep: RwSignal::new(None),
+            exported: RwSignal::new(None),
+            kept: RwSignal::new(Default::default()),
             next_run: RwSignal::new(1),
             download: RwSignal::new(None),
             errors: RwSignal::new(Vec::new()),
@@ -334,6 +345,7 @@ impl Lab {
             FromWorker::Exported { run_id, file, bytes } => {
                 crate::export::download_url(&file.name, &file.url);
                 self.update_run(run_id, |run| run.model_bytes = Some(bytes));
+                self.exported.set(Some((run_id, file.url)));
             }
             FromWorker::Predictions { text, results } => self.predictions.set(Some((text, results))),
             FromWorker::Heap { bytes } => self.heap.set(bytes),

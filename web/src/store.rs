@@ -1,17 +1,21 @@
 //! Finished runs kept in the browser (IndexedDB), so they survive a reload and a browser
-//! restart. Every failure, a full quota included, is reported in the page; a run that could not
-//! be saved stays in the page's history until the tab closes.
+//! restart, and fine-tuned models kept on demand (a zip each, as downloaded). Every failure, a
+//! full quota included, is reported in the page; a run that could not be saved stays in the
+//! page's history until the tab closes.
 
 use std::collections::HashSet;
 
 use leptos::prelude::*;
 use rexie::{ObjectStore, Rexie, TransactionMode, TransactionResult};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::state::{Lab, RunView};
 
 const DATABASE: &str = "freezelab";
 const RUNS: &str = "runs";
+/// Fine-tuned models kept on demand: `{id, bytes, zip}` with the zip as a Blob.
+const WEIGHTS: &str = "weights";
 
 fn describe(e: rexie::Error) -> String {
     match e {
@@ -25,38 +29,126 @@ async fn open() -> Result<Rexie, String> {
     Rexie::builder(DATABASE)
         .version(1)
         .add_object_store(ObjectStore::new(RUNS).key_path("id"))
+        .add_object_store(ObjectStore::new(WEIGHTS).key_path("id"))
         .build()
         .await
         .map_err(describe)
 }
 
-/// Runs `f` on the runs store in one transaction and waits until it is committed.
-async fn write<F, Fut>(f: F) -> Result<(), String>
+/// How much of its quota this site uses, when the browser says: a write the browser aborts
+/// gives no reason of its own, and a full quota is the usual one.
+async fn usage() -> String {
+    let estimate = async {
+        let storage = js_sys::Reflect::get(&web_sys::window()?.navigator(), &"storage".into()).ok()?;
+        let estimate: js_sys::Function = js_sys::Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
+        let promise: js_sys::Promise = estimate.call0(&storage).ok()?.dyn_into().ok()?;
+        let value = JsFuture::from(promise).await.ok()?;
+        Some((field(&value, "usage").as_f64()?, field(&value, "quota").as_f64()?))
+    };
+    match estimate.await {
+        Some((used, quota)) => format!(
+            " (this site uses {} of its storage quota of {})",
+            crate::format::bytes(used as u64),
+            crate::format::bytes(quota as u64)
+        ),
+        None => String::new(),
+    }
+}
+
+/// Runs `f` on one store in one transaction and waits until it is committed.
+async fn write<F, Fut>(name: &str, f: F) -> Result<(), String>
 where
     F: FnOnce(rexie::Store) -> Fut,
     Fut: std::future::Future<Output = rexie::Result<()>>,
 {
     let db = open().await?;
-    let tx = db.transaction(&[RUNS], TransactionMode::ReadWrite).map_err(describe)?;
-    let store = tx.store(RUNS).map_err(describe)?;
+    let tx = db.transaction(&[name], TransactionMode::ReadWrite).map_err(describe)?;
+    let store = tx.store(name).map_err(describe)?;
     f(store).await.map_err(describe)?;
     match tx.done().await.map_err(describe)? {
         TransactionResult::Committed => Ok(()),
-        TransactionResult::Aborted => Err("the browser aborted the write".into()),
+        TransactionResult::Aborted => Err(format!("the browser aborted the write{}", usage().await)),
     }
 }
 
 pub async fn save(run: &RunView) -> Result<(), String> {
     let value = serde_wasm_bindgen::to_value(run).map_err(|e| e.to_string())?;
-    write(|store| async move { store.put(&value, None).await.map(drop) }).await
+    write(RUNS, |store| async move { store.put(&value, None).await.map(drop) }).await
 }
 
+/// Deletes a run and its kept model.
 pub async fn delete(id: u32) -> Result<(), String> {
-    write(|store| async move { store.delete(JsValue::from(id)).await }).await
+    write(RUNS, |store| async move { store.delete(JsValue::from(id)).await }).await?;
+    write(WEIGHTS, |store| async move { store.delete(JsValue::from(id)).await }).await
 }
 
 pub async fn clear() -> Result<(), String> {
-    write(|store| async move { store.clear().await }).await
+    write(RUNS, |store| async move { store.clear().await }).await?;
+    write(WEIGHTS, |store| async move { store.clear().await }).await
+}
+
+fn field(record: &JsValue, name: &str) -> JsValue {
+    js_sys::Reflect::get(record, &name.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Sizes of the kept models, by run.
+async fn kept_sizes() -> Result<Vec<(u32, u64)>, String> {
+    let db = open().await?;
+    let tx = db.transaction(&[WEIGHTS], TransactionMode::ReadOnly).map_err(describe)?;
+    let records = tx.store(WEIGHTS).map_err(describe)?.get_all(None, None).await.map_err(describe)?;
+    Ok(records
+        .iter()
+        .filter_map(|r| Some((field(r, "id").as_f64()? as u32, field(r, "bytes").as_f64()? as u64)))
+        .collect())
+}
+
+/// Keeps the model the worker offers at `url` (a `blob:` URL of its zip) under the run's id.
+pub fn keep_model(lab: Lab, run_id: u32, url: String) {
+    leptos::task::spawn_local(async move {
+        let result = async {
+            let window = web_sys::window().ok_or("no window")?;
+            let response: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
+                .await
+                .map_err(|_| "the download is gone: download the model again, then keep it")?
+                .unchecked_into();
+            let blob: web_sys::Blob =
+                JsFuture::from(response.blob().map_err(|_| "unreadable download")?).await.map_err(|_| "unreadable download")?.unchecked_into();
+            let bytes = blob.size() as u64;
+            let record = js_sys::Object::new();
+            for (key, value) in [("id", JsValue::from(run_id)), ("bytes", JsValue::from(bytes as f64)), ("zip", blob.into())] {
+                let _ = js_sys::Reflect::set(&record, &key.into(), &value);
+            }
+            write(WEIGHTS, |store| async move { store.put(&record, None).await.map(drop) }).await?;
+            Ok::<u64, String>(bytes)
+        }
+        .await;
+        match result {
+            Ok(bytes) => lab.kept.update(|k| {
+                k.insert(run_id, bytes);
+            }),
+            Err(e) => lab.error(format!("run #{run_id}'s model could not be kept in this browser: {e}")),
+        }
+    });
+}
+
+/// Saves a kept model as a file again.
+pub fn download_kept(lab: Lab, run_id: u32) {
+    leptos::task::spawn_local(async move {
+        let result = async {
+            let db = open().await?;
+            let tx = db.transaction(&[WEIGHTS], TransactionMode::ReadOnly).map_err(describe)?;
+            let record = tx.store(WEIGHTS).map_err(describe)?.get(JsValue::from(run_id)).await.map_err(describe)?;
+            let blob: web_sys::Blob = record.map(|r| field(&r, "zip")).ok_or("it is no longer stored")?.unchecked_into();
+            let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "the browser could not offer it")?;
+            crate::export::download_url(&format!("freezelab-run-{run_id}.zip"), &url);
+            let _ = web_sys::Url::revoke_object_url(&url);
+            Ok::<(), String>(())
+        }
+        .await;
+        if let Err(e) = result {
+            lab.error(format!("run #{run_id}'s kept model: {e}"));
+        }
+    });
 }
 
 /// Every saved run, oldest first. Records that no longer read as runs are skipped and counted.
@@ -88,6 +180,10 @@ pub fn keep(lab: Lab) {
                 }
             }
             Err(e) => lab.error(format!("saved runs could not be read: {e}")),
+        }
+        match kept_sizes().await {
+            Ok(sizes) => lab.kept.set(sizes.into_iter().collect()),
+            Err(e) => lab.error(format!("kept models could not be listed: {e}")),
         }
         Effect::new(move || {
             let new: Vec<RunView> = lab.runs.with(|runs| {
@@ -131,6 +227,9 @@ fn restore(lab: Lab, runs: Vec<RunView>, saved: &StoredValue<HashSet<u32>>) {
 /// Removes a run from the page and from storage.
 pub fn forget(lab: Lab, id: u32) {
     lab.runs.update(|runs| runs.retain(|r| r.id != id));
+    lab.kept.update(|k| {
+        k.remove(&id);
+    });
     lab.pinned.update(|p| p.iter_mut().filter(|p| **p == Some(id)).for_each(|p| *p = None));
     leptos::task::spawn_local(async move {
         if let Err(e) = delete(id).await {
@@ -145,6 +244,7 @@ pub fn forget_all(lab: Lab) {
     let left: HashSet<u32> = lab.runs.with_untracked(|runs| runs.iter().map(|r| r.id).collect());
     lab.pinned.update(|p| p.iter_mut().filter(|p| p.is_some_and(|id| !left.contains(&id))).for_each(|p| *p = None));
     lab.sweep.set(None);
+    lab.kept.set(Default::default());
     leptos::task::spawn_local(async move {
         if let Err(e) = clear().await {
             lab.error(format!("saved runs could not be cleared: {e}"));

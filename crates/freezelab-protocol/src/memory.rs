@@ -123,19 +123,22 @@ fn mib(bytes: u64) -> String {
 }
 
 /// Refuses a run the device cannot hold, before it starts, with the estimate by kind so the
-/// user sees what to shrink.
+/// user sees what to shrink. Besides what a step keeps (`memory`), the forward pass needs room
+/// for its largest intermediate tensor, frozen layers included.
 pub fn check_fits(memory: &ComputedMemory, largest_tensor: u64, limits: &DeviceLimits) -> Result<(), String> {
-    const SHRINK: &str = "lower the batch size or the max length, or freeze more layers";
-    if let Some(limit) = limits.memory_bytes.filter(|&l| memory.total() > l) {
+    const SHRINK: &str = "lower the batch size or the max length";
+    let needed = memory.total() + largest_tensor;
+    if let Some(limit) = limits.memory_bytes.filter(|&l| needed > l) {
         return Err(format!(
-            "this run needs about {} (weights {}, gradients {}, optimizer {}, activations {}, cache {}) but the \
-             device holds at most {}: {SHRINK}",
-            mib(memory.total()),
+            "this run needs about {} (weights {}, gradients {}, optimizer {}, activations {}, cache {}, largest \
+             intermediate tensor {}) but the device holds at most {}: {SHRINK}, or freeze more layers",
+            mib(needed),
             mib(memory.weights),
             mib(memory.gradients),
             mib(memory.optimizer),
             mib(memory.activations),
             mib(memory.cache),
+            mib(largest_tensor),
             mib(limit),
         ));
     }
@@ -176,6 +179,9 @@ mod tests {
         let small = ComputedMemory { weights: 90 << 20, ..Default::default() };
         assert_eq!(check_fits(&small, 0, &cpu), Ok(()));
         assert_eq!(check_fits(&memory, 0, &DeviceLimits::default()), Ok(()));
+        // A head-only run keeps no activations, but its forward pass still needs the scores.
+        let scores = largest_tensor_bytes(&mini(), 4096, 512);
+        assert!(check_fits(&small, scores, &cpu).unwrap_err().contains("largest intermediate tensor 49152 MiB"));
     }
 
     #[test]
