@@ -222,6 +222,10 @@ await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true })
   await page.reload();
   await page.waitForSelector('[data-testid=history-table] tbody tr', { timeout: 60_000 });
   check(await page.locator('[data-testid=history-table] tbody tr').count() === rows - 1, 'a deleted run stays deleted after a reload');
+  // The backend is chosen per visit, not saved: force the CPU again.
+  if (backend === 'cpu') await page.getByLabel('force CPU').check();
+  await page.waitForFunction((w) => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith(w),
+    want, { timeout: 120_000 });
   await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
 }
 
@@ -231,9 +235,11 @@ if (!synthetic) {
   await set('hp-eval-size', 32);
   await set('hp-max-len', 32);
   await byId('sweep-run').click();
+  await page.waitForSelector('[data-testid=sweep-table] tbody tr', { timeout: 10_000 });
   const configurations = await page.locator('[data-testid=sweep-table] tbody tr').count();
+  const sweepState = async () => `${await text('sweep-status')} | ${(await byId('sweep-table').innerText()).replace(/\n/g, ' | ')} | errors: ${await text('errors')}`;
   await page.waitForFunction((n) => document.querySelector('[data-testid=sweep-status]')?.textContent.startsWith(`${n} of ${n}`),
-    configurations, { timeout: 900_000 });
+    configurations, { timeout: 900_000 }).catch(async (e) => { console.log(`sweep did not finish: ${await sweepState()}`); throw e; });
   const swept = Number(await byId('sweep-chart-params').getAttribute('data-points'));
   const front = Number(await byId('sweep-chart-memory').getAttribute('data-front'));
   check(configurations === 5 && swept === 5, `the sweep plots all ${configurations} configurations (${swept} points)`);
@@ -242,7 +248,8 @@ if (!synthetic) {
   await page.getByLabel('freeze sweep').screenshot({ path: `${shots}/sweep-${backend}.png` });
   // Cancelled part way: what finished stays plotted, the rest is marked stopped.
   await byId('sweep-run').click();
-  await page.waitForFunction(() => document.querySelector('[data-testid=sweep-status]')?.textContent.startsWith('2 of'), null, { timeout: 600_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid=sweep-status]')?.textContent.startsWith('2 of'), null, { timeout: 600_000 })
+    .catch(async (e) => { console.log(`second sweep stalled: ${await sweepState()}`); throw e; });
   await byId('stop').click();
   await page.waitForFunction(() => !/waiting|step/.test(document.querySelector('[data-testid=sweep-table]')?.innerText ?? 'step'), null, { timeout: 60_000 });
   const kept = Number(await byId('sweep-chart-params').getAttribute('data-points'));

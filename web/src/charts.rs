@@ -2,6 +2,7 @@
 
 use freezelab_protocol::messages::Column;
 use leptos::prelude::*;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::export;
@@ -9,14 +10,53 @@ use crate::state::Lab;
 
 const COLORS: [RGBColor; 2] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28)];
 
-/// An SVG line chart of the series (name, points). Empty series are skipped.
+type Axes<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+/// SVG text of a chart on white axes from 0 to `x_max` and `y_min` to `y_max`, labelled, with
+/// `draw` adding the data, and a legend of the labelled series when `legend`. A drawing error
+/// becomes a short note in place of the chart.
+fn svg_chart(
+    size: (u32, u32),
+    title: &str,
+    (x_desc, x_max): (&str, f64),
+    (y_desc, y_min, y_max): (&str, f64, f64),
+    legend: bool,
+    draw: impl FnOnce(&mut Axes<'_, '_>) -> DrawResult,
+) -> String {
+    let mut svg = String::new();
+    let drawn = {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let result = (|| {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 15))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(46)
+                .build_cartesian_2d(0f64..x_max, y_min..y_max)?;
+            chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).light_line_style(WHITE.mix(0.0)).draw()?;
+            draw(&mut chart)?;
+            if legend {
+                chart.configure_series_labels().border_style(BLACK.mix(0.3)).background_style(WHITE.mix(0.9)).draw()?;
+            }
+            root.present()
+        })();
+        result.map_err(|e| e.to_string())
+    };
+    match drawn {
+        Ok(()) => svg,
+        Err(e) => format!("<p>chart unavailable: {}</p>", e.replace('<', "&lt;")),
+    }
+}
+
+/// An SVG line chart of the series (name, points) against the step. Empty series are skipped.
 pub fn line_chart(
     title: &str,
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
     y_range: Option<(f64, f64)>,
 ) -> String {
-    let mut svg = String::new();
     let points = || series.iter().flat_map(|(_, p)| p.iter().copied());
     let x_max = points().map(|(x, _)| x).fold(1.0, f64::max);
     let (y_min, y_max) = y_range.unwrap_or_else(|| {
@@ -27,36 +67,18 @@ pub fn line_chart(
             (lo.min(0.0), hi * 1.05 + 1e-9)
         }
     });
-    {
-        let root = SVGBackend::with_string(&mut svg, (560, 260)).into_drawing_area();
-        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 16))
-                .margin(8)
-                .x_label_area_size(30)
-                .y_label_area_size(46)
-                .build_cartesian_2d(0f64..x_max, y_min..y_max)?;
-            chart.configure_mesh().x_desc("step").y_desc(y_label).light_line_style(WHITE.mix(0.0)).draw()?;
-            for (i, (name, pts)) in series.iter().enumerate().filter(|(_, (_, p))| !p.is_empty()) {
-                let color = COLORS[i % COLORS.len()];
-                chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
-                    .label(name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-            }
-            if series.iter().any(|(_, p)| !p.is_empty()) {
-                chart.configure_series_labels().border_style(BLACK.mix(0.3)).background_style(WHITE.mix(0.9)).draw()?;
-            }
-            root.present()?;
-            Ok(())
-        };
-        if let Err(e) = draw() {
-            return format!("<p>chart unavailable: {}</p>", e.to_string().replace('<', "&lt;"));
+    let legend = series.iter().any(|(_, p)| !p.is_empty());
+    svg_chart((560, 260), title, ("step", x_max), (y_label, y_min, y_max), legend, |chart| {
+        for (i, (name, pts)) in series.iter().enumerate().filter(|(_, (_, p))| !p.is_empty()) {
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
-    }
-    svg
+        Ok(())
+    })
 }
 
 /// One labelled point of a scatter chart.
@@ -70,37 +92,22 @@ pub struct Point {
 /// An SVG scatter of accuracy (y, 0–1) against a cost (x). Points on the front are filled and
 /// joined left to right; the others are hollow.
 pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool]) -> String {
-    let mut svg = String::new();
-    let x_max = points.iter().map(|p| p.x).fold(0.0, f64::max) * 1.15 + 1e-9;
-    {
-        let root = SVGBackend::with_string(&mut svg, (420, 260)).into_drawing_area();
-        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 14))
-                .margin(8)
-                .x_label_area_size(30)
-                .y_label_area_size(46)
-                .build_cartesian_2d(0f64..x_max, 0f64..1f64)?;
-            chart.configure_mesh().x_desc(x_label).y_desc("accuracy").light_line_style(WHITE.mix(0.0)).draw()?;
-            let color = COLORS[0];
-            let mut on_front: Vec<(f64, f64)> =
-                points.iter().zip(front).filter(|(_, &f)| f).map(|(p, _)| (p.x, p.y)).collect();
-            on_front.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart.draw_series(LineSeries::new(on_front, color.stroke_width(1)))?;
-            for (p, &f) in points.iter().zip(front) {
-                let style = if f { color.filled() } else { color.stroke_width(1) };
-                chart.draw_series([Circle::new((p.x, p.y), 4, style)])?;
-                chart.draw_series([Text::new(p.label.clone(), (p.x, p.y), ("sans-serif", 11))])?;
-            }
-            root.present()?;
-            Ok(())
-        };
-        if let Err(e) = draw() {
-            return format!("<p>chart unavailable: {}</p>", e.to_string().replace('<', "&lt;"));
+    let x_max = match points.iter().map(|p| p.x).fold(0.0, f64::max) {
+        0.0 => 1.0,
+        max => max * 1.15,
+    };
+    svg_chart((420, 260), title, (x_label, x_max), ("accuracy", 0.0, 1.0), false, |chart| {
+        let color = COLORS[0];
+        let mut on_front: Vec<(f64, f64)> = points.iter().zip(front).filter(|(_, &f)| f).map(|(p, _)| (p.x, p.y)).collect();
+        on_front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart.draw_series(LineSeries::new(on_front, color.stroke_width(1)))?;
+        for (p, &f) in points.iter().zip(front) {
+            let style = if f { color.filled() } else { color.stroke_width(1) };
+            chart.draw_series([Circle::new((p.x, p.y), 4, style)])?;
+            chart.draw_series([Text::new(p.label.clone(), (p.x, p.y), ("sans-serif", 11))])?;
         }
-    }
-    svg
+        Ok(())
+    })
 }
 
 fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<(String, Vec<(f64, f64)>)> {

@@ -130,14 +130,16 @@ pub fn Sweep() -> impl IntoView {
                 " "<span class="hint">{move || plans().map(|p| format!("{p}, with the settings above; Stop cancels the rest."))}</span>
             </p>
             <p class="status" aria-live="polite" data-testid="sweep-status">{progress}</p>
-            <div class="charts sweep-charts">{chart(&AXES[0])}{chart(&AXES[1])}{chart(&AXES[2])}</div>
-            <table data-testid="sweep-table">
-                <thead><tr>
-                    <th>"freeze"</th><th>"trainable"</th><th>"peak"</th><th>"time"</th><th>"accuracy"</th>
-                    <th>"on the Pareto front of"</th><th>"status"</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
+            <Show when=move || lab.sweep.get().is_some()>
+                <div class="charts sweep-charts">{chart(&AXES[0])}{chart(&AXES[1])}{chart(&AXES[2])}</div>
+                <table data-testid="sweep-table">
+                    <thead><tr>
+                        <th>"freeze"</th><th>"trainable"</th><th>"peak"</th><th>"time"</th><th>"accuracy"</th>
+                        <th>"on the Pareto front of"</th><th>"status"</th>
+                    </tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </Show>
         </section>
     }
 }

@@ -87,10 +87,12 @@ impl LoadedModel {
         self.check_max_len(max_len)?;
         let h = self.config.hidden_size;
         let mut out = Vec::with_capacity(texts.len());
+        let model = self.classifier.valid();
+        let device = model.head.weight.val().device();
         for chunk in texts.chunks(batch_size.max(1)) {
             let batch = self.encoder.encode_batch(chunk, max_len)?;
-            let input = BatchTensors::new(&batch, &self.device);
-            let hidden = self.classifier.bert.forward(&input);
+            let input = BatchTensors::new(&batch, &device);
+            let hidden = model.bert.forward(&input);
             let [b, _, _] = hidden.dims();
             let cls = read_f32(hidden.clone().slice([0..b, 0..1]).reshape([b, h])).await?;
             let mean = read_f32(mean_pool(hidden, &input.mask)).await?;
@@ -110,8 +112,11 @@ impl LoadedModel {
     pub async fn predict(&self, texts: &[&str], max_len: usize) -> Result<Vec<Vec<f32>>> {
         self.check_max_len(max_len)?;
         let batch = self.encoder.encode_batch(texts, max_len)?;
-        let input = BatchTensors::new(&batch, &self.device);
-        let probs = read_f32(activation::softmax(self.classifier.forward(&input), 1)).await?;
+        // A model fresh from training sits on an autodiff device, where dropout is on: its
+        // inference copy computes the deterministic function every other reader sees.
+        let model = self.classifier.valid();
+        let input = BatchTensors::new(&batch, &model.head.weight.val().device());
+        let probs = read_f32(activation::softmax(model.forward(&input), 1)).await?;
         let k = self.classifier.num_labels();
         Ok(probs.chunks(k).map(<[f32]>::to_vec).collect())
     }
