@@ -203,7 +203,7 @@ await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true })
   // Kept on demand in the browser, with its size.
   await byId('keep-model-1').click();
   await page.waitForSelector('[data-testid=kept-model-1]', { timeout: 60_000 });
-  check((await text('kept-model-1')).includes('MB'), `the model is kept in the browser: "${await text('kept-model-1')}"`);
+  check(/\(\d[\d.]* (kB|MB|GB)\)$/.test(await text('kept-model-1')), `the model is kept in the browser: "${await text('kept-model-1')}"`);
 }
 
 // Finished runs survive a reload: the same history, the same results in the columns.

@@ -49,6 +49,9 @@ pub struct TextEncoder {
 
 impl TextEncoder {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        // tokenizers panics on some malformed JSON (found by tests/fuzz.rs): check the syntax first.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map_err(|e| CoreError::Tokenizer(format!("not valid JSON ({e})")))?;
         let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| CoreError::Tokenizer(format!("cannot disable truncation: {e}")))?;

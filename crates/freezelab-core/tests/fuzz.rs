@@ -35,7 +35,7 @@ fn spoiled(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
 
     #[test]
     fn data_parsers_never_panic(bytes in prop_oneof![structured_bytes(), prop::collection::vec(any::<u8>(), 0..200)]) {
@@ -59,8 +59,8 @@ proptest! {
 }
 
 proptest! {
-    // The tokenizer parser is slower: fewer cases.
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // The tokenizer parser is slower: fewer cases (enough to find the panic `from_bytes` guards).
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn tokenizer_parser_never_panics(bytes in spoiled(synthetic::model_files(8, 1, 2, 0).2.into_bytes())) {
