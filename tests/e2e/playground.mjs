@@ -162,13 +162,17 @@ const downloaded = async (click) => {
 };
 const downloadedBytes = async (click) => {
   const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), click()]);
-  let size = 0;
-  for await (const c of await download.createReadStream()) size += c.length;
-  return { name: download.suggestedFilename(), size };
+  const chunks = [];
+  for await (const c of await download.createReadStream()) chunks.push(c);
+  const all = Buffer.concat(chunks);
+  return { name: download.suggestedFilename(), size: all.length, head: all.subarray(0, 8).toString('hex') };
 };
 const [svgName, svg] = await downloaded(() => byId('download-chart-loss').click());
 check(svgName === 'freezelab-loss.svg' && svg.includes('<svg') && svg.includes('training loss'),
   `the loss chart downloads as SVG (${svg.length} bytes)`);
+const png = await downloadedBytes(() => byId('download-chart-accuracy-png').click());
+check(png.name === 'freezelab-accuracy.png' && png.head === '89504e470d0a1a0a' && png.size > 5000,
+  `the accuracy chart downloads as PNG (${png.size} bytes)`);
 const [, results] = await downloaded(() => page.getByRole('button', { name: 'Export JSON' }).click());
 await byId('history-import').setInputFiles({ name: 'runs.json', mimeType: 'application/json', buffer: Buffer.from(results) });
 await page.waitForFunction(() => document.querySelectorAll('[data-testid=history-table] tbody tr').length === 4, null, { timeout: 10_000 })

@@ -120,6 +120,17 @@ fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<
         .collect()
 }
 
+/// A chart's download buttons: `{file}.svg` as drawn, `{file}.png` rasterised by the browser.
+pub fn downloads(file: &str, testid: &str, svg: impl Fn() -> String + Copy + Send + Sync + 'static) -> impl IntoView {
+    let (svg_name, png_name) = (format!("{file}.svg"), format!("{file}.png"));
+    let lab = expect_context::<Lab>();
+    view! {
+        <button data-testid=testid.to_string() on:click=move |_| export::download(&svg_name, "image/svg+xml", &svg())>"Download SVG"</button>
+        " "
+        <button data-testid=format!("{testid}-png") on:click=move |_| export::download_png(lab, png_name.clone(), svg())>"PNG"</button>
+    }
+}
+
 #[component]
 pub fn Charts() -> impl IntoView {
     let lab = expect_context::<Lab>();
@@ -131,13 +142,11 @@ pub fn Charts() -> impl IntoView {
         <section class="charts" aria-label="charts">
             <figure>
                 <div class="chart" data-testid="chart-loss" data-points=move || points().to_string() inner_html=loss></div>
-                <button data-testid="download-chart-loss"
-                    on:click=move |_| export::download("freezelab-loss.svg", "image/svg+xml", &loss())>"Download SVG"</button>
+                {downloads("freezelab-loss", "download-chart-loss", loss)}
             </figure>
             <figure>
                 <div class="chart" data-testid="chart-accuracy" inner_html=accuracy></div>
-                <button data-testid="download-chart-accuracy"
-                    on:click=move |_| export::download("freezelab-accuracy.svg", "image/svg+xml", &accuracy())>"Download SVG"</button>
+                {downloads("freezelab-accuracy", "download-chart-accuracy", accuracy)}
             </figure>
         </section>
     }

@@ -100,6 +100,39 @@ pub fn model_button(run_id: u32, bytes: Option<u64>, testid: String) -> impl Int
     }
 }
 
+/// Rasterises SVG text in the browser (at twice its size, sharp on a projector) and saves it
+/// as a PNG.
+pub fn download_png(lab: Lab, name: String, svg: String) {
+    leptos::task::spawn_local(async move {
+        let drawn = async {
+            let parts = js_sys::Array::of1(&svg.into());
+            let props = web_sys::BlobPropertyBag::new();
+            props.set_type("image/svg+xml");
+            let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &props)?;
+            let url = web_sys::Url::create_object_url_with_blob(&blob)?;
+            let image = web_sys::HtmlImageElement::new()?;
+            image.set_src(&url);
+            let decoded = wasm_bindgen_futures::JsFuture::from(image.decode()).await;
+            let _ = web_sys::Url::revoke_object_url(&url);
+            decoded?;
+            let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+            let canvas: web_sys::HtmlCanvasElement = document.create_element("canvas")?.unchecked_into();
+            canvas.set_width(2 * image.natural_width());
+            canvas.set_height(2 * image.natural_height());
+            let context: web_sys::CanvasRenderingContext2d =
+                canvas.get_context("2d")?.ok_or("no 2d canvas")?.unchecked_into();
+            context.scale(2.0, 2.0)?;
+            context.draw_image_with_html_image_element(&image, 0.0, 0.0)?;
+            download_url(&name, &canvas.to_data_url_with_type("image/png")?);
+            Ok::<(), wasm_bindgen::JsValue>(())
+        }
+        .await;
+        if let Err(e) = drawn {
+            lab.error(format!("{name}: the chart could not be drawn as PNG ({e:?})"));
+        }
+    });
+}
+
 /// Saves what `url` (same-origin or `blob:`) holds as a file named `name`.
 pub fn download_url(name: &str, url: &str) {
     if let Some(document) = web_sys::window().and_then(|w| w.document()) {

@@ -9,9 +9,9 @@ use freezelab_protocol::metrics::pareto_front;
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
-use crate::charts::{scatter_chart, Point};
+use crate::charts::{downloads, scatter_chart, Point};
 use crate::state::{Lab, RunStatus, RunView};
-use crate::{app, export, format};
+use crate::{app, format};
 
 /// Queues the whole sweep; returns nothing when no model or data is loaded (the page says so).
 pub fn start(lab: Lab) {
@@ -83,8 +83,7 @@ pub fn Sweep() -> impl IntoView {
             <figure>
                 <div class="chart" data-testid=format!("sweep-chart-{}", axis.id)
                     data-points=move || counts().0 data-front=move || counts().1 inner_html=svg></div>
-                <button on:click=move |_| export::download(&format!("freezelab-sweep-{}.svg", axis.id), "image/svg+xml", &svg())>
-                    "Download SVG"</button>
+                {downloads(&format!("freezelab-sweep-{}", axis.id), &format!("download-sweep-{}", axis.id), svg)}
             </figure>
         }
     };
