@@ -98,7 +98,8 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
     };
     svg_chart((420, 260), title, (x_label, x_max), ("accuracy", 0.0, 1.0), false, |chart| {
         let color = COLORS[0];
-        let mut on_front: Vec<(f64, f64)> = points.iter().zip(front).filter(|(_, &f)| f).map(|(p, _)| (p.x, p.y)).collect();
+        let mut on_front: Vec<(f64, f64)> =
+            points.iter().zip(front).filter(|(_, &f)| f).map(|(p, _)| (p.x, p.y)).collect();
         on_front.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart.draw_series(LineSeries::new(on_front, color.stroke_width(1)))?;
         for (p, &f) in points.iter().zip(front) {

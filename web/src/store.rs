@@ -111,11 +111,15 @@ pub fn keep_model(lab: Lab, run_id: u32, url: String) {
                 .await
                 .map_err(|_| "the download is gone: download the model again, then keep it")?
                 .unchecked_into();
-            let blob: web_sys::Blob =
-                JsFuture::from(response.blob().map_err(|_| "unreadable download")?).await.map_err(|_| "unreadable download")?.unchecked_into();
+            let blob: web_sys::Blob = JsFuture::from(response.blob().map_err(|_| "unreadable download")?)
+                .await
+                .map_err(|_| "unreadable download")?
+                .unchecked_into();
             let bytes = blob.size() as u64;
             let record = js_sys::Object::new();
-            for (key, value) in [("id", JsValue::from(run_id)), ("bytes", JsValue::from(bytes as f64)), ("zip", blob.into())] {
+            for (key, value) in
+                [("id", JsValue::from(run_id)), ("bytes", JsValue::from(bytes as f64)), ("zip", blob.into())]
+            {
                 let _ = js_sys::Reflect::set(&record, &key.into(), &value);
             }
             write(WEIGHTS, |store| async move { store.put(&record, None).await.map(drop) }).await?;
@@ -138,7 +142,8 @@ pub fn download_kept(lab: Lab, run_id: u32) {
             let db = open().await?;
             let tx = db.transaction(&[WEIGHTS], TransactionMode::ReadOnly).map_err(describe)?;
             let record = tx.store(WEIGHTS).map_err(describe)?.get(JsValue::from(run_id)).await.map_err(describe)?;
-            let blob: web_sys::Blob = record.map(|r| field(&r, "zip")).ok_or("it is no longer stored")?.unchecked_into();
+            let blob: web_sys::Blob =
+                record.map(|r| field(&r, "zip")).ok_or("it is no longer stored")?.unchecked_into();
             let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "the browser could not offer it")?;
             crate::export::download_url(&format!("freezelab-run-{run_id}.zip"), &url);
             let _ = web_sys::Url::revoke_object_url(&url);

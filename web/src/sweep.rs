@@ -40,7 +40,11 @@ struct Axis {
 
 static AXES: [Axis; 3] = [
     Axis { id: "params", title: "trainable parameters (millions)", cost: |s| Some(s.trainable_params as f64 / 1e6) },
-    Axis { id: "memory", title: "measured peak memory (MB)", cost: |s| s.memory.measured_peak_bytes.map(|b| b as f64 / 1e6) },
+    Axis {
+        id: "memory",
+        title: "measured peak memory (MB)",
+        cost: |s| s.memory.measured_peak_bytes.map(|b| b as f64 / 1e6),
+    },
     Axis { id: "time", title: "wall time (s)", cost: |s| Some(s.wall_seconds) },
 ];
 
@@ -63,7 +67,9 @@ pub fn Sweep() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none() || lab.busy();
     let plans = move || {
-        lab.model.get().map(|m| FreezePlan::sweep(m.num_layers()).iter().map(FreezePlan::label).collect::<Vec<_>>().join(" → "))
+        lab.model
+            .get()
+            .map(|m| FreezePlan::sweep(m.num_layers()).iter().map(FreezePlan::label).collect::<Vec<_>>().join(" → "))
     };
     let progress = move || {
         let runs = runs_of(lab);

@@ -137,15 +137,11 @@ pub fn end_to_end() -> Result<(usize, usize)> {
     let url = format!("http://127.0.0.1:{E2E_PORT}/");
     let mut total = (0, 0);
     let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
-    for args in [vec!["playground.mjs", "cpu"], vec!["playground.mjs", "webgpu", synthetic], vec!["bad-input.mjs", synthetic]]
+    for args in
+        [vec!["playground.mjs", "cpu"], vec!["playground.mjs", "webgpu", synthetic], vec!["bad-input.mjs", synthetic]]
     {
         let mut cmd = Command::new("node");
-        cmd.arg(args[0])
-            .arg(&url)
-            .args(&args[1..])
-            .env("SHOTS", &shots)
-            .env("FREEZELAB", &freezelab)
-            .current_dir(&e2e);
+        cmd.arg(args[0]).arg(&url).args(&args[1..]).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
         let (passed, failed) =
             counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
         total = (total.0 + passed, total.1 + failed);

@@ -200,7 +200,8 @@ async fn run(cli: Cli) -> Result<()> {
                 std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             }
             if let Some(dir) = save_model {
-                let files = model_folder(&model.classifier, &summary.labels, &loaded.dir.config, &loaded.dir.tokenizer).await?;
+                let files =
+                    model_folder(&model.classifier, &summary.labels, &loaded.dir.config, &loaded.dir.tokenizer).await?;
                 std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
                 for (name, bytes) in files {
                     std::fs::write(dir.join(name), bytes).with_context(|| format!("writing {name}"))?;

@@ -117,7 +117,8 @@ fn train_saves_a_model_that_predict_loads() {
     let p = predict(&["--model", dir.to_str().unwrap(), "--head", head.to_str().unwrap()]);
     // The HF folder holds the same model: same probabilities, labels in its config.
     assert_eq!(predict(&["--model", folder.to_str().unwrap()]), p);
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["id2label"]["1"], "spam");
     let probs = p["probabilities"].as_object().unwrap();
     assert_eq!(probs.keys().collect::<Vec<_>>(), ["ham", "spam"]);

@@ -41,7 +41,8 @@ mod tests {
     #[test]
     fn labels_join_the_config_and_the_rest_stays() {
         let config = br#"{"hidden_size": 8, "architectures": ["BertModel"]}"#;
-        let out: Value = serde_json::from_slice(&labelled_config(config, &["ham".into(), "spam".into()]).unwrap()).unwrap();
+        let out: Value =
+            serde_json::from_slice(&labelled_config(config, &["ham".into(), "spam".into()]).unwrap()).unwrap();
         assert_eq!(out["id2label"]["1"], "spam");
         assert_eq!(out["label2id"]["ham"], 0);
         assert_eq!(out["num_labels"], 2);

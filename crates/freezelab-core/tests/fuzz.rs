@@ -13,8 +13,27 @@ use proptest::prelude::*;
 /// Bytes drawn mostly from the delimiters, quotes, braces and line ends the formats care about.
 fn structured_bytes() -> impl Strategy<Value = Vec<u8>> {
     let pieces = prop::sample::select(vec![
-        &b"\""[..], b",", b"\t", b"\n", b"\r\n", b"{", b"}", b"[", b"]", b":", b"\\", b"text", b"label",
-        b"\"text\"", b"\"label\"", b"ham", b"7", b"\xff", b"\xc3", b" ", b"null",
+        &b"\""[..],
+        b",",
+        b"\t",
+        b"\n",
+        b"\r\n",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b":",
+        b"\\",
+        b"text",
+        b"label",
+        b"\"text\"",
+        b"\"label\"",
+        b"ham",
+        b"7",
+        b"\xff",
+        b"\xc3",
+        b" ",
+        b"null",
     ]);
     prop::collection::vec(pieces, 0..64).prop_map(|p| p.concat())
 }

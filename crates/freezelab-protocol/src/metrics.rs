@@ -45,10 +45,7 @@ pub fn argmax(row: &[f32]) -> usize {
 /// scores at least as much, better in one of the two. Points with a NaN are never on it.
 pub fn pareto_front(points: &[(f64, f64)]) -> Vec<bool> {
     let dominates = |(c1, s1): (f64, f64), (c2, s2): (f64, f64)| c1 <= c2 && s1 >= s2 && (c1 < c2 || s1 > s2);
-    points
-        .iter()
-        .map(|&p| !p.0.is_nan() && !p.1.is_nan() && !points.iter().any(|&q| dominates(q, p)))
-        .collect()
+    points.iter().map(|&p| !p.0.is_nan() && !p.1.is_nan() && !points.iter().any(|&q| dominates(q, p))).collect()
 }
 
 #[cfg(test)]
