@@ -161,7 +161,8 @@ check(worst <= 200, `the page stays responsive while they load (longest main-thr
 // Multi-line quoted fields are text, not errors.
 await upload('multi.csv', 'text,label\n"first line\nsecond line",ham\n' + rowsOf(20, (i) => `"row ${i}\nmore",${i % 2 ? 'ham' : 'spam'}`));
 await page.waitForFunction(() => /ham: \d+ \/ \d+ · spam/.test(document.querySelector('[data-testid=dataset-counts]')?.textContent ?? ''), null, { timeout: 60_000 });
-check(true, `multi-line quoted CSV fields load (${await text('dataset-counts')})`);
+const multi = [...(await text('dataset-counts')).matchAll(/(\d+) \/ (\d+)/g)].reduce((s, m) => s + Number(m[1]) + Number(m[2]), 0);
+check(multi === 21, `multi-line quoted CSV fields load as 21 rows (${await text('dataset-counts')})`);
 
 check(await text('accuracy-A') === baseline.accuracy, 'the finished run is still shown after every bad input');
 check(pageErrors.length === 0, `no uncaught errors in the page${pageErrors.length ? ': ' + pageErrors.join(' | ') : ''}`);

@@ -184,7 +184,8 @@ await byId('try-submit').click();
 await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(`[data-testid=try-output-${c}]`)?.textContent.includes('%')),
   null, { timeout: 120_000 });
 console.log(`try it: A ${await text('try-output-A')} | B ${await text('try-output-B')}`);
-check(true, 'try it shows predictions for A and B');
+const answers = await Promise.all(['A', 'B'].map((c) => text(`try-output-${c}`)));
+check(answers.every((t) => /^run #\d+: \S+ \d+\.\d% · \S+ \d+\.\d%/.test(t)), 'try it shows predictions for A and B');
 await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true });
 
 // A's fine-tuned model, downloaded as a Hugging Face folder, predicts the same in the CLI.

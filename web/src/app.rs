@@ -21,11 +21,10 @@ pub fn train(lab: Lab, column: Column) {
 }
 
 /// Queues a run of `plan` with the current settings, unless the device cannot hold it (the
-/// computed estimate is checked first). Returns the run's id.
-pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) -> Option<u32> {
+/// computed estimate is checked first; a refusal is reported in the page).
+pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) {
     let (Some(model), Some(dataset)) = (lab.model.get_untracked(), lab.dataset.get_untracked()) else {
-        lab.error("load a model and a dataset first".into());
-        return None;
+        return lab.error("load a model and a dataset first".into());
     };
     let hyper = lab.hyper.get_untracked();
     let backend = lab.backend.get_untracked();
@@ -34,8 +33,7 @@ pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) -> 
     let estimate = memory::computed(&model.shape, &model.params, &plan, batch, hyper.max_len, 0);
     let largest = memory::largest_tensor_bytes(&model.shape, batch, hyper.max_len);
     if let Err(e) = memory::check_fits(&estimate, largest, &limits) {
-        lab.error(format!("{} not started: {e}", plan.label()));
-        return None;
+        return lab.error(format!("{} not started: {e}", plan.label()));
     }
     let id = lab.new_run_id();
     let config = hyper.config(plan);
@@ -45,7 +43,6 @@ pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) -> 
     lab.runs.update(|runs| runs.push(run));
     lab.pin(column, id);
     client::send(&ToWorker::Train { run_id: id, column, config });
-    Some(id)
 }
 
 /// Stops the running run and drops the queued ones.

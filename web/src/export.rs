@@ -76,12 +76,15 @@ pub fn json(runs: &[RunView]) -> String {
     serde_json::to_string_pretty(&summaries).unwrap_or_default()
 }
 
-/// Saves `text` as a file through a temporary link.
-pub fn download(name: &str, mime: &str, text: &str) {
-    let parts = js_sys::Array::of1(&text.into());
+fn text_blob(text: &str, mime: &str) -> Result<web_sys::Blob, wasm_bindgen::JsValue> {
     let props = web_sys::BlobPropertyBag::new();
     props.set_type(mime);
-    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &props) else { return };
+    web_sys::Blob::new_with_str_sequence_and_options(&js_sys::Array::of1(&text.into()), &props)
+}
+
+/// Saves `text` as a file through a temporary link.
+pub fn download(name: &str, mime: &str, text: &str) {
+    let Ok(blob) = text_blob(text, mime) else { return };
     let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
     download_url(name, &url);
     let _ = web_sys::Url::revoke_object_url(&url);
@@ -105,10 +108,7 @@ pub fn model_button(run_id: u32, bytes: Option<u64>, testid: String) -> impl Int
 pub fn download_png(lab: Lab, name: String, svg: String) {
     leptos::task::spawn_local(async move {
         let drawn = async {
-            let parts = js_sys::Array::of1(&svg.into());
-            let props = web_sys::BlobPropertyBag::new();
-            props.set_type("image/svg+xml");
-            let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &props)?;
+            let blob = text_blob(&svg, "image/svg+xml")?;
             let url = web_sys::Url::create_object_url_with_blob(&blob)?;
             let image = web_sys::HtmlImageElement::new()?;
             image.set_src(&url);

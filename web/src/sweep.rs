@@ -71,32 +71,35 @@ pub fn Sweep() -> impl IntoView {
             .get()
             .map(|m| FreezePlan::sweep(m.num_layers()).iter().map(FreezePlan::label).collect::<Vec<_>>().join(" → "))
     };
+    // The runs change on every step of any run; the sweep's runs and points are memos, so the
+    // plots redraw only when the sweep itself moves.
+    let runs = Memo::new(move |_| runs_of(lab));
+    let plotted = AXES.each_ref().map(|axis| Memo::new(move |_| runs.with(|r| points(r, axis))));
     let progress = move || {
-        let runs = runs_of(lab);
-        let done = runs.iter().filter(|r| r.finished()).count();
-        (!runs.is_empty()).then(|| format!("{done} of {} configurations finished", runs.len()))
+        runs.with(|runs| {
+            let done = runs.iter().filter(|r| r.finished()).count();
+            (!runs.is_empty()).then(|| format!("{done} of {} configurations finished", runs.len()))
+        })
     };
-    let chart = move |axis: &'static Axis| {
+    let chart = move |i: usize| {
+        let (axis, plotted) = (&AXES[i], plotted[i]);
         let svg = move || {
-            let (pts, front) = points(&runs_of(lab), axis);
-            scatter_chart(&format!("accuracy vs {}", axis.title), axis.title, &pts, &front)
+            plotted.with(|(pts, front)| scatter_chart(&format!("accuracy vs {}", axis.title), axis.title, pts, front))
         };
-        let counts = move || {
-            let (pts, front) = points(&runs_of(lab), axis);
-            (pts.len().to_string(), front.iter().filter(|&&f| f).count().to_string())
-        };
+        let points = move || plotted.with(|(pts, _)| pts.len().to_string());
+        let on_front = move || plotted.with(|(_, front)| front.iter().filter(|&&f| f).count().to_string());
         view! {
             <figure>
                 <div class="chart" data-testid=format!("sweep-chart-{}", axis.id)
-                    data-points=move || counts().0 data-front=move || counts().1 inner_html=svg></div>
+                    data-points=points data-front=on_front inner_html=svg></div>
                 {downloads(&format!("freezelab-sweep-{}", axis.id), &format!("download-sweep-{}", axis.id), svg)}
             </figure>
         }
     };
     let rows = move || {
-        let runs = runs_of(lab);
-        let fronts: Vec<(Vec<Point>, Vec<bool>)> = AXES.iter().map(|a| points(&runs, a)).collect();
-        runs.into_iter()
+        let fronts = plotted.map(|p| p.get());
+        runs.get()
+            .into_iter()
             .map(|run| {
                 let label = run.config.freeze.label();
                 let on_front: Vec<&str> = AXES
@@ -136,7 +139,7 @@ pub fn Sweep() -> impl IntoView {
             </p>
             <p class="status" aria-live="polite" data-testid="sweep-status">{progress}</p>
             <Show when=move || lab.sweep.get().is_some()>
-                <div class="charts sweep-charts">{chart(&AXES[0])}{chart(&AXES[1])}{chart(&AXES[2])}</div>
+                <div class="charts sweep-charts">{chart(0)}{chart(1)}{chart(2)}</div>
                 <table data-testid="sweep-table">
                     <thead><tr>
                         <th>"freeze"</th><th>"trainable"</th><th>"peak"</th><th>"time"</th><th>"accuracy"</th>

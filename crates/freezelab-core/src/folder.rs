@@ -1,6 +1,7 @@
 //! A fine-tuned model as a Hugging Face model folder: the user's `config.json` with the label
 //! names added, `model.safetensors` with every weight and the head, and the same
-//! `tokenizer.json`. `freezelab predict --model DIR` loads it, and so does `transformers`.
+//! `tokenizer.json`. `freezelab predict --model DIR` loads it; the weights carry `BertModel`'s
+//! names, so `transformers` can read the encoder (not tested here: no PyTorch).
 
 use serde_json::{json, Map, Value};
 
