@@ -39,7 +39,7 @@ const set = async (id, value) => { await byId(id).fill(String(value)); await byI
 const rows = () => page.locator('[data-testid=history-table] tbody tr').count();
 
 await page.goto(url);
-await page.getByLabel('force CPU').check();
+await byId('force-cpu').check();
 await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
 // One finished run, which every bad input must leave alone.
 for (const [id, v] of [['hp-train-size', 16], ['hp-eval-size', 16], ['hp-max-len', 16], ['hp-epochs', 1], ['hp-batch', 16]]) await set(id, v);
@@ -135,6 +135,17 @@ check(await rows() === baseline.runs, 'the refused run was not added');
 await set('hp-train-size', 16);
 await set('hp-batch', baseline.batch);
 await set('hp-max-len', 16);
+
+// Every setting out of its range is refused with the protocol's message (the CLI's too), and the
+// box keeps its last valid value.
+for (const [id, value, setting] of [['hp-train-size', 0, 'train_size'], ['hp-eval-size', 0, 'eval_size'],
+  ['hp-epochs', 0, 'epochs'], ['hp-batch', 0, 'batch_size'], ['hp-max-len', 1, 'max_len'], ['hp-lr', 0, 'lr'],
+  ['hp-lr', 2, 'lr'], ['hp-seed', -1, null]]) {
+  const kept = await byId(id).inputValue();
+  await set(id, value);
+  await expectError(`${id} = ${value}`, setting ? new RegExp(`setting ${setting}: must be`) : /is not a number/);
+  check(await byId(id).inputValue() === kept, `${id} keeps ${kept} after ${value} is refused`);
+}
 
 // A full storage quota: the run that could not be saved is reported, and stays on the page.
 const cdp = await page.context().newCDPSession(page);

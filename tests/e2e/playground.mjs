@@ -63,9 +63,14 @@ const paint = await page.waitForFunction(
   () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime, null, { timeout: 30_000 });
 console.log(`first contentful paint: ${(await paint.jsonValue()).toFixed(0)} ms`);
 
-if (backend === 'cpu') {
-  await page.getByLabel('force CPU').check();
-}
+// Headless Chromium's only adapter is SwiftShader, a software fallback: left to choose, the page
+// takes the CPU and says why; the WebGPU run asks for the software adapter explicitly.
+await page.waitForFunction(() => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith('CPU'),
+  null, { timeout: 120_000 }).catch(() => {});
+const chosen = await text('backend-status');
+check(/^CPU .*software fallback/.test(chosen), `a software WebGPU adapter is not chosen by default (${chosen})`);
+const chooseBackend = () => byId(backend === 'cpu' ? 'force-cpu' : 'software-gpu').check();
+await chooseBackend();
 const want = backend === 'cpu' ? 'CPU' : 'WebGPU';
 await page.waitForFunction((w) => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith(w),
   want, { timeout: 120_000 }).catch(() => {});
@@ -227,8 +232,8 @@ await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true })
   await page.reload();
   await page.waitForSelector('[data-testid=history-table] tbody tr', { timeout: 60_000 });
   check(await page.locator('[data-testid=history-table] tbody tr').count() === rows - 1, 'a deleted run stays deleted after a reload');
-  // The backend is chosen per visit, not saved: force the CPU again.
-  if (backend === 'cpu') await page.getByLabel('force CPU').check();
+  // The backend is chosen per visit, not saved: choose it again.
+  await chooseBackend();
   await page.waitForFunction((w) => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith(w),
     want, { timeout: 120_000 });
   await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });

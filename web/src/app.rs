@@ -27,16 +27,18 @@ pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) {
         return lab.error("load a model and a dataset first".into());
     };
     let hyper = lab.hyper.get_untracked();
+    let config = hyper.config(plan.clone());
+    if let Err(e) = config.validate() {
+        return lab.error(format!("{} not started: {e}", plan.label()));
+    }
     let backend = lab.backend.get_untracked();
     let limits = backend.as_ref().map(|b| b.limits).unwrap_or_default();
-    let batch = hyper.effective_batch();
-    let estimate = memory::computed(&model.shape, &model.params, &plan, batch, hyper.max_len, 0);
-    let largest = memory::largest_tensor_bytes(&model.shape, batch, hyper.max_len);
+    let estimate = hyper.planned(&model, Some(&dataset), &plan);
+    let largest = memory::largest_tensor_bytes(&model.shape, hyper.effective_batch(), hyper.max_len);
     if let Err(e) = memory::check_fits(&estimate, largest, &limits) {
         return lab.error(format!("{} not started: {e}", plan.label()));
     }
     let id = lab.new_run_id();
-    let config = hyper.config(plan);
     let backend = backend.map(|b| b.kind).unwrap_or_default();
     let mut run = RunView::queued(id, column, config.clone(), model.name, dataset.name, backend);
     run.sweep = sweep;
@@ -102,7 +104,7 @@ pub fn App() -> impl IntoView {
         }
     });
     client::spawn(lab);
-    client::send(&ToWorker::Start { force_cpu: false });
+    client::send(&ToWorker::Start { choice: lab.backend_choice.get_untracked() });
     store::keep(lab);
     leptos::task::spawn_local(load_manifest(lab));
     view! {

@@ -1,6 +1,7 @@
 //! Live charts, A and B on the same axes, drawn by plotters into SVG text.
 
 use freezelab_protocol::messages::Column;
+use freezelab_protocol::metrics::Baseline;
 use leptos::prelude::*;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -50,12 +51,43 @@ fn svg_chart(
     }
 }
 
-/// An SVG line chart of the series (name, points) against the step. Empty series are skipped.
+/// The y-range of an accuracy chart: the values and the baselines with a margin, on steps of
+/// 0.05 within 0–1, so differences of a few points are visible (0–1 with nothing to show).
+pub fn accuracy_range(values: impl IntoIterator<Item = f64>, baselines: &[Baseline]) -> (f64, f64) {
+    let all = values.into_iter().chain(baselines.iter().map(|b| b.accuracy)).filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    let lo = (((lo - 0.05) * 20.0).floor() / 20.0).max(0.0);
+    let hi = (((hi + 0.05) * 20.0).ceil() / 20.0).min(1.0);
+    (lo, hi)
+}
+
+/// Draws each baseline as a labelled grey line across the chart.
+fn draw_baselines(chart: &mut Axes<'_, '_>, baselines: &[Baseline], x_max: f64) -> DrawResult {
+    let grey = RGBColor(0x70, 0x70, 0x70);
+    for b in baselines {
+        chart.draw_series(LineSeries::new([(0.0, b.accuracy), (x_max, b.accuracy)], grey.stroke_width(1)))?;
+        let label = format!("majority class: always ‘{}’ {:.1}%", b.label, 100.0 * b.accuracy);
+        chart.draw_series([Text::new(
+            label,
+            (x_max * 0.02, b.accuracy),
+            ("sans-serif", 11).into_font().color(&grey),
+        )])?;
+    }
+    Ok(())
+}
+
+/// An SVG line chart of the series (name, points) against the step, with `baselines` drawn
+/// across it. Empty series are skipped. `y_range` fixes the y-axis; `None` fits it to the data
+/// from 0.
 pub fn line_chart(
     title: &str,
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
     y_range: Option<(f64, f64)>,
+    baselines: &[Baseline],
 ) -> String {
     let points = || series.iter().flat_map(|(_, p)| p.iter().copied());
     let x_max = points().map(|(x, _)| x).fold(1.0, f64::max);
@@ -69,6 +101,7 @@ pub fn line_chart(
     });
     let legend = series.iter().any(|(_, p)| !p.is_empty());
     svg_chart((560, 260), title, ("step", x_max), (y_label, y_min, y_max), legend, |chart| {
+        draw_baselines(chart, baselines, x_max)?;
         for (i, (name, pts)) in series.iter().enumerate().filter(|(_, (_, p))| !p.is_empty()) {
             let color = COLORS[i % COLORS.len()];
             chart
@@ -87,24 +120,33 @@ pub struct Point {
     pub label: String,
     pub x: f64,
     pub y: f64,
+    /// Whether the run clears its baseline: the others are drawn as grey crosses, off the front.
+    pub beats_baseline: bool,
 }
 
-/// An SVG scatter of accuracy (y, 0–1) against a cost (x). Points on the front are filled and
-/// joined left to right; the others are hollow.
-pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool]) -> String {
+/// An SVG scatter of accuracy (y, fitted) against a cost (x), the baselines across it. Points
+/// on the front are filled and joined left to right; the others are hollow; runs that do not
+/// clear the baseline are grey crosses.
+pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool], baselines: &[Baseline]) -> String {
     let x_max = match points.iter().map(|p| p.x).fold(0.0, f64::max) {
         0.0 => 1.0,
         max => max * 1.15,
     };
-    svg_chart((420, 260), title, (x_label, x_max), ("accuracy", 0.0, 1.0), false, |chart| {
+    let (y_min, y_max) = accuracy_range(points.iter().map(|p| p.y), baselines);
+    svg_chart((420, 260), title, (x_label, x_max), ("accuracy", y_min, y_max), false, |chart| {
+        draw_baselines(chart, baselines, x_max)?;
         let color = COLORS[0];
         let mut on_front: Vec<(f64, f64)> =
             points.iter().zip(front).filter(|(_, &f)| f).map(|(p, _)| (p.x, p.y)).collect();
         on_front.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart.draw_series(LineSeries::new(on_front, color.stroke_width(1)))?;
         for (p, &f) in points.iter().zip(front) {
-            let style = if f { color.filled() } else { color.stroke_width(1) };
-            chart.draw_series([Circle::new((p.x, p.y), 4, style)])?;
+            if p.beats_baseline {
+                let style = if f { color.filled() } else { color.stroke_width(1) };
+                chart.draw_series([Circle::new((p.x, p.y), 4, style)])?;
+            } else {
+                chart.draw_series([Cross::new((p.x, p.y), 4, RGBColor(0x90, 0x90, 0x90).stroke_width(1))])?;
+            }
             chart.draw_series([Text::new(p.label.clone(), (p.x, p.y), ("sans-serif", 11))])?;
         }
         Ok(())
@@ -121,6 +163,17 @@ fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<
         .collect()
 }
 
+/// The distinct baselines of the pinned runs (both columns usually share one).
+fn pinned_baselines(lab: Lab) -> Vec<Baseline> {
+    let mut out: Vec<Baseline> = Vec::new();
+    for b in Column::BOTH.iter().filter_map(|&c| lab.pinned_run(c)?.baseline) {
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// A chart's download buttons: `{file}.svg` as drawn, `{file}.png` rasterised by the browser.
 pub fn downloads(file: &str, testid: &str, svg: impl Fn() -> String + Copy + Send + Sync + 'static) -> impl IntoView {
     let (svg_name, png_name) = (format!("{file}.svg"), format!("{file}.png"));
@@ -135,9 +188,13 @@ pub fn downloads(file: &str, testid: &str, svg: impl Fn() -> String + Copy + Sen
 #[component]
 pub fn Charts() -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let loss = move || line_chart("training loss", "loss", &series(lab, |r| r.losses.clone()), None);
-    let accuracy =
-        move || line_chart("validation accuracy", "accuracy", &series(lab, |r| r.accuracy.clone()), Some((0.0, 1.0)));
+    let loss = move || line_chart("training loss", "loss", &series(lab, |r| r.losses.clone()), None, &[]);
+    let accuracy = move || {
+        let series = series(lab, |r| r.accuracy.clone());
+        let baselines = pinned_baselines(lab);
+        let range = accuracy_range(series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)), &baselines);
+        line_chart("validation accuracy", "accuracy", &series, Some(range), &baselines)
+    };
     let points = move || series(lab, |r| r.losses.clone()).iter().map(|(_, p)| p.len()).sum::<usize>();
     view! {
         <section class="charts" aria-label="charts">

@@ -62,7 +62,7 @@ pub fn spawn(lab: Lab) {
         lab.error("the training worker stopped with an error and was restarted; finished runs are kept".into());
         PENDING.with(|p| *p.borrow_mut() = Some(Vec::new()));
         spawn(lab);
-        send(&ToWorker::Start { force_cpu: lab.force_cpu.get_untracked() });
+        send(&ToWorker::Start { choice: lab.backend_choice.get_untracked() });
         if let Some(manifest) = lab.manifest.get_untracked() {
             crate::setup::load_defaults(lab, &manifest);
         }

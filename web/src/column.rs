@@ -3,17 +3,16 @@
 
 use freezelab_protocol::freeze::{FreezePlan, Preset};
 use freezelab_protocol::memory::{self, ComputedMemory};
-use freezelab_protocol::messages::{Column, ModelInfo, ToWorker};
+use freezelab_protocol::messages::{BackendChoice, Column, ModelInfo, ToWorker};
 use leptos::prelude::*;
 
 use crate::memory_bar::MemoryBar;
 use crate::state::{Lab, RunStatus, RunView};
 use crate::{client, export, format};
 
-/// Computed memory of `plan` at the page's batch size and max length.
+/// Computed memory of `plan` at the page's settings, the prefix cache included.
 pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
-    let hyper = lab.hyper.get();
-    memory::computed(&model.shape, &model.params, plan, hyper.effective_batch(), hyper.max_len, 0)
+    lab.hyper.get().planned(model, lab.dataset.get().as_ref(), plan)
 }
 
 /// The larger of the two columns' computed totals: both bars use it as their full width.
@@ -55,10 +54,28 @@ pub fn RunColumn(column: Column) -> impl IntoView {
                     <strong data-testid=format!("trainable-{name}")>{trainable}</strong>
                 </p>
                 <MemoryBar memory=computed scale=scale/>
+                {move || cache_note(lab, computed.get())}
             </div>
             <RunPanel column=column/>
         </section>
     }
+}
+
+/// Says so when the prefix cache is what makes a frozen plan heavier than training everything.
+fn cache_note(lab: Lab, plan: ComputedMemory) -> Option<impl IntoView> {
+    let model = lab.model.get()?;
+    let all = planned(lab, &model, &FreezePlan::none(model.num_layers())).total();
+    (plan.cache > 0 && plan.total() > all).then(|| {
+        view! {
+            <p class="note" data-testid="cache-heavier">
+                {format!(
+                    "the prefix cache ({}) makes this plan heavier than training everything ({}); it saves time, not memory",
+                    format::bytes(plan.cache),
+                    format::bytes(all)
+                )}
+            </p>
+        }
+    })
 }
 
 /// Head on top, then layers N-1 … 0, then the embeddings, each with its freeze box.
@@ -76,7 +93,7 @@ fn LayerStack(column: Column) -> impl IntoView {
             return view! { <li class="muted">"load a model to see its layers"</li> }.into_any();
         };
         let n = model.num_layers();
-        let line = plan.get().freeze_line();
+        let line = plan.get().cache_line();
         let layer_rows = (0..n).rev().map(|i| {
             let params = model.params.layers[i];
             let in_prefix = line.is_some_and(|k| i < k);
@@ -97,6 +114,12 @@ fn LayerStack(column: Column) -> impl IntoView {
         }).collect_view();
         let emb_id = format!("freeze-{name}-emb");
         let emb_cached = line.is_some();
+        let emb_note = (lab.hyper.get().cache && plan.get().freeze_line() == Some(0)).then(|| view! {
+            <span class="badge muted" data-testid=format!("cache-skipped-{name}")
+                title="frozen embeddings alone are a table lookup: caching their output would cost 4 bytes × hidden size per token and save almost nothing">
+                "not cached"
+            </span>
+        });
         view! {
             <li class="layer head">
                 <input type="checkbox" disabled=true prop:checked=false aria-label="the head always trains"/>
@@ -114,6 +137,7 @@ fn LayerStack(column: Column) -> impl IntoView {
                 <label for=emb_id>"embeddings"</label>
                 <span class="params">{format::count(model.params.embeddings)}</span>
                 {cached(emb_cached).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
+                {emb_note}
             </li>
         }
         .into_any()
@@ -135,15 +159,20 @@ fn RunPanel(column: Column) -> impl IntoView {
             {move || run().and_then(|r| match r.status {
                 RunStatus::Failed { retry_on_cpu: true, .. } => Some(view! {
                     <button data-testid=format!("retry-cpu-{name}") on:click=move |_| {
-                        lab.force_cpu.set(true);
-                        client::send(&ToWorker::Start { force_cpu: true });
+                        lab.backend_choice.set(BackendChoice::Cpu);
+                        client::send(&ToWorker::Start { choice: BackendChoice::Cpu });
                         crate::app::train(lab, column);
                     }>"Retry on CPU"</button>
                 }.into_any()),
                 RunStatus::Done => Some(export::model_button(r.id, r.model_bytes, format!("download-model-{name}")).into_any()),
                 _ => None,
             })}
+            {move || run().and_then(|r| r.below_baseline()).map(|warning| view! {
+                <p class="warning" role="status" data-testid=format!("below-baseline-{name}")>{warning}</p>
+            })}
             <dl class="results">
+                <dt>"majority-class baseline"</dt>
+                <dd data-testid=format!("baseline-{name}")>{move || run().and_then(|r| r.baseline).map(|b| format!("{:.4} (always ‘{}’)", b.accuracy, b.label)).unwrap_or_default()}</dd>
                 <dt>"validation accuracy"</dt>
                 <dd data-testid=format!("accuracy-{name}")>{move || run().and_then(|r| r.summary).map(|s| format!("{:.4}", s.val_accuracy)).unwrap_or_default()}</dd>
                 <dt>"measured peak"</dt>

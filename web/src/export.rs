@@ -9,7 +9,7 @@ use leptos::prelude::*;
 
 use crate::state::{Lab, RunStatus, RunView};
 
-pub const CSV_HEADER: [&str; 14] = [
+pub const CSV_HEADER: [&str; 16] = [
     "run",
     "column",
     "model",
@@ -19,6 +19,8 @@ pub const CSV_HEADER: [&str; 14] = [
     "trainable_params",
     "val_accuracy",
     "macro_f1",
+    "baseline_accuracy",
+    "baseline_macro_f1",
     "examples_per_second",
     "wall_seconds",
     "computed_bytes",
@@ -42,6 +44,8 @@ pub fn csv(runs: &[RunView]) -> String {
             run.trainable.to_string(),
             opt(s.map(|s| s.val_accuracy.to_string())),
             opt(s.map(|s| s.macro_f1.to_string())),
+            opt(s.map(|s| s.baseline.accuracy.to_string())),
+            opt(s.map(|s| s.baseline.macro_f1.to_string())),
             opt(s.map(|s| s.examples_per_second.to_string())),
             opt(s.map(|s| s.wall_seconds.to_string())),
             opt(s.map(|s| s.memory.computed_total.to_string())),
@@ -65,6 +69,7 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
         (run.total_steps, run.step, run.elapsed) = (summary.steps, summary.steps, summary.wall_seconds);
         run.trainable = summary.trainable_params;
         run.planned = Some(summary.memory.computed);
+        run.baseline = (!summary.baseline.label.is_empty()).then(|| summary.baseline.clone());
         run.summary = Some(summary);
         lab.runs.update(|runs| runs.push(run));
     }

@@ -1,6 +1,7 @@
 //! Model, data, backend and hyperparameters.
 
-use freezelab_protocol::messages::{DataSource, ModelSource, ToWorker, UserFile, MAX_UPLOAD_BYTES};
+use freezelab_protocol::freeze::FreezePlan;
+use freezelab_protocol::messages::{BackendChoice, DataSource, ModelSource, ToWorker, UserFile, MAX_UPLOAD_BYTES};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
@@ -90,6 +91,10 @@ pub fn Setup() -> impl IntoView {
 #[component]
 fn Backend() -> impl IntoView {
     let lab = expect_context::<Lab>();
+    let choose = move |choice: BackendChoice| {
+        lab.backend_choice.set(choice);
+        client::send(&ToWorker::Start { choice });
+    };
     let status = move || match (lab.worker_alive.get(), lab.backend.get()) {
         (false, _) => "loading the training engine…".to_string(),
         (true, None) => "choosing a backend…".to_string(),
@@ -105,13 +110,16 @@ fn Backend() -> impl IntoView {
             <span class="label">"Backend"</span>
             <span data-testid="backend-status" aria-live="polite">{status}</span>
             <label class="inline">
-                <input type="checkbox" prop:checked=move || lab.force_cpu.get() disabled=move || lab.busy()
-                    on:change=move |ev| {
-                        let cpu = event_target_checked(&ev);
-                        lab.force_cpu.set(cpu);
-                        client::send(&ToWorker::Start { force_cpu: cpu });
-                    }/>
+                <input type="checkbox" data-testid="force-cpu"
+                    prop:checked=move || lab.backend_choice.get() == BackendChoice::Cpu disabled=move || lab.busy()
+                    on:change=move |ev| choose(if event_target_checked(&ev) { BackendChoice::Cpu } else { BackendChoice::Auto })/>
                 " force CPU"
+            </label>
+            <label class="inline" title="a software adapter (no GPU driver, or a headless browser) computes on the CPU, slower than the CPU backend">
+                <input type="checkbox" data-testid="software-gpu"
+                    prop:checked=move || lab.backend_choice.get() == BackendChoice::AnyGpu disabled=move || lab.busy()
+                    on:change=move |ev| choose(if event_target_checked(&ev) { BackendChoice::AnyGpu } else { BackendChoice::Auto })/>
+                " use a software GPU"
             </label>
         </div>
     }
@@ -358,29 +366,34 @@ fn Hyperparameters() -> impl IntoView {
                     on:change=move |ev| {
                         let raw = event_target_value(&ev);
                         let mut h = lab.hyper.get_untracked();
-                        if set(&mut h, raw.trim()) {
-                            lab.hyper.set(h);
+                        // The same range checks as the CLI's: the protocol's, on the run it would make.
+                        let checked = if set(&mut h, raw.trim()) {
+                            h.config(FreezePlan::none(0)).validate()
                         } else {
-                            lab.error(format!("{label}: \"{raw}\" is not a valid value"));
-                            lab.hyper.update(|_| {});
+                            Err(format!("\"{raw}\" is not a number"))
+                        };
+                        match checked {
+                            Ok(()) => lab.hyper.set(h),
+                            Err(e) => {
+                                lab.error(format!("{label}: {e}"));
+                                // Puts the last valid value back in the box.
+                                lab.hyper.update(|_| {});
+                            }
                         }
                     }/>
             </label>
         }
     };
-    fn positive(raw: &str) -> Option<usize> {
-        raw.parse().ok().filter(|&v: &usize| v > 0)
-    }
     view! {
         <fieldset class="hyper">
             <legend>"Hyperparameters (defaults fit the backend)"</legend>
-            {number("hp-train-size", "train examples", |h| h.train_size.to_string(), |h, r| positive(r).map(|v| h.train_size = v).is_some())}
-            {number("hp-eval-size", "validation examples", |h| h.eval_size.to_string(), |h, r| positive(r).map(|v| h.eval_size = v).is_some())}
-            {number("hp-epochs", "epochs", |h| h.epochs.to_string(), |h, r| positive(r).map(|v| h.epochs = v).is_some())}
-            {number("hp-batch", "batch size", |h| h.batch_size.to_string(), |h, r| positive(r).map(|v| h.batch_size = v).is_some())}
-            {number("hp-max-len", "max tokens", |h| h.max_len.to_string(), |h, r| positive(r).filter(|&v| v >= 2).map(|v| h.max_len = v).is_some())}
-            {number("hp-lr", "learning rate", |h| h.lr.to_string(), |h, r| r.parse().ok().filter(|&v: &f64| v > 0.0 && v < 1.0).map(|v| h.lr = v).is_some())}
-            {number("hp-seed", "seed", |h| h.seed.to_string(), |h, r| r.parse().ok().map(|v| h.seed = v).is_some())}
+            {number("hp-train-size", "train examples", |h| h.train_size.to_string(), |h, r| r.parse().map(|v| h.train_size = v).is_ok())}
+            {number("hp-eval-size", "validation examples", |h| h.eval_size.to_string(), |h, r| r.parse().map(|v| h.eval_size = v).is_ok())}
+            {number("hp-epochs", "epochs", |h| h.epochs.to_string(), |h, r| r.parse().map(|v| h.epochs = v).is_ok())}
+            {number("hp-batch", "batch size", |h| h.batch_size.to_string(), |h, r| r.parse().map(|v| h.batch_size = v).is_ok())}
+            {number("hp-max-len", "max tokens", |h| h.max_len.to_string(), |h, r| r.parse().map(|v| h.max_len = v).is_ok())}
+            {number("hp-lr", "learning rate", |h| h.lr.to_string(), |h, r| r.parse().map(|v| h.lr = v).is_ok())}
+            {number("hp-seed", "seed", |h| h.seed.to_string(), |h, r| r.parse().map(|v| h.seed = v).is_ok())}
             <label class="hp inline">
                 <input type="checkbox" data-testid="hp-cache" prop:checked=move || lab.hyper.with(|h| h.cache)
                     on:change=move |ev| { let on = event_target_checked(&ev); lab.hyper.update(|h| h.cache = on) }/>

@@ -2,16 +2,21 @@
 //! worker messages into it. Components read signals; only `apply` and user actions write them.
 
 use freezelab_protocol::freeze::FreezePlan;
-use freezelab_protocol::memory::ComputedMemory;
+use freezelab_protocol::memory::{self, ComputedMemory};
 use freezelab_protocol::messages::{
-    BackendInfo, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction, UserFile,
+    BackendChoice, BackendInfo, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction, UserFile,
 };
+use freezelab_protocol::metrics::Baseline;
 use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
 use crate::share::Shared;
+
+/// The prefix cache's limit in the tab: a wasm32 heap holds at most 4 GiB, shared with the
+/// model, its gradients and the optimizer.
+pub const CACHE_LIMIT_BYTES: u64 = 512 << 20;
 
 /// The hyperparameters the page exposes (the rest keep the core's defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +63,22 @@ impl Hyper {
         self.batch_size.min(self.train_size)
     }
 
+    /// Computed memory of `plan` at these settings, the prefix cache included where it is used:
+    /// every training and validation example at the max length (an upper bound: padding is not
+    /// cached), within the cache's limit.
+    pub fn planned(&self, model: &ModelInfo, dataset: Option<&DatasetInfo>, plan: &FreezePlan) -> ComputedMemory {
+        let cache = if self.cache && plan.cache_line().is_some() {
+            let available = |counts: &[usize], asked: usize| asked.min(counts.iter().sum());
+            let (train, eval) = dataset.map_or((self.train_size, self.eval_size), |d| {
+                (available(&d.train_counts, self.train_size), available(&d.validation_counts, self.eval_size))
+            });
+            memory::cache_bytes(model.shape.hidden_size, ((train + eval) * self.max_len) as u64, CACHE_LIMIT_BYTES)
+        } else {
+            0
+        };
+        memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache)
+    }
+
     pub fn config(&self, freeze: FreezePlan) -> TrainConfig {
         TrainConfig {
             freeze,
@@ -69,6 +90,7 @@ impl Hyper {
             lr: self.lr,
             seed: self.seed,
             cache: self.cache,
+            cache_limit_bytes: CACHE_LIMIT_BYTES,
             ..TrainConfig::default()
         }
     }
@@ -113,6 +135,9 @@ pub struct RunView {
     /// Size of the model download, once made.
     #[serde(default)]
     pub model_bytes: Option<u64>,
+    /// Always answering the validation set's majority label, known from the run's start.
+    #[serde(default)]
+    pub baseline: Option<Baseline>,
 }
 
 impl RunView {
@@ -143,6 +168,7 @@ impl RunView {
             summary: None,
             sweep: None,
             model_bytes: None,
+            baseline: None,
         }
     }
 
@@ -168,6 +194,12 @@ impl RunView {
     pub fn finished(&self) -> bool {
         !matches!(self.status, RunStatus::Queued | RunStatus::Running)
     }
+
+    /// The baseline's warning, for a finished run that does not clear it.
+    pub fn below_baseline(&self) -> Option<String> {
+        let summary = self.summary.as_ref()?;
+        (!summary.baseline.beaten_by(summary.val_accuracy)).then(|| summary.baseline.warning())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,7 +215,7 @@ pub struct Lab {
     pub manifest: RwSignal<Option<Manifest>>,
     pub worker_alive: RwSignal<bool>,
     pub backend: RwSignal<Option<BackendInfo>>,
-    pub force_cpu: RwSignal<bool>,
+    pub backend_choice: RwSignal<BackendChoice>,
     pub model: RwSignal<Option<ModelInfo>>,
     pub model_busy: RwSignal<bool>,
     pub dataset: RwSignal<Option<DatasetInfo>>,
@@ -220,7 +252,7 @@ impl Lab {
             manifest: RwSignal::new(None),
             worker_alive: RwSignal::new(false),
             backend: RwSignal::new(None),
-            force_cpu: RwSignal::new(false),
+            backend_choice: RwSignal::new(BackendChoice::Auto),
             model: RwSignal::new(None),
             model_busy: RwSignal::new(false),
             dataset: RwSignal::new(None),
@@ -370,8 +402,9 @@ impl Default for Lab {
 
 fn apply_event(run: &mut RunView, event: TrainEvent) {
     match event {
-        TrainEvent::Started { total_steps, trainable_params, computed_memory, .. } => {
+        TrainEvent::Started { total_steps, trainable_params, computed_memory, baseline, .. } => {
             run.status = RunStatus::Running;
+            run.baseline = Some(baseline);
             run.total_steps = total_steps;
             run.trainable = trainable_params;
             run.planned = Some(computed_memory);

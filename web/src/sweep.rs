@@ -5,7 +5,7 @@
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::messages::Column;
-use freezelab_protocol::metrics::pareto_front;
+use freezelab_protocol::metrics::{pareto_front, Baseline};
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
@@ -32,13 +32,14 @@ fn runs_of(lab: Lab) -> Vec<RunView> {
 }
 
 /// A cost axis: its name, unit, and how to read it off a summary.
-struct Axis {
-    id: &'static str,
-    title: &'static str,
-    cost: fn(&RunSummary) -> Option<f64>,
+pub struct Axis {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub cost: fn(&RunSummary) -> Option<f64>,
 }
 
-static AXES: [Axis; 3] = [
+/// Trainable parameters, measured peak memory, wall time.
+pub static AXES: [Axis; 3] = [
     Axis { id: "params", title: "trainable parameters (millions)", cost: |s| Some(s.trainable_params as f64 / 1e6) },
     Axis {
         id: "memory",
@@ -48,18 +49,32 @@ static AXES: [Axis; 3] = [
     Axis { id: "time", title: "wall time (s)", cost: |s| Some(s.wall_seconds) },
 ];
 
-/// The finished runs' points on `axis` and which are on its Pareto front.
-fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
+/// The finished runs' points on `axis` and which are on its Pareto front. A run that does not
+/// clear its baseline is plotted but kept off the front: it is not a result to trade against.
+pub fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
     let points: Vec<Point> = runs
         .iter()
         .filter(|r| r.status == RunStatus::Done)
         .filter_map(|r| {
             let s = r.summary.as_ref()?;
-            Some(Point { label: r.config.freeze.label(), x: (axis.cost)(s)?, y: s.val_accuracy })
+            let beats_baseline = s.baseline.beaten_by(s.val_accuracy);
+            Some(Point { label: r.config.freeze.label(), x: (axis.cost)(s)?, y: s.val_accuracy, beats_baseline })
         })
         .collect();
-    let front = pareto_front(&points.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>());
-    (points, front)
+    let candidates: Vec<(f64, f64)> =
+        points.iter().map(|p| if p.beats_baseline { (p.x, p.y) } else { (f64::NAN, f64::NAN) }).collect();
+    (points, pareto_front(&candidates))
+}
+
+/// The distinct baselines of the sweep's runs (one, unless the data changed mid-sweep).
+pub fn baselines(runs: &[RunView]) -> Vec<Baseline> {
+    let mut out: Vec<Baseline> = Vec::new();
+    for b in runs.iter().filter_map(|r| r.baseline.clone()) {
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 #[component]
@@ -75,6 +90,7 @@ pub fn Sweep() -> impl IntoView {
     // plots redraw only when the sweep itself moves.
     let runs = Memo::new(move |_| runs_of(lab));
     let plotted = AXES.each_ref().map(|axis| Memo::new(move |_| runs.with(|r| points(r, axis))));
+    let floor = Memo::new(move |_| runs.with(|r| baselines(r)));
     let progress = move || {
         runs.with(|runs| {
             let done = runs.iter().filter(|r| r.finished()).count();
@@ -84,7 +100,8 @@ pub fn Sweep() -> impl IntoView {
     let chart = move |i: usize| {
         let (axis, plotted) = (&AXES[i], plotted[i]);
         let svg = move || {
-            plotted.with(|(pts, front)| scatter_chart(&format!("accuracy vs {}", axis.title), axis.title, pts, front))
+            let title = format!("accuracy vs {}", axis.title);
+            plotted.with(|(pts, front)| floor.with(|b| scatter_chart(&title, axis.title, pts, front, b)))
         };
         let points = move || plotted.with(|(pts, _)| pts.len().to_string());
         let on_front = move || plotted.with(|(_, front)| front.iter().filter(|&&f| f).count().to_string());
@@ -123,6 +140,7 @@ pub fn Sweep() -> impl IntoView {
                         <td>{s.as_ref().and_then(|s| s.memory.measured_peak_bytes).map(format::bytes)}</td>
                         <td>{s.as_ref().map(|s| format::seconds(s.wall_seconds))}</td>
                         <td>{s.as_ref().map(|s| format!("{:.4}", s.val_accuracy))}</td>
+                        <td class="warning">{run.below_baseline()}</td>
                         <td>{on_front.join(", ")}</td>
                         <td>{status}</td>
                     </tr>
@@ -143,7 +161,7 @@ pub fn Sweep() -> impl IntoView {
                 <table data-testid="sweep-table">
                     <thead><tr>
                         <th>"freeze"</th><th>"trainable"</th><th>"peak"</th><th>"time"</th><th>"accuracy"</th>
-                        <th>"on the Pareto front of"</th><th>"status"</th>
+                        <th>"against the majority class"</th><th>"on the Pareto front of"</th><th>"status"</th>
                     </tr></thead>
                     <tbody>{rows}</tbody>
                 </table>

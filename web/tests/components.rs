@@ -8,7 +8,7 @@ use freezelab_protocol::memory::{self, BlockParams, EncoderShape};
 use freezelab_protocol::messages::{Column, ModelInfo};
 use freezelab_web::column::RunColumn;
 use freezelab_web::share::Shared;
-use freezelab_web::state::Lab;
+use freezelab_web::state::{Lab, CACHE_LIMIT_BYTES};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -84,9 +84,51 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     let plan = lab.plan_a.get_untracked();
     assert_eq!(plan.freeze_line(), Some(1));
     let hyper = lab.hyper.get_untracked();
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0).total();
-    assert_eq!(bytes(&root), want);
+    // Above a frozen layer the prefix cache holds every example's states: counted before the run.
+    assert!(hyper.cache);
+    let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
+    let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, cache);
+    assert!(want.cache > 0);
+    assert_eq!(bytes(&root), want.total());
     assert!(bytes(&root) < after, "freezing the embeddings below layer 0 also drops activations");
+
+    // At the embeddings alone the cache would cost memory to skip a lookup: not used, and said so.
+    find(&root, "freeze-A-layer-0").click();
+    leptos::task::tick().await;
+    let plan = lab.plan_a.get_untracked();
+    assert_eq!(plan.freeze_line(), Some(0));
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
+    assert_eq!(bytes(&root), want.total());
+    assert_eq!(find(&root, "cache-skipped-A").text_content().unwrap().trim(), "not cached");
+}
+
+/// A finished run that does not clear the majority-class baseline is flagged in its column;
+/// one that does is not.
+#[wasm_bindgen_test]
+async fn a_run_below_the_majority_class_is_flagged() {
+    use freezelab_protocol::messages::FromWorker;
+    use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
+    use freezelab_web::state::RunView;
+    let (lab, root) = mount_column();
+    let baseline = ham(0.68);
+    for (id, accuracy) in [(1, 0.55), (2, 0.80)] {
+        let config = TrainConfig { freeze: FreezePlan::head_only(6), ..TrainConfig::default() };
+        let run = RunView::queued(id, Column::A, config, "m".into(), "spam".into(), "cpu".into());
+        lab.runs.update(|runs| runs.push(run));
+        lab.pin(Column::A, id);
+        let summary = RunSummary { val_accuracy: accuracy, baseline: baseline.clone(), ..Default::default() };
+        let event = TrainEvent::Finished { summary: Box::new(summary) };
+        lab.apply(FromWorker::Run { run_id: id, column: Column::A, event });
+        leptos::task::tick().await;
+        let flag = root.query_selector("[data-testid='below-baseline-A']").unwrap().map(|e| e.text_content().unwrap());
+        if accuracy < 0.70 {
+            let flag = flag.expect("flagged");
+            assert!(flag.starts_with("not better than always answering ‘ham’ (68.0%)"), "{flag}");
+        } else {
+            assert_eq!(flag, None, "run #{id} clears the baseline");
+        }
+    }
 }
 
 #[wasm_bindgen_test]
@@ -171,4 +213,60 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     assert_eq!(find(&root, "retry-cpu-A").text_content().unwrap(), "Retry on CPU");
     let runs = lab.runs.get_untracked();
     assert!(runs.iter().any(|r| r.id == 1 && r.column == Column::B && !r.finished()), "the other run is untouched");
+}
+
+fn ham(accuracy: f64) -> freezelab_protocol::metrics::Baseline {
+    freezelab_protocol::metrics::Baseline { label: "ham".into(), accuracy, macro_f1: 0.4 }
+}
+
+/// Accuracy charts fit their y-axis to the runs and the baseline, so a few points show.
+#[wasm_bindgen_test]
+fn the_accuracy_axis_fits_the_data_and_the_baseline() {
+    use freezelab_web::charts::accuracy_range;
+    // Runs at 0.72–0.73 over a 0.68 baseline: the axis spans 0.60–0.80, not 0–1.
+    assert_eq!(accuracy_range([0.72, 0.73], &[ham(0.68)]), (0.6, 0.8));
+    // A baseline below every run still shows.
+    assert!(accuracy_range([0.95], &[ham(0.5)]).0 <= 0.45);
+    // Clamped to 0–1, and 0–1 with nothing to show.
+    assert_eq!(accuracy_range([0.02, 0.99], &[]), (0.0, 1.0));
+    assert_eq!(accuracy_range([], &[]), (0.0, 1.0));
+}
+
+#[wasm_bindgen_test]
+fn charts_draw_the_labelled_baseline() {
+    use freezelab_web::charts::{line_chart, scatter_chart, Point};
+    let svg = line_chart("validation accuracy", "accuracy", &[("A".into(), vec![(1.0, 0.7)])], None, &[ham(0.68)]);
+    assert!(svg.contains("majority class: always ‘ham’ 68.0%"), "{svg}");
+    let point = Point { label: "head-only".into(), x: 1.0, y: 0.55, beats_baseline: false };
+    assert!(scatter_chart("accuracy vs time", "s", &[point], &[false], &[ham(0.68)]).contains("always ‘ham’"));
+}
+
+/// The sweep at the page's old CPU defaults: every point within a few points of a 0.68
+/// baseline, head only below it. Only runs that clear it by the margin may be on the front.
+#[wasm_bindgen_test]
+fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
+    use freezelab_protocol::run::{RunSummary, TrainConfig};
+    use freezelab_web::state::{RunStatus, RunView};
+    use freezelab_web::sweep::{baselines, points, AXES};
+    let done = |id: u32, freeze: FreezePlan, trainable_params: usize, val_accuracy: f64| {
+        let config = TrainConfig { freeze, ..TrainConfig::default() };
+        let mut run = RunView::queued(id, Column::Sweep, config, "m".into(), "d".into(), "cpu".into());
+        run.status = RunStatus::Done;
+        run.baseline = Some(ham(0.68));
+        run.summary = Some(RunSummary { trainable_params, val_accuracy, baseline: ham(0.68), ..Default::default() });
+        run
+    };
+    let runs = [
+        done(1, FreezePlan::none(6), 100, 0.80),
+        done(2, FreezePlan::bottom(6, 0), 60, 0.69),
+        done(3, FreezePlan::bottom(6, 4), 20, 0.75),
+        done(4, FreezePlan::head_only(6), 1, 0.55),
+    ];
+    let (plotted, front) = points(&runs, &AXES[0]);
+    assert_eq!(plotted.iter().map(|p| p.beats_baseline).collect::<Vec<_>>(), [true, false, true, false]);
+    // Head only is the cheapest and emb is cheaper than train-all, but neither is a result.
+    assert_eq!(front, [true, false, true, false]);
+    assert!(runs[3].below_baseline().is_some_and(|w| w.contains("always answering ‘ham’")));
+    assert!(runs[0].below_baseline().is_none());
+    assert_eq!(baselines(&runs).len(), 1);
 }

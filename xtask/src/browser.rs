@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::assets;
-use crate::tasks::{cargo_test, counted, freezelab_binary, step, target_dir, wasm_target};
+use crate::tasks::{counted, freezelab_binary, run_tests, step, target_dir, wasm_target, Tally};
 
 /// Trunk 0.22 needs a newer rustc than this toolchain's.
 const TRUNK_VERSION: &str = "0.21.14";
+/// What the project's users run the browser tests with.
+const WASM_PACK_VERSION: &str = "0.15.1";
 /// Where the end-to-end test serves the page (the README's serve command uses 8080).
 const E2E_PORT: u16 = 8093;
 
@@ -26,6 +28,22 @@ fn locked_wasm_bindgen() -> Result<String> {
 
 fn reports_version(program: &str, version: &str) -> bool {
     Command::new(program).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version))
+}
+
+/// Everything the browser suites need, installed when missing: the Rust web tools, wasm-pack
+/// and Debian's Chromium.
+pub fn tools() -> Result<()> {
+    rust_web_tools()?;
+    if !reports_version("wasm-pack", WASM_PACK_VERSION) {
+        step(Command::new(env!("CARGO")).args([
+            "install",
+            "--locked",
+            "wasm-pack",
+            "--version",
+            &format!("={WASM_PACK_VERSION}"),
+        ]))?;
+    }
+    chromium()
 }
 
 /// wasm-bindgen-cli at the locked version (~12 min once) and Trunk (~14 min once), each
@@ -57,20 +75,35 @@ fn chromium() -> Result<()> {
     Ok(())
 }
 
-/// The core (tests/wasm.rs) and the page's components (web/tests) in headless Chromium.
-pub fn wasm_tests() -> Result<(usize, usize)> {
-    rust_web_tools()?;
-    chromium()?;
+/// The core (tests/wasm.rs) and the page's components (web/tests) in headless Chromium, run as
+/// the project's users run them: `wasm-pack test --headless --chrome CRATE` (README).
+pub fn wasm_tests() -> Result<Tally> {
+    tools()?;
     let envs = [
-        ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
-        ("CHROMEDRIVER", "/usr/bin/chromedriver"),
         // A debug build trains slowly; the runner's default of 20 s per suite is too short.
         ("WASM_BINDGEN_TEST_TIMEOUT", "900"),
+        // Chromium runs with WebGPU on (webdriver.json): a missing adapter is a failure here.
+        ("FREEZELAB_REQUIRE_WEBGPU", "1"),
     ];
-    let core = cargo_test(&["-p", "freezelab-core", "--target", "wasm32-unknown-unknown", "--test", "wasm"], &envs)?;
-    let page =
-        cargo_test(&["-p", "freezelab-web", "--target", "wasm32-unknown-unknown", "--test", "components"], &envs)?;
-    Ok((core.0 + page.0, core.1 + page.1))
+    let core = wasm_pack_test("crates/freezelab-core", "wasm", &envs)?;
+    let page = wasm_pack_test("web", "components", &envs)?;
+    Ok(core + page)
+}
+
+fn wasm_pack_test(crate_dir: &str, test: &str, envs: &[(&str, &str)]) -> Result<Tally> {
+    let mut cmd = Command::new("wasm-pack");
+    cmd.args([
+        "test",
+        "--headless",
+        "--chrome",
+        "--chromedriver",
+        "/usr/bin/chromedriver",
+        crate_dir,
+        "--",
+        "--test",
+        test,
+    ]);
+    run_tests(&mut cmd, envs)
 }
 
 fn trunk(args: &[&str]) -> Command {
@@ -111,9 +144,8 @@ fn wait_for_port(port: u16, within: Duration) -> Result<()> {
 /// Builds the release page, serves it as `cargo xtask serve` does (`trunk serve`, with its
 /// Content-Security-Policy), and drives it with Playwright (tests/e2e). Returns the (passed,
 /// failed) checks; screenshots land in the target folder's `e2e-screenshots`.
-pub fn end_to_end() -> Result<(usize, usize)> {
-    rust_web_tools()?;
-    chromium()?;
+pub fn end_to_end() -> Result<Tally> {
+    tools()?;
     // Built first so a build error stops here, not in a browser waiting for a page.
     step(&mut trunk(&["build", "--release"]))?;
     let e2e = assets::root().join("tests/e2e");
@@ -135,7 +167,7 @@ pub fn end_to_end() -> Result<(usize, usize)> {
     let freezelab = freezelab_binary()?;
     step(Command::new(&freezelab).arg("synthetic").arg("--out").arg(&synthetic))?;
     let url = format!("http://127.0.0.1:{E2E_PORT}/");
-    let mut total = (0, 0);
+    let mut total = Tally::default();
     let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
     for args in
         [vec!["playground.mjs", "cpu"], vec!["playground.mjs", "webgpu", synthetic], vec!["bad-input.mjs", synthetic]]
@@ -144,7 +176,7 @@ pub fn end_to_end() -> Result<(usize, usize)> {
         cmd.arg(args[0]).arg(&url).args(&args[1..]).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
         let (passed, failed) =
             counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
-        total = (total.0 + passed, total.1 + failed);
+        total = total + Tally { passed, failed, skipped: 0 };
     }
     eprintln!("xtask: screenshots in {}", shots.display());
     Ok(total)

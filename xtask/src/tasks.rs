@@ -63,15 +63,46 @@ pub fn counted(cmd: &mut Command, count: impl Fn(&str) -> (usize, usize)) -> Res
     Ok((passed, failed))
 }
 
-/// `cargo test ARGS`, echoing its output and summing its `test result` lines.
-pub fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(usize, usize)> {
+/// Tests counted by outcome.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl std::ops::Add for Tally {
+    type Output = Tally;
+    fn add(self, o: Tally) -> Tally {
+        Tally { passed: self.passed + o.passed, failed: self.failed + o.failed, skipped: self.skipped + o.skipped }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+    }
+}
+
+/// `cargo test ARGS`, echoing its output and summing its `test result` lines. A test that
+/// returns early without checking anything writes a line to `FREEZELAB_SKIP_LOG` (the tests'
+/// `skip` helper): those are counted as skipped, not passed.
+pub fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<Tally> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.arg("test")
-        .args(args)
-        .envs(envs.iter().copied())
+    cmd.arg("test").args(args);
+    run_tests(&mut cmd, envs)
+}
+
+/// Runs a command that runs cargo's test harnesses (cargo itself, or wasm-pack), counting.
+pub fn run_tests(cmd: &mut Command, envs: &[(&str, &str)]) -> Result<Tally> {
+    let skip_log = target_dir()?.join("skipped-tests.log");
+    std::fs::create_dir_all(target_dir()?)?;
+    std::fs::write(&skip_log, "")?;
+    cmd.envs(envs.iter().copied())
         .env("CARGO_TARGET_DIR", target_dir()?)
+        .env("FREEZELAB_SKIP_LOG", &skip_log)
         .current_dir(assets::root());
-    counted(&mut cmd, |line| {
+    let (passed, failed) = counted(cmd, |line| {
         let Some(rest) = line.strip_prefix("test result: ") else { return (0, 0) };
         let count = |word: &str| {
             rest.split(';')
@@ -79,7 +110,13 @@ pub fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<(usize, usize)
                 .unwrap_or(0)
         };
         (count("passed"), count("failed"))
-    })
+    })?;
+    let skips = std::fs::read_to_string(&skip_log)?;
+    for line in skips.lines() {
+        println!("skipped: {line}");
+    }
+    let skipped = skips.lines().count();
+    Ok(Tally { passed: passed.saturating_sub(skipped), failed, skipped })
 }
 
 /// Prepares every asset again from the downloaded packages in a scratch folder: the manifest
@@ -100,19 +137,44 @@ fn assets_are_reproducible() -> Result<()> {
     Ok(())
 }
 
+/// Runs `phase`, recording how long it took under `name`.
+fn timed<T>(phases: &mut Vec<(&'static str, f64)>, name: &'static str, phase: impl FnOnce() -> Result<T>) -> Result<T> {
+    let start = std::time::Instant::now();
+    let result = phase();
+    phases.push((name, start.elapsed().as_secs_f64()));
+    result
+}
+
 pub fn test() -> Result<()> {
-    wasm_target()?;
-    assets::prepare()?;
-    assets_are_reproducible()?;
+    let mut phases = Vec::new();
+    let result = every_suite(&mut phases);
+    // The time of each phase, also when one failed: the cold run's budget is tracked from here.
+    println!("\nphase times:");
+    for (name, seconds) in &phases {
+        println!("  {name:<34} {:>7.1} min", seconds / 60.0);
+    }
+    println!("  {:<34} {:>7.1} min", "total", phases.iter().map(|p| p.1).sum::<f64>() / 60.0);
+    let (cargo, e2e) = result?;
+    // Closing lines for whoever reads the log: Rust tests (native and in the browser) and the
+    // end-to-end checks are different units, so they are summed apart.
+    println!("cargo tests: {cargo}");
+    println!("e2e checks: {e2e}");
+    Ok(())
+}
+
+fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(Tally, Tally)> {
+    timed(phases, "assets", || {
+        wasm_target()?;
+        assets::prepare()?;
+        assets_are_reproducible()
+    })?;
     // Tests that need the default assets fail (not skip) when they are missing.
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
-    let (passed, failed) = cargo_test(&["--release", "--workspace"], &[])?;
-    let (browser_passed, browser_failed) = browser::wasm_tests()?;
-    let (e2e_passed, e2e_failed) = browser::end_to_end()?;
-    let (passed, failed) = (passed + browser_passed + e2e_passed, failed + browser_failed + e2e_failed);
-    // One closing line for whoever reads the log: the sum over every test binary.
-    println!("tests: {passed} passed, {failed} failed");
-    Ok(())
+    let native = timed(phases, "native build and tests", || cargo_test(&["--release", "--workspace"], &[]))?;
+    timed(phases, "browser tools (once per machine)", browser::tools)?;
+    let browser = timed(phases, "wasm build and browser tests", browser::wasm_tests)?;
+    let e2e = timed(phases, "page build and end-to-end", browser::end_to_end)?;
+    Ok((native + browser, e2e))
 }
 
 /// The story on the command line: the same small budget

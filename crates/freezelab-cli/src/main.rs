@@ -176,7 +176,7 @@ async fn run(cli: Cli) -> Result<()> {
             let layers = BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
             let cfg = run.config(FreezePlan::parse(&freeze, layers)?, run.cache);
             let device = device::init(cli.device).await?;
-            let mut cache = PrefixCache::new(cfg.cache_limit_bytes);
+            let mut cache = PrefixCache::new();
             let mut host = CliHost::new(&cfg.freeze.label(), true);
             let (model, summary) = run_once(&loaded, &cfg, &device, &mut cache, &mut host).await?;
             eprintln!(
@@ -191,6 +191,11 @@ async fn run(cli: Cli) -> Result<()> {
                 summary.memory.computed_total as f64 / 1048576.0,
                 summary.memory.measured_peak_bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
             );
+            let b = &summary.baseline;
+            eprintln!("baseline (always ‘{}’): accuracy {:.4}, macro-F1 {:.4}", b.label, b.accuracy, b.macro_f1);
+            if !b.beaten_by(summary.val_accuracy) {
+                eprintln!("warning: {}", b.warning());
+            }
             if let Some(path) = out {
                 std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
                     .with_context(|| format!("writing {}", path.display()))?;

@@ -53,6 +53,16 @@ pub struct RunArgs {
     pub head_lr: f64,
     #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f64,
+    /// Fraction of the steps spent warming the learning rate up from 0.
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f64,
+    /// Clip the gradients to this global L2 norm (0 = no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
     /// Evaluate every N steps as well as after each epoch.
     #[arg(long)]
     pub eval_every: Option<usize>,
@@ -74,6 +84,8 @@ pub struct Loaded {
 
 impl RunArgs {
     pub fn load(&self) -> Result<Loaded> {
+        // Settings are checked before anything is read: a typo fails at once, not after loading.
+        self.config(FreezePlan::none(0), self.cache).validate().map_err(anyhow::Error::msg)?;
         let dir = ModelDir::read(&self.model, None)?;
         let (dataset, dataset_id) = data_arg::load(&DataArgs {
             data: &self.data,
@@ -97,6 +109,10 @@ impl RunArgs {
             lr: self.lr,
             head_lr: self.head_lr,
             weight_decay: self.weight_decay,
+            warmup_fraction: self.warmup,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            grad_clip_norm: (self.max_grad_norm != 0.0).then_some(self.max_grad_norm),
             eval_every: self.eval_every,
             seed: self.seed,
             cache,

@@ -24,6 +24,9 @@ pub struct Row {
     pub examples_per_second: f64,
     pub val_accuracy: f64,
     pub macro_f1: f64,
+    /// Always answering the majority label, and whether the run clears it by the margin.
+    pub baseline_accuracy: f64,
+    pub beats_baseline: bool,
 }
 
 impl From<&RunSummary> for Row {
@@ -38,6 +41,8 @@ impl From<&RunSummary> for Row {
             examples_per_second: s.examples_per_second,
             val_accuracy: s.val_accuracy,
             macro_f1: s.macro_f1,
+            baseline_accuracy: s.baseline.accuracy,
+            beats_baseline: s.baseline.beaten_by(s.val_accuracy),
         }
     }
 }
@@ -46,7 +51,7 @@ pub async fn run(args: &RunArgs, out_dir: &Path, device: &Device) -> Result<Vec<
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let loaded = args.load()?;
     let layers = freezelab_core::config::BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
-    let mut cache = PrefixCache::new(args.cache_limit_mib << 20);
+    let mut cache = PrefixCache::new();
     let mut summaries = Vec::new();
     for plan in FreezePlan::sweep(layers) {
         let cfg = args.config(plan.clone(), args.cache);
@@ -86,6 +91,11 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
     let (left, right) = root.split_horizontally(480);
     let max_params = rows.iter().map(|r| r.trainable_params).max().unwrap_or(1) as f64 / 1e6;
     let max_time = rows.iter().map(|r| r.train_seconds).fold(1.0, f64::max);
+    // The y-axis fits the accuracies and the baseline, so a few points of difference show.
+    let baseline = rows.first().map_or(0.0, |r| r.baseline_accuracy);
+    let lowest = rows.iter().map(|r| r.val_accuracy).fold(baseline, f64::min);
+    let highest = rows.iter().map(|r| r.val_accuracy).fold(baseline, f64::max);
+    let y_range = (lowest - 0.05).max(0.0)..(highest + 0.05).min(1.0);
     let panels: [(&DrawingArea<SVGBackend, _>, &str, f64, Box<dyn Fn(&Row) -> f64>); 2] = [
         (&left, "trainable parameters (millions)", max_params, Box::new(|r: &Row| r.trainable_params as f64 / 1e6)),
         (&right, "training time (s)", max_time, Box::new(|r: &Row| r.train_seconds)),
@@ -96,14 +106,24 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(44)
-            .build_cartesian_2d(0.0..x_max * 1.1, 0.0..1.0)?;
+            .build_cartesian_2d(0.0..x_max * 1.1, y_range.clone())?;
         chart.configure_mesh().x_desc(x_label).y_desc("accuracy").draw()?;
         let points: Vec<(f64, f64)> = rows.iter().map(|r| (x_of(r), r.val_accuracy)).collect();
         chart.draw_series(LineSeries::new(points.clone(), &BLUE))?;
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+        let offset = (y_range.end - y_range.start) / 25.0;
         chart.draw_series(
-            rows.iter().zip(&points).map(|(r, &p)| Text::new(r.freeze.clone(), (p.0, p.1 - 0.04), ("sans-serif", 11))),
+            rows.iter()
+                .zip(&points)
+                .map(|(r, &p)| Text::new(r.freeze.clone(), (p.0, p.1 - offset), ("sans-serif", 11))),
         )?;
+        let red = RED.stroke_width(1);
+        chart.draw_series(LineSeries::new([(0.0, baseline), (x_max * 1.1, baseline)], red))?;
+        chart.draw_series([Text::new(
+            format!("majority class {:.1}%", 100.0 * baseline),
+            (0.0, baseline + offset / 2.0),
+            ("sans-serif", 11).into_font().color(&RED),
+        )])?;
     }
     root.present()?;
     Ok(())

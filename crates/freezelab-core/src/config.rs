@@ -27,6 +27,9 @@ pub struct BertConfig {
     pub position_embedding_type: String,
     #[serde(default)]
     pub pad_token_id: usize,
+    /// Standard deviation of HF's initialisation of new weights (the classification head).
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f64,
 }
 
 fn default_type_vocab() -> usize {
@@ -37,6 +40,9 @@ fn default_eps() -> f64 {
 }
 fn default_dropout() -> f64 {
     0.1
+}
+fn default_init_range() -> f64 {
+    0.02
 }
 fn default_act() -> String {
     "gelu".into()
@@ -83,6 +89,9 @@ impl BertConfig {
                 self.position_embedding_type
             ));
         }
+        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+            return bad(format!("initializer_range must be a non-negative number, got {}", self.initializer_range));
+        }
         if self.vocab_size == 0 || self.max_position_embeddings == 0 || self.type_vocab_size == 0 {
             return bad("vocab_size, max_position_embeddings and type_vocab_size must be positive".into());
         }
@@ -109,6 +118,7 @@ impl BertConfig {
             hidden_act: "gelu".into(),
             position_embedding_type: "absolute".into(),
             pad_token_id: 0,
+            initializer_range: 0.02,
         }
     }
 }

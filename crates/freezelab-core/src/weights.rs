@@ -12,6 +12,7 @@ use burn::nn::{DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use crate::bert::{Bert, Classifier, Embeddings, EncoderLayer};
@@ -179,14 +180,13 @@ fn encoder(ck: &mut Checkpoint, c: &BertConfig, device: &Device) -> Result<Bert>
     Ok(Bert { embeddings, layers })
 }
 
-/// A new head, uniform in ±1/√hidden like PyTorch's default Linear init, from a seeded
-/// generator so every backend starts from identical weights.
-fn random_head(hidden: usize, labels: usize, seed: u64, device: &Device) -> Linear {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let bound = 1.0 / (hidden as f32).sqrt();
-    let mut draw = |n: usize| (0..n).map(|_| rng.random_range(-bound..bound)).collect::<Vec<f32>>();
-    let weight = tensor(draw(hidden * labels), [hidden, labels], device);
-    let bias = tensor(draw(labels), [labels], device);
+/// A new head as Hugging Face initialises a new `Linear` in a BERT model: weights
+/// N(0, initializer_range), bias 0, from a seeded generator so every backend starts alike.
+fn random_head(hidden: usize, labels: usize, std: f64, seed: u64, device: &Device) -> Linear {
+    let normal = Normal::new(0.0f32, std as f32).expect("a finite, non-negative std");
+    let weight: Vec<f32> = normal.sample_iter(ChaCha8Rng::seed_from_u64(seed)).take(hidden * labels).collect();
+    let weight = tensor(weight, [hidden, labels], device);
+    let bias = tensor(vec![0.0; labels], [labels], device);
     Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) }
 }
 
@@ -209,7 +209,7 @@ pub fn load_classifier(
     let head = if ck.has(HEAD_WEIGHT) {
         linear(&mut ck, "classifier", num_labels, h, device)?
     } else {
-        random_head(h, num_labels, seed, device)
+        random_head(h, num_labels, config.initializer_range, seed, device)
     };
     let unused = ck.unused();
     if !unused.is_empty() {

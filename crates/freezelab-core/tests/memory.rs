@@ -24,7 +24,7 @@ fn measured_peak_falls_as_layers_freeze_and_tracks_the_computed_saving() {
     let mut computed = Vec::new();
     for k in [0usize, 1, 2, 4] {
         let plan = if k == 0 { FreezePlan::none(4) } else { FreezePlan::bottom(4, k) };
-        let (_, s, _) = run(&config, &TrainConfig { freeze: plan, ..base.clone() }, &mut PrefixCache::new(0));
+        let (_, s, _) = run(&config, &TrainConfig { freeze: plan, ..base.clone() }, &mut PrefixCache::new());
         peaks.push(s.memory.measured_peak_bytes.expect("the counting allocator is installed"));
         computed.push(s.memory.computed_total);
     }

@@ -13,7 +13,7 @@ use freezelab_core::synthetic;
 use freezelab_core::tokenize::EncodedBatch;
 use freezelab_core::train::{self, apply_freeze, TrainConfig};
 
-use common::training::{model, run, run_on, small_cfg, turn, wgpu_device};
+use common::training::{model, run, run_keyed, run_on, small_cfg, turn, wgpu_device};
 
 /// Every parameter's values, per block: embeddings, layer 0.., head.
 fn block_values(m: &LoadedModel) -> Vec<Vec<f32>> {
@@ -41,7 +41,7 @@ fn check_frozen_blocks_on(device: &Device) {
     let config = synthetic::config(16, 3, 2);
     let before = block_values(&model(&config, 7, &Device::flex()));
     let plan = FreezePlan::parse("emb,0,2", 3).unwrap();
-    let (trained, summary, _) = run_on(device, &config, &small_cfg(plan), &mut PrefixCache::new(0));
+    let (trained, summary, _) = run_on(device, &config, &small_cfg(plan), &mut PrefixCache::new());
     let after = block_values(&trained);
     let frozen = [true, true, false, true, false];
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
@@ -61,7 +61,7 @@ fn frozen_blocks_stay_bit_identical_and_trained_ones_move() {
 
 #[test]
 fn frozen_blocks_stay_bit_identical_on_wgpu_where_an_adapter_exists() {
-    if let Some(device) = wgpu_device("frozen blocks") {
+    if let Some(device) = wgpu_device("frozen_blocks_stay_bit_identical_on_wgpu_where_an_adapter_exists") {
         check_frozen_blocks_on(&device);
     }
 }
@@ -74,7 +74,7 @@ fn optimizer_state_exists_only_for_trainable_tensors() {
     let mut per_tensor = None;
     for (spec, trainable_tensors) in cases {
         let cfg = TrainConfig { epochs: 1, max_steps: Some(2), ..small_cfg(FreezePlan::parse(spec, 3).unwrap()) };
-        let (_, s, _) = run(&config, &cfg, &mut PrefixCache::new(0));
+        let (_, s, _) = run(&config, &cfg, &mut PrefixCache::new());
         let state = s.optimizer_state_tensors.expect("counted natively");
         assert!(state > 0);
         assert_eq!(state % trainable_tensors, 0, "{spec}: {state}");
@@ -141,8 +141,8 @@ fn frozen_blocks_run_without_dropout() {
 fn same_seed_gives_the_same_loss_curve_and_training_learns() {
     let config = synthetic::config(32, 2, 2);
     let cfg = TrainConfig { epochs: 8, lr: 3e-3, ..small_cfg(FreezePlan::none(2)) };
-    let (_, s1, h1) = run(&config, &cfg, &mut PrefixCache::new(0));
-    let (_, s2, h2) = run(&config, &cfg, &mut PrefixCache::new(0));
+    let (_, s1, h1) = run(&config, &cfg, &mut PrefixCache::new());
+    let (_, s2, h2) = run(&config, &cfg, &mut PrefixCache::new());
     assert_eq!(h1.losses(), h2.losses());
     assert_eq!(s1.val_accuracy, s2.val_accuracy);
     let losses = h1.losses();
@@ -158,8 +158,8 @@ fn same_seed_gives_the_same_loss_curve_and_training_learns() {
 fn cached_and_uncached_runs_agree() {
     let config = synthetic::config(32, 3, 2);
     let plan = FreezePlan::bottom(3, 2);
-    let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new(1 << 30));
-    let mut cache = PrefixCache::new(1 << 30);
+    let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new());
+    let mut cache = PrefixCache::new();
     let cfg = TrainConfig { cache: true, ..small_cfg(plan) };
     let (_, cached, h_cached) = run(&config, &cfg, &mut cache);
     assert!(cached.cache_used && !plain.cache_used);
@@ -175,9 +175,64 @@ fn cached_and_uncached_runs_agree() {
 #[test]
 fn cache_over_its_limit_falls_back_to_computing() {
     let config = synthetic::config(32, 3, 2);
-    let mut cache = PrefixCache::new(4096);
-    let cfg = TrainConfig { cache: true, ..small_cfg(FreezePlan::bottom(3, 2)) };
+    let mut cache = PrefixCache::new();
+    let cfg = TrainConfig { cache: true, cache_limit_bytes: 4096, ..small_cfg(FreezePlan::bottom(3, 2)) };
     let (_, s, _) = run(&config, &cfg, &mut cache);
-    assert!(s.cache_over_limit && cache.bytes() <= 4096);
+    // The limit in the run's settings is the one the cache keeps.
+    assert!(s.cache_over_limit && cache.bytes() <= 4096 && cache.bytes() > 0);
     assert!(s.val_accuracy.is_finite());
+}
+
+/// Two models of different widths share one cache, as two uploads named model.safetensors
+/// would in the worker. Keyed by content, the second run recomputes; keyed by the same name (the
+/// old bug), the shape check still refuses the first model's states. Either way each cached run
+/// equals its own uncached run.
+#[test]
+fn a_cache_never_serves_another_models_states() {
+    let wide = synthetic::config(32, 3, 2);
+    let narrow = synthetic::config(16, 3, 2);
+    let cfg = TrainConfig { cache: true, ..small_cfg(FreezePlan::bottom(3, 2)) };
+    let uncached = TrainConfig { cache: false, ..cfg.clone() };
+    let id = |c: &BertConfig| {
+        let weights = freezelab_core::weights::random_checkpoint(c, 7);
+        freezelab_core::cache::content_id(&[&serde_json::to_vec(c).unwrap(), &weights])
+    };
+    let (_, alone, _) = run(&narrow, &uncached, &mut PrefixCache::new());
+    for (wide_key, narrow_key) in [(id(&wide), id(&narrow)), ("model.safetensors".into(), "model.safetensors".into())] {
+        let mut cache = PrefixCache::new();
+        run_keyed(&Device::flex(), &wide, &cfg, &wide_key, &mut cache);
+        let (_, second, _) = run_keyed(&Device::flex(), &narrow, &cfg, &narrow_key, &mut cache);
+        assert!(second.cache_used);
+        assert_eq!(second.val_accuracy, alone.val_accuracy, "key {narrow_key}");
+        assert!(
+            (second.val_loss - alone.val_loss).abs() < 1e-5,
+            "key {narrow_key}: {} vs {}",
+            second.val_loss,
+            alone.val_loss
+        );
+    }
+}
+
+/// At the freeze line 0 the cache would hold embedding outputs only: it is not used there, and
+/// the planned memory counts the cache only where it is.
+#[test]
+fn the_cache_is_used_only_above_a_frozen_layer() {
+    let config = synthetic::config(16, 3, 2);
+    let emb = TrainConfig { cache: true, ..small_cfg(FreezePlan::bottom(3, 0)) };
+    let mut cache = PrefixCache::new();
+    let (_, s, h) = run(&config, &emb, &mut cache);
+    assert!(!s.cache_used && cache.is_empty() && s.memory.computed.cache == 0);
+    let planned = h.events.iter().find_map(|e| match e {
+        train::TrainEvent::Started { computed_memory, .. } => Some(computed_memory.cache),
+        _ => None,
+    });
+    assert_eq!(planned, Some(0));
+    let line1 = TrainConfig { cache: true, ..small_cfg(FreezePlan::bottom(3, 1)) };
+    let (_, s, h) = run(&config, &line1, &mut cache);
+    let planned = h.events.iter().find_map(|e| match e {
+        train::TrainEvent::Started { computed_memory, .. } => Some(computed_memory.cache),
+        _ => None,
+    });
+    // Planned before the run from the examples' token counts: what the cache then held.
+    assert!(s.cache_used && planned == Some(cache.bytes()) && cache.bytes() > 0, "{planned:?} vs {}", cache.bytes());
 }

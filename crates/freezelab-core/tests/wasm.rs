@@ -19,6 +19,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
+#[path = "common/train_step.rs"]
+mod train_step;
+
 // In a dedicated worker: the runner polls the page over WebDriver, and training on the main
 // thread would block those polls past their timeout on a slow machine.
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
@@ -113,7 +116,7 @@ async fn train_tiny_on(
     };
     let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: 16 };
     let mut host = Recorder::default();
-    let mut cache = PrefixCache::new(1 << 26);
+    let mut cache = PrefixCache::new();
     let (trained, summary) =
         train::train(model.classifier, &model.config, &model.encoder, &data, &cfg, key, &mut cache, &mut host)
             .await
@@ -161,6 +164,12 @@ async fn webgpu_adapter() -> bool {
 #[wasm_bindgen_test]
 async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     if !webgpu_adapter().await {
+        // `cargo xtask test` starts Chromium with WebGPU on and builds this with the variable
+        // set: there a missing adapter is a failure, not a skip.
+        assert!(
+            option_env!("FREEZELAB_REQUIRE_WEBGPU").is_none(),
+            "no WebGPU adapter, and FREEZELAB_REQUIRE_WEBGPU was set at build time"
+        );
         console_log!("SKIPPED webgpu_matches_the_cpu_and_freezing_holds_there: this browser offers no WebGPU adapter");
         return;
     }
@@ -184,4 +193,13 @@ async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     let trained = read_f32(model.classifier.bert.layers[1].query.weight.val()).await.unwrap();
     let initial = read_f32(tiny(&gpu).classifier.bert.layers[1].query.weight.val()).await.unwrap();
     assert_ne!(trained, initial, "layer 1 trains on WebGPU");
+}
+
+/// The PyTorch step parity of tests/train_step.rs, compiled to wasm.
+#[wasm_bindgen_test]
+async fn three_adamw_steps_match_pytorch_in_the_browser() {
+    let fx = train_step::fixture();
+    let (losses, finals) = train_step::replay(&fx, &Device::flex()).await;
+    let worst = train_step::compare(&fx, &losses, &finals);
+    console_log!("train step parity in the browser: largest difference {worst:.2e}");
 }

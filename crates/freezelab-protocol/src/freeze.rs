@@ -90,6 +90,13 @@ impl FreezePlan {
         self.embeddings.then(|| self.layers.iter().take_while(|&&f| f).count())
     }
 
+    /// Where the prefix cache keeps states, when caching pays: at a line above at least one
+    /// encoder layer. At line 0 it would hold every example's embedding output (4·h bytes a
+    /// token) to skip a table lookup that costs almost nothing.
+    pub fn cache_line(&self) -> Option<usize> {
+        self.freeze_line().filter(|&k| k >= 1)
+    }
+
     pub fn num_layers(&self) -> usize {
         self.layers.len()
     }

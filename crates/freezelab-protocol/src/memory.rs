@@ -103,6 +103,12 @@ pub fn computed(
     }
 }
 
+/// Bytes the prefix cache holds for `tokens` tokens of hidden size `hidden` (f32, no padding),
+/// at most `limit`: past it the cache stops growing.
+pub fn cache_bytes(hidden: usize, tokens: u64, limit: u64) -> u64 {
+    (4 * hidden as u64 * tokens).min(limit)
+}
+
 /// What a device can hold, where known: all its memory, and one buffer (WebGPU binds each
 /// tensor as one storage buffer, so the largest tensor must fit `buffer_bytes`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,13 +30,27 @@ impl Column {
     }
 }
 
+/// Which backend the user asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// WebGPU on a hardware adapter, else the CPU: a software adapter (SwiftShader, a machine
+    /// without GPU drivers) is far slower than the CPU backend.
+    #[default]
+    Auto,
+    /// The CPU backend, whatever the browser offers.
+    Cpu,
+    /// WebGPU on whatever adapter exists, a software one included.
+    AnyGpu,
+}
+
 /// Page → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ToWorker {
-    /// Pick a backend: WebGPU when an adapter exists, unless `force_cpu`.
+    /// Pick a backend.
     Start {
-        force_cpu: bool,
+        choice: BackendChoice,
     },
     LoadModel {
         source: ModelSource,

@@ -37,6 +37,47 @@ impl Metrics {
     }
 }
 
+/// What always answering the most frequent validation label scores: the floor a trained run
+/// has to clear before its accuracy means anything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The label always answered.
+    pub label: String,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+}
+
+impl Baseline {
+    /// Accuracy points a run must gain over the baseline to count as having learned something.
+    pub const MARGIN: f64 = 0.02;
+
+    /// The majority-class guess on `truth` (ties go to the first label).
+    pub fn majority(truth: &[usize], names: &[String]) -> Self {
+        let mut counts = vec![0usize; names.len()];
+        for &t in truth {
+            counts[t] += 1;
+        }
+        let majority = counts.iter().enumerate().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0))).map_or(0, |(i, _)| i);
+        let m = Metrics::from_predictions(truth, &vec![majority; truth.len()], names.len());
+        Baseline { label: names.get(majority).cloned().unwrap_or_default(), accuracy: m.accuracy, macro_f1: m.macro_f1 }
+    }
+
+    /// Whether `accuracy` clears the baseline by the margin. Without a baseline (runs recorded
+    /// before it existed) nothing is judged.
+    pub fn beaten_by(&self, accuracy: f64) -> bool {
+        self.label.is_empty() || accuracy >= self.accuracy + Self::MARGIN
+    }
+
+    /// What the page and the CLI say of a run that does not clear it.
+    pub fn warning(&self) -> String {
+        format!(
+            "not better than always answering ‘{}’ ({:.1}%): give it more examples, epochs or a larger learning rate",
+            self.label,
+            100.0 * self.accuracy
+        )
+    }
+}
+
 pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
 }
@@ -61,6 +102,21 @@ mod tests {
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
         // F1: class0 2·2/(3+2)=0.8, class1 2·1/(2+2)=0.5, class2 2·1/(1+2)=2/3.
         assert!((m.macro_f1 - (0.8 + 0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_baseline_always_answers_the_majority_label() {
+        let names = ["ham".to_string(), "spam".to_string()];
+        let b = Baseline::majority(&[0, 0, 0, 1], &names);
+        assert_eq!(b.label, "ham");
+        assert!((b.accuracy - 0.75).abs() < 1e-12);
+        // F1 of ham: 2·3/(3+4) = 6/7; spam 0; averaged over two classes.
+        assert!((b.macro_f1 - 3.0 / 7.0).abs() < 1e-12);
+        assert!(!b.beaten_by(0.76) && b.beaten_by(0.77));
+        assert!(b.warning().contains("‘ham’ (75.0%)"));
+        // A tie goes to the first label; no baseline judges nothing.
+        assert_eq!(Baseline::majority(&[1, 0], &names).label, "ham");
+        assert!(Baseline::default().beaten_by(0.0));
     }
 
     #[test]

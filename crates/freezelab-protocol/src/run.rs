@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::freeze::FreezePlan;
 use crate::memory::{ComputedMemory, MeasureSource};
-use crate::metrics::Metrics;
+use crate::metrics::{Baseline, Metrics};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -29,7 +29,7 @@ pub struct TrainConfig {
     pub beta2: f64,
     /// Fraction of steps spent warming up linearly, before linear decay to 0.
     pub warmup_fraction: f64,
-    /// Clip each parameter's gradient to this L2 norm (Burn clips per tensor).
+    /// Clip all gradients together to this global L2 norm (HF's `max_grad_norm`).
     pub grad_clip_norm: Option<f64>,
     /// Also evaluate every this many steps (always at the end of each epoch).
     pub eval_every: Option<usize>,
@@ -65,6 +65,51 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Refuses a setting outside the range the training loop can use, naming it as the CLI's
+    /// flag and the page's field do (`max_len` is `--max-len`). The model's own limits (its
+    /// layers, its positions) are checked where the model is known.
+    pub fn validate(&self) -> Result<(), String> {
+        fn check(ok: bool, setting: &str, rule: &str, got: impl std::fmt::Display) -> Result<(), String> {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("setting {setting}: must be {rule} (got {got})"))
+            }
+        }
+        let rate = |x: f64| x.is_finite() && x > 0.0 && x <= 1.0;
+        let unit = |x: f64| x.is_finite() && (0.0..1.0).contains(&x);
+        check(self.train_size >= 1, "train_size", "at least 1", self.train_size)?;
+        if let Some(n) = self.eval_size {
+            check(n >= 1, "eval_size", "at least 1 (leave it unset for all)", n)?;
+        }
+        check(self.epochs >= 1, "epochs", "at least 1", self.epochs)?;
+        if let Some(n) = self.max_steps {
+            check(n >= 1, "max_steps", "at least 1", n)?;
+        }
+        check(self.batch_size >= 1, "batch_size", "at least 1", self.batch_size)?;
+        check(self.max_len >= 2, "max_len", "at least 2 ([CLS] and [SEP])", self.max_len)?;
+        check(rate(self.lr), "lr", "a number in (0, 1]", self.lr)?;
+        check(rate(self.head_lr), "head_lr", "a number in (0, 1]", self.head_lr)?;
+        check(unit(self.weight_decay), "weight_decay", "a number in [0, 1)", self.weight_decay)?;
+        check(unit(self.beta1), "beta1", "a number in [0, 1)", self.beta1)?;
+        check(unit(self.beta2), "beta2", "a number in [0, 1)", self.beta2)?;
+        check(
+            self.warmup_fraction.is_finite() && (0.0..=1.0).contains(&self.warmup_fraction),
+            "warmup_fraction",
+            "a fraction in [0, 1]",
+            self.warmup_fraction,
+        )?;
+        if let Some(n) = self.grad_clip_norm {
+            check(n.is_finite() && n > 0.0, "max_grad_norm", "a positive number (or off)", n)?;
+        }
+        if let Some(n) = self.eval_every {
+            check(n >= 1, "eval_every", "at least 1 step", n)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TrainEvent {
@@ -77,6 +122,9 @@ pub enum TrainEvent {
         freeze: String,
         /// Planned memory at the configured batch size and max length.
         computed_memory: ComputedMemory,
+        /// What always answering the validation set's majority label scores.
+        #[serde(default)]
+        baseline: Baseline,
     },
     Step {
         step: usize,
@@ -97,7 +145,7 @@ pub enum TrainEvent {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryReport {
     /// Computed at the batch size and the longest padded batch actually run.
     pub computed: ComputedMemory,
@@ -107,7 +155,7 @@ pub struct MemoryReport {
     pub measured_source: Option<MeasureSource>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub freeze: String,
     pub labels: Vec<String>,
@@ -121,6 +169,9 @@ pub struct RunSummary {
     pub best_val_accuracy: f64,
     pub macro_f1: f64,
     pub confusion: Vec<Vec<usize>>,
+    /// Always answering the validation set's majority label (absent in runs saved before it).
+    #[serde(default)]
+    pub baseline: Baseline,
     /// From the start of the first step to the end of the last evaluation.
     pub wall_seconds: f64,
     /// Training steps only (forward, backward, optimizer).
@@ -134,4 +185,50 @@ pub struct RunSummary {
     pub optimizer_state_tensors: Option<usize>,
     pub memory: MemoryReport,
     pub config: TrainConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One bad value per setting: each is refused, and the message names that setting.
+    #[test]
+    fn every_setting_is_range_checked() {
+        let bad: Vec<(&str, fn(&mut TrainConfig))> = vec![
+            ("train_size", |c| c.train_size = 0),
+            ("eval_size", |c| c.eval_size = Some(0)),
+            ("epochs", |c| c.epochs = 0),
+            ("max_steps", |c| c.max_steps = Some(0)),
+            ("batch_size", |c| c.batch_size = 0),
+            ("max_len", |c| c.max_len = 1),
+            ("lr", |c| c.lr = 0.0),
+            ("lr", |c| c.lr = f64::NAN),
+            ("lr", |c| c.lr = 3.0),
+            ("head_lr", |c| c.head_lr = -1e-3),
+            ("weight_decay", |c| c.weight_decay = -0.1),
+            ("beta1", |c| c.beta1 = 1.0),
+            ("beta2", |c| c.beta2 = -0.5),
+            ("warmup_fraction", |c| c.warmup_fraction = 1.5),
+            ("max_grad_norm", |c| c.grad_clip_norm = Some(0.0)),
+            ("eval_every", |c| c.eval_every = Some(0)),
+        ];
+        assert_eq!(TrainConfig::default().validate(), Ok(()));
+        for (setting, spoil) in bad {
+            let mut cfg = TrainConfig::default();
+            spoil(&mut cfg);
+            let message = cfg.validate().expect_err(setting);
+            assert!(message.starts_with(&format!("setting {setting}: must be")), "{setting}: {message}");
+        }
+        // The edges that are allowed.
+        let edges = TrainConfig {
+            weight_decay: 0.0,
+            beta1: 0.0,
+            warmup_fraction: 1.0,
+            grad_clip_norm: None,
+            lr: 1.0,
+            max_len: 2,
+            ..TrainConfig::default()
+        };
+        assert_eq!(edges.validate(), Ok(()));
+    }
 }

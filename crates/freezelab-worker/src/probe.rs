@@ -5,7 +5,7 @@
 use burn::tensor::Device;
 use freezelab_core::device::{self, Backend};
 use freezelab_protocol::memory::DeviceLimits;
-use freezelab_protocol::messages::BackendInfo;
+use freezelab_protocol::messages::{BackendChoice, BackendInfo};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -58,15 +58,22 @@ fn cpu(note: Option<String>) -> (Device, BackendInfo) {
     (Device::flex(), BackendInfo { kind: "cpu".into(), adapter: None, fallback: false, note, limits })
 }
 
-/// WebGPU when an adapter exists and starts, else the CPU backend, with the reason.
-pub async fn choose(force_cpu: bool) -> (Device, BackendInfo) {
-    if force_cpu {
+/// WebGPU when a usable adapter exists and starts (a software one only when asked for), else
+/// the CPU backend, with the reason.
+pub async fn choose(choice: BackendChoice) -> (Device, BackendInfo) {
+    if choice == BackendChoice::Cpu {
         return cpu(Some("CPU chosen by the user".into()));
     }
     let found = match adapter().await {
         Ok(found) => found,
         Err(why) => return cpu(Some(why)),
     };
+    if found.fallback && choice == BackendChoice::Auto {
+        return cpu(Some(format!(
+            "the only WebGPU adapter ({}) is a software fallback, slower than the CPU; tick \"use a software GPU\" to train on it anyway",
+            found.name
+        )));
+    }
     match device::init(Backend::Wgpu).await {
         Ok(device) => {
             // WebGPU does not tell how much memory the device has; only the buffer limit is known.

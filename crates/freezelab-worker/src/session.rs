@@ -7,27 +7,28 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use burn::tensor::Device;
-use freezelab_core::cache::{CacheKey, PrefixCache};
+use freezelab_core::cache::{content_id, CacheKey, PrefixCache};
 use freezelab_core::data::{self, Columns, Dataset, Format};
 use freezelab_core::folder::model_folder;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::train::{self, TrainConfig};
 use freezelab_protocol::messages::{
-    BackendInfo, Column, DataSource, DatasetInfo, FilePreview, FromWorker, ModelInfo, ModelSource, Prediction,
-    ToWorker, UserFile,
+    BackendChoice, BackendInfo, Column, DataSource, DatasetInfo, FilePreview, FromWorker, ModelInfo, ModelSource,
+    Prediction, ToWorker, UserFile,
 };
 
 use crate::host::{heap_bytes, WorkerHost};
 use crate::worker::post;
 use crate::{archive, fetch, probe};
 
-/// The prefix cache may hold this much; past it the rest is recomputed.
-const CACHE_LIMIT: u64 = 512 << 20;
 /// Rows shown in the upload preview.
 const PREVIEW_ROWS: usize = 5;
 
 struct Model {
+    /// What the page calls it (a manifest id, or `upload:` and the weights' file name).
     id: String,
+    /// Names the bytes, for the prefix cache: two uploads under one file name differ here.
+    content: String,
     config: Vec<u8>,
     weights: Vec<u8>,
     /// Each run loads its own copy from these bytes, with its own head and seed.
@@ -51,6 +52,7 @@ pub struct Session {
     generation: Rc<Cell<u32>>,
     device: Option<(Device, BackendInfo)>,
     model: Option<Model>,
+    /// The dataset and the content id of what made it (bytes, columns, split).
     dataset: Option<(String, Dataset)>,
     trained: HashMap<Column, Trained>,
     cache: PrefixCache,
@@ -66,7 +68,7 @@ impl Session {
             model: None,
             dataset: None,
             trained: HashMap::new(),
-            cache: PrefixCache::new(CACHE_LIMIT),
+            cache: PrefixCache::new(),
             export_url: None,
         }
     }
@@ -84,8 +86,8 @@ impl Session {
             ToWorker::Export { .. } => "download",
         };
         let result = match message {
-            ToWorker::Start { force_cpu } => {
-                self.start(force_cpu).await;
+            ToWorker::Start { choice } => {
+                self.start(choice).await;
                 Ok(())
             }
             ToWorker::LoadModel { source } => self.load_model(source).await,
@@ -107,8 +109,8 @@ impl Session {
         post(&FromWorker::Heap { bytes: heap_bytes() });
     }
 
-    async fn start(&mut self, force_cpu: bool) {
-        let (device, info) = probe::choose(force_cpu).await;
+    async fn start(&mut self, choice: BackendChoice) {
+        let (device, info) = probe::choose(choice).await;
         post(&FromWorker::Backend { info: info.clone() });
         // Trained models live on the old device.
         self.trained.clear();
@@ -144,29 +146,42 @@ impl Session {
             vocab_size: loaded.config.vocab_size,
         };
         drop(loaded);
-        self.model = Some(Model { id, config, weights, tokenizer });
+        let content = content_id(&[&config, &weights, &tokenizer]);
+        // States cached under another model are never needed again: free them now.
+        self.cache.clear();
+        self.model = Some(Model { id, content, config, weights, tokenizer });
         self.trained.clear();
         post(&FromWorker::ModelLoaded { info });
         Ok(())
     }
 
     async fn load_dataset(&mut self, source: DataSource) -> Result<(), String> {
-        let (name, dataset) = match source {
+        let (name, content, dataset) = match source {
             DataSource::Prepared { id, train, validation } => {
                 let read = |name: &str, bytes: &[u8]| data::parse(name, bytes, Format::Jsonl, &Columns::default());
-                let t = read("train.jsonl", &fetch::bytes(&train, "train.jsonl").await?).map_err(|e| e.to_string())?;
-                let v = read("validation.jsonl", &fetch::bytes(&validation, "validation.jsonl").await?)
-                    .map_err(|e| e.to_string())?;
-                (id, Dataset::new(t, v, "train.jsonl", "validation.jsonl").map_err(|e| e.to_string())?)
+                let train = fetch::bytes(&train, "train.jsonl").await?;
+                let validation = fetch::bytes(&validation, "validation.jsonl").await?;
+                let t = read("train.jsonl", &train).map_err(|e| e.to_string())?;
+                let v = read("validation.jsonl", &validation).map_err(|e| e.to_string())?;
+                let content = content_id(&[&train, &validation]);
+                (id, content, Dataset::new(t, v, "train.jsonl", "validation.jsonl").map_err(|e| e.to_string())?)
             }
             DataSource::Upload { file, text_column, label_column, validation_fraction, seed } => {
                 let format = Format::from_file_name(&file.name).map_err(|e| e.to_string())?;
                 let bytes = fetch::bytes(&file.url, &file.name).await?;
+                // The examples depend on the bytes, the columns read and the split: all name the cache's states.
+                let content = content_id(&[
+                    &bytes,
+                    text_column.as_bytes(),
+                    label_column.as_bytes(),
+                    &validation_fraction.to_le_bytes(),
+                    &seed.to_le_bytes(),
+                ]);
                 let columns = Columns { text: text_column, label: label_column };
                 let examples = data::parse(&file.name, &bytes, format, &columns).map_err(|e| e.to_string())?;
                 let dataset =
                     Dataset::from_single(examples, validation_fraction, seed, &file.name).map_err(|e| e.to_string())?;
-                (format!("upload:{}", file.name), dataset)
+                (format!("upload:{}", file.name), content, dataset)
             }
         };
         post(&FromWorker::DatasetLoaded {
@@ -177,7 +192,8 @@ impl Session {
                 validation_counts: dataset.validation_counts(),
             },
         });
-        self.dataset = Some((name, dataset));
+        self.cache.clear();
+        self.dataset = Some((content, dataset));
         Ok(())
     }
 
@@ -185,7 +201,8 @@ impl Session {
         let fail = |message: String, retry_on_cpu: bool| {
             post(&FromWorker::RunFailed { run_id, column, message, retry_on_cpu });
         };
-        let (Some(model), Some((data_name, dataset)), Ok(device)) = (&self.model, &self.dataset, self.device()) else {
+        let (Some(model), Some((data_content, dataset)), Ok(device)) = (&self.model, &self.dataset, self.device())
+        else {
             return fail("load a model and a dataset first".into(), false);
         };
         let on_gpu = self.device.as_ref().is_some_and(|(_, info)| info.kind == "webgpu");
@@ -195,7 +212,7 @@ impl Session {
             Ok(fresh) => fresh,
             Err(e) => return fail(e.to_string(), false),
         };
-        let key = CacheKey { model: model.id.clone(), dataset: data_name.clone(), freeze_line: 0, max_len: 0 };
+        let key = CacheKey { model: model.content.clone(), dataset: data_content.clone(), freeze_line: 0, max_len: 0 };
         let mut host = WorkerHost { run_id, column, generation: self.generation.clone(), requested_in };
         let result = train::train(
             fresh.classifier,

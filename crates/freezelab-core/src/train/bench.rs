@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{adamw, apply_freeze, cross_entropy, forward_batch, optimize, Host, TrainConfig};
+use super::{apply_freeze, cross_entropy, forward_batch, AdamW, Host, TrainConfig};
 use crate::bert::Classifier;
 use crate::cache::{CacheKey, PrefixCache};
 use crate::freeze::FreezePlan;
@@ -55,11 +55,14 @@ pub async fn run(
     }
     let cfg = TrainConfig { freeze: plan.clone(), ..TrainConfig::default() };
     let mut model = apply_freeze(model, plan);
-    let mut optim = adamw(&cfg);
+    let mut optim = AdamW::new(&cfg);
     let labels: Vec<usize> = (0..batch.batch_size).map(|i| i % model.num_labels()).collect();
     let examples: Vec<usize> = (0..batch.batch_size).collect();
-    let mut store = PrefixCache::new(u64::MAX);
-    store.bind(CacheKey { model: String::new(), dataset: String::new(), freeze_line: 0, max_len: batch.seq_len });
+    let mut store = PrefixCache::new();
+    store.bind(
+        CacheKey { model: String::new(), dataset: String::new(), freeze_line: 0, max_len: batch.seq_len },
+        u64::MAX,
+    );
     if cache {
         forward_batch(&model, plan, batch, &examples, Some(&mut store), &device).await?;
     }
@@ -72,7 +75,7 @@ pub async fn run(
         let logits = forward_batch(&model, plan, batch, &examples, cache_ref, &device).await?;
         let loss = cross_entropy(logits, &labels, &device);
         meter.sample();
-        model = optimize(model, &mut optim, loss, cfg.lr, cfg.head_lr, &mut meter).await?.0;
+        model = optim.step(model, loss, cfg.lr, cfg.head_lr, &mut meter).await?.0;
         if step > 0 {
             elapsed += host.now() - t0;
             if PeakMeter::source(&device).is_some() {

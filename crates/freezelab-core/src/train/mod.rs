@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod events;
+pub mod optimizer;
 pub mod schedule;
 
 use crate::bert::{BatchTensors, Bert, Classifier};
@@ -16,20 +17,20 @@ use crate::memory::{self, PeakMeter};
 use crate::tokenize::{EncodedBatch, TextEncoder};
 use crate::{CoreError, Result};
 use burn::module::Module;
-use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{activation, Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use events::{Host, MemoryReport, RunSummary, TrainEvent};
-use freezelab_protocol::metrics::{argmax, Metrics};
+use freezelab_protocol::metrics::{argmax, Baseline, Metrics};
 pub use freezelab_protocol::run::TrainConfig;
+pub use optimizer::AdamW;
 
 /// Refuses settings the model or the loop cannot run, with a message for people.
 pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
     let bad = |m: String| Err(CoreError::Invalid(m));
+    cfg.validate().map_err(CoreError::Invalid)?;
     if cfg.freeze.num_layers() != config.num_hidden_layers {
         return bad(format!(
             "the freeze plan has {} layers, the model {}",
@@ -37,14 +38,11 @@ pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
             config.num_hidden_layers
         ));
     }
-    if cfg.batch_size == 0 || cfg.train_size == 0 || (cfg.epochs == 0 && cfg.max_steps.is_none()) {
-        return bad("batch size, train size and epochs must be positive".into());
-    }
-    if cfg.max_len < 2 || cfg.max_len > config.max_position_embeddings {
-        return bad(format!("max length must be in 2..={}", config.max_position_embeddings));
-    }
-    if !(cfg.lr > 0.0 && cfg.head_lr > 0.0) {
-        return bad("learning rates must be positive".into());
+    if cfg.max_len > config.max_position_embeddings {
+        return bad(format!(
+            "setting max_len: must be at most the model's {} positions (got {})",
+            config.max_position_embeddings, cfg.max_len
+        ));
     }
     Ok(())
 }
@@ -117,11 +115,12 @@ async fn prefix_states(
 ) -> Result<Tensor<3>> {
     let h = bert.hidden_size();
     let s = batch.seq_len;
+    let len = |row: usize| batch.tokens(row).len() * h;
     if let Some(cache) = cache.as_deref() {
-        if examples.iter().all(|e| cache.get(*e).is_some()) {
+        if examples.iter().enumerate().all(|(row, e)| cache.get(*e, len(row)).is_some()) {
             let mut values = vec![0f32; examples.len() * s * h];
             for (row, e) in examples.iter().enumerate() {
-                let cached = cache.get(*e).expect("checked");
+                let cached = cache.get(*e, len(row)).expect("checked");
                 values[row * s * h..row * s * h + cached.len()].copy_from_slice(cached);
             }
             return Ok(Tensor::from_data(TensorData::new(values, [examples.len(), s, h]), device));
@@ -136,9 +135,8 @@ async fn prefix_states(
     if let Some(cache) = cache {
         let values = read_f32(x.clone()).await?;
         for (row, e) in examples.iter().enumerate() {
-            if cache.get(*e).is_none() {
-                let len = batch.tokens(row).len();
-                cache.insert(*e, values[row * s * h..(row * s + len) * h].to_vec());
+            if cache.get(*e, len(row)).is_none() {
+                cache.insert(*e, values[row * s * h..row * s * h + len(row)].to_vec());
             }
         }
     }
@@ -195,7 +193,7 @@ fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
 }
 
 /// Mean cross-entropy of `logits` against `labels`.
-fn cross_entropy(logits: Tensor<2>, labels: &[usize], device: &Device) -> Tensor<1> {
+pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], device: &Device) -> Tensor<1> {
     let k = logits.dims()[1];
     let log_probs = activation::log_softmax(logits, 1);
     (log_probs * one_hot(labels, k, device)).sum().neg() / labels.len() as f64
@@ -244,37 +242,6 @@ async fn evaluate_and_report(
     Ok(())
 }
 
-/// Backward and one AdamW update (encoder and head at their own rates); returns the updated
-/// model and the loss. Waits for the update to finish, so a clock around it measures the step.
-async fn optimize(
-    model: Classifier,
-    optim: &mut ModuleOptimizer,
-    loss: Tensor<1>,
-    lr: f64,
-    head_lr: f64,
-    meter: &mut PeakMeter,
-) -> Result<(Classifier, f64)> {
-    let mut grads = loss.backward();
-    meter.sample();
-    let loss_value = read_f32(loss).await?[0] as f64;
-    let encoder_grads = GradientsParams::from_module(&mut grads, &model.bert);
-    let head_grads = GradientsParams::from_module(&mut grads, &model.head);
-    let model = optim.step(lr, model, encoder_grads);
-    let model = optim.step(head_lr, model, head_grads);
-    read_f32(model.head.bias.as_ref().expect("head has a bias").val()).await?;
-    Ok((model, loss_value))
-}
-
-fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(cfg.beta1 as f32)
-        .with_beta_2(cfg.beta2 as f32)
-        .with_epsilon(1e-8)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .with_grad_clipping(cfg.grad_clip_norm.map(|n| GradientClippingConfig::Norm(n as f32)))
-        .init()
-}
-
 /// Trains `model` (on an autodiff device) under `cfg`, streaming events to `host`. The cache
 /// is the caller's so it can outlive a run; `cache_key` names the model and dataset, and the run
 /// completes it (freeze line, max length, subset): a changed key clears the cache. Returns the trained model and the run's summary.
@@ -306,11 +273,11 @@ pub async fn train(
     let params = block_params(&model);
     let mut model = apply_freeze(model, plan);
     let prep = prepare(encoder, data, cfg)?;
-    let use_cache = cfg.cache && plan.freeze_line().is_some();
+    let use_cache = cfg.cache && plan.cache_line().is_some();
     if use_cache {
         // The key's freeze line, length and example subset come from the run itself, so a cache
         // bound to another plan or subset can never be served.
-        cache.bind(CacheKey {
+        let key = CacheKey {
             dataset: format!(
                 "{}#train={}#eval={:?}#seed={}",
                 cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed
@@ -318,17 +285,27 @@ pub async fn train(
             freeze_line: plan.freeze_line().unwrap_or(0),
             max_len: cfg.max_len,
             ..cache_key
-        });
+        };
+        cache.bind(key, cfg.cache_limit_bytes);
     }
+    // What the cache will hold once full: every example's tokens at the freeze line.
+    let planned_cache = if use_cache {
+        let tokens = prep.rows.iter().map(|r| r.len() as u64).sum();
+        memory::cache_bytes(config.hidden_size, tokens, cfg.cache_limit_bytes)
+    } else {
+        0
+    };
 
     let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
     let total_steps =
         cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| m.min(steps_per_epoch * cfg.epochs.max(1)));
-    let warmup = (total_steps as f64 * cfg.warmup_fraction).round() as usize;
-    let mut optim = adamw(cfg);
+    let warmup = schedule::warmup_steps(total_steps, cfg.warmup_fraction);
+    let mut optim = AdamW::new(cfg);
 
+    let truth: Vec<usize> = prep.validation.iter().map(|&e| prep.labels[e]).collect();
+    let baseline = Baseline::majority(&truth, &data.labels.names);
     let trainable = memory::trainable_params(&params, plan);
-    let planned = memory::computed(&config.shape(), &params, plan, cfg.batch_size, cfg.max_len, 0);
+    let planned = memory::computed(&config.shape(), &params, plan, cfg.batch_size, cfg.max_len, planned_cache);
     host.emit(&TrainEvent::Started {
         total_steps,
         train_examples: prep.train.len(),
@@ -337,6 +314,7 @@ pub async fn train(
         total_params: params.total(),
         freeze: plan.label(),
         computed_memory: planned,
+        baseline: baseline.clone(),
     });
 
     let start = host.now();
@@ -371,7 +349,7 @@ pub async fn train(
             meter.sample();
             let factor = schedule::lr_factor(step, total_steps, warmup);
             let (updated, loss_value) =
-                optimize(model, &mut optim, loss, cfg.lr * factor, cfg.head_lr * factor, &mut meter).await?;
+                optim.step(model, loss, cfg.lr * factor, cfg.head_lr * factor, &mut meter).await?;
             model = updated;
             if !loss_value.is_finite() {
                 return Err(CoreError::Invalid(format!(
@@ -428,13 +406,14 @@ pub async fn train(
         best_val_accuracy: best,
         macro_f1: final_metrics.macro_f1,
         confusion: final_metrics.confusion,
+        baseline,
         wall_seconds: host.now() - start,
         train_seconds,
         examples_per_second: seen as f64 / train_seconds.max(1e-9),
         cache_used: use_cache,
         cache_over_limit: use_cache && cache.over_limit(),
         cancelled,
-        optimizer_state_tensors: blocking_reads_allowed(&device).then(|| optim.to_record().len()),
+        optimizer_state_tensors: blocking_reads_allowed(&device).then(|| optim.state_tensors()),
         memory: MemoryReport {
             computed,
             computed_total: computed.total(),

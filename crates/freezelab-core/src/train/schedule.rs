@@ -1,16 +1,17 @@
-//! Learning-rate schedule: linear warm-up from 0, then linear decay to 0 at the last step.
+//! Learning-rate schedule, exactly as Hugging Face's `get_linear_schedule_with_warmup` with the
+//! `Trainer`'s warm-up count: the first update runs at lr 0 when there is a warm-up.
+
+/// Warm-up steps for a fraction of `total`: `ceil(total × fraction)`, as `TrainingArguments`.
+pub fn warmup_steps(total: usize, fraction: f64) -> usize {
+    (total as f64 * fraction).ceil() as usize
+}
 
 /// Multiplier of the base learning rate at `step` (0-based) of `total`.
 pub fn lr_factor(step: usize, total: usize, warmup: usize) -> f64 {
-    if total == 0 {
-        return 0.0;
-    }
     if step < warmup {
-        return (step + 1) as f64 / warmup as f64;
+        return step as f64 / warmup.max(1) as f64;
     }
-    let remaining = total.saturating_sub(step) as f64;
-    let span = total.saturating_sub(warmup).max(1) as f64;
-    (remaining / span).clamp(0.0, 1.0)
+    (total.saturating_sub(step) as f64 / total.saturating_sub(warmup).max(1) as f64).max(0.0)
 }
 
 #[cfg(test)]
@@ -18,10 +19,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn warms_up_then_decays_to_zero() {
+    fn warms_up_from_zero_then_decays_to_zero() {
+        // HF, 10 steps, warm-up 2: 0, 0.5, then (10 - s) / 8.
         let f: Vec<f64> = (0..10).map(|s| lr_factor(s, 10, 2)).collect();
-        assert_eq!(f[0], 0.5);
-        assert_eq!(f[1], 1.0);
+        assert_eq!(f[0], 0.0);
+        assert_eq!(f[1], 0.5);
         assert_eq!(f[2], 1.0);
         assert!(f.windows(2).skip(2).all(|w| w[1] < w[0]));
         assert!((f[9] - 1.0 / 8.0).abs() < 1e-12);
@@ -30,5 +32,13 @@ mod tests {
     #[test]
     fn no_warmup_starts_at_full_rate() {
         assert_eq!(lr_factor(0, 4, 0), 1.0);
+        assert_eq!(lr_factor(3, 4, 0), 0.25);
+    }
+
+    #[test]
+    fn warmup_rounds_up() {
+        assert_eq!(warmup_steps(16, 0.1), 2);
+        assert_eq!(warmup_steps(10, 0.1), 1);
+        assert_eq!(warmup_steps(10, 0.0), 0);
     }
 }

@@ -21,6 +21,17 @@ pub fn default_model_dir(test: &str) -> Option<PathBuf> {
     if std::env::var_os("FREEZELAB_REQUIRE_ASSETS").is_some() {
         panic!("{test}: default assets missing in {}: run `cargo xtask assets`", dir.display());
     }
-    eprintln!("SKIPPED {test}: default assets missing (run `cargo xtask assets`, or `cargo xtask test`)");
+    skip(test, "default assets missing (run `cargo xtask assets`, or `cargo xtask test`)");
     None
+}
+
+/// Reports a test that returns without checking anything: on stderr, and as a line in the file
+/// `FREEZELAB_SKIP_LOG` names, which `cargo xtask test` counts as skipped rather than passed.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+    if let Some(log) = std::env::var_os("FREEZELAB_SKIP_LOG") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("skip log");
+        writeln!(file, "{test}: {why}").expect("skip log");
+    }
 }

@@ -63,11 +63,11 @@ pub fn wgpu_device(test: &str) -> Option<Device> {
             Some(device)
         }
         Ok(Err(e)) => {
-            eprintln!("SKIPPED {test} on wgpu: no adapter ({e})");
+            super::skip(test, &format!("on wgpu: no adapter ({e})"));
             None
         }
         Err(_) => {
-            eprintln!("SKIPPED {test} on wgpu: wgpu panicked while looking for an adapter");
+            super::skip(test, "on wgpu: wgpu panicked while looking for an adapter");
             None
         }
     }
@@ -88,11 +88,22 @@ pub fn run_on(
     cfg: &TrainConfig,
     cache: &mut PrefixCache,
 ) -> (LoadedModel, RunSummary, Recorder) {
+    run_keyed(device, config, cfg, "random-7", cache)
+}
+
+/// [`run_on`] with the model named `model_key` in the cache key (as a caller would name it).
+pub fn run_keyed(
+    device: &Device,
+    config: &BertConfig,
+    cfg: &TrainConfig,
+    model_key: &str,
+    cache: &mut PrefixCache,
+) -> (LoadedModel, RunSummary, Recorder) {
     let _turn = turn();
     let device = device.clone().autodiff();
     let mut m = model(config, 7, &device);
     let data = dataset(96);
-    let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
+    let key = CacheKey { model: model_key.into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
     let mut host = Recorder::default();
     let (trained, summary) =
         pollster::block_on(train::train(m.classifier, &m.config, &m.encoder, &data, cfg, key, cache, &mut host))

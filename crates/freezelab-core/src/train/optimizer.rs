@@ -1,0 +1,231 @@
+//! One optimizer update as Hugging Face's `Trainer` makes it: AdamW with weight decay on every
+//! parameter except biases and LayerNorm weights, gradients clipped by their global L2 norm
+//! (`max_grad_norm`), the pretrained encoder and the new head at their own learning rates.
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+
+use crate::bert::Classifier;
+use crate::device::read_f32;
+use crate::memory::PeakMeter;
+use crate::Result;
+
+use super::TrainConfig;
+
+/// Whether a parameter takes weight decay, by its place in the module tree: HF's grouping
+/// leaves out biases and every LayerNorm parameter.
+fn decays(field: &str, container: &str) -> bool {
+    field != "bias" && container != "Struct:LayerNorm"
+}
+
+/// Something done to each parameter, knowing whether it takes weight decay.
+trait ParamAction {
+    fn act<const D: usize>(&mut self, id: ParamId, decay: bool);
+}
+
+/// Walks a module's parameters, tracking each one's field name and the type that holds it.
+struct Walk<A> {
+    path: Vec<(String, String)>,
+    action: A,
+}
+
+fn walk<M: Module, A: ParamAction>(module: &M, action: A) -> A {
+    let mut w = Walk { path: Vec::new(), action };
+    module.visit(&mut w);
+    w.action
+}
+
+impl<A: ParamAction> ModuleVisitor for Walk<A> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push((name.to_string(), container_type.to_string()));
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let decay = self.path.last().is_none_or(|(field, container)| decays(field, container));
+        self.action.act::<D>(param.id, decay);
+    }
+}
+
+/// Lists parameter ids by group.
+#[derive(Default)]
+struct Ids(Vec<ParamId>, Vec<ParamId>);
+
+impl ParamAction for Ids {
+    fn act<const D: usize>(&mut self, id: ParamId, decay: bool) {
+        if decay { &mut self.0 } else { &mut self.1 }.push(id);
+    }
+}
+
+/// Sums the squares of every gradient present.
+struct SquaredNorm<'a> {
+    grads: &'a GradientsParams,
+    sum: Option<Tensor<1>>,
+}
+
+impl ParamAction for SquaredNorm<'_> {
+    fn act<const D: usize>(&mut self, id: ParamId, _decay: bool) {
+        if let Some(g) = self.grads.get::<D>(id) {
+            let s = g.square().sum();
+            self.sum = Some(match self.sum.take() {
+                Some(acc) => acc + s,
+                None => s,
+            });
+        }
+    }
+}
+
+/// Moves each gradient into its decay group, scaled by the clipping coefficient.
+struct Split<'a> {
+    grads: &'a mut GradientsParams,
+    coefficient: Option<Tensor<1>>,
+    decay: GradientsParams,
+    no_decay: GradientsParams,
+}
+
+impl<'a> Split<'a> {
+    fn new(grads: &'a mut GradientsParams, coefficient: Option<Tensor<1>>) -> Self {
+        Split { grads, coefficient, decay: GradientsParams::new(), no_decay: GradientsParams::new() }
+    }
+}
+
+impl ParamAction for Split<'_> {
+    fn act<const D: usize>(&mut self, id: ParamId, decay: bool) {
+        let Some(grad) = self.grads.remove::<D>(id) else { return };
+        let grad = match &self.coefficient {
+            Some(c) => grad * c.clone().unsqueeze::<D>(),
+            None => grad,
+        };
+        if decay { &mut self.decay } else { &mut self.no_decay }.register(id, grad);
+    }
+}
+
+/// Which parameters of `module` take weight decay, and which do not.
+pub fn decay_groups<M: Module>(module: &M) -> (Vec<ParamId>, Vec<ParamId>) {
+    let ids = walk(module, Ids::default());
+    (ids.0, ids.1)
+}
+
+/// AdamW in two groups (with and without weight decay); each holds state only for the
+/// parameters that received a gradient, so frozen blocks cost nothing.
+pub struct AdamW {
+    decay: ModuleOptimizer,
+    no_decay: ModuleOptimizer,
+    max_grad_norm: Option<f64>,
+}
+
+impl AdamW {
+    pub fn new(cfg: &TrainConfig) -> Self {
+        let adamw = |weight_decay: f64| {
+            AdamWConfig::new()
+                .with_beta_1(cfg.beta1 as f32)
+                .with_beta_2(cfg.beta2 as f32)
+                .with_epsilon(1e-8)
+                .with_weight_decay(weight_decay as f32)
+                .init()
+        };
+        AdamW { decay: adamw(cfg.weight_decay), no_decay: adamw(0.0), max_grad_norm: cfg.grad_clip_norm }
+    }
+
+    /// Tensors of optimizer state held now (a blocking read of Burn's record: CPU only).
+    pub fn state_tensors(&self) -> usize {
+        self.decay.to_record().len() + self.no_decay.to_record().len()
+    }
+
+    /// `min(1, max_norm / (‖g‖ + 1e-6))` over every gradient, as `torch.nn.utils.clip_grad_norm_`:
+    /// a one-element tensor, so nothing is read back to the host.
+    fn clip_coefficient(&self, model: &Classifier, grads: &GradientsParams) -> Option<Tensor<1>> {
+        let max_norm = self.max_grad_norm?;
+        let norm = walk(model, SquaredNorm { grads, sum: None }).sum?.sqrt();
+        Some((norm.add_scalar(1e-6).recip() * max_norm).clamp_max(1.0))
+    }
+
+    /// Backward from `loss` and one update: the encoder at `lr`, the head at `head_lr`. Returns
+    /// the updated model and the loss; waits for the update, so a clock around it measures it.
+    pub async fn step(
+        &mut self,
+        model: Classifier,
+        loss: Tensor<1>,
+        lr: f64,
+        head_lr: f64,
+        meter: &mut PeakMeter,
+    ) -> Result<(Classifier, f64)> {
+        let mut grads = loss.backward();
+        meter.sample();
+        let loss_value = read_f32(loss).await?[0] as f64;
+        let mut all = GradientsParams::from_module(&mut grads, &model);
+        let coefficient = self.clip_coefficient(&model, &all);
+        let encoder = walk(&model.bert, Split::new(&mut all, coefficient.clone()));
+        let (encoder_decay, encoder_rest) = (encoder.decay, encoder.no_decay);
+        let head = walk(&model.head, Split::new(&mut all, coefficient));
+        let (head_decay, head_rest) = (head.decay, head.no_decay);
+        let model = self.decay.step(lr, model, encoder_decay);
+        let model = self.no_decay.step(lr, model, encoder_rest);
+        let model = self.decay.step(head_lr, model, head_decay);
+        let model = self.no_decay.step(head_lr, model, head_rest);
+        read_f32(model.head.bias.as_ref().expect("head has a bias").val()).await?;
+        Ok((model, loss_value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loaded::{LoadedModel, ModelFiles};
+    use crate::synthetic;
+    use burn::tensor::{Device, Tensor};
+
+    fn tiny() -> Classifier {
+        let (config, weights, tokenizer) = synthetic::model_files(16, 2, 2, 7);
+        let files = ModelFiles { config: &config, weights: &weights, tokenizer: tokenizer.as_bytes() };
+        LoadedModel::load(files, Some(3), 1, &Device::flex()).unwrap().classifier
+    }
+
+    #[test]
+    fn biases_and_layer_norms_take_no_weight_decay() {
+        let model = tiny();
+        let (decay, no_decay) = decay_groups(&model);
+        // Embeddings: 3 tables decay, its LayerNorm's 2 do not. Each layer: 6 Linear weights
+        // decay; 6 biases and 2 LayerNorms × 2 do not. Head: weight decays, bias does not.
+        assert_eq!(decay.len(), 3 + 2 * 6 + 1);
+        assert_eq!(no_decay.len(), 2 + 2 * (6 + 4) + 1);
+        assert!(decay.contains(&model.head.weight.id) && no_decay.contains(&model.head.bias.as_ref().unwrap().id));
+        let layer = &model.bert.layers[1];
+        assert!(no_decay.contains(&layer.attention_norm.gamma.id) && decay.contains(&layer.query.weight.id));
+    }
+
+    /// One coefficient for all gradients together, from their global norm, as
+    /// `clip_grad_norm_`; never above 1.
+    #[test]
+    fn clipping_scales_by_the_global_norm() {
+        let model = tiny();
+        let device = Device::flex();
+        let mut grads = GradientsParams::new();
+        // 16 × 3 ones and three twos: squared norm 48 + 12 = 60.
+        grads.register(model.head.weight.id, Tensor::<2>::ones([16, 3], &device));
+        grads.register(model.head.bias.as_ref().unwrap().id, Tensor::<1>::ones([3], &device) * 2.0);
+        let cfg = |n| TrainConfig { grad_clip_norm: n, ..TrainConfig::default() };
+        let coefficient = |n| {
+            AdamW::new(&cfg(n)).clip_coefficient(&model, &grads).map(|c| c.into_data().try_to_vec::<f32>().unwrap()[0])
+        };
+        let norm = 60f32.sqrt();
+        assert!((coefficient(Some(1.0)).unwrap() - 1.0 / (norm + 1e-6)).abs() < 1e-7);
+        assert_eq!(coefficient(Some(100.0)), Some(1.0));
+        assert_eq!(coefficient(None), None);
+    }
+
+    #[test]
+    fn a_new_head_starts_as_hugging_face_starts_one() {
+        let head = tiny().head;
+        let weight = head.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let bias = head.bias.unwrap().val().into_data().try_to_vec::<f32>().unwrap();
+        assert!(bias.iter().all(|&b| b == 0.0));
+        let n = weight.len() as f32;
+        let mean = weight.iter().sum::<f32>() / n;
+        let std = (weight.iter().map(|w| (w - mean).powi(2)).sum::<f32>() / n).sqrt();
+        // 48 draws of N(0, 0.02): the sample std lies well within 0.012..0.028.
+        assert!((0.012..0.028).contains(&std) && mean.abs() < 0.01, "mean {mean}, std {std}");
+    }
+}
