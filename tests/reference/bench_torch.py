@@ -1,5 +1,6 @@
 """PyTorch + HF transformers reference for `freezelab bench`: the same training step (mean
-pool → dropout → linear head, cross-entropy, AdamW with the encoder at 5e-5 and the head at 1e-3),
+pool → dropout → linear head, cross-entropy, gradients clipped to global norm 1.0, AdamW with no
+weight decay on biases and LayerNorm weights, the encoder at 5e-5 and the head at 1e-3),
 the same fixed batches (rows of exactly `seq` tokens), the same freeze configurations.
 
     python3 tests/reference/bench_torch.py static/models/minilm-l6 --batch 16 --seq 64,128 --steps 3
@@ -38,11 +39,16 @@ def run(model_dir, batch, seq, steps, frozen_layers, cache):
             for p in layer.parameters():
                 p.requires_grad_(False)
     bert.train()
-    trainable = [p for p in bert.parameters() if p.requires_grad]
-    groups = [{"params": head.parameters(), "lr": 1e-3}]
-    if trainable:
-        groups.append({"params": trainable, "lr": 5e-5})
-    optim = torch.optim.AdamW(groups, weight_decay=0.01)
+    trainable = [(n, p) for n, p in bert.named_parameters() if p.requires_grad]
+    no_decay = lambda n: "bias" in n or "LayerNorm" in n  # noqa: E731 (HF's grouping)
+    groups = [
+        {"params": [head.weight], "lr": 1e-3, "weight_decay": 0.01},
+        {"params": [head.bias], "lr": 1e-3, "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not no_decay(n)], "lr": 5e-5, "weight_decay": 0.01},
+        {"params": [p for n, p in trainable if no_decay(n)], "lr": 5e-5, "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW([g for g in groups if g["params"]], eps=1e-8)
+    clipped = [p for _, p in trainable] + list(head.parameters())
     ids, mask = fixed_batch(batch, seq, bert.config.vocab_size)
     labels = torch.arange(batch) % 2
     # Additive attention bias, as BertModel builds it: 0 for tokens, a very negative number for padding.
@@ -77,6 +83,7 @@ def run(model_dir, batch, seq, steps, frozen_layers, cache):
         loss = torch.nn.functional.cross_entropy(head(dropout(pooled)), labels)
         optim.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(clipped, 1.0)
         optim.step()
         if step > 0:
             elapsed += time.perf_counter() - t0

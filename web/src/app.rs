@@ -39,7 +39,7 @@ pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) {
         return lab.error(format!("{} not started: {e}", plan.label()));
     }
     let id = lab.new_run_id();
-    let backend = backend.map(|b| b.kind).unwrap_or_default();
+    let backend = backend.map(|b| b.kind).unwrap_or_default().name().to_string();
     let mut run = RunView::queued(id, column, config.clone(), model.name, dataset.name, backend);
     run.sweep = sweep;
     lab.runs.update(|runs| runs.push(run));

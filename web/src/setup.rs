@@ -1,7 +1,9 @@
 //! Model, data, backend and hyperparameters.
 
 use freezelab_protocol::freeze::FreezePlan;
-use freezelab_protocol::messages::{BackendChoice, DataSource, ModelSource, ToWorker, UserFile, MAX_UPLOAD_BYTES};
+use freezelab_protocol::messages::{
+    uploaded_file, BackendChoice, BackendKind, DataSource, ModelSource, ToWorker, UserFile, MAX_UPLOAD_BYTES,
+};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
@@ -35,13 +37,12 @@ fn load_dataset(lab: Lab, entry: &DatasetEntry) {
 /// first. A link naming the user's own files says so: those never leave their browser.
 pub fn load_defaults(lab: Lab, manifest: &Manifest) {
     let linked = lab.shared.get_untracked();
-    let wanted = |id: Option<&String>, what: &str| match id {
-        Some(id) if id.starts_with("upload:") => {
-            let name = id.trim_start_matches("upload:");
+    let wanted = |id: Option<&String>, what: &str| match id.map(|id| (id, uploaded_file(id))) {
+        Some((_, Some(name))) => {
             lab.error(format!("this link used your own {what} \"{name}\": load it again to repeat the experiment"));
             None
         }
-        other => other.cloned(),
+        other => other.map(|(id, _)| id.clone()),
     };
     let model_id = wanted(linked.as_ref().map(|s| &s.model), "model");
     let data_id = wanted(linked.as_ref().map(|s| &s.data), "data");
@@ -98,7 +99,7 @@ fn Backend() -> impl IntoView {
     let status = move || match (lab.worker_alive.get(), lab.backend.get()) {
         (false, _) => "loading the training engine…".to_string(),
         (true, None) => "choosing a backend…".to_string(),
-        (true, Some(b)) if b.kind == "webgpu" => format!(
+        (true, Some(b)) if b.kind == BackendKind::Webgpu => format!(
             "WebGPU · {}{}",
             b.adapter.unwrap_or_default(),
             if b.fallback { " (software fallback adapter: slow)" } else { "" }

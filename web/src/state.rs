@@ -4,7 +4,8 @@
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory::{self, ComputedMemory};
 use freezelab_protocol::messages::{
-    BackendChoice, BackendInfo, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction, UserFile,
+    BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction,
+    Request, UserFile,
 };
 use freezelab_protocol::metrics::Baseline;
 use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
@@ -33,9 +34,9 @@ pub struct Hyper {
 
 impl Hyper {
     /// Defaults sized to the backend: the CPU in a tab is slow, so its budget is small.
-    pub fn for_backend(kind: &str) -> Self {
+    pub fn for_backend(kind: BackendKind) -> Self {
         match kind {
-            "webgpu" => Hyper {
+            BackendKind::Webgpu => Hyper {
                 train_size: 512,
                 eval_size: 400,
                 epochs: 2,
@@ -45,7 +46,7 @@ impl Hyper {
                 seed: 0,
                 cache: true,
             },
-            _ => Hyper {
+            BackendKind::Cpu => Hyper {
                 train_size: 128,
                 eval_size: 100,
                 epochs: 1,
@@ -259,7 +260,7 @@ impl Lab {
             dataset_busy: RwSignal::new(false),
             upload: RwSignal::new(None),
             preview: RwSignal::new(None),
-            hyper: RwSignal::new(Hyper::for_backend("cpu")),
+            hyper: RwSignal::new(Hyper::for_backend(BackendKind::Cpu)),
             plan_a: RwSignal::new(FreezePlan::none(0)),
             plan_b: RwSignal::new(FreezePlan::none(0)),
             runs: RwSignal::new(Vec::new()),
@@ -317,7 +318,7 @@ impl Lab {
         self.model.set(None);
         self.dataset.set(None);
         self.predictions.set(None);
-        let on_gpu = self.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == "webgpu"));
+        let on_gpu = self.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu));
         self.runs.update(|runs| {
             for run in runs.iter_mut().filter(|r| !r.finished()) {
                 let message = "the training worker stopped".to_string();
@@ -341,7 +342,7 @@ impl Lab {
             FromWorker::Backend { info } => {
                 // Defaults follow the first backend, unless a link set them.
                 if self.backend.get_untracked().is_none() && self.shared.get_untracked().is_none() {
-                    self.hyper.set(Hyper::for_backend(&info.kind));
+                    self.hyper.set(Hyper::for_backend(info.kind));
                 }
                 self.backend.set(Some(info));
             }
@@ -382,9 +383,9 @@ impl Lab {
             FromWorker::Predictions { text, results } => self.predictions.set(Some((text, results))),
             FromWorker::Heap { bytes } => self.heap.set(bytes),
             FromWorker::Error { context, message } => {
-                match context.as_str() {
-                    "model" => self.model_busy.set(false),
-                    "dataset" | "upload" => self.dataset_busy.set(false),
+                match context {
+                    Request::Model => self.model_busy.set(false),
+                    Request::Dataset | Request::Upload => self.dataset_busy.set(false),
                     _ => {}
                 }
                 self.download.set(None);

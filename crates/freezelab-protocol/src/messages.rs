@@ -131,15 +131,93 @@ pub enum FromWorker {
     },
     /// A request failed; the worker keeps what it had before.
     Error {
-        context: String,
+        context: Request,
         message: String,
     },
 }
 
+/// Which kind of request failed: the page clears that request's busy state and prefixes the
+/// message with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    Backend,
+    Model,
+    Upload,
+    Dataset,
+    Train,
+    Stop,
+    TryIt,
+    Download,
+    /// A message the worker could not read.
+    Message,
+}
+
+impl Request {
+    pub fn of(message: &ToWorker) -> Self {
+        match message {
+            ToWorker::Start { .. } => Request::Backend,
+            ToWorker::LoadModel { .. } => Request::Model,
+            ToWorker::Inspect { .. } => Request::Upload,
+            ToWorker::LoadDataset { .. } => Request::Dataset,
+            ToWorker::Train { .. } => Request::Train,
+            ToWorker::Stop => Request::Stop,
+            ToWorker::Predict { .. } => Request::TryIt,
+            ToWorker::Export { .. } => Request::Download,
+        }
+    }
+}
+
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            Request::Backend => "backend",
+            Request::Model => "model",
+            Request::Upload => "upload",
+            Request::Dataset => "dataset",
+            Request::Train => "train",
+            Request::Stop => "stop",
+            Request::TryIt => "try it",
+            Request::Download => "download",
+            Request::Message => "message",
+        })
+    }
+}
+
+/// The backend a worker runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Burn's `flex` CPU backend compiled to wasm.
+    #[default]
+    Cpu,
+    Webgpu,
+}
+
+impl BackendKind {
+    /// As runs record it (`RunView::backend`, exports).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Webgpu => "webgpu",
+        }
+    }
+}
+
+/// How a user's own file is named where a manifest id would be (`upload:` and the file name):
+/// never matched against the manifest, and said to need loading again when a link names it.
+pub fn upload_id(file_name: &str) -> String {
+    format!("upload:{file_name}")
+}
+
+/// The file name inside an [`upload_id`], if `id` is one.
+pub fn uploaded_file(id: &str) -> Option<&str> {
+    id.strip_prefix("upload:")
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendInfo {
-    /// `webgpu` or `cpu`.
-    pub kind: String,
+    pub kind: BackendKind,
     pub adapter: Option<String>,
     /// A software (fallback) adapter such as SwiftShader.
     pub fallback: bool,

@@ -13,8 +13,8 @@ use freezelab_core::folder::model_folder;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::train::{self, TrainConfig};
 use freezelab_protocol::messages::{
-    BackendChoice, BackendInfo, Column, DataSource, DatasetInfo, FilePreview, FromWorker, ModelInfo, ModelSource,
-    Prediction, ToWorker, UserFile,
+    upload_id, BackendChoice, BackendInfo, BackendKind, Column, DataSource, DatasetInfo, FilePreview, FromWorker,
+    ModelInfo, ModelSource, Prediction, Request, ToWorker, UserFile,
 };
 
 use crate::host::{heap_bytes, WorkerHost};
@@ -75,16 +75,7 @@ impl Session {
 
     /// `arrived_in`: the stop generation when the message arrived.
     pub async fn handle(&mut self, message: ToWorker, arrived_in: u32) {
-        let context = match &message {
-            ToWorker::Start { .. } => "backend",
-            ToWorker::LoadModel { .. } => "model",
-            ToWorker::Inspect { .. } => "upload",
-            ToWorker::LoadDataset { .. } => "dataset",
-            ToWorker::Train { .. } => "train",
-            ToWorker::Stop => "stop",
-            ToWorker::Predict { .. } => "try it",
-            ToWorker::Export { .. } => "download",
-        };
+        let context = Request::of(&message);
         let result = match message {
             ToWorker::Start { choice } => {
                 self.start(choice).await;
@@ -104,7 +95,7 @@ impl Session {
             ToWorker::Export { run_id } => self.export(run_id).await,
         };
         if let Err(message) = result {
-            post(&FromWorker::Error { context: context.into(), message });
+            post(&FromWorker::Error { context, message });
         }
         post(&FromWorker::Heap { bytes: heap_bytes() });
     }
@@ -129,7 +120,7 @@ impl Session {
                 [format!("{base}/config.json"), format!("{base}/{weights}"), format!("{base}/tokenizer.json")],
             ),
             ModelSource::Files { config, weights, tokenizer } => {
-                (format!("upload:{}", weights.name), [config.url.clone(), weights.url.clone(), tokenizer.url.clone()])
+                (upload_id(&weights.name), [config.url.clone(), weights.url.clone(), tokenizer.url.clone()])
             }
         };
         let config = fetch::bytes(&urls[0], "config.json").await?;
@@ -181,7 +172,7 @@ impl Session {
                 let examples = data::parse(&file.name, &bytes, format, &columns).map_err(|e| e.to_string())?;
                 let dataset =
                     Dataset::from_single(examples, validation_fraction, seed, &file.name).map_err(|e| e.to_string())?;
-                (format!("upload:{}", file.name), content, dataset)
+                (upload_id(&file.name), content, dataset)
             }
         };
         post(&FromWorker::DatasetLoaded {
@@ -205,7 +196,7 @@ impl Session {
         else {
             return fail("load a model and a dataset first".into(), false);
         };
-        let on_gpu = self.device.as_ref().is_some_and(|(_, info)| info.kind == "webgpu");
+        let on_gpu = self.device.as_ref().is_some_and(|(_, info)| info.kind == BackendKind::Webgpu);
         let labels = dataset.labels.names.clone();
         let fresh = match LoadedModel::load(model.files(), Some(labels.len()), config.seed, &device.clone().autodiff())
         {

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use freezelab_protocol::messages::{FromWorker, ToWorker};
+use freezelab_protocol::messages::{FromWorker, Request, ToWorker};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use wasm_bindgen::prelude::*;
@@ -37,7 +37,7 @@ pub fn start() {
                 Ok(message) => {
                     let _ = sender.unbounded_send((message, generation.get()));
                 }
-                Err(e) => post(&FromWorker::Error { context: "message".into(), message: e.to_string() }),
+                Err(e) => post(&FromWorker::Error { context: Request::Message, message: e.to_string() }),
             }
         })
     };
