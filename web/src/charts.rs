@@ -7,7 +7,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::export;
-use crate::state::Lab;
+use crate::state::{Lab, INTERIM_EVAL_EXAMPLES};
 
 const COLORS: [RGBColor; 2] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28)];
 
@@ -204,6 +204,9 @@ pub fn Charts() -> impl IntoView {
             </figure>
             <figure>
                 <div class="chart" data-testid="chart-accuracy" inner_html=accuracy></div>
+                <figcaption class="hint">{format!(
+                    "Each run's points before its last are on {INTERIM_EVAL_EXAMPLES} fixed validation examples; its last point, and the tables, on all of them. The grey line: always answering the majority label."
+                )}</figcaption>
                 {downloads("freezelab-accuracy", "download-chart-accuracy", accuracy)}
             </figure>
         </section>

@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Evaluate every N steps as well as after each epoch.
     #[arg(long)]
     pub eval_every: Option<usize>,
+    /// Evaluations before the last use only this many validation examples.
+    #[arg(long)]
+    pub interim_eval_size: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Cache the frozen prefix's outputs and reuse them every epoch.
@@ -114,6 +117,7 @@ impl RunArgs {
             beta2: self.beta2,
             grad_clip_norm: (self.max_grad_norm != 0.0).then_some(self.max_grad_norm),
             eval_every: self.eval_every,
+            interim_eval_size: self.interim_eval_size,
             seed: self.seed,
             cache,
             cache_limit_bytes: self.cache_limit_mib << 20,

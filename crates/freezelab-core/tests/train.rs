@@ -236,3 +236,28 @@ fn the_cache_is_used_only_above_a_frozen_layer() {
     // Planned before the run from the examples' token counts: what the cache then held.
     assert!(s.cache_used && planned == Some(cache.bytes()) && cache.bytes() > 0, "{planned:?} vs {}", cache.bytes());
 }
+
+/// Evaluations before the last use the interim subset; the last, and the summary, use every
+/// validation example.
+#[test]
+fn interim_evaluations_use_the_subset_and_the_last_uses_all() {
+    let config = synthetic::config(16, 2, 2);
+    let cfg = TrainConfig { eval_every: Some(3), interim_eval_size: Some(8), ..small_cfg(FreezePlan::none(2)) };
+    let (_, s, h) = run(&config, &cfg, &mut PrefixCache::new());
+    let evals: Vec<(usize, usize, f64)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            train::TrainEvent::Eval { step, examples, metrics, .. } => Some((*step, *examples, metrics.accuracy)),
+            _ => None,
+        })
+        .collect();
+    // 64 examples in batches of 8: 8 steps an epoch, 16 in all; evaluations at 3, 6, 8 (end of
+    // epoch 1), 9, 12, 15 on 8 examples, and at 16 on all 24.
+    let steps: Vec<usize> = evals.iter().map(|e| e.0).collect();
+    assert_eq!(steps, [3, 6, 8, 9, 12, 15, 16]);
+    assert!(evals[..6].iter().all(|e| e.1 == 8), "{evals:?}");
+    assert_eq!(evals[6].1, 24);
+    assert_eq!(s.val_accuracy, evals[6].2);
+    assert_eq!(s.best_val_accuracy, evals[6].2, "only full evaluations count as the best");
+}

@@ -33,6 +33,9 @@ pub struct TrainConfig {
     pub grad_clip_norm: Option<f64>,
     /// Also evaluate every this many steps (always at the end of each epoch).
     pub eval_every: Option<usize>,
+    /// Evaluations before the final one use only the first N validation examples (a fixed,
+    /// seeded sample): cheaper points on the curve. The final evaluation always uses all.
+    pub interim_eval_size: Option<usize>,
     pub seed: u64,
     /// Reuse the frozen prefix's outputs across epochs and for validation.
     pub cache: bool,
@@ -58,6 +61,7 @@ impl Default for TrainConfig {
             warmup_fraction: 0.1,
             grad_clip_norm: Some(1.0),
             eval_every: None,
+            interim_eval_size: None,
             seed: 0,
             cache: false,
             cache_limit_bytes: 1 << 30,
@@ -106,6 +110,9 @@ impl TrainConfig {
         if let Some(n) = self.eval_every {
             check(n >= 1, "eval_every", "at least 1 step", n)?;
         }
+        if let Some(n) = self.interim_eval_size {
+            check(n >= 1, "interim_eval_size", "at least 1 (leave it unset for all)", n)?;
+        }
         Ok(())
     }
 }
@@ -139,6 +146,10 @@ pub enum TrainEvent {
         epoch: usize,
         val_loss: f64,
         metrics: Metrics,
+        /// Validation examples it used: all of them for the final evaluation, the interim
+        /// subset for earlier ones when `interim_eval_size` is set.
+        #[serde(default)]
+        examples: usize,
     },
     Finished {
         summary: Box<RunSummary>,
@@ -211,6 +222,7 @@ mod tests {
             ("warmup_fraction", |c| c.warmup_fraction = 1.5),
             ("max_grad_norm", |c| c.grad_clip_norm = Some(0.0)),
             ("eval_every", |c| c.eval_every = Some(0)),
+            ("interim_eval_size", |c| c.interim_eval_size = Some(0)),
         ];
         assert_eq!(TrainConfig::default().validate(), Ok(()));
         for (setting, spoil) in bad {

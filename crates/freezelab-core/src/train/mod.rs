@@ -199,10 +199,12 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], device: &Device) -> Te
     (log_probs * one_hot(labels, k, device)).sum().neg() / labels.len() as f64
 }
 
+/// Loss and metrics of `model` on the validation `examples`.
 async fn evaluate(
     model: &Classifier,
     plan: &FreezePlan,
     prep: &Prepared,
+    examples: &[usize],
     cfg: &TrainConfig,
     pad_id: u32,
     mut cache: Option<&mut PrefixCache>,
@@ -211,7 +213,7 @@ async fn evaluate(
     let device = valid.head.weight.val().device();
     let k = valid.num_labels();
     let (mut predicted, mut truth, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
-    for chunk in prep.validation.chunks(cfg.batch_size.max(1)) {
+    for chunk in examples.chunks(cfg.batch_size.max(1)) {
         let (logits, _) = batch_logits(&valid, plan, prep, chunk, pad_id, cache.as_deref_mut(), &device).await?;
         let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
         let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
@@ -224,7 +226,17 @@ async fn evaluate(
     Ok((loss_sum / truth.len() as f64, Metrics::from_predictions(&truth, &predicted, k)))
 }
 
-/// Evaluates, tells the host, and records the result.
+/// One evaluation: at which step, its loss and metrics, and whether it saw every validation
+/// example (the final one always does; earlier ones may use the interim subset).
+struct Evaluation {
+    step: usize,
+    loss: f64,
+    metrics: Metrics,
+    full: bool,
+}
+
+/// Evaluates on all validation examples (`full`) or on the interim subset, tells the host, and
+/// records the result.
 #[allow(clippy::too_many_arguments)]
 async fn evaluate_and_report(
     model: &Classifier,
@@ -233,12 +245,15 @@ async fn evaluate_and_report(
     pad_id: u32,
     cache: Option<&mut PrefixCache>,
     host: &mut dyn Host,
-    (step, epoch): (usize, usize),
-    evals: &mut Vec<(usize, f64, Metrics)>,
+    (step, epoch, full): (usize, usize, bool),
+    evals: &mut Vec<Evaluation>,
 ) -> Result<()> {
-    let (val_loss, metrics) = evaluate(model, &cfg.freeze, prep, cfg, pad_id, cache).await?;
-    host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone() });
-    evals.push((step, val_loss, metrics));
+    let all = prep.validation.len();
+    let n = if full { all } else { cfg.interim_eval_size.unwrap_or(all).min(all) };
+    let examples = &prep.validation[..n];
+    let (val_loss, metrics) = evaluate(model, &cfg.freeze, prep, examples, cfg, pad_id, cache).await?;
+    host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone(), examples: n });
+    evals.push(Evaluation { step, loss: val_loss, metrics, full: n == all });
     Ok(())
 }
 
@@ -323,7 +338,7 @@ pub async fn train(
     let mut step = 0usize;
     let mut peak_bytes: Option<u64> = None;
     let mut longest_seq = 0usize;
-    let mut evals: Vec<(usize, f64, Metrics)> = Vec::new();
+    let mut evals: Vec<Evaluation> = Vec::new();
     let mut cancelled = false;
     let measure = PeakMeter::source(&device);
 
@@ -374,25 +389,28 @@ pub async fn train(
             });
             if cfg.eval_every.is_some_and(|n| step % n == 0) && step < total_steps {
                 let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-                let at = (step, epoch + 1);
+                let at = (step, epoch + 1, false);
                 evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
             }
         }
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-        let at = (step, epoch + 1);
+        let at = (step, epoch + 1, step >= total_steps);
         evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
-    // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated.
-    if evals.last().is_none_or(|(s, _, _)| *s != step) {
+    // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated,
+    // on every validation example.
+    if evals.last().is_none_or(|e| e.step != step || !e.full) {
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-        let at = (step, step.div_ceil(steps_per_epoch));
+        let at = (step, step.div_ceil(steps_per_epoch), true);
         evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
 
     let cache_bytes = if use_cache { cache.bytes() } else { 0 };
     let computed = memory::computed(&config.shape(), &params, plan, cfg.batch_size, longest_seq.max(1), cache_bytes);
-    let (_, final_loss, final_metrics) = evals.last().cloned().expect("evaluated at least once");
-    let best = evals.iter().map(|(_, _, m)| m.accuracy).fold(0.0, f64::max);
+    let last = evals.last().expect("evaluated at least once");
+    let (final_loss, final_metrics) = (last.loss, last.metrics.clone());
+    // Accuracies on the interim subset are not comparable with the full set's.
+    let best = evals.iter().filter(|e| e.full).map(|e| e.metrics.accuracy).fold(0.0, f64::max);
     let summary = RunSummary {
         freeze: plan.label(),
         labels: data.labels.names.clone(),
