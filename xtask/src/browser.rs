@@ -169,9 +169,12 @@ pub fn end_to_end() -> Result<Tally> {
     let url = format!("http://127.0.0.1:{E2E_PORT}/");
     let mut total = Tally::default();
     let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
-    for args in
-        [vec!["playground.mjs", "cpu"], vec!["playground.mjs", "webgpu", synthetic], vec!["bad-input.mjs", synthetic]]
-    {
+    for args in [
+        vec!["playground.mjs", "cpu"],
+        vec!["playground.mjs", "webgpu", synthetic],
+        vec!["bad-input.mjs", synthetic],
+        vec!["cache-keys.mjs", synthetic],
+    ] {
         let mut cmd = Command::new("node");
         cmd.arg(args[0]).arg(&url).args(&args[1..]).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
         let (passed, failed) =
