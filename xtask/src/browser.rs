@@ -34,36 +34,34 @@ fn reports_version(program: &str, version: &str) -> bool {
 /// and Debian's Chromium.
 pub fn tools() -> Result<()> {
     rust_web_tools()?;
-    if !reports_version("wasm-pack", WASM_PACK_VERSION) {
-        step(Command::new(env!("CARGO")).args([
-            "install",
-            "--locked",
-            "wasm-pack",
-            "--version",
-            &format!("={WASM_PACK_VERSION}"),
-        ]))?;
-    }
+    install("wasm-pack", WASM_PACK_VERSION, true)?;
     chromium()
+}
+
+/// `cargo install` of `tool` at exactly `version`, unless it already reports that version. The
+/// installs share one build folder in the cache, so dependencies they have in common (same
+/// versions and features) are compiled once, and a re-run after a failed install goes on from
+/// where it stopped.
+fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
+    let program = if tool == "wasm-bindgen-cli" { "wasm-bindgen-test-runner" } else { tool };
+    if reports_version(program, version) {
+        return Ok(());
+    }
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["install", tool, "--version", &format!("={version}")]);
+    if locked {
+        cmd.arg("--locked");
+    }
+    step(cmd.env("CARGO_TARGET_DIR", target_dir()?.with_file_name("tools-target")))
 }
 
 /// wasm-bindgen-cli at the locked version (~12 min once) and Trunk (~14 min once), each
 /// installed only when missing.
 fn rust_web_tools() -> Result<()> {
     wasm_target()?;
-    let version = locked_wasm_bindgen()?;
-    if !reports_version("wasm-bindgen-test-runner", &version) {
-        step(Command::new(env!("CARGO")).args(["install", "wasm-bindgen-cli", "--version", &format!("={version}")]))?;
-    }
-    if !reports_version("trunk", TRUNK_VERSION) {
-        step(Command::new(env!("CARGO")).args([
-            "install",
-            "--locked",
-            "trunk",
-            "--version",
-            &format!("={TRUNK_VERSION}"),
-        ]))?;
-    }
-    Ok(())
+    // wasm-bindgen-cli's own lockfile pins a webpki-roots that no longer resolves: not --locked.
+    install("wasm-bindgen-cli", &locked_wasm_bindgen()?, false)?;
+    install("trunk", TRUNK_VERSION, true)
 }
 
 /// Debian's chromium and chromedriver (as root, when missing).
@@ -90,10 +88,13 @@ pub fn wasm_tests() -> Result<Tally> {
     Ok(core + page)
 }
 
+/// `--release`: the suites then share Burn's wasm32 build with the page's (Trunk builds release),
+/// so Burn is compiled for wasm once per run, not twice.
 fn wasm_pack_test(crate_dir: &str, test: &str, envs: &[(&str, &str)]) -> Result<Tally> {
     let mut cmd = Command::new("wasm-pack");
     cmd.args([
         "test",
+        "--release",
         "--headless",
         "--chrome",
         "--chromedriver",
