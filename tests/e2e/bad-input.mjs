@@ -4,26 +4,17 @@
 // they were.
 //
 // usage: node bad-input.mjs URL SYNTHETIC   (SYNTHETIC: a folder `freezelab synthetic` wrote)
-import { chromium } from 'playwright-core';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitForServer } from './server.mjs';
+import { checker, launch, waitForServer } from './server.mjs';
 
 const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
 const synthetic = process.argv[3];
-const failures = [];
-const check = (ok, what) => {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  if (!ok) failures.push(what);
-};
+const { check, failures } = checker();
 
 await waitForServer(url);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless=new', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(String(e)));

@@ -5,29 +5,20 @@
 //
 // usage: node cache-keys.mjs URL SYNTHETIC   (SYNTHETIC: a folder `freezelab synthetic` wrote;
 //        the narrower model is written beside it with $FREEZELAB)
-import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitForServer } from './server.mjs';
+import { checker, launch, waitForServer } from './server.mjs';
 
 const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
 const wide = process.argv[3];
 const narrow = mkdtempSync(join(tmpdir(), 'freezelab-narrow-'));
 execFileSync(process.env.FREEZELAB ?? 'freezelab', ['synthetic', '--out', narrow, '--hidden', '16']);
-const failures = [];
-const check = (ok, what) => {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  if (!ok) failures.push(what);
-};
+const { check, failures } = checker();
 
 await waitForServer(url);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless=new', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
 const byId = (id) => page.getByTestId(id);
 const text = async (id) => (await byId(id).textContent()).trim();

@@ -12,12 +12,11 @@
 //                                                    that `freezelab synthetic --out SYNTHETIC` wrote,
 //                                                    loaded through the file pickers (a software
 //                                                    adapter is far too slow for MiniLM)
-import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitForServer } from './server.mjs';
+import { checker, launch, waitForServer } from './server.mjs';
 
 const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
 const backend = process.argv[3] ?? 'cpu';
@@ -25,21 +24,13 @@ const synthetic = process.argv[4];
 const shots = process.env.SHOTS ?? 'e2e-screenshots';
 mkdirSync(shots, { recursive: true });
 
-const failures = [];
-const check = (ok, what) => {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  if (!ok) failures.push(what);
-};
+const { check, failures } = checker();
 
 const csp = await waitForServer(url);
 check(/script-src 'self' 'wasm-unsafe-eval' 'nonce-[^']+'/.test(csp) && csp.includes("default-src 'self'"),
   `the page is served with a Content-Security-Policy (${csp.slice(0, 60)}…)`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch(['--enable-unsafe-webgpu']);
 const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
 const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
