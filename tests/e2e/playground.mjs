@@ -149,6 +149,20 @@ check(measuredB < measuredA, `measured peak B (${measuredB}) < A (${measuredA})`
 const points = Number(await byId('chart-loss').getAttribute('data-points'));
 check(points >= 2, `loss chart has points (${points})`);
 check(await page.locator('[data-testid=chart-accuracy] svg circle').count() >= 2, 'accuracy chart has points');
+// The majority-class baseline: in each column, and as a labelled line on the accuracy chart.
+const baselineA = await text('baseline-A');
+check(/^0\.\d{4} \(always ‘.+’\)$/.test(baselineA), `column A shows the majority-class baseline (${baselineA})`);
+const accuracySvg = await byId('chart-accuracy').innerHTML();
+check(/majority class: always ‘.+’ \d+\.\d%/.test(accuracySvg), 'the accuracy chart draws the baseline, labelled');
+// Drift: one cell per block; B trained the head only, so every other block reads exactly 0.
+await page.waitForSelector('[data-testid=drift-B] [data-block=head]', { timeout: 60_000 }).catch(() => {});
+const drift = async (c) => page.locator(`[data-testid=drift-${c}] [data-block]`).evaluateAll(
+  (cells) => cells.map((e) => [e.dataset.block, Number(e.dataset.drift)]));
+const [driftA, driftB] = [await drift('A'), await drift('B')];
+const layers = synthetic ? 2 : 6;
+check(driftA.length === layers + 2 && driftB.length === layers + 2, `drift heatmaps have a cell per block (A ${driftA.length}, B ${driftB.length})`);
+check(driftB.every(([b, v]) => (b === 'head' ? v > 0 : v === 0)), `head-only B: every frozen block drifted exactly 0 (${JSON.stringify(driftB)})`);
+check(driftA.some(([b, v]) => b.startsWith('layer') && v > 0), `A's trained layers moved (${JSON.stringify(driftA)})`);
 check(await page.locator('[data-testid=history-table] tbody tr').count() === 2, 'history lists both runs');
 const downloaded = async (click) => {
   const [download] = await Promise.all([page.waitForEvent('download'), click()]);

@@ -57,6 +57,7 @@ pub fn RunColumn(column: Column) -> impl IntoView {
                 {move || cache_note(lab, computed.get())}
             </div>
             <RunPanel column=column/>
+            <DriftMap column=column/>
         </section>
     }
 }
@@ -187,6 +188,75 @@ fn RunPanel(column: Column) -> impl IntoView {
             </dl>
         </div>
     }
+}
+
+/// The largest drift of any encoder block (embeddings, layers) of the two pinned runs: both
+/// heatmaps colour on this one scale. The head is new, so it moves by its whole size; it is
+/// shown but does not set the scale.
+fn drift_scale(lab: Lab) -> f64 {
+    Column::BOTH
+        .iter()
+        .filter_map(|&c| lab.pinned_run(c)?.summary)
+        .flat_map(|s| s.drift)
+        .filter(|d| d.block != "head")
+        .map(|d| d.relative_change)
+        .fold(0.0, f64::max)
+}
+
+/// How far the pinned run moved each block from where it started, as a row of cells (embeddings
+/// … head), on the scale both columns share, with a sentence that says what it means.
+#[component]
+fn DriftMap(column: Column) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let name = column.name();
+    let drift = move || lab.pinned_run(column).and_then(|r| r.summary).map(|s| s.drift).filter(|d| !d.is_empty());
+    move || {
+        drift().map(|blocks| {
+            let scale = drift_scale(lab).max(f64::MIN_POSITIVE);
+            let cells = blocks
+                .iter()
+                .map(|d| {
+                    let shade = (d.relative_change / scale).min(1.0);
+                    let parts: Vec<String> =
+                        d.parts.iter().map(|(p, v)| format!("{p} {:.3}%", 100.0 * v)).collect();
+                    let title = if parts.is_empty() { d.block.clone() } else { format!("{}: {}", d.block, parts.join(", ")) };
+                    view! {
+                        <span class="drift-cell" data-block=d.block.clone() data-drift=d.relative_change.to_string() title=title
+                            style=format!("background: rgba(214, 39, 40, {shade:.3})")>
+                            <small>{d.block.clone()}</small>
+                            {format!("{:.2}%", 100.0 * d.relative_change)}
+                        </span>
+                    }
+                })
+                .collect_view();
+            view! {
+                <div class="drift">
+                    <h3>"How far training moved each block"</h3>
+                    <div class="drift-map" data-testid=format!("drift-{name}") role="img"
+                        aria-label=format!("relative weight change per block of run {name}")>{cells}</div>
+                    <p class="hint">{drift_sentence(&blocks)}</p>
+                </div>
+            }
+        })
+    }
+}
+
+/// "Training moved the embeddings by 0.05%, layer 0 by 0.3% … (frozen: 0)": the numbers that
+/// answer "does fine-tuning wreck the pretrained weights?".
+fn drift_sentence(blocks: &[freezelab_protocol::run::BlockDrift]) -> String {
+    let moved: Vec<String> = blocks
+        .iter()
+        .filter(|d| d.block != "head")
+        .map(|d| match (d.block.as_str(), d.relative_change) {
+            (_, 0.0) => format!("{} not at all (frozen)", d.block),
+            ("emb", v) => format!("the embeddings by {:.2}%", 100.0 * v),
+            (b, v) => format!("{} by {:.2}%", b.replace('-', " "), 100.0 * v),
+        })
+        .collect();
+    format!(
+        "‖after − before‖ / ‖before‖: training moved {}. The new head started from random weights, so it moves by about its own size.",
+        moved.join(", ")
+    )
 }
 
 fn status_line(run: &RunView) -> String {

@@ -424,6 +424,11 @@ fn apply_event(run: &mut RunView, event: TrainEvent) {
             run.losses.push((step as f64, loss));
         }
         TrainEvent::Eval { step, metrics, .. } => run.accuracy.push((step as f64, metrics.accuracy)),
+        TrainEvent::Drift { blocks } => {
+            if let Some(summary) = run.summary.as_mut() {
+                summary.drift = blocks;
+            }
+        }
         TrainEvent::Finished { summary } => {
             run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
             run.elapsed = summary.wall_seconds;

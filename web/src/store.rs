@@ -175,7 +175,9 @@ pub async fn load() -> Result<(Vec<RunView>, usize), String> {
 
 /// Restores the saved runs into `lab`, then saves every run that finishes from now on.
 pub fn keep(lab: Lab) {
-    let saved = StoredValue::new(HashSet::<u32>::new());
+    // Saved as (run, with its drift): the drift arrives just after a run finishes, and the run
+    // is saved again with it.
+    let saved = StoredValue::new(HashSet::<(u32, bool)>::new());
     leptos::task::spawn_local(async move {
         match load().await {
             Ok((runs, unreadable)) => {
@@ -192,11 +194,11 @@ pub fn keep(lab: Lab) {
         }
         Effect::new(move || {
             let new: Vec<RunView> = lab.runs.with(|runs| {
-                runs.iter().filter(|r| r.finished() && !saved.with_value(|s| s.contains(&r.id))).cloned().collect()
+                runs.iter().filter(|r| r.finished() && !saved.with_value(|s| s.contains(&saved_as(r)))).cloned().collect()
             });
             for run in new {
                 saved.update_value(|s| {
-                    s.insert(run.id);
+                    s.insert(saved_as(&run));
                 });
                 leptos::task::spawn_local(async move {
                     if let Err(e) = save(&run).await {
@@ -208,11 +210,16 @@ pub fn keep(lab: Lab) {
     });
 }
 
+/// How a run was saved: its id, and whether its drift was in it.
+fn saved_as(run: &RunView) -> (u32, bool) {
+    (run.id, run.summary.as_ref().is_some_and(|s| !s.drift.is_empty()))
+}
+
 /// Saved runs join the history before anything new; run numbers continue after them, and the
 /// newest run trained in each column is shown again.
-fn restore(lab: Lab, runs: Vec<RunView>, saved: &StoredValue<HashSet<u32>>) {
+fn restore(lab: Lab, runs: Vec<RunView>, saved: &StoredValue<HashSet<(u32, bool)>>) {
     let Some(last) = runs.last().map(|r| r.id) else { return };
-    saved.update_value(|s| s.extend(runs.iter().map(|r| r.id)));
+    saved.update_value(|s| s.extend(runs.iter().map(saved_as)));
     lab.next_run.update(|n| *n = (*n).max(last + 1));
     for column in freezelab_protocol::messages::Column::BOTH {
         if let Some(run) = runs.iter().rev().find(|r| r.column == column && !r.imported()) {

@@ -270,3 +270,36 @@ fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
     assert!(runs[0].below_baseline().is_none());
     assert_eq!(baselines(&runs).len(), 1);
 }
+
+/// The drift heatmap: one cell per block with its relative change; frozen blocks read exactly 0.
+#[wasm_bindgen_test]
+async fn the_drift_heatmap_shows_every_block() {
+    use freezelab_protocol::messages::FromWorker;
+    use freezelab_protocol::run::{BlockDrift, RunSummary, TrainConfig, TrainEvent};
+    use freezelab_web::state::RunView;
+    let (lab, root) = mount_column();
+    let config = TrainConfig { freeze: FreezePlan::bottom(6, 2), ..TrainConfig::default() };
+    lab.runs.update(|runs| runs.push(RunView::queued(1, Column::A, config, "m".into(), "d".into(), "cpu".into())));
+    lab.pin(Column::A, 1);
+    let finished = TrainEvent::Finished { summary: Box::new(RunSummary { val_accuracy: 0.9, ..Default::default() }) };
+    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: finished });
+    let block = |block: &str, relative_change: f64| BlockDrift { block: block.into(), relative_change, parts: Vec::new() };
+    let mut blocks = vec![block("emb", 0.0), block("layer-0", 0.0), block("layer-1", 0.0)];
+    blocks.extend((2..6).map(|i| block(&format!("layer-{i}"), 0.001 * i as f64)));
+    blocks.push(block("head", 1.2));
+    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: TrainEvent::Drift { blocks } });
+    leptos::task::tick().await;
+    let map = find(&root, "drift-A");
+    let cells = map.query_selector_all("[data-block]").unwrap();
+    assert_eq!(cells.length(), 8);
+    let cell = |i: u32| {
+        let e: web_sys::Element = cells.get(i).unwrap().unchecked_into();
+        (e.get_attribute("data-block").unwrap(), e.get_attribute("data-drift").unwrap().parse::<f64>().unwrap())
+    };
+    assert_eq!(cell(0), ("emb".to_string(), 0.0));
+    assert_eq!(cell(1), ("layer-0".to_string(), 0.0));
+    assert_eq!(cell(7), ("head".to_string(), 1.2));
+    assert!((cell(6).1 - 0.005).abs() < 1e-12);
+    let text = root.text_content().unwrap();
+    assert!(text.contains("layer 0 not at all (frozen)") && text.contains("layer 5 by 0.50%"), "{text}");
+}

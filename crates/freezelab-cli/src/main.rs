@@ -191,6 +191,9 @@ async fn run(cli: Cli) -> Result<()> {
                 summary.memory.computed_total as f64 / 1048576.0,
                 summary.memory.measured_peak_bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
             );
+            let drift: Vec<String> =
+                summary.drift.iter().map(|d| format!("{} {:.2}%", d.block, 100.0 * d.relative_change)).collect();
+            eprintln!("weights moved (‖after − before‖ / ‖before‖): {}", drift.join(", "));
             let b = &summary.baseline;
             eprintln!("baseline (always ‘{}’): accuracy {:.4}, macro-F1 {:.4}", b.label, b.accuracy, b.macro_f1);
             if !b.beaten_by(summary.val_accuracy) {

@@ -7,6 +7,7 @@ use burn::tensor::Device;
 use clap::Args;
 use freezelab_core::cache::{CacheKey, PrefixCache};
 use freezelab_core::data::{Columns, Dataset};
+use freezelab_core::drift::weight_drift;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::LoadedModel;
 use freezelab_core::train::{self, RunSummary, TrainConfig};
@@ -142,8 +143,9 @@ pub async fn run_once(
         freeze_line: 0,
         max_len: cfg.max_len,
     };
-    let (trained, summary) =
+    let (trained, mut summary) =
         train::train(model.classifier, &model.config, &model.encoder, &loaded.dataset, cfg, key, cache, host).await?;
+    summary.drift = weight_drift(&trained, &model.config, &loaded.dir.weights, cfg.seed).await?;
     model.classifier = trained;
     Ok((model, summary))
 }

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod drift;
 pub mod error;
 pub mod folder;
 pub mod loaded;

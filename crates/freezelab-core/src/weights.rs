@@ -183,11 +183,44 @@ fn encoder(ck: &mut Checkpoint, c: &BertConfig, device: &Device) -> Result<Bert>
 /// A new head as Hugging Face initialises a new `Linear` in a BERT model: weights
 /// N(0, initializer_range), bias 0, from a seeded generator so every backend starts alike.
 fn random_head(hidden: usize, labels: usize, std: f64, seed: u64, device: &Device) -> Linear {
-    let normal = Normal::new(0.0f32, std as f32).expect("a finite, non-negative std");
-    let weight: Vec<f32> = normal.sample_iter(ChaCha8Rng::seed_from_u64(seed)).take(hidden * labels).collect();
-    let weight = tensor(weight, [hidden, labels], device);
+    let weight = tensor(head_init(hidden * labels, std, seed), [hidden, labels], device);
     let bias = tensor(vec![0.0; labels], [labels], device);
     Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) }
+}
+
+/// A new head's weights ([hidden, labels], Burn's orientation), as [`random_head`] draws them.
+fn head_init(n: usize, std: f64, seed: u64) -> Vec<f32> {
+    let normal = Normal::new(0.0f32, std as f32).expect("a finite, non-negative std");
+    normal.sample_iter(ChaCha8Rng::seed_from_u64(seed)).take(n).collect()
+}
+
+/// Every parameter of a classifier as it started, by HF name (PyTorch orientation), as
+/// [`load_classifier`] made it from `safetensors` with `seed`: the checkpoint's tensors, and
+/// its head or the new one `seed` draws. Yields `(name, values)` for each name asked.
+pub(crate) struct Initial<'a> {
+    ck: Checkpoint<'a>,
+    config: &'a BertConfig,
+    seed: u64,
+}
+
+impl<'a> Initial<'a> {
+    pub(crate) fn new(config: &'a BertConfig, safetensors: &'a [u8], seed: u64) -> Result<Self> {
+        Ok(Initial { ck: Checkpoint::parse(safetensors)?, config, seed })
+    }
+
+    /// The starting values of `name` (PyTorch orientation), `labels` the head's outputs.
+    pub(crate) fn values(&mut self, name: &str, shape: &[usize], labels: usize) -> Result<Vec<f32>> {
+        let h = self.config.hidden_size;
+        match name {
+            HEAD_WEIGHT if !self.ck.has(HEAD_WEIGHT) => {
+                // Drawn as [hidden, labels]; PyTorch keeps [labels, hidden].
+                let drawn = head_init(h * labels, self.config.initializer_range, self.seed);
+                Ok((0..labels * h).map(|k| drawn[(k % h) * labels + k / h]).collect())
+            }
+            HEAD_BIAS if !self.ck.has(HEAD_BIAS) => Ok(vec![0.0; labels]),
+            _ => self.ck.take(name, shape),
+        }
+    }
 }
 
 /// Loads a classifier from a HF checkpoint. If the checkpoint carries a head
@@ -256,7 +289,7 @@ pub fn random_checkpoint(config: &BertConfig, seed: u64) -> Vec<u8> {
 }
 
 /// Every parameter of `model` under its HF name, flattened, in PyTorch orientation.
-fn hf_tensors(model: &Classifier) -> Vec<(String, Vec<usize>, Tensor<1>)> {
+pub(crate) fn hf_tensors(model: &Classifier) -> Vec<(String, Vec<usize>, Tensor<1>)> {
     fn flat<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Tensor<1>) {
         let dims = t.dims().to_vec();
         let n: usize = dims.iter().product();

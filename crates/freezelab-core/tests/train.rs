@@ -261,3 +261,31 @@ fn interim_evaluations_use_the_subset_and_the_last_uses_all() {
     assert_eq!(s.val_accuracy, evals[6].2);
     assert_eq!(s.best_val_accuracy, evals[6].2, "only full evaluations count as the best");
 }
+
+/// Drift: frozen blocks report exactly 0, trained ones more; a run whose only step is at lr 0
+/// (the first step of a warm-up) moves nothing, the head included.
+#[test]
+fn drift_is_zero_for_frozen_blocks_and_at_lr_zero() {
+    use freezelab_core::drift::weight_drift;
+    let config = synthetic::config(16, 3, 2);
+    let pretrained = freezelab_core::weights::random_checkpoint(&config, 7);
+    let plan = FreezePlan::parse("emb,0,2", 3).unwrap();
+    let (trained, _, _) = run(&config, &small_cfg(plan), &mut PrefixCache::new());
+    let drift = pollster::block_on(weight_drift(&trained.classifier, &config, &pretrained, 7)).unwrap();
+    let by_block: Vec<(&str, f64)> = drift.iter().map(|d| (d.block.as_str(), d.relative_change)).collect();
+    assert_eq!(by_block.iter().map(|b| b.0).collect::<Vec<_>>(), ["emb", "layer-0", "layer-1", "layer-2", "head"]);
+    for (block, change) in &by_block {
+        match *block {
+            "emb" | "layer-0" | "layer-2" => assert_eq!(*change, 0.0, "{block} is frozen"),
+            _ => assert!(*change > 0.0, "{block} trained but did not move"),
+        }
+    }
+    let parts: Vec<&str> = drift[2].parts.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(parts, ["attention", "feed-forward", "layer-norm"]);
+
+    let at_zero = TrainConfig { max_steps: Some(1), warmup_fraction: 1.0, ..small_cfg(FreezePlan::none(3)) };
+    let (trained, summary, _) = run(&config, &at_zero, &mut PrefixCache::new());
+    assert_eq!(summary.steps, 1);
+    let drift = pollster::block_on(weight_drift(&trained.classifier, &config, &pretrained, 7)).unwrap();
+    assert!(drift.iter().all(|d| d.relative_change == 0.0), "{drift:?}");
+}

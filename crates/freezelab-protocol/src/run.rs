@@ -154,6 +154,21 @@ pub enum TrainEvent {
     Finished {
         summary: Box<RunSummary>,
     },
+    /// After `Finished`: how far training moved each block from where it started.
+    Drift {
+        blocks: Vec<BlockDrift>,
+    },
+}
+
+/// How far training moved one block: ‖W_after − W_before‖ / ‖W_before‖ over all its parameters
+/// together (exactly 0 for a frozen block), and the same per part of an encoder layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockDrift {
+    /// `emb`, `layer-0` … `layer-N`, `head` (the page's `data-block`).
+    pub block: String,
+    pub relative_change: f64,
+    /// Encoder layers: `attention` (query, key, value, output), `feed-forward`, `layer-norm`.
+    pub parts: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -194,6 +209,9 @@ pub struct RunSummary {
     /// Tensors of AdamW state held at the end: only trainable parameters have any. `None` on a
     /// GPU in a browser, where Burn can only list the optimizer's state with a blocking read.
     pub optimizer_state_tensors: Option<usize>,
+    /// Per block, from bottom to head (empty until measured: the CLI and the page fill it in).
+    #[serde(default)]
+    pub drift: Vec<BlockDrift>,
     pub memory: MemoryReport,
     pub config: TrainConfig,
 }

@@ -11,7 +11,8 @@ use freezelab_core::cache::{content_id, CacheKey, PrefixCache};
 use freezelab_core::data::{self, Columns, Dataset, Format};
 use freezelab_core::folder::model_folder;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
-use freezelab_core::train::{self, TrainConfig};
+use freezelab_core::drift::weight_drift;
+use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
 use freezelab_protocol::messages::{
     upload_id, BackendChoice, BackendInfo, BackendKind, Column, DataSource, DatasetInfo, FilePreview, FromWorker,
     ModelInfo, ModelSource, Prediction, Request, ToWorker, UserFile,
@@ -218,6 +219,11 @@ impl Session {
         .await;
         match result {
             Ok((classifier, _summary)) => {
+                // How far each block moved, from the checkpoint bytes held here (no second model).
+                match weight_drift(&classifier, &fresh.config, &model.weights, config.seed).await {
+                    Ok(blocks) => host.emit(&TrainEvent::Drift { blocks }),
+                    Err(e) => post(&FromWorker::Error { context: Request::Train, message: format!("drift: {e}") }),
+                }
                 let model = LoadedModel { classifier, ..fresh };
                 self.trained.insert(column, Trained { run_id, model, labels, max_len: config.max_len });
             }

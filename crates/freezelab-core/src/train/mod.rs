@@ -432,6 +432,7 @@ pub async fn train(
         cache_over_limit: use_cache && cache.over_limit(),
         cancelled,
         optimizer_state_tensors: blocking_reads_allowed(&device).then(|| optim.state_tensors()),
+        drift: Vec::new(),
         memory: MemoryReport {
             computed,
             computed_total: computed.total(),
