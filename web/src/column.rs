@@ -225,6 +225,7 @@ fn DriftMap(column: Column) -> impl IntoView {
                             style=format!("background: rgba(214, 39, 40, {shade:.3})")>
                             <small>{d.block.clone()}</small>
                             {format!("{:.2}%", 100.0 * d.relative_change)}
+                            {d.cka.map(|c| view! { <small data-cka=c.to_string()>{format!("CKA {c:.3}")}</small> })}
                         </span>
                     }
                 })
@@ -254,8 +255,9 @@ fn drift_sentence(blocks: &[freezelab_protocol::run::BlockDrift]) -> String {
         })
         .collect();
     format!(
-        "‖after − before‖ / ‖before‖: training moved {}. The new head started from random weights, so it moves by about its own size.",
-        moved.join(", ")
+        "‖after − before‖ / ‖before‖: training moved {}. The new head started from random weights, so it moves by about its own size. CKA compares each block's output before and after on {} validation examples: 1 is unchanged.",
+        moved.join(", "),
+        freezelab_protocol::run::DRIFT_PROBE_EXAMPLES
     )
 }
 

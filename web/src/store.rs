@@ -194,7 +194,10 @@ pub fn keep(lab: Lab) {
         }
         Effect::new(move || {
             let new: Vec<RunView> = lab.runs.with(|runs| {
-                runs.iter().filter(|r| r.finished() && !saved.with_value(|s| s.contains(&saved_as(r)))).cloned().collect()
+                runs.iter()
+                    .filter(|r| r.finished() && !saved.with_value(|s| s.contains(&saved_as(r))))
+                    .cloned()
+                    .collect()
             });
             for run in new {
                 saved.update_value(|s| {

@@ -283,7 +283,8 @@ async fn the_drift_heatmap_shows_every_block() {
     lab.pin(Column::A, 1);
     let finished = TrainEvent::Finished { summary: Box::new(RunSummary { val_accuracy: 0.9, ..Default::default() }) };
     lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: finished });
-    let block = |block: &str, relative_change: f64| BlockDrift { block: block.into(), relative_change, parts: Vec::new() };
+    let block =
+        |block: &str, relative_change: f64| BlockDrift { block: block.into(), relative_change, parts: Vec::new() };
     let mut blocks = vec![block("emb", 0.0), block("layer-0", 0.0), block("layer-1", 0.0)];
     blocks.extend((2..6).map(|i| block(&format!("layer-{i}"), 0.001 * i as f64)));
     blocks.push(block("head", 1.2));

@@ -56,15 +56,17 @@ impl ModelDir {
         self.load_with_seed(num_labels, 0, device)
     }
 
-    /// `seed` initialises a new head (when the weights carry none).
-    pub fn load_with_seed(&self, num_labels: Option<usize>, seed: u64, device: &Device) -> Result<LoadedModel> {
-        let files = ModelFiles { config: &self.config, weights: &self.weights, tokenizer: &self.tokenizer };
-        Ok(LoadedModel::load(files, num_labels, seed, device)?)
+    pub fn files(&self) -> ModelFiles<'_> {
+        ModelFiles { config: &self.config, weights: &self.weights, tokenizer: &self.tokenizer }
     }
 
-    /// Identifies the weights for cache keys.
+    /// `seed` initialises a new head (when the weights carry none).
+    pub fn load_with_seed(&self, num_labels: Option<usize>, seed: u64, device: &Device) -> Result<LoadedModel> {
+        Ok(LoadedModel::load(self.files(), num_labels, seed, device)?)
+    }
+
+    /// Names the model by its content (all three files) for cache keys.
     pub fn fingerprint(&self) -> String {
-        use sha2::Digest;
-        format!("{:x}", sha2::Sha256::digest(&self.weights))
+        freezelab_core::cache::content_id(&[&self.config, &self.weights, &self.tokenizer])
     }
 }

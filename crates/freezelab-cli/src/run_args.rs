@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use clap::Args;
 use freezelab_core::cache::{CacheKey, PrefixCache};
 use freezelab_core::data::{Columns, Dataset};
-use freezelab_core::drift::weight_drift;
+use freezelab_core::drift;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::LoadedModel;
 use freezelab_core::train::{self, RunSummary, TrainConfig};
@@ -145,7 +145,8 @@ pub async fn run_once(
     };
     let (trained, mut summary) =
         train::train(model.classifier, &model.config, &model.encoder, &loaded.dataset, cfg, key, cache, host).await?;
-    summary.drift = weight_drift(&trained, &model.config, &loaded.dir.weights, cfg.seed).await?;
+    let texts: Vec<&str> = loaded.dataset.validation.iter().map(|(t, _)| t.as_str()).collect();
+    summary.drift = drift::measure(&trained, loaded.dir.files(), cfg.seed, &texts, cfg.max_len).await?;
     model.classifier = trained;
     Ok((model, summary))
 }

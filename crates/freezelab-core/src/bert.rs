@@ -121,6 +121,17 @@ impl Bert {
     pub fn hidden_size(&self) -> usize {
         self.embeddings.word.weight.dims()[1]
     }
+
+    /// The embeddings' output, then every layer's output, bottom to top.
+    pub fn hidden_states(&self, input: &BatchTensors) -> Vec<Tensor<3>> {
+        let bias = input.mask_bias();
+        let mut states = vec![self.embeddings.forward(input.ids.clone())];
+        for layer in &self.layers {
+            let next = layer.forward(states.last().expect("embeddings first").clone(), bias.clone());
+            states.push(next);
+        }
+        states
+    }
 }
 
 /// Mean of `hidden` [batch, seq, h] over positions where `mask` [batch, seq] is 1 → [batch, h].

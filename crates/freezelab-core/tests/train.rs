@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use freezelab_core::cache::PrefixCache;
 use freezelab_core::config::BertConfig;
 use freezelab_core::freeze::FreezePlan;
-use freezelab_core::loaded::LoadedModel;
+use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
 use freezelab_core::tokenize::EncodedBatch;
 use freezelab_core::train::{self, apply_freeze, TrainConfig};
@@ -282,6 +282,23 @@ fn drift_is_zero_for_frozen_blocks_and_at_lr_zero() {
     }
     let parts: Vec<&str> = drift[2].parts.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(parts, ["attention", "feed-forward", "layer-norm"]);
+
+    // Representation change on validation texts: below the trained layer the outputs are the
+    // pretrained ones (CKA 1); from the trained layer up they changed.
+    let config_json = serde_json::to_vec(&config).unwrap();
+    let tokenizer = synthetic::tokenizer_json();
+    let files = ModelFiles { config: &config_json, weights: &pretrained, tokenizer: tokenizer.as_bytes() };
+    let texts: Vec<String> = synthetic::examples(20, 5).into_iter().map(|e| e.text).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let measured =
+        pollster::block_on(freezelab_core::drift::measure(&trained.classifier, files, 7, &texts, 16)).unwrap();
+    let cka: Vec<Option<f64>> = measured.iter().map(|d| d.cka).collect();
+    assert!((cka[0].unwrap() - 1.0).abs() < 1e-9 && (cka[1].unwrap() - 1.0).abs() < 1e-9, "{cka:?}");
+    assert!(cka[2].unwrap() < 1.0 - 1e-6 && cka[4].is_none(), "{cka:?}");
+    assert_eq!(
+        measured.iter().map(|d| d.relative_change).collect::<Vec<_>>(),
+        by_block.iter().map(|b| b.1).collect::<Vec<_>>()
+    );
 
     let at_zero = TrainConfig { max_steps: Some(1), warmup_fraction: 1.0, ..small_cfg(FreezePlan::none(3)) };
     let (trained, summary, _) = run(&config, &at_zero, &mut PrefixCache::new());

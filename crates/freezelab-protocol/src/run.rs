@@ -160,6 +160,9 @@ pub enum TrainEvent {
     },
 }
 
+/// Validation examples whose hidden states the representation change (CKA) compares.
+pub const DRIFT_PROBE_EXAMPLES: usize = 16;
+
 /// How far training moved one block: ‖W_after − W_before‖ / ‖W_before‖ over all its parameters
 /// together (exactly 0 for a frozen block), and the same per part of an encoder layer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -169,6 +172,10 @@ pub struct BlockDrift {
     pub relative_change: f64,
     /// Encoder layers: `attention` (query, key, value, output), `feed-forward`, `layer-norm`.
     pub parts: Vec<(String, f64)>,
+    /// Linear CKA between the block's output before and after training on a fixed validation
+    /// batch (1: the same representation up to rotation and scale); none for the head.
+    #[serde(default)]
+    pub cka: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

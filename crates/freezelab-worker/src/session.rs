@@ -9,9 +9,9 @@ use std::rc::Rc;
 use burn::tensor::Device;
 use freezelab_core::cache::{content_id, CacheKey, PrefixCache};
 use freezelab_core::data::{self, Columns, Dataset, Format};
+use freezelab_core::drift;
 use freezelab_core::folder::model_folder;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
-use freezelab_core::drift::weight_drift;
 use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
 use freezelab_protocol::messages::{
     upload_id, BackendChoice, BackendInfo, BackendKind, Column, DataSource, DatasetInfo, FilePreview, FromWorker,
@@ -219,8 +219,9 @@ impl Session {
         .await;
         match result {
             Ok((classifier, _summary)) => {
-                // How far each block moved, from the checkpoint bytes held here (no second model).
-                match weight_drift(&classifier, &fresh.config, &model.weights, config.seed).await {
+                // How far each block moved, against the checkpoint bytes held here.
+                let texts: Vec<&str> = dataset.validation.iter().map(|(t, _)| t.as_str()).collect();
+                match drift::measure(&classifier, model.files(), config.seed, &texts, config.max_len).await {
                     Ok(blocks) => host.emit(&TrainEvent::Drift { blocks }),
                     Err(e) => post(&FromWorker::Error { context: Request::Train, message: format!("drift: {e}") }),
                 }
