@@ -213,6 +213,19 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     assert_eq!(find(&root, "retry-cpu-A").text_content().unwrap(), "Retry on CPU");
     let runs = lab.runs.get_untracked();
     assert!(runs.iter().any(|r| r.id == 1 && r.column == Column::B && !r.finished()), "the other run is untouched");
+
+    // Retrying asks for the CPU backend and queues the same plan again in column A.
+    use freezelab_protocol::messages::BackendChoice;
+    assert_eq!(lab.backend_choice.get_untracked(), BackendChoice::Auto);
+    find(&root, "retry-cpu-A").click();
+    leptos::task::tick().await;
+    assert_eq!(lab.backend_choice.get_untracked(), BackendChoice::Cpu);
+    let runs = lab.runs.get_untracked();
+    let retry = runs.last().expect("a run was queued");
+    assert_eq!((retry.id, retry.column, retry.finished()), (3, Column::A, false));
+    assert_eq!(retry.config.freeze, runs[1].config.freeze, "the failed run's plan");
+    assert_eq!(lab.pinned_run(Column::A).map(|r| r.id), Some(3));
+    assert!(runs.iter().any(|r| r.id == 2 && matches!(r.status, freezelab_web::state::RunStatus::Failed { .. })));
 }
 
 fn ham(accuracy: f64) -> freezelab_protocol::metrics::Baseline {
