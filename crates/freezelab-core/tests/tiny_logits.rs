@@ -22,7 +22,10 @@ fn tiny_logits_match_the_pinned_fixture() {
     if std::env::var_os("FREEZELAB_WRITE_FIXTURES").is_some() {
         // A fixture written now cannot check this run: it is counted as skipped, not passed.
         std::fs::write(&path, serde_json::to_string(&logits).unwrap() + "\n").unwrap();
-        return common::skip("tiny_logits_match_the_pinned_fixture", "fixture rewritten; it is checked on the next run");
+        return common::skip(
+            "tiny_logits_match_the_pinned_fixture",
+            "fixture rewritten; it is checked on the next run",
+        );
     }
     let pinned: Vec<f32> = serde_json::from_slice(&std::fs::read(&path).expect("fixture")).unwrap();
     assert_eq!(logits.len(), 8);

@@ -1,19 +1,4 @@
-//! The playground's training worker. The page starts it as a dedicated Web Worker; it answers
-//! `ToWorker` messages one at a time (a Stop is acted on at once) and posts `FromWorker`
-//! messages back. Everything that computes is in freezelab-core.
-
-#[cfg(target_arch = "wasm32")]
-mod archive;
-#[cfg(target_arch = "wasm32")]
-mod fetch;
-#[cfg(target_arch = "wasm32")]
-mod host;
-#[cfg(target_arch = "wasm32")]
-mod probe;
-#[cfg(target_arch = "wasm32")]
-mod session;
-#[cfg(target_arch = "wasm32")]
-mod worker;
+//! The training worker's entry point (the code is the library's: `lib.rs`).
 
 /// Counts live bytes: on the CPU backend tensors live on the wasm heap, and this is how a run
 /// measures its peak.
@@ -23,7 +8,7 @@ static ALLOC: freezelab_core::memory::CountingAllocator = freezelab_core::memory
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    worker::start();
+    freezelab_worker::worker::start();
 }
 
 #[cfg(not(target_arch = "wasm32"))]
