@@ -73,7 +73,8 @@ fn chromium() -> Result<()> {
     Ok(())
 }
 
-/// The core (tests/wasm.rs) and the page's components (web/tests) in headless Chromium, run as
+/// The core (tests/wasm.rs), the worker's session (tests/session.rs) and the page's components
+/// (web/tests) in headless Chromium, run as
 /// the project's users run them: `wasm-pack test --headless --chrome CRATE` (README).
 pub fn wasm_tests() -> Result<Tally> {
     tools()?;
@@ -84,8 +85,9 @@ pub fn wasm_tests() -> Result<Tally> {
         ("FREEZELAB_REQUIRE_WEBGPU", "1"),
     ];
     let core = wasm_pack_test("crates/freezelab-core", "wasm", &envs)?;
+    let worker = wasm_pack_test("crates/freezelab-worker", "session", &envs)?;
     let page = wasm_pack_test("web", "components", &envs)?;
-    Ok(core + page)
+    Ok(core + worker + page)
 }
 
 /// `--release`: the suites then share Burn's wasm32 build with the page's (Trunk builds release),

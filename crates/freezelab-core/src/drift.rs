@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use burn::module::Module;
 use freezelab_protocol::run::{BlockDrift, DRIFT_PROBE_EXAMPLES};
 
 use crate::bert::{BatchTensors, Bert, Classifier};
