@@ -5,7 +5,7 @@
 use burn::tensor::Device;
 use freezelab_core::device::{self, Backend};
 use freezelab_protocol::memory::DeviceLimits;
-use freezelab_protocol::messages::{BackendChoice, BackendInfo};
+use freezelab_protocol::messages::{BackendChoice, BackendInfo, BackendKind};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -55,7 +55,7 @@ async fn adapter() -> Result<Adapter, String> {
 
 fn cpu(note: Option<String>) -> (Device, BackendInfo) {
     let limits = DeviceLimits { memory_bytes: Some(WASM_MEMORY_BYTES), buffer_bytes: None };
-    (Device::flex(), BackendInfo { kind: "cpu".into(), adapter: None, fallback: false, note, limits })
+    (Device::flex(), BackendInfo { kind: BackendKind::Cpu, adapter: None, fallback: false, note, limits })
 }
 
 /// WebGPU when a usable adapter exists and starts (a software one only when asked for), else
@@ -79,7 +79,7 @@ pub async fn choose(choice: BackendChoice) -> (Device, BackendInfo) {
             // WebGPU does not tell how much memory the device has; only the buffer limit is known.
             let limits = DeviceLimits { memory_bytes: None, buffer_bytes: found.buffer_bytes };
             let info = BackendInfo {
-                kind: "webgpu".into(),
+                kind: BackendKind::Webgpu,
                 adapter: Some(found.name),
                 fallback: found.fallback,
                 note: None,

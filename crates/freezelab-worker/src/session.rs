@@ -26,8 +26,6 @@ use crate::{archive, fetch, probe};
 const PREVIEW_ROWS: usize = 5;
 
 struct Model {
-    /// What the page calls it (a manifest id, or `upload:` and the weights' file name).
-    id: String,
     /// Names the bytes, for the prefix cache: two uploads under one file name differ here.
     content: String,
     config: Vec<u8>,
@@ -141,7 +139,7 @@ impl Session {
         let content = content_id(&[&config, &weights, &tokenizer]);
         // States cached under another model are never needed again: free them now.
         self.cache.clear();
-        self.model = Some(Model { id, content, config, weights, tokenizer });
+        self.model = Some(Model { content, config, weights, tokenizer });
         self.trained.clear();
         post(&FromWorker::ModelLoaded { info });
         Ok(())
