@@ -248,10 +248,12 @@ fn drift_sentence(blocks: &[freezelab_protocol::run::BlockDrift]) -> String {
     let moved: Vec<String> = blocks
         .iter()
         .filter(|d| d.block != "head")
-        .map(|d| match (d.block.as_str(), d.relative_change) {
-            (_, 0.0) => format!("{} not at all (frozen)", d.block),
-            ("emb", v) => format!("the embeddings by {:.2}%", 100.0 * v),
-            (b, v) => format!("{} by {:.2}%", b.replace('-', " "), 100.0 * v),
+        .map(|d| {
+            let block = if d.block == "emb" { "the embeddings".to_string() } else { d.block.replace('-', " ") };
+            match d.relative_change {
+                0.0 => format!("{block} not at all (frozen)"),
+                v => format!("{block} by {:.2}%", 100.0 * v),
+            }
         })
         .collect();
     format!(

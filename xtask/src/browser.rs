@@ -102,7 +102,6 @@ fn wasm_pack_test(crate_dir: &str, test: &str, envs: &[(&str, &str)]) -> Result<
         "--chromedriver",
         "/usr/bin/chromedriver",
         crate_dir,
-        "--",
         "--test",
         test,
     ]);

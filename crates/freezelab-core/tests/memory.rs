@@ -1,5 +1,7 @@
 //! Memory falls as layers are frozen, and the computed saving of one layer matches the measured
 //! one. Alone in its binary: the counting allocator sees every thread of the process.
+// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Parity with Hugging Face transformers' BertModel on the default weights
 //! (fixture made by tests/fixtures/make_parity.py).
+// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Logits of a tiny random model on fixed texts, pinned in tests/fixtures/tiny_logits.json so
 //! the browser test (tests/wasm.rs) can check that wasm computes what native computes.
 //! After a deliberate change to the model code: `FREEZELAB_WRITE_FIXTURES=1 cargo test`.
+// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

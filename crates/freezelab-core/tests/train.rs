@@ -1,5 +1,7 @@
 //! Freezing has its real effects, training is reproducible, the cache changes nothing but
 //! speed. Tiny random models, CPU backend.
+// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
