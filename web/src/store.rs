@@ -241,15 +241,16 @@ fn restore(lab: Lab, runs: Vec<RunView>, saved: &StoredValue<HashSet<(u32, bool)
 
 /// Removes a run from the page and from storage.
 pub fn forget(lab: Lab, id: u32) {
-    lab.runs.update(|runs| runs.retain(|r| r.id != id));
-    lab.kept.update(|k| {
-        k.remove(&id);
-    });
-    lab.pinned.update(|p| p.iter_mut().filter(|p| **p == Some(id)).for_each(|p| *p = None));
+    // Gone from the page once gone from storage: a reload right after never brings it back.
     leptos::task::spawn_local(async move {
         if let Err(e) = delete(id).await {
-            lab.error(format!("run #{id} could not be deleted from this browser's storage: {e}"));
+            return lab.error(format!("run #{id} could not be deleted from this browser's storage: {e}"));
         }
+        lab.runs.update(|runs| runs.retain(|r| r.id != id));
+        lab.kept.update(|k| {
+            k.remove(&id);
+        });
+        lab.pinned.update(|p| p.iter_mut().filter(|p| **p == Some(id)).for_each(|p| *p = None));
     });
 }
 
