@@ -216,7 +216,8 @@ fn DriftMap(column: Column) -> impl IntoView {
             let cells = blocks
                 .iter()
                 .map(|d| {
-                    let shade = (d.relative_change / scale).min(1.0);
+                    // At most half-opaque, so the numbers stay readable on the darkest cell.
+                    let shade = 0.5 * (d.relative_change / scale).min(1.0);
                     let parts: Vec<String> =
                         d.parts.iter().map(|(p, v)| format!("{p} {:.3}%", 100.0 * v)).collect();
                     let title = if parts.is_empty() { d.block.clone() } else { format!("{}: {}", d.block, parts.join(", ")) };
