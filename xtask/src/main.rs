@@ -33,6 +33,15 @@ enum Command {
     },
     /// The story on the command line: train all vs head only on the default data, compared.
     Demo,
+    /// Validation accuracy of Burn against its PyTorch twin at the default recipe: SpamAssassin
+    /// and SotU era, train all / emb,0-3 / head only, the same examples, several seeds.
+    Reference {
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Python with torch and transformers (default: python3).
+        #[arg(long, env = "FREEZELAB_PYTHON", default_value = "python3")]
+        python: String,
+    },
     /// Training throughput of Burn against PyTorch (when importable) in one run, same shapes.
     Bench {
         /// Timed steps per configuration.
@@ -51,5 +60,6 @@ fn main() -> Result<()> {
         Command::Serve { port } => browser::serve(port),
         Command::Demo => tasks::demo(),
         Command::Bench { steps, python } => tasks::bench(steps, &python),
+        Command::Reference { seeds, python } => tasks::reference(seeds, &python),
     }
 }

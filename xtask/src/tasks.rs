@@ -239,6 +239,72 @@ pub fn demo() -> Result<()> {
     Ok(())
 }
 
+/// Whether `python` can import torch and transformers; says so when it cannot.
+fn has_torch(python: &str, task: &str) -> bool {
+    let ok = Command::new(python).args(["-c", "import torch, transformers"]).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("xtask {task}: PyTorch reference skipped: `{python}` cannot import torch and transformers (set FREEZELAB_PYTHON)");
+    }
+    ok
+}
+
+/// Burn (`freezelab train`) against the PyTorch twin (tests/reference/train_torch.py) on the same
+/// examples at the default recipe (512 examples, 400 validation, 2 epochs, 64 tokens, batch 16,
+/// lr 5e-5, head 1e-3): every run, then the mean validation accuracy per dataset and plan over
+/// `seeds` seeds and the gap in points (the target: within 1.0).
+pub fn reference(seeds: u64, python: &str) -> Result<()> {
+    assets::prepare()?;
+    if !has_torch(python, "reference") {
+        return Ok(());
+    }
+    let root = assets::root();
+    let model = root.join("static/models/minilm-l6");
+    let model = model.to_str().context("path")?;
+    let binary = freezelab_binary()?;
+    let scratch = target_dir()?.join("reference");
+    std::fs::create_dir_all(&scratch)?;
+    let mut rows: Vec<(String, String, f64, f64)> = Vec::new();
+    for data in ["spam", "sotu-era"] {
+        for plan in ["none", "emb,0-3", "head-only"] {
+            for seed in 0..seeds {
+                let (out, examples) = (scratch.join("burn.json"), scratch.join("examples.json"));
+                let seed_arg = seed.to_string();
+                let mut args = vec!["train", "--model", model, "--data", data, "--freeze", plan, "--seed", &seed_arg];
+                if plan != "none" {
+                    args.push("--cache");
+                }
+                let (out_s, examples_s) = (out.to_str().context("path")?, examples.to_str().context("path")?);
+                args.extend(["--out", out_s, "--examples-out", examples_s]);
+                step(Command::new(&binary).args(&args).current_dir(&root).stdout(std::process::Stdio::null()))?;
+                let burn: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
+                let output = Command::new(python)
+                    .arg(root.join("tests/reference/train_torch.py"))
+                    .args([model, examples_s, "--freeze", plan, "--seed", &seed_arg])
+                    .output()
+                    .context("running the PyTorch twin")?;
+                if !output.status.success() {
+                    bail!("PyTorch twin failed: {}", String::from_utf8_lossy(&output.stderr));
+                }
+                let torch: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+                let (b, t) = (
+                    burn["val_accuracy"].as_f64().unwrap_or(f64::NAN),
+                    torch["val_accuracy"].as_f64().unwrap_or(f64::NAN),
+                );
+                println!("reference: {data:>8} {plan:>9} seed {seed}: Burn {b:.4}, PyTorch {t:.4}");
+                rows.push((data.to_string(), plan.to_string(), b, t));
+            }
+        }
+    }
+    println!("\n{:>8} {:>9} {:>10} {:>10} {:>12}", "data", "freeze", "Burn", "PyTorch", "gap (points)");
+    for chunk in rows.chunks(seeds as usize) {
+        let mean = |f: fn(&(String, String, f64, f64)) -> f64| chunk.iter().map(f).sum::<f64>() / chunk.len() as f64;
+        let (b, t) = (mean(|r| r.2), mean(|r| r.3));
+        let verdict = if (b - t).abs() <= 0.01 { "within 1.0" } else { "OUTSIDE 1.0" };
+        println!("{:>8} {:>9} {:>10.4} {:>10.4} {:>+12.1} {verdict}", chunk[0].0, chunk[0].1, b, t, 100.0 * (b - t));
+    }
+    Ok(())
+}
+
 /// Runs `freezelab bench` and, when `python` can import torch and transformers, the PyTorch
 /// reference on the same shapes; prints both and their ratio.
 pub fn bench(steps: usize, python: &str) -> Result<()> {
@@ -257,9 +323,7 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
         out.to_str().context("path")?,
     ]))?;
     let burn: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out)?)?;
-    let has_torch = Command::new(python).args(["-c", "import torch, transformers"]).status().is_ok_and(|s| s.success());
-    if !has_torch {
-        eprintln!("xtask bench: PyTorch reference skipped: `{python}` cannot import torch and transformers (set FREEZELAB_PYTHON)");
+    if !has_torch(python, "bench") {
         return Ok(());
     }
     let script = root.join("tests/reference/bench_torch.py");

@@ -78,6 +78,10 @@ enum Command {
         /// model.safetensors, tokenizer.json), the same folder the page's download holds.
         #[arg(long)]
         save_model: Option<PathBuf>,
+        /// Write the examples the run trains and validates on (JSON: labels, train, validation as
+        /// [text, label index] pairs), for the PyTorch reference (`cargo xtask reference`).
+        #[arg(long)]
+        examples_out: Option<PathBuf>,
     },
     /// Train all, freeze embeddings, bottom 2, 4, …, head only: table (CSV, JSON) and plot (SVG).
     Sweep {
@@ -171,10 +175,16 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&e)?);
             }
         }
-        Command::Train { run, freeze, out, save_head, save_model } => {
+        Command::Train { run, freeze, out, save_head, save_model, examples_out } => {
             let loaded = run.load()?;
             let layers = BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
             let cfg = run.config(FreezePlan::parse(&freeze, layers)?, run.cache);
+            if let Some(path) = examples_out {
+                let (train, validation) = freezelab_core::train::examples(&loaded.dataset, &cfg);
+                let split = serde_json::json!({ "labels": loaded.dataset.labels.names, "train": train, "validation": validation });
+                std::fs::write(&path, serde_json::to_vec(&split)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             let device = device::init(cli.device).await?;
             let mut cache = PrefixCache::new();
             let mut host = CliHost::new(&cfg.freeze.label(), true);

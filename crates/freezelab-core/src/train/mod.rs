@@ -78,13 +78,22 @@ struct Prepared {
     validation: Vec<usize>,
 }
 
-fn prepare(encoder: &TextEncoder, data: &Dataset, cfg: &TrainConfig) -> Result<Prepared> {
+/// The training and validation examples a run under `cfg` uses (seeded, stratified subsets),
+/// as (text, label index): what the PyTorch reference trains on too.
+pub type Split = (Vec<(String, usize)>, Vec<(String, usize)>);
+
+pub fn examples(data: &Dataset, cfg: &TrainConfig) -> Split {
     let k = data.labels.len();
     let train = stratified_subset(&data.train, cfg.train_size, k, cfg.seed);
     let validation = match cfg.eval_size {
         Some(n) => stratified_subset(&data.validation, n, k, cfg.seed),
         None => data.validation.clone(),
     };
+    (train, validation)
+}
+
+fn prepare(encoder: &TextEncoder, data: &Dataset, cfg: &TrainConfig) -> Result<Prepared> {
+    let (train, validation) = examples(data, cfg);
     if train.is_empty() || validation.is_empty() {
         return Err(CoreError::Invalid("no training or validation examples".into()));
     }
