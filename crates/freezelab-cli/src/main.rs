@@ -281,7 +281,7 @@ async fn run(cli: Cli) -> Result<()> {
             let names = labels.unwrap_or_else(|| (0..loaded.classifier.num_labels()).map(|i| i.to_string()).collect());
             let texts: Vec<&str> = text.iter().map(String::as_str).collect();
             for (t, probs) in texts.iter().zip(loaded.predict(&texts, max_len).await?) {
-                let best = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+                let best = freezelab_core::metrics::argmax(&probs);
                 let probabilities: serde_json::Map<String, serde_json::Value> =
                     names.iter().zip(&probs).map(|(n, p)| (n.clone(), serde_json::json!(p))).collect();
                 println!("{}", serde_json::json!({"text": t, "label": names[best], "probabilities": probabilities}));

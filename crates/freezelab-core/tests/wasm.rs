@@ -4,8 +4,6 @@
 //! Run by `cargo xtask test` through `wasm-bindgen-test-runner`.
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::Cell;
-
 use burn::tensor::Device;
 use freezelab_core::bert::BatchTensors;
 use freezelab_core::cache::{CacheKey, PrefixCache};
@@ -14,35 +12,21 @@ use freezelab_core::device::{self, read_f32, Backend};
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
-use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
+use freezelab_core::train::{self, TrainConfig};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
+#[path = "common/recorder.rs"]
+mod recorder;
 #[path = "common/train_step.rs"]
 mod train_step;
+
+use recorder::Recorder;
 
 // In a dedicated worker: the runner polls the page over WebDriver, and training on the main
 // thread would block those polls past their timeout on a slow machine.
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
-
-#[derive(Default)]
-struct Recorder {
-    ticks: Cell<f64>,
-    losses: Vec<f64>,
-}
-
-impl Host for Recorder {
-    fn now(&self) -> f64 {
-        self.ticks.set(self.ticks.get() + 1.0);
-        self.ticks.get()
-    }
-    fn emit(&mut self, event: &TrainEvent) {
-        if let TrainEvent::Step { loss, .. } = event {
-            self.losses.push(*loss);
-        }
-    }
-}
 
 fn tiny(device: &Device) -> LoadedModel {
     let (config, weights, tokenizer) = synthetic::model_files(32, 2, 2, 7);
@@ -122,7 +106,7 @@ async fn train_tiny_on(
             .await
             .unwrap();
     model.classifier = trained;
-    (host.losses, summary, model, cache)
+    (host.losses(), summary, model, cache)
 }
 
 #[wasm_bindgen_test]

@@ -4,6 +4,7 @@
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
+pub mod recorder;
 pub mod training;
 
 use std::path::PathBuf;

@@ -1,7 +1,5 @@
 //! A tiny random model on synthetic data, and a recording host, for training tests.
 
-use std::cell::Cell;
-
 use burn::tensor::Device;
 use freezelab_core::cache::{CacheKey, PrefixCache};
 use freezelab_core::config::BertConfig;
@@ -9,34 +7,10 @@ use freezelab_core::data::Dataset;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
-use freezelab_core::train::{self, Host, RunSummary, TrainConfig, TrainEvent};
+use freezelab_core::train::{self, RunSummary, TrainConfig};
 use freezelab_core::weights::random_checkpoint;
 
-/// A deterministic clock (one tick per reading) that records events.
-#[derive(Default)]
-pub struct Recorder {
-    ticks: Cell<f64>,
-    pub events: Vec<TrainEvent>,
-}
-
-impl Host for Recorder {
-    fn now(&self) -> f64 {
-        self.ticks.set(self.ticks.get() + 1.0);
-        self.ticks.get()
-    }
-    fn emit(&mut self, event: &TrainEvent) {
-        self.events.push(event.clone());
-    }
-}
-
-impl Recorder {
-    pub fn losses(&self) -> Vec<f64> {
-        self.events
-            .iter()
-            .filter_map(|e| if let TrainEvent::Step { loss, .. } = e { Some(*loss) } else { None })
-            .collect()
-    }
-}
+pub use super::recorder::Recorder;
 
 pub fn model(config: &BertConfig, seed: u64, device: &Device) -> LoadedModel {
     let weights = random_checkpoint(config, seed);
