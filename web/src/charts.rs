@@ -7,7 +7,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::export;
-use crate::state::{Lab, INTERIM_EVAL_EXAMPLES};
+use crate::state::{Lab, RunView, INTERIM_EVAL_EXAMPLES};
 
 const COLORS: [RGBColor; 2] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28)];
 
@@ -163,12 +163,12 @@ fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<
         .collect()
 }
 
-/// The distinct baselines of the pinned runs (both columns usually share one).
-fn pinned_baselines(lab: Lab) -> Vec<Baseline> {
+/// The distinct baselines of `runs`, in order (runs on the same data share one).
+pub fn baselines<'a>(runs: impl IntoIterator<Item = &'a RunView>) -> Vec<Baseline> {
     let mut out: Vec<Baseline> = Vec::new();
-    for b in Column::BOTH.iter().filter_map(|&c| lab.pinned_run(c)?.baseline) {
-        if !out.contains(&b) {
-            out.push(b);
+    for b in runs.into_iter().filter_map(|r| r.baseline.as_ref()) {
+        if !out.contains(b) {
+            out.push(b.clone());
         }
     }
     out
@@ -191,7 +191,8 @@ pub fn Charts() -> impl IntoView {
     let loss = move || line_chart("training loss", "loss", &series(lab, |r| r.losses.clone()), None, &[]);
     let accuracy = move || {
         let series = series(lab, |r| r.accuracy.clone());
-        let baselines = pinned_baselines(lab);
+        let pinned: Vec<RunView> = Column::BOTH.iter().filter_map(|&c| lab.pinned_run(c)).collect();
+        let baselines = baselines(&pinned);
         let range = accuracy_range(series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)), &baselines);
         line_chart("validation accuracy", "accuracy", &series, Some(range), &baselines)
     };

@@ -5,11 +5,11 @@
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::messages::Column;
-use freezelab_protocol::metrics::{pareto_front, Baseline};
+use freezelab_protocol::metrics::pareto_front;
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
-use crate::charts::{downloads, scatter_chart, Point};
+use crate::charts::{baselines, downloads, scatter_chart, Point};
 use crate::state::{Lab, RunStatus, RunView};
 use crate::{app, format};
 
@@ -64,17 +64,6 @@ pub fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
     let candidates: Vec<(f64, f64)> =
         points.iter().map(|p| if p.beats_baseline { (p.x, p.y) } else { (f64::NAN, f64::NAN) }).collect();
     (points, pareto_front(&candidates))
-}
-
-/// The distinct baselines of the sweep's runs (one, unless the data changed mid-sweep).
-pub fn baselines(runs: &[RunView]) -> Vec<Baseline> {
-    let mut out: Vec<Baseline> = Vec::new();
-    for b in runs.iter().filter_map(|r| r.baseline.clone()) {
-        if !out.contains(&b) {
-            out.push(b);
-        }
-    }
-    out
 }
 
 #[component]

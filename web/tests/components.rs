@@ -260,7 +260,8 @@ fn charts_draw_the_labelled_baseline() {
 fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
     use freezelab_protocol::run::{RunSummary, TrainConfig};
     use freezelab_web::state::{RunStatus, RunView};
-    use freezelab_web::sweep::{baselines, points, AXES};
+    use freezelab_web::charts::baselines;
+    use freezelab_web::sweep::{points, AXES};
     let done = |id: u32, freeze: FreezePlan, trainable_params: usize, val_accuracy: f64| {
         let config = TrainConfig { freeze, ..TrainConfig::default() };
         let mut run = RunView::queued(id, Column::Sweep, config, "m".into(), "d".into(), "cpu".into());
