@@ -2,7 +2,7 @@
 //! worker messages into it. Components read signals; only `apply` and user actions write them.
 
 use freezelab_protocol::freeze::FreezePlan;
-use freezelab_protocol::memory::{self, ComputedMemory};
+use freezelab_protocol::memory::{self, ComputedMemory, Kernels};
 use freezelab_protocol::messages::{
     BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction,
     Request, UserFile,
@@ -70,7 +70,13 @@ impl Hyper {
     /// Computed memory of `plan` at these settings, the prefix cache included where it is used:
     /// every training and validation example at the max length (an upper bound: padding is not
     /// cached), within the cache's limit.
-    pub fn planned(&self, model: &ModelInfo, dataset: Option<&DatasetInfo>, plan: &FreezePlan) -> ComputedMemory {
+    pub fn planned(
+        &self,
+        model: &ModelInfo,
+        dataset: Option<&DatasetInfo>,
+        plan: &FreezePlan,
+        kernels: Kernels,
+    ) -> ComputedMemory {
         let cache = if self.cache && plan.cache_line().is_some() {
             let available = |counts: &[usize], asked: usize| asked.min(counts.iter().sum());
             let (train, eval) = dataset.map_or((self.train_size, self.eval_size), |d| {
@@ -80,7 +86,7 @@ impl Hyper {
         } else {
             0
         };
-        memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache)
+        memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache, kernels)
     }
 
     pub fn config(&self, freeze: FreezePlan) -> TrainConfig {
@@ -284,6 +290,12 @@ impl Lab {
             shared: RwSignal::new(None),
             presenting: RwSignal::new(false),
         }
+    }
+
+    /// How the worker's backend runs element-wise work (what autodiff keeps depends on it);
+    /// the CPU's fused kernels until a backend is known.
+    pub fn kernels(&self) -> Kernels {
+        self.backend.with(|b| b.as_ref().map_or(Kernels::Fused, |b| b.kind.into()))
     }
 
     /// The editable plan of column A or B.

@@ -88,7 +88,8 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     assert!(hyper.cache);
     let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
     let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, cache);
+    let want =
+        memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, cache, lab.kernels());
     assert!(want.cache > 0);
     assert_eq!(bytes(&root), want.total());
     assert!(bytes(&root) < after, "freezing the embeddings below layer 0 also drops activations");
@@ -98,7 +99,7 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     leptos::task::tick().await;
     let plan = lab.plan_a.get_untracked();
     assert_eq!(plan.freeze_line(), Some(0));
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0, lab.kernels());
     assert_eq!(bytes(&root), want.total());
     assert_eq!(find(&root, "cache-skipped-A").text_content().unwrap().trim(), "not cached");
 }
@@ -259,8 +260,8 @@ fn charts_draw_the_labelled_baseline() {
 #[wasm_bindgen_test]
 fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
     use freezelab_protocol::run::{RunSummary, TrainConfig};
-    use freezelab_web::state::{RunStatus, RunView};
     use freezelab_web::charts::baselines;
+    use freezelab_web::state::{RunStatus, RunView};
     use freezelab_web::sweep::{points, AXES};
     let done = |id: u32, freeze: FreezePlan, trainable_params: usize, val_accuracy: f64| {
         let config = TrainConfig { freeze, ..TrainConfig::default() };

@@ -4,8 +4,9 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, Embedding, LayerNorm, Linear};
-use burn::tensor::{activation, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::fused;
 use crate::tokenize::EncodedBatch;
 
 /// Added to attention scores of padding keys; exp() of it underflows to exactly 0 as HF's does.
@@ -18,6 +19,8 @@ pub struct Embeddings {
     pub token_type: Embedding,
     pub norm: LayerNorm,
     pub dropout: Dropout,
+    /// The norms' ε (Burn's `LayerNorm` keeps its own private).
+    pub eps: f64,
 }
 
 impl Embeddings {
@@ -28,7 +31,7 @@ impl Embeddings {
         let words = self.word.forward(ids);
         let positions = self.position.weight.val().slice([0..seq]).unsqueeze_dim::<3>(0);
         let token_type = self.token_type.weight.val().slice([0..1]).unsqueeze_dim::<3>(0);
-        self.dropout.forward(self.norm.forward(words + positions + token_type))
+        fused::dropout(fused::layer_norm(words + positions + token_type, &self.norm, self.eps), &self.dropout)
     }
 }
 
@@ -45,12 +48,13 @@ pub struct EncoderLayer {
     pub attention_dropout: Dropout,
     pub dropout: Dropout,
     pub heads: usize,
+    pub eps: f64,
 }
 
 impl EncoderLayer {
-    /// `x` [batch, seq, hidden]; `mask_bias` [batch, 1, 1, seq] (0 for tokens, a large negative
-    /// number for padding).
-    pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+    /// `x` [batch, seq, hidden]; `key_bias` [batch, seq] (0 for tokens, a large negative number
+    /// for padding).
+    pub fn forward(&self, x: Tensor<3>, key_bias: Tensor<2>) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.heads;
         let split = |t: Tensor<3>| t.reshape([batch, seq, self.heads, head_dim]).swap_dims(1, 2);
@@ -58,15 +62,16 @@ impl EncoderLayer {
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
-        let probs = self.attention_dropout.forward(activation::softmax(scores, 3));
+        let scores = q.matmul(k.swap_dims(2, 3));
+        let probs = fused::masked_softmax(scores, key_bias, 1.0 / (head_dim as f64).sqrt());
+        let probs = fused::dropout(probs, &self.attention_dropout);
         let context = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
 
-        let attended = self.dropout.forward(self.attention_output.forward(context));
-        let attended = self.attention_norm.forward(attended + x);
-        let hidden_ff = activation::gelu(self.intermediate.forward(attended.clone()));
-        let out = self.dropout.forward(self.output.forward(hidden_ff));
-        self.output_norm.forward(out + attended)
+        let attended = fused::dropout(self.attention_output.forward(context), &self.dropout);
+        let attended = fused::layer_norm(attended + x, &self.attention_norm, self.eps);
+        let hidden_ff = fused::gelu(self.intermediate.forward(attended.clone()));
+        let out = fused::dropout(self.output.forward(hidden_ff), &self.dropout);
+        fused::layer_norm(out + attended, &self.output_norm, self.eps)
     }
 }
 
@@ -97,9 +102,9 @@ impl BatchTensors {
         }
     }
 
-    /// [batch, 1, 1, seq] additive attention bias.
-    pub fn mask_bias(&self) -> Tensor<4> {
-        ((self.mask.clone() - 1.0) * -MASKED_SCORE).unsqueeze_dims::<4>(&[1, 2])
+    /// [batch, seq] additive attention bias per key.
+    pub fn key_bias(&self) -> Tensor<2> {
+        (self.mask.clone() - 1.0) * -MASKED_SCORE
     }
 }
 
@@ -111,7 +116,7 @@ impl Bert {
 
     /// Runs layers `start..` on hidden states produced by the blocks below `start`.
     pub fn forward_from(&self, mut x: Tensor<3>, start: usize, input: &BatchTensors) -> Tensor<3> {
-        let bias = input.mask_bias();
+        let bias = input.key_bias();
         for layer in &self.layers[start..] {
             x = layer.forward(x, bias.clone());
         }
@@ -124,7 +129,7 @@ impl Bert {
 
     /// The embeddings' output, then every layer's output, bottom to top.
     pub fn hidden_states(&self, input: &BatchTensors) -> Vec<Tensor<3>> {
-        let bias = input.mask_bias();
+        let bias = input.key_bias();
         let mut states = vec![self.embeddings.forward(input.ids.clone())];
         for layer in &self.layers {
             let next = layer.forward(states.last().expect("embeddings first").clone(), bias.clone());
@@ -159,7 +164,7 @@ impl Classifier {
 
     /// Logits from last hidden states.
     pub fn logits(&self, hidden: Tensor<3>, mask: &Tensor<2>) -> Tensor<2> {
-        self.head.forward(self.dropout.forward(mean_pool(hidden, mask)))
+        self.head.forward(fused::dropout(mean_pool(hidden, mask), &self.dropout))
     }
 
     pub fn num_labels(&self) -> usize {

@@ -12,6 +12,7 @@ pub mod device;
 pub mod drift;
 pub mod error;
 pub mod folder;
+pub mod fused;
 pub mod loaded;
 pub mod memory;
 pub mod synthetic;

@@ -159,6 +159,7 @@ fn encoder(ck: &mut Checkpoint, c: &BertConfig, device: &Device) -> Result<Bert>
         token_type: embedding(ck, "embeddings.token_type_embeddings.weight", c.type_vocab_size, h, device)?,
         norm: layer_norm(ck, "embeddings.LayerNorm", c, device)?,
         dropout: hidden_dropout.init(),
+        eps: c.layer_norm_eps,
     };
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for l in 0..c.num_hidden_layers {
@@ -175,6 +176,7 @@ fn encoder(ck: &mut Checkpoint, c: &BertConfig, device: &Device) -> Result<Bert>
             attention_dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
             dropout: hidden_dropout.init(),
             heads: c.num_attention_heads,
+            eps: c.layer_norm_eps,
         });
     }
     Ok(Bert { embeddings, layers })

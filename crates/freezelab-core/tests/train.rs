@@ -134,8 +134,8 @@ fn frozen_blocks_run_without_dropout() {
     let a = read(frozen.bert.embeddings.forward(input.ids.clone()));
     let b = read(frozen.bert.embeddings.forward(input.ids.clone()));
     assert_eq!(a, b, "a frozen block must be deterministic");
-    let l1a = read(frozen.bert.layers[1].forward(frozen.bert.embeddings.forward(input.ids.clone()), input.mask_bias()));
-    let l1b = read(frozen.bert.layers[1].forward(frozen.bert.embeddings.forward(input.ids.clone()), input.mask_bias()));
+    let l1a = read(frozen.bert.layers[1].forward(frozen.bert.embeddings.forward(input.ids.clone()), input.key_bias()));
+    let l1b = read(frozen.bert.layers[1].forward(frozen.bert.embeddings.forward(input.ids.clone()), input.key_bias()));
     assert_ne!(l1a, l1b, "a trainable layer applies dropout while training");
 }
 

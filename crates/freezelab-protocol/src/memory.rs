@@ -54,23 +54,57 @@ pub fn trainable_params(params: &BlockParams, plan: &FreezePlan) -> usize {
     layers + params.head + if plan.embeddings { 0 } else { params.embeddings }
 }
 
-/// f32 values autodiff keeps for one encoder layer's backward, counted from the ops in
-/// `bert::EncoderLayer::forward` at batch `b`, sequence `s`:
-/// - per token, hidden-sized: the layer input (read by q/k/v), q, k, v, the attention context,
-///   the attention-output and output dropout masks and projections, two LayerNorms' inputs and
-///   normalised values → 12 × h;
-/// - per token, intermediate-sized: the intermediate projection (GELU's input), GELU's output,
-///   and the erf term GELU's backward reads → 3 × i;
-/// - per head and token pair: softmax output, attention-dropout mask, dropped probabilities → 3 × s.
-pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize) -> u64 {
-    let (h, i, a) = (c.hidden_size as u64, c.intermediate_size as u64, c.num_attention_heads as u64);
-    let (b, s) = (b as u64, s as u64);
-    b * s * (12 * h + 3 * i) + 3 * b * a * s * s
+/// How a backend runs a layer's element-wise work, which decides what autodiff keeps for the
+/// backward pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// FreezeLab's fused operations (`freezelab_core::fused`, the CPU backend): layer norm keeps
+    /// x̂, GELU its input, softmax its output, dropout only a seed.
+    #[default]
+    Fused,
+    /// Burn's composed operations (WebGPU, Vulkan): every intermediate and every dropout mask.
+    Composed,
 }
 
-/// Embedding block activations: the sum before LayerNorm, its normalised value, dropout mask.
-fn embedding_activation_floats(c: &EncoderShape, b: usize, s: usize) -> u64 {
-    3 * (b * s * c.hidden_size) as u64
+impl From<crate::messages::BackendKind> for Kernels {
+    fn from(kind: crate::messages::BackendKind) -> Self {
+        match kind {
+            crate::messages::BackendKind::Cpu => Kernels::Fused,
+            crate::messages::BackendKind::Webgpu => Kernels::Composed,
+        }
+    }
+}
+
+/// f32 values autodiff keeps for one encoder layer's backward, counted from the ops in
+/// `bert::EncoderLayer::forward` at batch `b`, sequence `s`.
+/// Fused:
+/// - per token, hidden-sized: the layer input (read by q/k/v), q, k, v, the attention context,
+///   the first norm's x̂ and output (the feed-forward's input), the second norm's x̂ → 8 × h;
+/// - per token, intermediate-sized: GELU's input and output → 2 × i;
+/// - per head and token pair: the softmax output and the dropped probabilities → 2 × s.
+///
+/// Composed, in addition: both dropout masks and projections of the hidden size, each norm's
+/// input (12 × h in all), the erf term GELU's backward reads (3 × i), the attention-dropout mask
+/// (3 × s).
+pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Kernels) -> u64 {
+    let (h, i, a) = (c.hidden_size as u64, c.intermediate_size as u64, c.num_attention_heads as u64);
+    let (b, s) = (b as u64, s as u64);
+    let (per_h, per_i, per_pair) = match kernels {
+        Kernels::Fused => (8, 2, 2),
+        Kernels::Composed => (12, 3, 3),
+    };
+    b * s * (per_h * h + per_i * i) + per_pair * b * a * s * s
+}
+
+/// Embedding block activations: the norm's x̂ (fused), or also the sum before the norm and the
+/// dropout mask (composed).
+fn embedding_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Kernels) -> u64 {
+    let per_h = match kernels {
+        Kernels::Fused => 1,
+        Kernels::Composed => 3,
+    };
+    per_h * (b * s * c.hidden_size) as u64
 }
 
 /// The computed breakdown for a step at batch `b`, padded length `s`.
@@ -81,6 +115,7 @@ pub fn computed(
     b: usize,
     s: usize,
     cache_bytes: u64,
+    kernels: Kernels,
 ) -> ComputedMemory {
     let trainable = trainable_params(params, plan) as u64;
     // Layers at or above the freeze line keep activations, frozen ones too: their input needs a
@@ -90,9 +125,9 @@ pub fn computed(
         None => (0, true),
     };
     let layers = (plan.num_layers() - first_tracked.min(plan.num_layers())) as u64;
-    let mut floats = layers * layer_activation_floats(c, b, s);
+    let mut floats = layers * layer_activation_floats(c, b, s, kernels);
     if embeddings_tracked {
-        floats += embedding_activation_floats(c, b, s);
+        floats += embedding_activation_floats(c, b, s, kernels);
     }
     ComputedMemory {
         weights: 4 * params.total() as u64,

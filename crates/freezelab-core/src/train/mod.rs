@@ -136,7 +136,7 @@ async fn prefix_states(
         }
     }
     let mut x = bert.embeddings.forward(input.ids.clone());
-    let bias = input.mask_bias();
+    let bias = input.key_bias();
     for layer in &bert.layers[..line] {
         x = layer.forward(x, bias.clone());
     }
@@ -293,6 +293,7 @@ pub async fn train(
         )));
     }
     device.seed(cfg.seed);
+    crate::fused::seed_dropout(cfg.seed);
     let plan = &cfg.freeze;
     let params = block_params(&model);
     let mut model = apply_freeze(model, plan);
@@ -329,7 +330,15 @@ pub async fn train(
     let truth: Vec<usize> = prep.validation.iter().map(|&e| prep.labels[e]).collect();
     let baseline = Baseline::majority(&truth, &data.labels.names);
     let trainable = memory::trainable_params(&params, plan);
-    let planned = memory::computed(&config.shape(), &params, plan, cfg.batch_size, cfg.max_len, planned_cache);
+    let planned = memory::computed(
+        &config.shape(),
+        &params,
+        plan,
+        cfg.batch_size,
+        cfg.max_len,
+        planned_cache,
+        crate::fused::kernels(&device),
+    );
     host.emit(&TrainEvent::Started {
         total_steps,
         train_examples: prep.train.len(),
@@ -415,7 +424,15 @@ pub async fn train(
     }
 
     let cache_bytes = if use_cache { cache.bytes() } else { 0 };
-    let computed = memory::computed(&config.shape(), &params, plan, cfg.batch_size, longest_seq.max(1), cache_bytes);
+    let computed = memory::computed(
+        &config.shape(),
+        &params,
+        plan,
+        cfg.batch_size,
+        longest_seq.max(1),
+        cache_bytes,
+        crate::fused::kernels(&device),
+    );
     let last = evals.last().expect("evaluated at least once");
     let (final_loss, final_metrics) = (last.loss, last.metrics.clone());
     // Accuracies on the interim subset are not comparable with the full set's.

@@ -1,0 +1,113 @@
+//! The fused operations under autodiff: the forward pass on the inner backend, keeping only what
+//! the handwritten backward needs (GELU its input, layer norm x̂ and 1/σ, softmax its output,
+//! dropout nothing but its seed). Untracked calls (a frozen prefix, evaluation) keep nothing.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::Autodiff;
+
+use super::{FusedBackward, FusedOps};
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl<B: FusedBackward> Backward<B, 1> for GeluBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| B::gelu_grad(x, g));
+    }
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl<B: FusedBackward> Backward<B, 3> for LayerNormBackward {
+    /// x̂, 1/σ, γ.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (xhat, rstd, gamma) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let (dx, dgamma, dbeta) = B::layer_norm_grad(grad, xhat, rstd, gamma);
+        let [x, gamma, beta] = ops.parents;
+        for (parent, g) in [(x, dx), (gamma, dgamma), (beta, dbeta)] {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl<B: FusedBackward> Backward<B, 1> for SoftmaxBackward {
+    /// The output and the scale.
+    type State = (FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (y, scale) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| B::masked_softmax_grad(y, g, scale));
+    }
+}
+
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl<B: FusedBackward> Backward<B, 1> for DropoutBackward {
+    /// Probability and seed: the mask is made again, not stored.
+    type State = (f64, u64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (prob, seed) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| B::dropout_hashed(g, prob, seed));
+    }
+}
+
+impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive();
+                prep.finish(x.clone(), B::gelu_erf(x))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gelu_erf(x.into_primitive())),
+        }
+    }
+
+    fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        let nodes = [x.node(), w.node(), b.node()];
+        let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
+        match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (y, xhat, rstd) = B::layer_norm_train(x, w.clone(), b, eps);
+                prep.finish((xhat, rstd, w), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::normalize(x, w, b, eps)),
+        }
+    }
+
+    fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        // The bias is the padding mask's: a constant, so only the scores are a parent.
+        let bias = bias.into_primitive();
+        match SoftmaxBackward.prepare::<C>([scores.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = B::softmax_masked(scores.into_primitive(), bias, scale);
+                prep.finish((y.clone(), scale), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_masked(scores.into_primitive(), bias, scale)),
+        }
+    }
+
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+        match DropoutBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((prob, seed), B::dropout_hashed(x.into_primitive(), prob, seed)),
+            OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed)),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The fused operations on Burn's `flex` CPU backend: contiguous f32 buffers in, the kernels,
+//! new buffers out.
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::{Shape, TensorData};
+use burn_flex::FlexTensor;
+
+use super::{kernels, FusedBackward, FusedOps};
+
+/// The values of `t` in row-major order (copied only when `t` is a strided view).
+fn values(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("the fused operations take contiguous f32 tensors")
+}
+
+fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+impl FusedOps for Flex {
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = values(&x);
+        tensor(kernels::gelu(slice(&x)), x.shape())
+    }
+
+    fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        Self::layer_norm_train(x, w, b, eps).0
+    }
+
+    fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        let (scores, bias) = (values(&scores), values(&bias));
+        let shape = scores.shape();
+        let [_, heads, queries, keys] = shape.dims();
+        let y = kernels::masked_softmax(slice(&scores), slice(&bias), keys, heads * queries, scale as f32);
+        tensor(y, shape)
+    }
+
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+        let x = values(&x);
+        tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
+    }
+}
+
+impl FusedBackward for Flex {
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, grad) = (values(&x), values(&grad));
+        tensor(kernels::gelu_grad(slice(&x), slice(&grad)), x.shape())
+    }
+
+    fn layer_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (x, gamma, beta) = (values(&x), values(&gamma), values(&beta));
+        let shape = x.shape();
+        let (y, xhat, rstd) = kernels::layer_norm(slice(&x), slice(&gamma), slice(&beta), eps as f32);
+        let rows = rstd.len();
+        (tensor(y, shape.clone()), tensor(xhat, shape), tensor(rstd, Shape::new([rows])))
+    }
+
+    fn layer_norm_grad(
+        grad: FloatTensor<Self>,
+        xhat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (grad, xhat, rstd, gamma) = (values(&grad), values(&xhat), values(&rstd), values(&gamma));
+        let shape = grad.shape();
+        let (dx, dgamma, dbeta) = kernels::layer_norm_grad(slice(&grad), slice(&xhat), slice(&rstd), slice(&gamma));
+        let d = dgamma.len();
+        (tensor(dx, shape), tensor(dgamma, Shape::new([d])), tensor(dbeta, Shape::new([d])))
+    }
+
+    fn masked_softmax_grad(y: FloatTensor<Self>, grad: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        let (y, grad) = (values(&y), values(&grad));
+        let shape = grad.shape();
+        let keys = shape.dims::<4>()[3];
+        tensor(kernels::masked_softmax_grad(slice(&y), slice(&grad), keys, scale as f32), shape)
+    }
+}

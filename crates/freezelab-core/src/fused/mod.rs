@@ -1,0 +1,145 @@
+//! Fused operations with handwritten backward passes, added to Burn through its backend
+//! extension (`#[backend_extension]`): GELU (erf form), layer normalisation, the attention's
+//! scaled and masked softmax, and dropout with a counter-based mask. Under autodiff Burn runs
+//! layer norm and softmax as several element-wise ops each (and keeps their intermediates for
+//! the backward pass), computes GELU's erf with scalar libm and draws dropout masks from a scalar
+//! ChaCha: on the CPU this element-wise work, not the matmuls, bounded a training step.
+//!
+//! Each function below runs the fused kernel on Burn's `flex` CPU backend (natively and in
+//! wasm) and Burn's composed operations on any other device (WebGPU, Vulkan), so the model
+//! code calls one function either way. `kernels` holds the arithmetic, `flex` and `autodiff`
+//! the two backend implementations.
+
+mod autodiff;
+mod flex;
+pub mod kernels;
+
+use std::cell::Cell;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, DispatchDevice};
+use burn::nn::{Dropout, LayerNorm};
+use burn::tensor::{activation, Device, Tensor};
+use freezelab_protocol::memory::Kernels;
+
+/// Operations a backend runs in one pass each. Implemented for `Flex` (kernels) and for
+/// `Autodiff` over a backend that also has [`FusedBackward`].
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedOps: Backend {
+    /// 0.5 · x · (1 + erf(x / √2)).
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Layer normalisation: normalises the last axis, then scales by `w` (γ) and shifts by `b`
+    /// (β), both 1-D.
+    fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+    /// softmax(scores · scale + bias) over the last axis; scores `[b, h, q, k]`, bias `[b, k]`,
+    /// taken as a constant (it comes from the padding mask).
+    fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
+    /// Inverted dropout whose mask is a function of `seed` and the element's position.
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
+}
+
+/// The backward kernels, run on the backend under autodiff (never through dispatch).
+pub trait FusedBackward: FusedOps {
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The forward pass keeping what the backward pass needs: `(y, x̂, 1/σ per row)`.
+    fn layer_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// `(dx, dγ, dβ)`.
+    fn layer_norm_grad(
+        grad: FloatTensor<Self>,
+        xhat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// d scores from the softmax's output `y`.
+    fn masked_softmax_grad(y: FloatTensor<Self>, grad: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
+}
+
+/// Whether `device` is Burn's `flex` CPU backend (with or without autodiff).
+fn is_flex(device: &Device) -> bool {
+    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// Which kernels a step on `device` runs (what the computed memory counts).
+pub fn kernels(device: &Device) -> Kernels {
+    if is_flex(device) {
+        Kernels::Fused
+    } else {
+        Kernels::Composed
+    }
+}
+
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !is_flex(&x.device()) {
+        return activation::gelu(x);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::gelu_erf(x.into_dispatch()))
+}
+
+/// `norm` applied to `x` (its ε passed in: Burn keeps it private).
+pub fn layer_norm(x: Tensor<3>, norm: &LayerNorm, eps: f64) -> Tensor<3> {
+    let beta = norm.beta.as_ref().map(|b| b.val());
+    let (true, Some(beta)) = (is_flex(&x.device()), beta) else {
+        return norm.forward(x);
+    };
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::normalize(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        beta.into_dispatch(),
+        eps,
+    ))
+}
+
+/// softmax(scores · scale + bias) over the keys; `bias` is `[batch, keys]`.
+pub fn masked_softmax(scores: Tensor<4>, bias: Tensor<2>, scale: f64) -> Tensor<4> {
+    if !is_flex(&scores.device()) {
+        let [batch, keys] = bias.dims();
+        return activation::softmax(scores * scale + bias.reshape([batch, 1, 1, keys]), 3);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::softmax_masked(
+        scores.into_dispatch(),
+        bias.into_dispatch(),
+        scale,
+    ))
+}
+
+thread_local! {
+    /// The dropout stream of this thread: (run seed, calls so far). Training runs on one thread
+    /// (the CLI's executor, the browser worker), so a seeded run draws the same masks natively
+    /// and in wasm.
+    static DROPOUT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Starts this thread's dropout stream for a run seeded with `seed`.
+pub fn seed_dropout(seed: u64) {
+    DROPOUT.with(|d| d.set((seed, 0)));
+}
+
+fn next_dropout_seed() -> u64 {
+    DROPOUT.with(|d| {
+        let (seed, calls) = d.get();
+        d.set((seed, calls + 1));
+        seed.rotate_left(32) ^ calls
+    })
+}
+
+/// `dropout` applied to `x`: only while training (an autodiff device and the layer not frozen),
+/// as Burn's `Dropout::forward` decides.
+pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+    let device = x.device();
+    if !is_flex(&device) {
+        return dropout.forward(x);
+    }
+    if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {
+        return x;
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::dropout_hashed(
+        x.into_dispatch(),
+        dropout.prob,
+        next_dropout_seed(),
+    ))
+}

@@ -1,0 +1,90 @@
+//! Each fused operation against Burn's composed operations on the same inputs: the output and
+//! every gradient (loss = Σ output · random weights), at odd sizes and with padded keys. Run
+//! natively (tests/fused.rs) and in the browser (tests/wasm.rs).
+
+use burn::module::Param;
+use burn::nn::{DropoutConfig, LayerNormConfig};
+use burn::tensor::{activation, Device, Tensor, TensorData};
+use freezelab_core::device::read_f32;
+use freezelab_core::fused;
+
+pub const TOLERANCE: f32 = 1e-5;
+
+/// Deterministic values in [-scale, scale) (the same on every target).
+fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as f32 / u32::MAX as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(shape: [usize; D], seed: u32, scale: f32, device: &Device) -> Tensor<D> {
+    let n = shape.iter().product();
+    Tensor::from_data(TensorData::new(values(n, seed, scale), shape), device)
+}
+
+async fn worst<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    let (a, b) = (read_f32(a).await.unwrap(), read_f32(b).await.unwrap());
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// (what, largest absolute difference) for every output and gradient of every fused operation.
+pub async fn differences() -> Vec<(String, f32)> {
+    let device = Device::flex().autodiff();
+    let mut out = Vec::new();
+
+    // GELU over a wide range (the erf tails) at an odd shape.
+    let x = tensor([3, 5, 7], 1, 6.0, &device).require_grad();
+    let w = tensor([3, 5, 7], 2, 1.0, &device);
+    let (fused, composed) = (fused::gelu(x.clone()), activation::gelu(x.clone()));
+    out.push(("gelu".into(), worst(fused.clone(), composed.clone()).await));
+    let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
+    out.push(("gelu dx".into(), worst(x.grad(&gf).unwrap(), x.grad(&gc).unwrap()).await));
+
+    // Layer norm with trained-looking γ and β, an odd width, BERT's ε.
+    let d = 13;
+    let mut norm = LayerNormConfig::new(d).with_epsilon(1e-12).init(&device);
+    norm.gamma = Param::from_tensor(tensor([d], 3, 1.0, &device) + 1.0);
+    norm.beta = Some(Param::from_tensor(tensor([d], 4, 0.5, &device)));
+    let x = tensor([2, 5, d], 5, 3.0, &device).require_grad();
+    let w = tensor([2, 5, d], 6, 1.0, &device);
+    let (fused, composed) = (fused::layer_norm(x.clone(), &norm, 1e-12), norm.forward(x.clone()));
+    out.push(("layer norm".into(), worst(fused.clone(), composed.clone()).await));
+    let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
+    out.push(("layer norm dx".into(), worst(x.grad(&gf).unwrap(), x.grad(&gc).unwrap()).await));
+    let gamma = norm.gamma.val();
+    out.push(("layer norm dγ".into(), worst(gamma.grad(&gf).unwrap(), gamma.grad(&gc).unwrap()).await));
+    let beta = norm.beta.as_ref().unwrap().val();
+    out.push(("layer norm dβ".into(), worst(beta.grad(&gf).unwrap(), beta.grad(&gc).unwrap()).await));
+
+    // Masked softmax: the second sequence has its last two keys padded.
+    let (b, h, s) = (2, 3, 5);
+    let scores = tensor([b, h, s, s], 7, 4.0, &device).require_grad();
+    let mask = Tensor::<2>::from_data(TensorData::new(vec![1f32, 1., 1., 1., 1., 1., 1., 1., 0., 0.], [b, s]), &device);
+    let bias = (mask - 1.0) * 1.0e9;
+    let w = tensor([b, h, s, s], 8, 1.0, &device);
+    let scale = 0.125;
+    let fused = fused::masked_softmax(scores.clone(), bias.clone(), scale);
+    let composed = activation::softmax(scores.clone() * scale + bias.reshape([b, 1, 1, s]), 3);
+    out.push(("masked softmax".into(), worst(fused.clone(), composed.clone()).await));
+    let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
+    out.push(("masked softmax dscores".into(), worst(scores.grad(&gf).unwrap(), scores.grad(&gc).unwrap()).await));
+
+    // Dropout: kept elements scaled by 1/(1-p), and the backward pass applies the same mask.
+    let prob = 0.25;
+    let x = (tensor([4, 33], 9, 1.0, &device).abs() + 0.1).require_grad();
+    let w = tensor([4, 33], 10, 1.0, &device);
+    fused::seed_dropout(3);
+    let y = fused::dropout(x.clone(), &DropoutConfig::new(prob).init());
+    let keep = y.clone().not_equal_elem(0.0).float() / (1.0 - prob);
+    out.push(("dropout".into(), worst(y.clone(), x.clone() * keep.clone()).await));
+    let g = (y * w.clone()).sum().backward();
+    out.push(("dropout dx".into(), worst(x.grad(&g).unwrap(), (w * keep).inner()).await));
+    out
+}

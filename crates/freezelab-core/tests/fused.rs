@@ -1,0 +1,17 @@
+//! The fused operations equal Burn's composed ones, output and gradients (natively; the browser
+//! runs the same cases in tests/wasm.rs).
+// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "common/fused_cases.rs"]
+mod fused_cases;
+
+#[test]
+fn fused_operations_equal_the_composed_ones() {
+    let differences = pollster::block_on(fused_cases::differences());
+    assert_eq!(differences.len(), 10);
+    for (what, worst) in &differences {
+        eprintln!("{what}: {worst:.2e}");
+        assert!(*worst <= fused_cases::TOLERANCE, "{what} differs from Burn's composed operations by {worst}");
+    }
+}
