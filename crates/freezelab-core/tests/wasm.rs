@@ -6,19 +6,22 @@
 
 use burn::tensor::Device;
 use freezelab_core::bert::BatchTensors;
-use freezelab_core::cache::{CacheKey, PrefixCache};
-use freezelab_core::data::Dataset;
+use freezelab_core::cache::PrefixCache;
 use freezelab_core::device::{self, read_f32, Backend};
 use freezelab_core::freeze::FreezePlan;
-use freezelab_core::loaded::{LoadedModel, ModelFiles};
+use freezelab_core::loaded::LoadedModel;
 use freezelab_core::synthetic;
 use freezelab_core::train::{self, TrainConfig};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
+#[path = "common/fused_cases.rs"]
+mod fused_cases;
 #[path = "common/recorder.rs"]
 mod recorder;
+#[path = "common/tiny_run.rs"]
+mod tiny_run;
 #[path = "common/train_step.rs"]
 mod train_step;
 
@@ -29,9 +32,7 @@ use recorder::Recorder;
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 fn tiny(device: &Device) -> LoadedModel {
-    let (config, weights, tokenizer) = synthetic::model_files(32, 2, 2, 7);
-    let files = ModelFiles { config: &config, weights: &weights, tokenizer: tokenizer.as_bytes() };
-    LoadedModel::load(files, Some(2), 7, device).unwrap()
+    tiny_run::model(device)
 }
 
 /// Logits written by the native test tests/tiny_logits.rs.
@@ -73,40 +74,7 @@ async fn forward_pass_gives_finite_distinct_outputs() {
 
 /// Trains the tiny model in the browser under `plan`: losses, summary, trained model, cache.
 async fn train_tiny(plan: FreezePlan, epochs: usize) -> (Vec<f64>, train::RunSummary, LoadedModel, PrefixCache) {
-    train_tiny_on(Device::flex(), plan, epochs, None).await
-}
-
-async fn train_tiny_on(
-    device: Device,
-    plan: FreezePlan,
-    epochs: usize,
-    max_steps: Option<usize>,
-) -> (Vec<f64>, train::RunSummary, LoadedModel, PrefixCache) {
-    let device = device.autodiff();
-    let mut model = tiny(&device);
-    let data = Dataset::from_single(synthetic::examples(96, 1), 0.25, 0, "synthetic").unwrap();
-    let cfg = TrainConfig {
-        freeze: plan,
-        train_size: 64,
-        eval_size: None,
-        epochs,
-        batch_size: 8,
-        max_len: 16,
-        lr: 3e-3,
-        head_lr: 1e-2,
-        cache: true,
-        max_steps,
-        ..TrainConfig::default()
-    };
-    let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: 16 };
-    let mut host = Recorder::default();
-    let mut cache = PrefixCache::new();
-    let (trained, summary) =
-        train::train(model.classifier, &model.config, &model.encoder, &data, &cfg, key, &mut cache, &mut host)
-            .await
-            .unwrap();
-    model.classifier = trained;
-    (host.losses(), summary, model, cache)
+    tiny_run::train(&Device::flex(), plan, epochs, None).await
 }
 
 #[wasm_bindgen_test]
@@ -169,7 +137,7 @@ async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     assert!(worst <= 1e-4, "WebGPU logits differ from the CPU's by {worst}");
 
     let before = read_f32(tiny(&gpu).classifier.bert.layers[0].query.weight.val()).await.unwrap();
-    let (losses, _, model, _) = train_tiny_on(gpu.clone(), FreezePlan::bottom(2, 1), 1, Some(2)).await;
+    let (losses, _, model, _) = tiny_run::train(&gpu, FreezePlan::bottom(2, 1), 1, Some(2)).await;
     assert_eq!(losses.len(), 2);
     assert!(losses.iter().all(|l| l.is_finite()));
     let after = read_f32(model.classifier.bert.layers[0].query.weight.val()).await.unwrap();
@@ -186,4 +154,24 @@ async fn three_adamw_steps_match_pytorch_in_the_browser() {
     let (losses, finals) = train_step::replay(&fx, &Device::flex()).await;
     let worst = train_step::compare(&fx, &losses, &finals);
     console_log!("train step parity in the browser: largest difference {worst:.2e}");
+}
+
+/// The fused operations equal Burn's composed ones in wasm too (SIMD128 kernels).
+#[wasm_bindgen_test]
+async fn fused_operations_equal_the_composed_ones_in_the_browser() {
+    for (what, worst) in fused_cases::differences().await {
+        console_log!("{what}: {worst:.2e}");
+        assert!(worst <= fused_cases::TOLERANCE, "{what} differs from Burn's composed operations by {worst}");
+    }
+}
+
+/// A seeded run with dropout on gives the native loss curve (tests/tiny_logits.rs pins it).
+#[wasm_bindgen_test]
+async fn a_seeded_run_gives_the_native_losses() {
+    let (losses, ..) = tiny_run::train(&Device::flex(), FreezePlan::none(2), 2, Some(tiny_run::PINNED_STEPS)).await;
+    let pinned: Vec<f64> = serde_json::from_str(tiny_run::LOSSES).unwrap();
+    assert_eq!(losses.len(), pinned.len());
+    let worst = losses.iter().zip(&pinned).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    console_log!("losses in the browser vs native: largest difference {worst:.2e}");
+    assert!(worst <= 1e-4, "the browser's losses differ from the native ones by {worst}");
 }

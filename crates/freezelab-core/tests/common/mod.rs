@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod recorder;
+pub mod tiny_run;
 pub mod training;
 
 use std::path::PathBuf;
