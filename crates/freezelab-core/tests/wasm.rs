@@ -11,7 +11,7 @@ use freezelab_core::device::{self, read_f32, Backend};
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::LoadedModel;
 use freezelab_core::synthetic;
-use freezelab_core::train::{self, TrainConfig};
+use freezelab_core::train;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -24,8 +24,6 @@ mod recorder;
 mod tiny_run;
 #[path = "common/train_step.rs"]
 mod train_step;
-
-use recorder::Recorder;
 
 // In a dedicated worker: the runner polls the page over WebDriver, and training on the main
 // thread would block those polls past their timeout on a slow machine.
