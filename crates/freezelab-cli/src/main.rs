@@ -2,6 +2,7 @@
 
 mod data_arg;
 mod host;
+mod malloc;
 mod model_dir;
 mod run_args;
 mod sweep;
@@ -137,6 +138,7 @@ enum Command {
 }
 
 fn main() {
+    malloc::keep_freed_memory();
     let cli = Cli::parse();
     if let Err(e) = pollster::block_on(run(cli)) {
         eprintln!("error: {e:#}");
