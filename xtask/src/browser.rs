@@ -93,19 +93,36 @@ pub fn wasm_tests() -> Result<Tally> {
 /// `--release`: the suites then share Burn's wasm32 build with the page's (Trunk builds release),
 /// so Burn is compiled for wasm once per run, not twice.
 fn wasm_pack_test(crate_dir: &str, test: &str, envs: &[(&str, &str)]) -> Result<Tally> {
+    run_tests(&mut wasm_pack(crate_dir, test), envs)
+}
+
+fn wasm_pack(crate_dir: &str, test: &str) -> Command {
     let mut cmd = Command::new("wasm-pack");
-    cmd.args([
-        "test",
-        "--release",
-        "--headless",
-        "--chrome",
-        "--chromedriver",
-        "/usr/bin/chromedriver",
-        crate_dir,
-        "--test",
-        test,
-    ]);
-    run_tests(&mut cmd, envs)
+    cmd.args(["test", "--release", "--headless", "--chrome", "--chromedriver", "/usr/bin/chromedriver", crate_dir]);
+    cmd.args(["--test", test]);
+    cmd
+}
+
+/// The training step in headless Chromium (crates/freezelab-core/tests/wasm_bench.rs, one
+/// worker): the `BENCH {json}` lines it printed, as JSON values.
+pub fn wasm_bench() -> Result<Vec<serde_json::Value>> {
+    tools()?;
+    let mut cmd = wasm_pack("crates/freezelab-core", "wasm_bench");
+    cmd.args(["--features", "wasm-bench", "--", "--nocapture"])
+        .env("CARGO_TARGET_DIR", target_dir()?)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "900")
+        .current_dir(assets::root());
+    eprintln!("xtask: {cmd:?}");
+    let output = cmd.output().context("running wasm-pack")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("the browser bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    stdout
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("BENCH "))
+        .map(|json| serde_json::from_str(json).context("a BENCH line"))
+        .collect()
 }
 
 fn trunk(args: &[&str]) -> Command {

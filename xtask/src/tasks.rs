@@ -305,8 +305,9 @@ pub fn reference(seeds: u64, python: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `freezelab bench` and, when `python` can import torch and transformers, the PyTorch
-/// reference on the same shapes; prints both and their ratio.
+/// Runs `freezelab bench`; when `python` can import torch and transformers, the PyTorch
+/// reference on the same shapes (both and their ratio); then native Burn on one thread against
+/// the same step in a browser worker.
 pub fn bench(steps: usize, python: &str) -> Result<()> {
     assets::prepare()?;
     let root = assets::root();
@@ -323,14 +324,58 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
         out.to_str().context("path")?,
     ]))?;
     let burn: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out)?)?;
-    if !has_torch(python, "bench") {
-        return Ok(());
+    if has_torch(python, "bench") {
+        torch_rows(&model, &steps_arg, python, &burn)?;
     }
+    browser_rows(&model)
+}
+
+/// `ex/s` of a `freezelab bench` result, or 0.
+fn ex_s(row: &serde_json::Value) -> f64 {
+    row["examples_per_second"].as_f64().unwrap_or(0.0)
+}
+
+/// Native Burn on one thread against the same step compiled to wasm in headless Chromium, one
+/// worker: rows none and head-only at seq 64, batch 16, 3 timed steps (as tests/wasm_bench.rs).
+fn browser_rows(model: &std::path::Path) -> Result<()> {
+    let out = target_dir()?.join("bench-native-1-thread.json");
+    step(Command::new(freezelab_binary()?).env("RAYON_NUM_THREADS", "1").args([
+        "bench",
+        "--model",
+        model.to_str().context("path")?,
+        "--seq",
+        "64",
+        "--steps",
+        "3",
+        "--rows",
+        "none,head-only",
+        "--json",
+        out.to_str().context("path")?,
+    ]))?;
+    let native: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out)?)?;
+    let wasm = browser::wasm_bench()?;
+    println!("\n{:>10} {:>5} {:>16} {:>12} {:>8}", "freeze", "seq", "native 1 thread", "wasm ex/s", "ratio");
+    for (n, w) in native.iter().zip(&wasm) {
+        println!(
+            "{:>10} {:>5} {:>16.2} {:>12.2} {:>8.2}",
+            n["freeze"].as_str().unwrap_or("?"),
+            n["seq_len"].as_u64().unwrap_or(0),
+            ex_s(n),
+            ex_s(w),
+            ex_s(w) / ex_s(n).max(1e-12)
+        );
+    }
+    Ok(())
+}
+
+/// The PyTorch twin on the shapes `burn` was measured at; prints both and their ratio.
+fn torch_rows(model: &std::path::Path, steps_arg: &str, python: &str, burn: &[serde_json::Value]) -> Result<()> {
+    let root = assets::root();
     let script = root.join("tests/reference/bench_torch.py");
     let output = Command::new(python)
         .arg(&script)
-        .arg(&model)
-        .args(["--steps", &steps_arg])
+        .arg(model)
+        .args(["--steps", steps_arg])
         .output()
         .context("running the PyTorch reference")?;
     if !output.status.success() {
@@ -340,8 +385,7 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
         String::from_utf8(output.stdout)?.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
     println!("\n{:>10} {:>6} {:>5} {:>12} {:>12} {:>8}", "freeze", "cache", "seq", "burn ex/s", "torch ex/s", "ratio");
     for (b, t) in burn.iter().zip(&torch) {
-        let (be, te) =
-            (b["examples_per_second"].as_f64().unwrap_or(0.0), t["examples_per_second"].as_f64().unwrap_or(0.0));
+        let (be, te) = (ex_s(b), ex_s(t));
         println!(
             "{:>10} {:>6} {:>5} {:>12.2} {:>12.2} {:>8.2}",
             b["freeze"].as_str().unwrap_or("?"),

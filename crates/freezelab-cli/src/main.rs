@@ -92,7 +92,8 @@ enum Command {
         out_dir: PathBuf,
     },
     /// Training throughput (examples/s) and peak memory at fixed shapes: freeze none, bottom 3,
-    /// head only; with and without the prefix cache.
+    /// head only; with and without the prefix cache. Threads: all cores (`RAYON_NUM_THREADS`
+    /// sets fewer).
     Bench {
         #[arg(long)]
         model: PathBuf,
@@ -107,6 +108,10 @@ enum Command {
         /// Also write the results as a JSON array.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Only these rows, comma separated: none, bottom3, bottom3-cache, head-only,
+        /// head-only-cache.
+        #[arg(long, value_delimiter = ',')]
+        rows: Vec<String>,
     },
     /// Class probabilities of a text under a fine-tuned checkpoint.
     Predict {
@@ -233,10 +238,17 @@ async fn run(cli: Cli) -> Result<()> {
             sweep::run(&run, &out_dir, &device).await?;
             eprintln!("sweep: wrote sweep.csv, sweep.json, sweep.svg in {}", out_dir.display());
         }
-        Command::Bench { model, batch, seq, steps, json } => {
+        Command::Bench { model, batch, seq, steps, json, rows } => {
             let dir = ModelDir::read(&model, None)?;
             let device = device::init(cli.device).await?.autodiff();
             let layers = BertConfig::from_json(&dir.config)?.num_hidden_layers;
+            let all = bench::rows(layers);
+            if let Some(unknown) = rows.iter().find(|r| !all.iter().any(|(name, ..)| name == r)) {
+                let names: Vec<&str> = all.iter().map(|(name, ..)| *name).collect();
+                anyhow::bail!("unknown bench row \"{unknown}\": use {}", names.join(", "));
+            }
+            let chosen: Vec<_> =
+                all.into_iter().filter(|(name, ..)| rows.is_empty() || rows.iter().any(|r| r == name)).collect();
             let host = CliHost::new("bench", false);
             let mut results = Vec::new();
             println!(
@@ -244,16 +256,10 @@ async fn run(cli: Cli) -> Result<()> {
                 "freeze", "cache", "batch", "seq", "ex/s", "s/step", "peak MiB"
             );
             for &seq_len in &seq {
-                for (plan, cache) in [
-                    (FreezePlan::none(layers), false),
-                    (FreezePlan::bottom(layers, 3), false),
-                    (FreezePlan::bottom(layers, 3), true),
-                    (FreezePlan::head_only(layers), false),
-                    (FreezePlan::head_only(layers), true),
-                ] {
+                for (_, plan, cache) in &chosen {
                     let loaded = dir.load(Some(2), &device)?;
                     let b = bench::fixed_batch(batch, seq_len, loaded.config.vocab_size, 101, 102);
-                    let r = bench::run(loaded.classifier, &plan, cache, &b, steps, &host).await?;
+                    let r = bench::run(loaded.classifier, plan, *cache, &b, steps, &host).await?;
                     println!(
                         "{:>10} {:>6} {:>5} {:>5} {:>10.2} {:>10.3} {:>12}",
                         r.freeze,

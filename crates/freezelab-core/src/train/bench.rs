@@ -24,6 +24,17 @@ pub struct BenchResult {
     pub measured_peak_bytes: Option<u64>,
 }
 
+/// The configurations `freezelab bench` times, by name: (name, plan, with the prefix cache).
+pub fn rows(layers: usize) -> Vec<(&'static str, FreezePlan, bool)> {
+    vec![
+        ("none", FreezePlan::none(layers), false),
+        ("bottom3", FreezePlan::bottom(layers, 3), false),
+        ("bottom3-cache", FreezePlan::bottom(layers, 3), true),
+        ("head-only", FreezePlan::head_only(layers), false),
+        ("head-only-cache", FreezePlan::head_only(layers), true),
+    ]
+}
+
 /// A batch of `batch_size` rows of exactly `seq_len` tokens (no padding, so every
 /// configuration computes the same shapes), ids drawn deterministically from the vocabulary.
 pub fn fixed_batch(batch_size: usize, seq_len: usize, vocab: usize, cls: u32, sep: u32) -> EncodedBatch {
