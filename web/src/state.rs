@@ -36,7 +36,10 @@ pub struct Hyper {
 }
 
 impl Hyper {
-    /// Defaults sized to the backend: the CPU in a tab is slow, so its budget is small.
+    /// Defaults sized to the backend. On the CPU: the largest budget at which "Train both" (A
+    /// all, B head only) takes about a minute in a 2-core machine's tab and still shows the
+    /// known order (BENCHMARKS.md, "The demo budget"): short texts, two epochs, and a learning
+    /// rate raised to 1e-4 for so few steps.
     pub fn for_backend(kind: BackendKind) -> Self {
         match kind {
             BackendKind::Webgpu => Hyper {
@@ -50,12 +53,12 @@ impl Hyper {
                 cache: true,
             },
             BackendKind::Cpu => Hyper {
-                train_size: 128,
+                train_size: 256,
                 eval_size: 100,
-                epochs: 1,
+                epochs: 2,
                 batch_size: 16,
-                max_len: 64,
-                lr: 5e-5,
+                max_len: 32,
+                lr: 1e-4,
                 seed: 0,
                 cache: true,
             },

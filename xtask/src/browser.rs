@@ -160,17 +160,15 @@ fn wait_for_port(port: u16, within: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Builds the release page, serves it as `cargo xtask serve` does (`trunk serve`, with its
-/// Content-Security-Policy), and drives it with Playwright (tests/e2e). Returns the (passed,
-/// failed) checks; screenshots land in the target folder's `e2e-screenshots`.
-pub fn end_to_end() -> Result<Tally> {
+/// Builds the release page and serves it as `cargo xtask serve` does (`trunk serve`, with its
+/// Content-Security-Policy) until dropped, with the Playwright scripts (tests/e2e) ready to run.
+fn serve_for_scripts() -> Result<Server> {
     tools()?;
     // Built first so a build error stops here, not in a browser waiting for a page.
     step(&mut trunk(&["build", "--release"]))?;
-    let e2e = assets::root().join("tests/e2e");
-    step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
+    step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
     let port = E2E_PORT.to_string();
-    let _server = Server(
+    let server = Server(
         trunk(&["serve", "--release", "--port", &port])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -179,6 +177,35 @@ pub fn end_to_end() -> Result<Tally> {
     );
     // Trunk builds again (a no-op for cargo) before it answers; the scripts wait for the page.
     wait_for_port(E2E_PORT, Duration::from_secs(600))?;
+    Ok(server)
+}
+
+fn e2e_dir() -> PathBuf {
+    assets::root().join("tests/e2e")
+}
+
+/// "Train both" at the page's CPU defaults, timed in headless Chromium (tests/e2e/demo-budget.mjs):
+/// the `DEMO {json}` line it printed.
+pub fn demo_budget() -> Result<serde_json::Value> {
+    let _server = serve_for_scripts()?;
+    let output = Command::new("node")
+        .args(["demo-budget.mjs", &format!("http://127.0.0.1:{E2E_PORT}/")])
+        .current_dir(e2e_dir())
+        .output()
+        .context("running node")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("the demo budget run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let line = stdout.lines().find_map(|l| l.strip_prefix("DEMO ")).context("no DEMO line")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Serves the release page and drives it with Playwright (tests/e2e). Returns the (passed,
+/// failed) checks; screenshots land in the target folder's `e2e-screenshots`.
+pub fn end_to_end() -> Result<Tally> {
+    let _server = serve_for_scripts()?;
+    let e2e = e2e_dir();
     let shots: PathBuf = target_dir()?.join("e2e-screenshots");
     // WebGPU here is a software adapter: its run uses the small random model and data, loaded
     // through the page's file pickers.

@@ -307,7 +307,7 @@ pub fn reference(seeds: u64, python: &str) -> Result<()> {
 
 /// Runs `freezelab bench`; when `python` can import torch and transformers, the PyTorch
 /// reference on the same shapes (both and their ratio); then native Burn on one thread against
-/// the same step in a browser worker.
+/// the same step in a browser worker, and the page's "Train both" at its CPU defaults, timed.
 pub fn bench(steps: usize, python: &str) -> Result<()> {
     assets::prepare()?;
     let root = assets::root();
@@ -354,6 +354,7 @@ fn browser_rows(model: &std::path::Path) -> Result<()> {
     ]))?;
     let native: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out)?)?;
     let wasm = browser::wasm_bench()?;
+    let demo = browser::demo_budget()?;
     println!("\n{:>10} {:>5} {:>16} {:>12} {:>8}", "freeze", "seq", "native 1 thread", "wasm ex/s", "ratio");
     for (n, w) in native.iter().zip(&wasm) {
         println!(
@@ -365,6 +366,15 @@ fn browser_rows(model: &std::path::Path) -> Result<()> {
             ex_s(w) / ex_s(n).max(1e-12)
         );
     }
+    let accuracy = |key: &str| demo[key].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "\nthe page, \"Train both\" at its CPU defaults {}: {:.1} s; A (all) {:.4}, B (head only) {:.4}, majority class {}",
+        demo["settings"],
+        demo["seconds"].as_f64().unwrap_or(f64::NAN),
+        accuracy("accuracy_a"),
+        accuracy("accuracy_b"),
+        demo["baseline"].as_str().unwrap_or("?")
+    );
     Ok(())
 }
 

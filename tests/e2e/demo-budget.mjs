@@ -1,0 +1,34 @@
+// The demo as a class would see it, timed: the release page on the CPU backend with its default
+// settings untouched (A trains everything, B the head only, cache on), one click on "Train
+// both". Prints `DEMO {json}`: the wall time of both runs, each run's accuracy and the
+// majority-class baseline. Run by `cargo xtask bench` (a figure, not a test).
+//
+// usage: node demo-budget.mjs URL
+import { launch, waitForServer } from './server.mjs';
+
+const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
+await waitForServer(url);
+const browser = await launch();
+const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+const byId = (id) => page.getByTestId(id);
+await page.goto(url);
+await byId('force-cpu').check();
+await page.waitForFunction(() => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith('CPU'),
+  null, { timeout: 120_000 });
+await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
+await byId('preset-A-all').click();
+await byId('preset-B-head').click();
+const settings = {};
+for (const id of ['hp-train-size', 'hp-eval-size', 'hp-epochs', 'hp-max-len', 'hp-batch', 'hp-lr']) {
+  settings[id.slice(3)] = Number(await byId(id).inputValue());
+}
+const start = await page.evaluate(() => performance.now());
+await byId('train-both').click();
+await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(`[data-testid=accuracy-${c}]`)?.textContent.trim()),
+  null, { timeout: 1_800_000 });
+const seconds = (await page.evaluate(() => performance.now()) - start) / 1000;
+const number = async (id) => Number((await byId(id).textContent()).trim());
+const result = { settings, seconds, accuracy_a: await number('accuracy-A'), accuracy_b: await number('accuracy-B') };
+result.baseline = await page.locator('[data-testid=baseline-A]').textContent({ timeout: 1000 }).then((t) => t.trim()).catch(() => null);
+console.log(`DEMO ${JSON.stringify(result)}`);
+await browser.close();
