@@ -35,7 +35,7 @@ fn seeded_losses_match_the_pinned_fixture() {
     let Some(pinned) = pinned::<f64>("tiny_losses", &losses) else { return };
     assert_eq!(losses.len(), tiny_run::PINNED_STEPS);
     let worst = losses.iter().zip(&pinned).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    assert!(worst <= 1e-6, "losses moved by {worst} from the fixture; regenerate it if the change was deliberate");
+    assert!(worst <= 1e-5, "losses moved by {worst} from the fixture; regenerate it if the change was deliberate");
 }
 
 /// The values pinned in tests/fixtures/`name`.json; with `FREEZELAB_WRITE_FIXTURES` set,
