@@ -5,7 +5,7 @@
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::messages::Column;
-use freezelab_protocol::metrics::pareto_front;
+use freezelab_protocol::metrics::results_front;
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
@@ -61,9 +61,8 @@ pub fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
             Some(Point { label: r.config.freeze.label(), x: (axis.cost)(s)?, y: s.val_accuracy, beats_baseline })
         })
         .collect();
-    let candidates: Vec<(f64, f64)> =
-        points.iter().map(|p| if p.beats_baseline { (p.x, p.y) } else { (f64::NAN, f64::NAN) }).collect();
-    (points, pareto_front(&candidates))
+    let front = results_front(&points.iter().map(|p| (p.x, p.y, p.beats_baseline)).collect::<Vec<_>>());
+    (points, front)
 }
 
 #[component]

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use freezelab_core::cache::PrefixCache;
 use freezelab_core::freeze::FreezePlan;
+use freezelab_core::metrics::results_front;
 use freezelab_core::train::RunSummary;
 use plotters::prelude::*;
 use serde::Serialize;
@@ -27,6 +28,10 @@ pub struct Row {
     /// Always answering the majority label, and whether the run clears it by the margin.
     pub baseline_accuracy: f64,
     pub beats_baseline: bool,
+    /// On the Pareto front of accuracy against trainable parameters, and against training time
+    /// (runs that do not beat the baseline never are), as the page's sweep marks them.
+    pub front_params: bool,
+    pub front_time: bool,
 }
 
 impl From<&RunSummary> for Row {
@@ -43,7 +48,22 @@ impl From<&RunSummary> for Row {
             macro_f1: s.macro_f1,
             baseline_accuracy: s.baseline.accuracy,
             beats_baseline: s.baseline.beaten_by(s.val_accuracy),
+            front_params: false,
+            front_time: false,
         }
+    }
+}
+
+/// Marks each row's place on the two fronts.
+fn mark_fronts(rows: &mut [Row]) {
+    let front = |cost: fn(&Row) -> f64, rows: &[Row]| {
+        results_front(&rows.iter().map(|r| (cost(r), r.val_accuracy, r.beats_baseline)).collect::<Vec<_>>())
+    };
+    let by_params = front(|r| r.trainable_params as f64, rows);
+    let by_time = front(|r| r.train_seconds, rows);
+    for ((row, p), t) in rows.iter_mut().zip(by_params).zip(by_time) {
+        row.front_params = p;
+        row.front_time = t;
     }
 }
 
@@ -75,7 +95,8 @@ pub async fn run(args: &RunArgs, out_dir: &Path, device: &Device) -> Result<Vec<
 /// Writes sweep.csv, sweep.json and sweep.svg (rewritten after every run, so partial sweeps
 /// leave results).
 fn write(out_dir: &Path, summaries: &[RunSummary]) -> Result<()> {
-    let rows: Vec<Row> = summaries.iter().map(Row::from).collect();
+    let mut rows: Vec<Row> = summaries.iter().map(Row::from).collect();
+    mark_fronts(&mut rows);
     let mut csv = csv::Writer::from_path(out_dir.join("sweep.csv"))?;
     for row in &rows {
         csv.serialize(row)?;
@@ -96,11 +117,12 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
     let lowest = rows.iter().map(|r| r.val_accuracy).fold(baseline, f64::min);
     let highest = rows.iter().map(|r| r.val_accuracy).fold(baseline, f64::max);
     let y_range = (lowest - 0.05).max(0.0)..(highest + 0.05).min(1.0);
-    let panels: [(&DrawingArea<SVGBackend, _>, &str, f64, Box<dyn Fn(&Row) -> f64>); 2] = [
-        (&left, "trainable parameters (millions)", max_params, Box::new(|r: &Row| r.trainable_params as f64 / 1e6)),
-        (&right, "training time (s)", max_time, Box::new(|r: &Row| r.train_seconds)),
+    type Axis = (&'static str, f64, fn(&Row) -> f64, fn(&Row) -> bool);
+    let panels: [Axis; 2] = [
+        ("trainable parameters (millions)", max_params, |r| r.trainable_params as f64 / 1e6, |r| r.front_params),
+        ("training time (s)", max_time, |r| r.train_seconds, |r| r.front_time),
     ];
-    for (area, x_label, x_max, x_of) in panels {
+    for (area, (x_label, x_max, x_of, on_front)) in [&left, &right].into_iter().zip(panels) {
         let mut chart = ChartBuilder::on(area)
             .caption(format!("validation accuracy vs {x_label}"), ("sans-serif", 16))
             .margin(12)
@@ -110,13 +132,31 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
         chart.configure_mesh().x_desc(x_label).y_desc("accuracy").draw()?;
         let points: Vec<(f64, f64)> = rows.iter().map(|r| (x_of(r), r.val_accuracy)).collect();
         chart.draw_series(LineSeries::new(points.clone(), &BLUE))?;
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+        // The Pareto front in green; a run below the baseline as a grey cross, as in the page.
+        let mut front: Vec<(f64, f64)> =
+            rows.iter().zip(&points).filter(|(r, _)| on_front(r)).map(|(_, &p)| p).collect();
+        front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart.draw_series(LineSeries::new(front.clone(), GREEN.stroke_width(2)))?;
+        chart.draw_series(rows.iter().zip(&points).map(|(r, &p)| {
+            let style = if on_front(r) { GREEN.filled() } else { BLUE.filled() };
+            EmptyElement::at(p)
+                + if r.beats_baseline {
+                    Circle::new((0, 0), 4, style).into_dyn()
+                } else {
+                    Cross::new((0, 0), 4, RGBColor(128, 128, 128).stroke_width(2)).into_dyn()
+                }
+        }))?;
         let offset = (y_range.end - y_range.start) / 25.0;
         chart.draw_series(
             rows.iter()
                 .zip(&points)
                 .map(|(r, &p)| Text::new(r.freeze.clone(), (p.0, p.1 - offset), ("sans-serif", 11))),
         )?;
+        chart.draw_series([Text::new(
+            "green: Pareto front · grey ×: not above the majority class",
+            (x_max * 0.25, y_range.end - offset),
+            ("sans-serif", 11).into_font().color(&RGBColor(60, 60, 60)),
+        )])?;
         let red = RED.stroke_width(1);
         chart.draw_series(LineSeries::new([(0.0, baseline), (x_max * 1.1, baseline)], red))?;
         chart.draw_series([Text::new(

@@ -176,3 +176,45 @@ fn bad_input_gets_a_clear_message() {
     let (_, stderr, ok) = freezelab(&args);
     assert!(!ok && stderr.contains("setting max_len: must be at most the model's 512 positions"), "{stderr}");
 }
+
+/// The sweep's table marks the Pareto fronts as the page's sweep does: never a run below the
+/// majority class, and on each axis no front run beaten by a cheaper or equal one.
+#[test]
+fn sweep_marks_the_pareto_fronts() {
+    let tmp = scratch("sweep");
+    let (model, out) = (tmp.join("model"), tmp.join("sweep"));
+    let (_, stderr, ok) = freezelab(&["synthetic", "--out", model.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let data = model.join("data.csv");
+    let args = ["--train-size", "48", "--eval-size", "24", "--epochs", "3", "--max-len", "16", "--lr", "3e-3"];
+    let (_, stderr, ok) = freezelab(
+        &[
+            &["sweep", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()][..],
+            &args,
+            &["--out-dir", out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    let mut csv = csv::Reader::from_path(out.join("sweep.csv")).unwrap();
+    let rows: Vec<std::collections::HashMap<String, String>> = csv.deserialize().map(Result::unwrap).collect();
+    assert!(rows.len() >= 3);
+    let number = |r: &std::collections::HashMap<String, String>, k: &str| r[k].parse::<f64>().unwrap();
+    for (front, cost) in [("front_params", "trainable_params"), ("front_time", "train_seconds")] {
+        let on: Vec<_> = rows.iter().filter(|r| r[front] == "true").collect();
+        assert!(on.iter().all(|r| r["beats_baseline"] == "true"), "{front}: a run below the baseline is on it");
+        for r in &on {
+            let dominated = rows.iter().filter(|q| q["beats_baseline"] == "true").any(|q| {
+                let (qc, qa, rc, ra) =
+                    (number(q, cost), number(q, "val_accuracy"), number(r, cost), number(r, "val_accuracy"));
+                qc <= rc && qa >= ra && (qc < rc || qa > ra)
+            });
+            assert!(!dominated, "{front}: {} is dominated", r["freeze"]);
+        }
+        let above: Vec<_> = rows.iter().filter(|r| r["beats_baseline"] == "true").collect();
+        let top = above.iter().map(|r| number(r, "val_accuracy")).fold(f64::NEG_INFINITY, f64::max);
+        let tops: Vec<_> = above.iter().filter(|r| number(r, "val_accuracy") == top).collect();
+        assert!(tops.is_empty() || tops.iter().any(|r| r[front] == "true"), "{front}: no most accurate run on it");
+    }
+    assert!(std::fs::read_to_string(out.join("sweep.svg")).unwrap().contains("Pareto front"));
+}

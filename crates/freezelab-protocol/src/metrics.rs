@@ -89,6 +89,14 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<bool> {
     points.iter().map(|&p| !p.0.is_nan() && !p.1.is_nan() && !points.iter().any(|&q| dominates(q, p))).collect()
 }
 
+/// The Pareto front of results (cost, accuracy, beats its baseline): a run that does not clear
+/// its majority-class baseline is no result to trade against, so it is never on the front.
+pub fn results_front(points: &[(f64, f64, bool)]) -> Vec<bool> {
+    let candidates: Vec<(f64, f64)> =
+        points.iter().map(|&(c, s, counts)| if counts { (c, s) } else { (f64::NAN, f64::NAN) }).collect();
+    pareto_front(&candidates)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +139,8 @@ mod tests {
         let points = [(1.0, 0.8), (2.0, 0.7), (3.0, 0.9), (1.0, 0.8), (0.5, f64::NAN)];
         assert_eq!(pareto_front(&points), [true, false, true, true, false]);
         assert!(pareto_front(&[]).is_empty());
+        // The best point does not beat its baseline: off the front, and the next one takes its place.
+        let results = [(1.0, 0.9, false), (2.0, 0.8, true), (3.0, 0.7, true)];
+        assert_eq!(results_front(&results), [false, true, false]);
     }
 }
