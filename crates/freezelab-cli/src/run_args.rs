@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// Cache size limit in MiB (beyond it, examples are recomputed).
     #[arg(long, default_value_t = 1024)]
     pub cache_limit_mib: u64,
+    /// Train for this many seconds of training steps (within --epochs), the learning rate
+    /// scheduled over the time: give a cheaper plan the time a dearer one took.
+    #[arg(long)]
+    pub time_budget: Option<f64>,
 }
 
 pub struct Loaded {
@@ -122,7 +126,7 @@ impl RunArgs {
             seed: self.seed,
             cache,
             cache_limit_bytes: self.cache_limit_mib << 20,
-            ..TrainConfig::default()
+            time_budget_seconds: self.time_budget,
         }
     }
 }

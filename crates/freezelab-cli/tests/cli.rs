@@ -166,6 +166,7 @@ fn bad_input_gets_a_clear_message() {
         ("--warmup", "1.5", "warmup_fraction"),
         ("--max-grad-norm", "-1", "max_grad_norm"),
         ("--steps", "0", "max_steps"),
+        ("--time-budget", "0", "time_budget"),
     ] {
         let args = ["train", "--model", dir.to_str().unwrap(), "--data", "spam", &format!("{flag}={value}")];
         let (_, stderr, ok) = freezelab(&args);

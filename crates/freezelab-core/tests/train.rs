@@ -264,6 +264,39 @@ fn interim_evaluations_use_the_subset_and_the_last_uses_all() {
     assert_eq!(s.best_val_accuracy, evals[6].2, "only full evaluations count as the best");
 }
 
+/// A time budget (the equal-time race) ends the run when the steps have used it, however many
+/// epochs are allowed, and the learning rate warms up and decays over the time. The test clock
+/// ticks once per reading, so each step takes exactly one "second".
+#[test]
+fn a_time_budget_ends_the_run_and_schedules_the_rate_over_it() {
+    let config = synthetic::config(16, 2, 2);
+    let cfg = TrainConfig { epochs: 50, time_budget_seconds: Some(5.0), ..small_cfg(FreezePlan::head_only(2)) };
+    let (_, s, h) = run(&config, &cfg, &mut PrefixCache::new());
+    assert_eq!(s.steps, 5);
+    assert_eq!(s.train_seconds, 5.0);
+    let lrs: Vec<f64> = h
+        .events
+        .iter()
+        .filter_map(|e| if let train::TrainEvent::Step { lr, .. } = e { Some(*lr) } else { None })
+        .collect();
+    // Fractions 0, 0.2, …, 0.8 of the budget, warm-up over its first tenth.
+    let want: Vec<f64> =
+        [0.0, 0.2, 0.4, 0.6, 0.8].iter().map(|f| cfg.lr * train::schedule::lr_factor_by_time(*f, 0.1)).collect();
+    assert_eq!(lrs.len(), 5);
+    assert!(lrs.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-15), "{lrs:?} vs {want:?}");
+    assert_eq!(lrs[0], 0.0);
+    assert!(lrs.windows(2).skip(1).all(|w| w[1] < w[0]));
+    // The last evaluation used every validation example.
+    let last = h.events.iter().rev().find_map(|e| {
+        if let train::TrainEvent::Eval { examples, .. } = e {
+            Some(*examples)
+        } else {
+            None
+        }
+    });
+    assert_eq!(last, Some(s.validation_examples));
+}
+
 /// Drift: frozen blocks report exactly 0, trained ones more; a run whose only step is at lr 0
 /// (the first step of a warm-up) moves nothing, the head included.
 #[test]

@@ -41,6 +41,11 @@ pub struct TrainConfig {
     pub cache: bool,
     /// Beyond this the cache stops growing and the rest is recomputed.
     pub cache_limit_bytes: u64,
+    /// Train until the training steps have taken this many seconds of the host's clock (within
+    /// `epochs`), the learning rate warming up and decaying over that time instead of over the
+    /// steps: the equal-time race, where a cheaper plan gets the time a dearer one took.
+    #[serde(default)]
+    pub time_budget_seconds: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -65,6 +70,7 @@ impl Default for TrainConfig {
             seed: 0,
             cache: false,
             cache_limit_bytes: 1 << 30,
+            time_budget_seconds: None,
         }
     }
 }
@@ -112,6 +118,9 @@ impl TrainConfig {
         }
         if let Some(n) = self.interim_eval_size {
             check(n >= 1, "interim_eval_size", "at least 1 (leave it unset for all)", n)?;
+        }
+        if let Some(s) = self.time_budget_seconds {
+            check(s.is_finite() && s > 0.0, "time_budget", "a positive number of seconds", s)?;
         }
         Ok(())
     }
@@ -248,6 +257,7 @@ mod tests {
             ("max_grad_norm", |c| c.grad_clip_norm = Some(0.0)),
             ("eval_every", |c| c.eval_every = Some(0)),
             ("interim_eval_size", |c| c.interim_eval_size = Some(0)),
+            ("time_budget", |c| c.time_budget_seconds = Some(0.0)),
         ];
         assert_eq!(TrainConfig::default().validate(), Ok(()));
         for (setting, spoil) in bad {

@@ -359,12 +359,13 @@ pub async fn train(
     let mut evals: Vec<Evaluation> = Vec::new();
     let mut cancelled = false;
     let measure = PeakMeter::source(&device);
+    let out_of_time = |seconds: f64| cfg.time_budget_seconds.is_some_and(|budget| seconds >= budget);
 
     'epochs: for epoch in 0..cfg.epochs.max(1) {
         let mut order = prep.train.clone();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1 + epoch as u64)));
         for chunk in order.chunks(cfg.batch_size) {
-            if step >= total_steps {
+            if step >= total_steps || out_of_time(train_seconds) {
                 break 'epochs;
             }
             host.breathe().await;
@@ -380,7 +381,10 @@ pub async fn train(
             longest_seq = longest_seq.max(seq);
             let loss = cross_entropy(logits, &labels, &device);
             meter.sample();
-            let factor = schedule::lr_factor(step, total_steps, warmup);
+            let factor = match cfg.time_budget_seconds {
+                Some(budget) => schedule::lr_factor_by_time(train_seconds / budget, cfg.warmup_fraction),
+                None => schedule::lr_factor(step, total_steps, warmup),
+            };
             let (updated, loss_value) =
                 optim.step(model, loss, cfg.lr * factor, cfg.head_lr * factor, &mut meter).await?;
             model = updated;
@@ -412,7 +416,7 @@ pub async fn train(
             }
         }
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-        let at = (step, epoch + 1, step >= total_steps);
+        let at = (step, epoch + 1, step >= total_steps || out_of_time(train_seconds));
         evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
     // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated,

@@ -14,9 +14,27 @@ pub fn lr_factor(step: usize, total: usize, warmup: usize) -> f64 {
     (total.saturating_sub(step) as f64 / total.saturating_sub(warmup).max(1) as f64).max(0.0)
 }
 
+/// [`lr_factor`] over a time budget: `fraction` of it used, warm-up over its first `warmup`.
+pub fn lr_factor_by_time(fraction: f64, warmup: f64) -> f64 {
+    if fraction < warmup {
+        return fraction / warmup;
+    }
+    ((1.0 - fraction) / (1.0 - warmup).max(1e-12)).clamp(0.0, 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_time_the_same_shape() {
+        assert_eq!(lr_factor_by_time(0.0, 0.1), 0.0);
+        assert!((lr_factor_by_time(0.05, 0.1) - 0.5).abs() < 1e-12);
+        assert_eq!(lr_factor_by_time(0.1, 0.1), 1.0);
+        assert!((lr_factor_by_time(0.55, 0.1) - 0.5).abs() < 1e-12);
+        assert_eq!(lr_factor_by_time(1.2, 0.1), 0.0);
+        assert_eq!(lr_factor_by_time(0.0, 0.0), 1.0);
+    }
 
     #[test]
     fn warms_up_from_zero_then_decays_to_zero() {
