@@ -3,6 +3,7 @@
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory;
 use freezelab_protocol::messages::{Column, ToWorker};
+use freezelab_protocol::run::TrainConfig;
 use leptos::prelude::*;
 
 use crate::charts::Charts;
@@ -16,27 +17,80 @@ use crate::try_it::TryIt;
 use crate::{client, manifest, store};
 
 /// Queues a run of `column`'s plan with the current settings and pins it to that column.
-pub fn train(lab: Lab, column: Column) {
-    queue(lab, column, lab.plan(column).get_untracked(), None);
+pub fn train(lab: Lab, column: Column) -> Option<u32> {
+    queue(lab, column, lab.plan(column).get_untracked(), None)
+}
+
+/// The most epochs B gets in the equal-time race: with the prefix cache a head-only epoch costs
+/// milliseconds, and thousands of them would flood the page with events.
+pub const RACE_MAX_EPOCHS: usize = 50;
+
+/// "Train both": A, then B; in the equal-time race B starts once A is done, with A's training
+/// time as its budget (`race_to_b` queues it).
+pub fn train_both(lab: Lab) {
+    let a = train(lab, Column::A);
+    if lab.race.get_untracked() {
+        lab.race_after.set(a);
+    } else {
+        train(lab, Column::B);
+    }
+}
+
+/// Queues B once the run it races has finished, with that run's training time; drops the race
+/// when that run failed or was stopped.
+pub fn race_to_b(lab: Lab) {
+    let Some(a) = lab.race_after.get() else { return };
+    let Some((status, seconds)) = lab.runs.with(|runs| {
+        runs.iter().find(|r| r.id == a).map(|r| (r.status.clone(), r.summary.as_ref().map(|s| s.train_seconds)))
+    }) else {
+        return lab.race_after.set(None);
+    };
+    match (status, seconds) {
+        (RunStatus::Done, Some(seconds)) => {
+            lab.race_after.set(None);
+            let race = |c: &mut TrainConfig| {
+                c.time_budget_seconds = Some(seconds.max(1e-3));
+                c.epochs = RACE_MAX_EPOCHS;
+            };
+            queue_with(lab, Column::B, lab.plan(Column::B).get_untracked(), None, race);
+        }
+        (RunStatus::Failed { .. } | RunStatus::Stopped, _) => lab.race_after.set(None),
+        _ => {}
+    }
 }
 
 /// Queues a run of `plan` with the current settings, unless the device cannot hold it (the
-/// computed estimate is checked first; a refusal is reported in the page).
-pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) {
+/// computed estimate is checked first; a refusal is reported in the page). Returns its id.
+pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) -> Option<u32> {
+    queue_with(lab, column, plan, sweep, |_| {})
+}
+
+/// [`queue`], the settings adjusted by `adjust` first.
+fn queue_with(
+    lab: Lab,
+    column: Column,
+    plan: FreezePlan,
+    sweep: Option<u32>,
+    adjust: impl FnOnce(&mut TrainConfig),
+) -> Option<u32> {
     let (Some(model), Some(dataset)) = (lab.model.get_untracked(), lab.dataset.get_untracked()) else {
-        return lab.error("load a model and a dataset first".into());
+        lab.error("load a model and a dataset first".into());
+        return None;
     };
     let hyper = lab.hyper.get_untracked();
-    let config = hyper.config(plan.clone());
+    let mut config = hyper.config(plan.clone());
+    adjust(&mut config);
     if let Err(e) = config.validate() {
-        return lab.error(format!("{} not started: {e}", plan.label()));
+        lab.error(format!("{} not started: {e}", plan.label()));
+        return None;
     }
     let backend = lab.backend.get_untracked();
     let limits = backend.as_ref().map(|b| b.limits).unwrap_or_default();
     let estimate = hyper.planned(&model, Some(&dataset), &plan, lab.kernels());
     let largest = memory::largest_tensor_bytes(&model.shape, hyper.effective_batch(), hyper.max_len);
     if let Err(e) = memory::check_fits(&estimate, largest, &limits) {
-        return lab.error(format!("{} not started: {e}", plan.label()));
+        lab.error(format!("{} not started: {e}", plan.label()));
+        return None;
     }
     let id = lab.new_run_id();
     let backend = backend.map(|b| b.kind).unwrap_or_default().name().to_string();
@@ -45,10 +99,12 @@ pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) {
     lab.runs.update(|runs| runs.push(run));
     lab.pin(column, id);
     client::send(&ToWorker::Train { run_id: id, column, config });
+    Some(id)
 }
 
-/// Stops the running run and drops the queued ones.
+/// Stops the running run and drops the queued ones (and a race's B, not yet queued).
 pub fn stop(lab: Lab) {
+    lab.race_after.set(None);
     client::send(&ToWorker::Stop);
     lab.runs.update(|runs| {
         for run in runs.iter_mut().filter(|r| r.status == RunStatus::Queued) {
@@ -103,6 +159,8 @@ pub fn App() -> impl IntoView {
             share::write_url(&now);
         }
     });
+    // The equal-time race's B follows its A.
+    Effect::new(move || race_to_b(lab));
     client::spawn(lab);
     client::send(&ToWorker::Start { choice: lab.backend_choice.get_untracked() });
     store::keep(lab);
@@ -137,14 +195,20 @@ fn Toolbar() -> impl IntoView {
     let copied = RwSignal::new(String::new());
     view! {
         <div class="toolbar" role="toolbar" aria-label="training">
-            <button data-testid="train-A" disabled=not_ready on:click=move |_| train(lab, Column::A)>"Train A"</button>
-            <button data-testid="train-B" disabled=not_ready on:click=move |_| train(lab, Column::B)>"Train B"</button>
-            <button data-testid="train-both" disabled=not_ready on:click=move |_| {
-                train(lab, Column::A);
-                train(lab, Column::B);
-            }>"Train both"</button>
+            <button data-testid="train-A" disabled=not_ready on:click=move |_| { train(lab, Column::A); }>"Train A"</button>
+            <button data-testid="train-B" disabled=not_ready on:click=move |_| { train(lab, Column::B); }>"Train B"</button>
+            <button data-testid="train-both" disabled=not_ready on:click=move |_| train_both(lab)>"Train both"</button>
+            <label class="inline" title="B trains as long as A did, in seconds: with the prefix cache a frozen plan gets many more epochs. The charts then run against seconds.">
+                <input type="checkbox" data-testid="race-equal-time" prop:checked=move || lab.race.get()
+                    on:change=move |ev| lab.race.set(event_target_checked(&ev))/>
+                " equal time"
+            </label>
             <button data-testid="stop" disabled=move || !lab.busy() on:click=move |_| stop(lab)>"Stop"</button>
-            <span class="hint">"Runs share one device and go one after the other."</span>
+            <span class="hint">{move || if lab.race.get() {
+                format!("B trains for A's training time (at most {RACE_MAX_EPOCHS} epochs).")
+            } else {
+                "Runs share one device and go one after the other.".to_string()
+            }}</span>
             <span class="share">
                 <button data-testid="copy-link" on:click=move |_| copy_link(copied)>"Copy link"</button>
                 <span aria-live="polite" class="muted">{move || copied.get()}</span>

@@ -84,6 +84,7 @@ fn draw_baselines(chart: &mut Axes<'_, '_>, baselines: &[Baseline], x_max: f64) 
 /// from 0.
 pub fn line_chart(
     title: &str,
+    x_label: &str,
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
     y_range: Option<(f64, f64)>,
@@ -100,7 +101,7 @@ pub fn line_chart(
         }
     });
     let legend = series.iter().any(|(_, p)| !p.is_empty());
-    svg_chart((560, 260), title, ("step", x_max), (y_label, y_min, y_max), legend, |chart| {
+    svg_chart((560, 260), title, (x_label, x_max), (y_label, y_min, y_max), legend, |chart| {
         draw_baselines(chart, baselines, x_max)?;
         for (i, (name, pts)) in series.iter().enumerate().filter(|(_, (_, p))| !p.is_empty()) {
             let color = COLORS[i % COLORS.len()];
@@ -153,14 +154,28 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
     })
 }
 
+/// Each column's pinned run's points, against steps, or against seconds in the equal-time race.
 fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<(String, Vec<(f64, f64)>)> {
+    let seconds = lab.race.get();
     Column::BOTH
         .iter()
         .map(|&c| match lab.pinned_run(c) {
-            Some(run) => (format!("{} · #{} {}", c.name(), run.id, run.config.freeze.label()), pick(&run)),
+            Some(run) => {
+                let points = if seconds { run.against_seconds(&pick(&run)) } else { pick(&run) };
+                (format!("{} · #{} {}", c.name(), run.id, run.config.freeze.label()), points)
+            }
             None => (c.name().to_string(), Vec::new()),
         })
         .collect()
+}
+
+/// The x-axis of the run charts.
+fn x_label(lab: Lab) -> &'static str {
+    if lab.race.get() {
+        "seconds"
+    } else {
+        "step"
+    }
 }
 
 /// The distinct baselines of `runs`, in order (runs on the same data share one).
@@ -188,13 +203,13 @@ pub fn downloads(file: &str, testid: &str, svg: impl Fn() -> String + Copy + Sen
 #[component]
 pub fn Charts() -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let loss = move || line_chart("training loss", "loss", &series(lab, |r| r.losses.clone()), None, &[]);
+    let loss = move || line_chart("training loss", x_label(lab), "loss", &series(lab, |r| r.losses.clone()), None, &[]);
     let accuracy = move || {
         let series = series(lab, |r| r.accuracy.clone());
         let pinned: Vec<RunView> = Column::BOTH.iter().filter_map(|&c| lab.pinned_run(c)).collect();
         let baselines = baselines(&pinned);
         let range = accuracy_range(series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)), &baselines);
-        line_chart("validation accuracy", "accuracy", &series, Some(range), &baselines)
+        line_chart("validation accuracy", x_label(lab), "accuracy", &series, Some(range), &baselines)
     };
     let points = move || series(lab, |r| r.losses.clone()).iter().map(|(_, p)| p.len()).sum::<usize>();
     view! {

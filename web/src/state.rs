@@ -156,6 +156,9 @@ pub struct RunView {
     /// Always answering the validation set's majority label, known from the run's start.
     #[serde(default)]
     pub baseline: Option<Baseline>,
+    /// Seconds since the run started, after each step: the x of the charts in the equal-time race.
+    #[serde(default)]
+    pub step_seconds: Vec<f64>,
 }
 
 impl RunView {
@@ -187,7 +190,15 @@ impl RunView {
             sweep: None,
             model_bytes: None,
             baseline: None,
+            step_seconds: Vec::new(),
         }
+    }
+
+    /// `points` (step, y) with each step replaced by the seconds it was reached at (a step-0
+    /// point at 0 s).
+    pub fn against_seconds(&self, points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        let at = |step: f64| if step < 1.0 { Some(0.0) } else { self.step_seconds.get(step as usize - 1).copied() };
+        points.iter().filter_map(|&(step, y)| Some((at(step)?, y))).collect()
     }
 
     /// Seconds left, from the pace so far.
@@ -262,6 +273,10 @@ pub struct Lab {
     pub shared: RwSignal<Option<Shared>>,
     /// Presentation mode: advanced controls hidden, charts larger.
     pub presenting: RwSignal<bool>,
+    /// The equal-time race is on: B gets A's training time, the charts run against seconds.
+    pub race: RwSignal<bool>,
+    /// The run whose end starts the race's B.
+    pub race_after: RwSignal<Option<u32>>,
 }
 
 impl Lab {
@@ -292,6 +307,8 @@ impl Lab {
             heap: RwSignal::new(0),
             shared: RwSignal::new(None),
             presenting: RwSignal::new(false),
+            race: RwSignal::new(false),
+            race_after: RwSignal::new(None),
         }
     }
 
@@ -437,6 +454,7 @@ fn apply_event(run: &mut RunView, event: TrainEvent) {
             run.step = step;
             run.elapsed = elapsed_seconds;
             run.losses.push((step as f64, loss));
+            run.step_seconds.push(elapsed_seconds);
         }
         TrainEvent::Eval { step, metrics, .. } => run.accuracy.push((step as f64, metrics.accuracy)),
         TrainEvent::Drift { blocks } => {

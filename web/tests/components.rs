@@ -249,7 +249,8 @@ fn the_accuracy_axis_fits_the_data_and_the_baseline() {
 #[wasm_bindgen_test]
 fn charts_draw_the_labelled_baseline() {
     use freezelab_web::charts::{line_chart, scatter_chart, Point};
-    let svg = line_chart("validation accuracy", "accuracy", &[("A".into(), vec![(1.0, 0.7)])], None, &[ham(0.68)]);
+    let svg =
+        line_chart("validation accuracy", "step", "accuracy", &[("A".into(), vec![(1.0, 0.7)])], None, &[ham(0.68)]);
     assert!(svg.contains("majority class: always ‘ham’ 68.0%"), "{svg}");
     let point = Point { label: "head-only".into(), x: 1.0, y: 0.55, beats_baseline: false };
     assert!(scatter_chart("accuracy vs time", "s", &[point], &[false], &[ham(0.68)]).contains("always ‘ham’"));
@@ -321,4 +322,59 @@ async fn the_drift_heatmap_shows_every_block() {
     assert_eq!(map.child_element_count(), 8, "one cell per block");
     let text = root.text_content().unwrap();
     assert!(text.contains("layer 0 not at all (frozen)") && text.contains("layer 5 by 0.50%"), "{text}");
+}
+
+/// The equal-time race: "Train both" queues A alone; when A is done, B is queued with A's
+/// training time as its budget (and the epoch cap); the charts then run against seconds.
+#[wasm_bindgen_test]
+async fn the_equal_time_race_gives_b_the_time_a_took() {
+    use freezelab_protocol::messages::{DatasetInfo, FromWorker};
+    use freezelab_protocol::run::{RunSummary, TrainEvent};
+    use freezelab_web::app::{race_to_b, train_both, RACE_MAX_EPOCHS};
+    let (lab, _root) = mount_column();
+    lab.plan_b.set(FreezePlan::head_only(6));
+    lab.dataset.set(Some(DatasetInfo {
+        name: "spam".into(),
+        labels: vec!["ham".into(), "spam".into()],
+        train_counts: vec![30, 20],
+        validation_counts: vec![10, 10],
+    }));
+    lab.race.set(true);
+    train_both(lab);
+    let runs = lab.runs.get_untracked();
+    assert_eq!(runs.len(), 1, "B waits for A");
+    let a = runs[0].id;
+    assert_eq!((runs[0].column, lab.race_after.get_untracked()), (Column::A, Some(a)));
+    race_to_b(lab);
+    assert_eq!(lab.runs.get_untracked().len(), 1, "not before A is done");
+
+    for (step, elapsed) in [(1, 2.5), (2, 5.0)] {
+        let event = TrainEvent::Step {
+            step,
+            epoch: 1,
+            loss: 0.7,
+            lr: 1e-4,
+            examples_per_second: 6.4,
+            elapsed_seconds: elapsed,
+        };
+        lab.apply(FromWorker::Run { run_id: a, column: Column::A, event });
+    }
+    let summary = RunSummary { train_seconds: 4.75, ..RunSummary::default() };
+    lab.apply(FromWorker::Run {
+        run_id: a,
+        column: Column::A,
+        event: TrainEvent::Finished { summary: Box::new(summary) },
+    });
+    race_to_b(lab);
+    let runs = lab.runs.get_untracked();
+    let b = runs.last().unwrap();
+    assert_eq!((runs.len(), b.column), (2, Column::B));
+    assert_eq!(b.config.time_budget_seconds, Some(4.75));
+    assert_eq!(b.config.epochs, RACE_MAX_EPOCHS);
+    assert_eq!(b.config.freeze, FreezePlan::head_only(6));
+    assert_eq!(lab.race_after.get_untracked(), None);
+    race_to_b(lab);
+    assert_eq!(lab.runs.get_untracked().len(), 2, "B is queued once");
+    // A's points against the seconds its steps ended at.
+    assert_eq!(runs[0].against_seconds(&[(0.0, 0.5), (1.0, 0.6), (2.0, 0.7)]), [(0.0, 0.5), (2.5, 0.6), (5.0, 0.7)]);
 }
