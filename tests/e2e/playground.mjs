@@ -304,6 +304,24 @@ if (!synthetic) {
   const kept = Number(await byId('sweep-chart-params').getAttribute('data-points'));
   const stopped = await page.locator('[data-testid=sweep-table] tbody tr', { hasText: 'stopped' }).count();
   check(kept >= 2 && kept < 5 && stopped >= 1, `a stopped sweep keeps its finished points (${kept} plotted, ${stopped} stopped)`);
+
+  // The equal-time race: B (head only, cached) starts when A (train all) is done and trains for
+  // A's training time, so it takes many more steps; the run charts run against seconds.
+  await byId('preset-A-all').click();
+  await byId('preset-B-head').click();
+  await byId('race-equal-time').check();
+  const finished = () => page.locator('[data-testid=history-table] tbody tr').count();
+  const before = await finished();
+  await byId('train-both').click();
+  // The history lists finished runs: both of the race's are there when B is done.
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=history-table] tbody tr').length >= n + 2,
+    before, { timeout: 600_000 });
+  const compared = (label) => page.locator('[data-testid=comparison] tr', { hasText: label }).locator('td').allTextContents();
+  const [stepsA, stepsB] = (await compared('training steps')).map(Number);
+  const [timeA, timeB] = await compared('training time');
+  check(stepsB > stepsA, `equal time: B (head only, cached) takes more steps in A's training time (A ${stepsA} steps in ${timeA}, B ${stepsB} in ${timeB})`);
+  check((await byId('chart-loss').innerHTML()).includes('seconds'), 'in the race the run charts run against seconds');
+  await page.screenshot({ path: `${shots}/race-${backend}.png`, fullPage: true });
 }
 
 const longTasks = await page.evaluate(([from, to, shot]) => window.__longTasks.filter((t) => t.start >= from && t.start <= to

@@ -42,6 +42,8 @@ pub fn Comparison() -> impl IntoView {
                     {row("measured peak", |r| r.summary.as_ref().and_then(|s| s.memory.measured_peak_bytes).map(format::bytes))}
                     {row("examples / s", |r| r.summary.as_ref().map(|s| format!("{:.1}", s.examples_per_second)))}
                     {row("wall time", |r| r.summary.as_ref().map(|s| format::seconds(s.wall_seconds)))}
+                    {row("training steps", |r| r.summary.as_ref().map(|s| s.steps.to_string()))}
+                    {row("training time", |r| r.summary.as_ref().map(|s| format::seconds(s.train_seconds)))}
                     {row("validation accuracy", |r| r.summary.as_ref().map(|s| format!("{:.4}", s.val_accuracy)))}
                     {row("majority-class baseline", |r| r.baseline.as_ref().map(|b| format!("{:.4} (always ‘{}’)", b.accuracy, b.label)))}
                     {row("beats the baseline", |r| r.summary.as_ref().map(|_| r.below_baseline().unwrap_or_else(|| format!("yes, by {:.1} points or more", 100.0 * freezelab_protocol::metrics::Baseline::MARGIN))))}
