@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::manifest::{DatasetEntry, FileEntry, Manifest, Source};
+use crate::manifest::{file_entry, source, DatasetEntry, Manifest};
 use crate::{model_asset, sotu, spam};
 
 /// Rows of a dataset, already split.
@@ -82,17 +82,17 @@ fn dataset<T: Serialize>(
     let train_counts = counts(&train, &labels)?;
     let validation_counts = counts(&validation, &labels)?;
     Ok(DatasetEntry {
-        id: spec.id,
-        name: spec.name,
-        description: spec.description,
-        license: "CC0-1.0 contents; PDDL-1.0 database",
-        source: Source { registry: "npm", package: spec.package, version: spec.version },
+        id: spec.id.into(),
+        name: spec.name.into(),
+        description: spec.description.into(),
+        license: "CC0-1.0 contents; PDDL-1.0 database".into(),
+        source: source("npm", spec.package, spec.version),
         train_examples: train_counts.iter().sum(),
         validation_examples: validation_counts.iter().sum(),
         labels,
         train_counts,
         validation_counts,
-        files: vec![FileEntry::of(static_dir, &train)?, FileEntry::of(static_dir, &validation)?],
+        files: vec![file_entry(static_dir, &train)?, file_entry(static_dir, &validation)?],
     })
 }
 

@@ -1,64 +1,20 @@
-//! static/manifest.json: what the assets command wrote, for the page and the CLI to list.
+//! static/manifest.json: what the assets command wrote, for the page to list (the schema is
+//! the protocol's, which the page reads).
 
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Serialize;
+pub use freezelab_protocol::manifest::{DatasetEntry, FileEntry, Manifest, ModelEntry, Source};
 use sha2::{Digest, Sha256};
 
-#[derive(Serialize)]
-pub struct Manifest {
-    pub models: Vec<ModelEntry>,
-    pub datasets: Vec<DatasetEntry>,
+/// Describes `path` (relative to `root`, written with forward slashes).
+pub fn file_entry(root: &Path, path: &Path) -> Result<FileEntry> {
+    let bytes = std::fs::read(path)?;
+    let rel = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+    Ok(FileEntry { path: rel, bytes: bytes.len() as u64, sha256: format!("{:x}", Sha256::digest(&bytes)) })
 }
 
-#[derive(Serialize)]
-pub struct Source {
-    pub registry: &'static str,
-    pub package: &'static str,
-    pub version: &'static str,
-}
-
-#[derive(Serialize)]
-pub struct FileEntry {
-    pub path: String,
-    pub bytes: u64,
-    pub sha256: String,
-}
-
-impl FileEntry {
-    /// Describes `path` (relative to `root`, written with forward slashes).
-    pub fn of(root: &Path, path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)?;
-        let rel = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
-        Ok(FileEntry { path: rel, bytes: bytes.len() as u64, sha256: format!("{:x}", Sha256::digest(&bytes)) })
-    }
-}
-
-#[derive(Serialize)]
-pub struct ModelEntry {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub license: &'static str,
-    pub source: Source,
-    pub layers: usize,
-    pub hidden_size: usize,
-    pub parameters: usize,
-    pub files: Vec<FileEntry>,
-}
-
-#[derive(Serialize)]
-pub struct DatasetEntry {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-    pub license: &'static str,
-    pub source: Source,
-    pub labels: Vec<String>,
-    pub train_examples: usize,
-    pub validation_examples: usize,
-    /// Examples per label, in `labels` order: train then validation.
-    pub train_counts: Vec<usize>,
-    pub validation_counts: Vec<usize>,
-    pub files: Vec<FileEntry>,
+/// A package of a public registry.
+pub fn source(registry: &str, package: &str, version: &str) -> Source {
+    Source { registry: registry.into(), package: package.into(), version: version.into() }
 }

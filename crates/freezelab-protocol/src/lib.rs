@@ -6,9 +6,11 @@
 //!   page can redraw it on every tick without asking the worker;
 //! - [`run`]: a run's settings, its events and its summary;
 //! - [`metrics`]: accuracy, macro-F1, confusion;
-//! - [`messages`]: what the page and the worker say to each other.
+//! - [`messages`]: what the page and the worker say to each other;
+//! - [`manifest`]: the default assets, as `cargo xtask assets` lists them for the page.
 
 pub mod freeze;
+pub mod manifest;
 pub mod memory;
 pub mod messages;
 pub mod metrics;
