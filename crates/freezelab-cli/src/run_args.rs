@@ -148,7 +148,7 @@ pub async fn run_once(
         max_len: cfg.max_len,
     };
     let (trained, mut summary) =
-        train::train(model.classifier, &model.config, &model.encoder, &loaded.dataset, cfg, key, cache, host).await?;
+        train::train(model.classifier, &model.config, &model.tokenizer, &loaded.dataset, cfg, key, cache, host).await?;
     let texts: Vec<&str> = loaded.dataset.validation.iter().map(|(t, _)| t.as_str()).collect();
     summary.drift = drift::measure(&trained, loaded.dir.files(), cfg.seed, &texts, cfg.max_len).await?;
     model.classifier = trained;

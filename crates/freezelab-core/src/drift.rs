@@ -154,7 +154,7 @@ pub async fn measure(
     let device = trained.head.weight.val().device();
     let pretrained = LoadedModel::load(files, Some(trained.num_labels()), seed, &device)?;
     let probe = &texts[..texts.len().min(DRIFT_PROBE_EXAMPLES)];
-    let batch = pretrained.encoder.encode_batch(probe, max_len)?;
+    let batch = pretrained.tokenizer.encode_batch(probe, max_len)?;
     let input = BatchTensors::new(&batch, &device);
     let before = token_states(&pretrained.classifier.bert, &input, &batch.mask).await?;
     drop(pretrained);

@@ -9,7 +9,7 @@ use crate::bert::{mean_pool, BatchTensors, Classifier};
 use crate::config::BertConfig;
 use crate::device::read_f32;
 use crate::memory::BlockParams;
-use crate::tokenize::TextEncoder;
+use crate::tokenize::Tokenizer;
 use crate::weights::{load_classifier, stored_head_labels};
 use crate::{CoreError, Result};
 
@@ -23,7 +23,7 @@ pub struct ModelFiles<'a> {
 
 pub struct LoadedModel {
     pub config: BertConfig,
-    pub encoder: TextEncoder,
+    pub tokenizer: Tokenizer,
     pub classifier: Classifier,
     pub device: Device,
 }
@@ -52,11 +52,11 @@ impl LoadedModel {
     /// `num_labels`: the head's classes; `None` takes the checkpoint's head if it has one, else 2.
     pub fn load(files: ModelFiles, num_labels: Option<usize>, seed: u64, device: &Device) -> Result<Self> {
         let config = BertConfig::from_json(files.config)?;
-        let encoder = TextEncoder::from_bytes(files.tokenizer)?;
-        if encoder.vocab_size() > config.vocab_size {
+        let tokenizer = Tokenizer::from_bytes(files.tokenizer)?;
+        if tokenizer.vocab_size() > config.vocab_size {
             return Err(CoreError::Tokenizer(format!(
                 "vocabulary of {} tokens does not fit the model's {} embeddings: is it another model's tokenizer?",
-                encoder.vocab_size(),
+                tokenizer.vocab_size(),
                 config.vocab_size
             )));
         }
@@ -65,7 +65,7 @@ impl LoadedModel {
             None => stored_head_labels(files.weights)?.unwrap_or(2),
         };
         let classifier = load_classifier(&config, files.weights, labels, seed, device)?;
-        Ok(LoadedModel { config, encoder, classifier, device: device.clone() })
+        Ok(LoadedModel { config, tokenizer, classifier, device: device.clone() })
     }
 
     pub fn block_params(&self) -> BlockParams {
@@ -90,7 +90,7 @@ impl LoadedModel {
         let model = self.classifier.valid();
         let device = model.head.weight.val().device();
         for chunk in texts.chunks(batch_size.max(1)) {
-            let batch = self.encoder.encode_batch(chunk, max_len)?;
+            let batch = self.tokenizer.encode_batch(chunk, max_len)?;
             let input = BatchTensors::new(&batch, &device);
             let hidden = model.bert.forward(&input);
             let [b, _, _] = hidden.dims();
@@ -111,7 +111,7 @@ impl LoadedModel {
     /// Class probabilities for each text.
     pub async fn predict(&self, texts: &[&str], max_len: usize) -> Result<Vec<Vec<f32>>> {
         self.check_max_len(max_len)?;
-        let batch = self.encoder.encode_batch(texts, max_len)?;
+        let batch = self.tokenizer.encode_batch(texts, max_len)?;
         // A model fresh from training sits on an autodiff device, where dropout is on: its
         // inference copy computes the deterministic function every other reader sees.
         let model = self.classifier.valid();

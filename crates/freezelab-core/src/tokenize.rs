@@ -1,6 +1,6 @@
 //! tokenizer.json bytes → padded id batches with attention masks.
 
-use tokenizers::Tokenizer;
+use tokenizers::Tokenizer as HfTokenizer;
 
 use crate::{CoreError, Result};
 
@@ -42,21 +42,21 @@ impl EncodedBatch {
 
 /// A HF fast tokenizer with its built-in padding and truncation switched off: this type truncates
 /// to `max_len` (keeping `[SEP]`) and pads each batch to its longest row.
-pub struct TextEncoder {
-    tokenizer: Tokenizer,
+pub struct Tokenizer {
+    tokenizer: HfTokenizer,
     pad_id: u32,
 }
 
-impl TextEncoder {
+impl Tokenizer {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         // tokenizers panics on some malformed JSON (found by tests/fuzz.rs): check the syntax first.
         serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
             .map_err(|e| CoreError::Tokenizer(format!("not valid JSON ({e})")))?;
-        let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
+        let mut tokenizer = HfTokenizer::from_bytes(bytes).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| CoreError::Tokenizer(format!("cannot disable truncation: {e}")))?;
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
-        Ok(TextEncoder { tokenizer, pad_id })
+        Ok(Tokenizer { tokenizer, pad_id })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -103,6 +103,6 @@ mod tests {
 
     #[test]
     fn garbage_tokenizer_is_an_error() {
-        assert!(TextEncoder::from_bytes(b"{\"nope\": 1}").is_err());
+        assert!(Tokenizer::from_bytes(b"{\"nope\": 1}").is_err());
     }
 }

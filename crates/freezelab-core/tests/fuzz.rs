@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use freezelab_core::config::BertConfig;
 use freezelab_core::data::{parse, preview, Columns, Format};
 use freezelab_core::synthetic;
-use freezelab_core::tokenize::TextEncoder;
+use freezelab_core::tokenize::Tokenizer;
 use freezelab_core::weights::{load_classifier, random_checkpoint, stored_label_names};
 use proptest::prelude::*;
 
@@ -85,6 +85,6 @@ proptest! {
 
     #[test]
     fn tokenizer_parser_never_panics(bytes in spoiled(synthetic::model_files(8, 1, 2, 0).2.into_bytes())) {
-        let _ = TextEncoder::from_bytes(&bytes);
+        let _ = Tokenizer::from_bytes(&bytes);
     }
 }

@@ -69,7 +69,7 @@ fn matches_hugging_face_per_token_mean_and_cls() {
     }
     // Per-token states: run each text alone and compare every token's strided dimensions.
     for case in &fx.cases {
-        let batch = model.encoder.encode_batch(&[&case.text], fx.max_len).unwrap();
+        let batch = model.tokenizer.encode_batch(&[&case.text], fx.max_len).unwrap();
         let input = freezelab_core::bert::BatchTensors::new(&batch, &model.device);
         let hidden = model.classifier.bert.forward(&input);
         let h = model.config.hidden_size;

@@ -19,7 +19,7 @@ use common::tiny_run;
 fn tiny_logits_match_the_pinned_fixture() {
     let device = Device::flex();
     let model = tiny_run::model(&device);
-    let batch = model.encoder.encode_batch(&synthetic::PROBE_TEXTS, 16).unwrap();
+    let batch = model.tokenizer.encode_batch(&synthetic::PROBE_TEXTS, 16).unwrap();
     let logits = pollster::block_on(read_f32(model.classifier.forward(&BatchTensors::new(&batch, &device)))).unwrap();
     let Some(pinned) = pinned::<f32>("tiny_logits", &logits) else { return };
     assert_eq!(logits.len(), 8);

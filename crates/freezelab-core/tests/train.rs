@@ -91,7 +91,7 @@ fn grads_present(config: &BertConfig, plan: &FreezePlan) -> (bool, Vec<bool>, bo
     let device = Device::flex().autodiff();
     let m = model(config, 3, &device);
     let classifier = apply_freeze(m.classifier, plan);
-    let batch = m.encoder.encode_batch(&["the movie was great", "bad day"], 16).unwrap();
+    let batch = m.tokenizer.encode_batch(&["the movie was great", "bad day"], 16).unwrap();
     let logits = pollster::block_on(train::logits(&classifier, plan, &batch, &device)).unwrap();
     let grads = logits.sum().backward();
     let b = &classifier.bert;
@@ -128,7 +128,7 @@ fn frozen_blocks_run_without_dropout() {
     let device = Device::flex().autodiff();
     let m = model(&config, 3, &device);
     let frozen = apply_freeze(m.classifier, &FreezePlan::bottom(2, 1));
-    let batch: EncodedBatch = m.encoder.encode_batch(&["the movie was great and so good"], 16).unwrap();
+    let batch: EncodedBatch = m.tokenizer.encode_batch(&["the movie was great and so good"], 16).unwrap();
     let input = freezelab_core::bert::BatchTensors::new(&batch, &device);
     let read = |t: burn::tensor::Tensor<3>| t.into_data().try_into_vec::<f32>().unwrap();
     let a = read(frozen.bert.embeddings.forward(input.ids.clone()));

@@ -40,7 +40,7 @@ const NATIVE_LOGITS: &str = include_str!("../../../tests/fixtures/tiny_logits.js
 async fn logits_equal_the_native_ones() {
     let device = Device::flex();
     let model = tiny(&device);
-    let batch = model.encoder.encode_batch(&synthetic::PROBE_TEXTS, 16).unwrap();
+    let batch = model.tokenizer.encode_batch(&synthetic::PROBE_TEXTS, 16).unwrap();
     let got = read_f32(model.classifier.forward(&BatchTensors::new(&batch, &device))).await.unwrap();
     let want: Vec<f32> = serde_json::from_str(NATIVE_LOGITS).unwrap();
     assert_eq!(got.len(), want.len());
@@ -51,7 +51,7 @@ async fn logits_equal_the_native_ones() {
 #[wasm_bindgen_test]
 fn tokenizer_from_bytes_adds_specials_and_pads() {
     let model = tiny(&Device::flex());
-    let batch = model.encoder.encode_batch(&["the movie was great", "bad"], 16).unwrap();
+    let batch = model.tokenizer.encode_batch(&["the movie was great", "bad"], 16).unwrap();
     // [CLS]=2, [SEP]=3; "great" is the first cue word (4), "bad" the eighth (11).
     assert_eq!(batch.tokens(1), vec![2, 11, 3]);
     assert_eq!(batch.tokens(0).first(), Some(&2));
@@ -63,7 +63,7 @@ fn tokenizer_from_bytes_adds_specials_and_pads() {
 async fn forward_pass_gives_finite_distinct_outputs() {
     let device = Device::flex();
     let model = tiny(&device);
-    let batch = model.encoder.encode_batch(&["the movie was great", "a bad dark day"], 16).unwrap();
+    let batch = model.tokenizer.encode_batch(&["the movie was great", "a bad dark day"], 16).unwrap();
     let logits = read_f32(model.classifier.forward(&BatchTensors::new(&batch, &device))).await.unwrap();
     assert_eq!(logits.len(), 4);
     assert!(logits.iter().all(|v| v.is_finite()));
@@ -127,7 +127,7 @@ async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     let texts = &synthetic::PROBE_TEXTS;
     let logits = |device: Device| async move {
         let model = tiny(&device);
-        let batch = model.encoder.encode_batch(texts, 16).unwrap();
+        let batch = model.tokenizer.encode_batch(texts, 16).unwrap();
         read_f32(model.classifier.forward(&BatchTensors::new(&batch, &device))).await.unwrap()
     };
     let (on_gpu, on_cpu) = (logits(gpu.clone()).await, logits(Device::flex()).await);

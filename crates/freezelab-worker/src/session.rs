@@ -207,7 +207,7 @@ impl Session {
         let result = train::train(
             fresh.classifier,
             &fresh.config,
-            &fresh.encoder,
+            &fresh.tokenizer,
             dataset,
             &config,
             key,

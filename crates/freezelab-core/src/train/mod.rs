@@ -2,7 +2,7 @@
 //! small executor, the browser worker with the JS event loop). Every tensor read is async.
 
 pub mod bench;
-pub mod events;
+pub mod host;
 pub mod optimizer;
 pub mod schedule;
 
@@ -14,7 +14,7 @@ use crate::device::read_f32;
 use crate::freeze::FreezePlan;
 use crate::loaded::block_params;
 use crate::memory::{self, PeakMeter};
-use crate::tokenize::{EncodedBatch, TextEncoder};
+use crate::tokenize::{EncodedBatch, Tokenizer};
 use crate::{CoreError, Result};
 use burn::module::Module;
 use burn::tensor::{activation, Device, Tensor, TensorData};
@@ -22,9 +22,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-pub use events::{Host, MemoryReport, RunSummary, TrainEvent};
 use freezelab_protocol::metrics::{argmax, Baseline, Metrics};
 pub use freezelab_protocol::run::TrainConfig;
+pub use host::{Host, MemoryReport, RunSummary, TrainEvent};
 pub use optimizer::AdamW;
 
 /// Refuses settings the model or the loop cannot run, with a message for people.
@@ -92,7 +92,7 @@ pub fn examples(data: &Dataset, cfg: &TrainConfig) -> Split {
     (train, validation)
 }
 
-fn prepare(encoder: &TextEncoder, data: &Dataset, cfg: &TrainConfig) -> Result<Prepared> {
+fn prepare(tokenizer: &Tokenizer, data: &Dataset, cfg: &TrainConfig) -> Result<Prepared> {
     let (train, validation) = examples(data, cfg);
     if train.is_empty() || validation.is_empty() {
         return Err(CoreError::Invalid("no training or validation examples".into()));
@@ -100,7 +100,7 @@ fn prepare(encoder: &TextEncoder, data: &Dataset, cfg: &TrainConfig) -> Result<P
     let mut rows = Vec::with_capacity(train.len() + validation.len());
     let mut labels = Vec::with_capacity(rows.capacity());
     for (text, label) in train.iter().chain(&validation) {
-        rows.push(encoder.encode(text, cfg.max_len)?);
+        rows.push(tokenizer.encode(text, cfg.max_len)?);
         labels.push(*label);
     }
     Ok(Prepared {
@@ -273,7 +273,7 @@ async fn evaluate_and_report(
 pub async fn train(
     model: Classifier,
     config: &BertConfig,
-    encoder: &TextEncoder,
+    tokenizer: &Tokenizer,
     data: &Dataset,
     cfg: &TrainConfig,
     cache_key: CacheKey,
@@ -297,7 +297,7 @@ pub async fn train(
     let plan = &cfg.freeze;
     let params = block_params(&model);
     let mut model = apply_freeze(model, plan);
-    let prep = prepare(encoder, data, cfg)?;
+    let prep = prepare(tokenizer, data, cfg)?;
     let use_cache = cfg.cache && plan.cache_line().is_some();
     if use_cache {
         // The key's freeze line, length and example subset come from the run itself, so a cache
@@ -377,7 +377,8 @@ pub async fn train(
             let mut meter = PeakMeter::start(&device);
             let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
             let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-            let (logits, seq) = batch_logits(&model, plan, &prep, chunk, encoder.pad_id(), cache_ref, &device).await?;
+            let (logits, seq) =
+                batch_logits(&model, plan, &prep, chunk, tokenizer.pad_id(), cache_ref, &device).await?;
             longest_seq = longest_seq.max(seq);
             let loss = cross_entropy(logits, &labels, &device);
             meter.sample();
@@ -412,19 +413,19 @@ pub async fn train(
             if cfg.eval_every.is_some_and(|n| step % n == 0) && step < total_steps {
                 let cache_ref = if use_cache { Some(&mut *cache) } else { None };
                 let at = (step, epoch + 1, false);
-                evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
+                evaluate_and_report(&model, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
             }
         }
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
         let at = (step, epoch + 1, step >= total_steps || out_of_time(train_seconds));
-        evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
+        evaluate_and_report(&model, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
     // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated,
     // on every validation example.
     if evals.last().is_none_or(|e| e.step != step || !e.full) {
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
         let at = (step, step.div_ceil(steps_per_epoch), true);
-        evaluate_and_report(&model, &prep, cfg, encoder.pad_id(), cache_ref, host, at, &mut evals).await?;
+        evaluate_and_report(&model, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
 
     let cache_bytes = if use_cache { cache.bytes() } else { 0 };

@@ -50,7 +50,7 @@ pub async fn train(
     let mut host = Recorder::default();
     let mut cache = PrefixCache::new();
     let (trained, summary) =
-        train::train(model.classifier, &model.config, &model.encoder, &data, &cfg, key, &mut cache, &mut host)
+        train::train(model.classifier, &model.config, &model.tokenizer, &data, &cfg, key, &mut cache, &mut host)
             .await
             .unwrap();
     model.classifier = trained;

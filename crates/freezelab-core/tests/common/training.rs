@@ -80,7 +80,7 @@ pub fn run_keyed(
     let key = CacheKey { model: model_key.into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
     let mut host = Recorder::default();
     let (trained, summary) =
-        pollster::block_on(train::train(m.classifier, &m.config, &m.encoder, &data, cfg, key, cache, &mut host))
+        pollster::block_on(train::train(m.classifier, &m.config, &m.tokenizer, &data, cfg, key, cache, &mut host))
             .unwrap();
     m.classifier = trained;
     (m, summary, host)
