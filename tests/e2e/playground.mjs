@@ -277,19 +277,28 @@ if (!synthetic) {
     configurations, { timeout: 900_000 }).catch(async (e) => { console.log(`sweep did not finish: ${await sweepState()}`); throw e; });
   const swept = Number(await byId('sweep-chart-params').getAttribute('data-points'));
   const front = Number(await byId('sweep-chart-memory').getAttribute('data-front'));
-  check(configurations === 5 && swept === 5, `the sweep plots all ${configurations} configurations (${swept} points)`);
+  check(configurations === 8 && swept === 8, `the sweep plots all ${configurations} configurations (${swept} points)`);
   // The front the page draws is the one the table implies: among the runs that clear the
   // majority-class baseline, those no other such run beats on both trainable parameters and accuracy.
   const table = await page.locator('[data-testid=sweep-table] tbody tr').evaluateAll(
     (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent.trim())));
   const count = (s) => Number.parseFloat(s) * (s.endsWith('M') ? 1e6 : s.endsWith('k') ? 1e3 : 1);
-  const pts = table.filter((r) => r[7] === 'done').map((r) => ({
-    cost: count(r[1]), acc: Number(r[4]), beats: r[5] === '', onFront: r[6].split(', ').includes('params') }));
+  // Columns: plan, encoder lr, trainable, peak, time, accuracy, baseline, front, status.
+  const pts = table.filter((r) => r[8] === 'done').map((r) => ({
+    cost: count(r[2]), acc: Number(r[5]), beats: r[6] === '', onFront: r[7].split(', ').includes('params') }));
   const dominated = (p) => pts.some((q) => q.beats && q.cost <= p.cost && q.acc >= p.acc && (q.cost < p.cost || q.acc > p.acc));
   const expected = pts.map((p) => p.beats && !dominated(p));
   const paramsFront = Number(await byId('sweep-chart-params').getAttribute('data-front'));
   check(JSON.stringify(expected) === JSON.stringify(pts.map((p) => p.onFront)) && paramsFront === expected.filter(Boolean).length,
-    `the parameters plot's Pareto front is the table's (${paramsFront} on it; memory plot ${front}): ${JSON.stringify(table.map((r) => [r[0], r[4], r[5] ? 'below baseline' : 'ok', r[6]]))}`);
+    `the parameters plot's Pareto front is the table's (${paramsFront} on it; memory plot ${front}): ${JSON.stringify(table.map((r) => [r[0], r[5], r[6] ? 'below baseline' : 'ok', r[7]]))}`);
+  // The modes between frozen and free: BitFit and LoRA at their own rates train a fraction of
+  // the parameters, LLRD all of them; BitFit has its marker (▲) in the plots.
+  const row = (plan) => table.find((r) => r[0] === plan) ?? [];
+  check(row('bitfit')[1] === '0.001' && count(row('bitfit')[2]) < count(row('none')[2]) / 100
+    && row('lora-8')[1] === '0.0005' && count(row('lora-8')[2]) < count(row('none')[2]) / 100 && row('llrd-0.9')[2] === row('none')[2],
+    `the sweep trains BitFit (lr ${row('bitfit')[1]}, ${row('bitfit')[2]} trainable), LoRA (lr ${row('lora-8')[1]}, ${row('lora-8')[2]}) and LLRD (${row('llrd-0.9')[2]}) beside the depths (${row('none')[2]})`);
+  const markers = await byId('sweep-chart-params').evaluate((e) => [e.querySelectorAll('polygon, polyline').length, e.querySelectorAll('rect').length]);
+  check(markers[0] >= 1, `BitFit has its own marker in the sweep plot (${markers})`);
   console.log(`sweep: ${(await byId('sweep-table').innerText()).replace(/\n/g, ' | ')}`);
   await page.getByLabel('freeze sweep').screenshot({ path: `${shots}/sweep-${backend}.png` });
   // Cancelled part way: what finished stays plotted, the rest is marked stopped.
@@ -321,6 +330,25 @@ if (!synthetic) {
   check(stepsB > stepsA, `equal time: B (head only, cached) takes more steps in A's training time (A ${stepsA} steps in ${timeA}, B ${stepsB} in ${timeB})`);
   check((await byId('chart-loss').innerHTML()).includes('seconds'), 'in the race the run charts run against seconds');
   await page.screenshot({ path: `${shots}/race-${backend}.png`, fullPage: true });
+  await byId('race-equal-time').uncheck();
+
+  // BitFit in column A: only the bias terms train (MiniLM: 384 in the embeddings, 4,224 per
+  // layer, and the head), at its suggested rate; every block moves, the layers less than full
+  // fine-tuning moved them.
+  const fullDrift = await drift('A');
+  await byId('mode-A').selectOption('bitfit');
+  check(await text('trainable-A') === String(384 + 6 * 4224 + 770) && await byId('lr-A').inputValue() === '0.001',
+    `BitFit in A: ${await text('trainable-A')} trainable parameters at lr ${await byId('lr-A').inputValue()}`);
+  const bitfitBefore = await finished();
+  await byId('train-A').click();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=history-table] tbody tr').length >= n + 1,
+    bitfitBefore, { timeout: 300_000 });
+  await page.waitForSelector('[data-testid=drift-A] [data-block=head]', { timeout: 60_000 });
+  const bitfitDrift = await drift('A');
+  const layerSum = (d) => d.filter(([b]) => b.startsWith('layer')).reduce((sum, [, v]) => sum + v, 0);
+  check(bitfitDrift.every(([, v]) => v > 0) && layerSum(bitfitDrift) < layerSum(fullDrift),
+    `BitFit moved every block, the layers less than full fine-tuning (${JSON.stringify(bitfitDrift)} vs ${JSON.stringify(fullDrift)})`);
+  await byId('mode-A').selectOption('freeze');
 }
 
 const longTasks = await page.evaluate(([from, to]) => window.__longTasks.filter((t) => t.start >= from && t.start <= to),

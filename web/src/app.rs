@@ -16,9 +16,11 @@ use crate::sweep::Sweep;
 use crate::try_it::TryIt;
 use crate::{client, manifest, store};
 
-/// Queues a run of `column`'s plan with the current settings and pins it to that column.
+/// Queues a run of `column`'s plan with the current settings (the column's learning rate) and
+/// pins it to that column.
 pub fn train(lab: Lab, column: Column) -> Option<u32> {
-    queue(lab, column, lab.plan(column).get_untracked(), None)
+    let lr = untrack(|| lab.column_lr(column));
+    queue_with(lab, column, lab.plan(column).get_untracked(), None, |c| c.lr = lr)
 }
 
 /// The most epochs B gets in the equal-time race: with the prefix cache a head-only epoch costs
@@ -48,9 +50,11 @@ pub fn race_to_b(lab: Lab) {
     match (status, seconds) {
         (RunStatus::Done, Some(seconds)) => {
             lab.race_after.set(None);
+            let lr = untrack(|| lab.column_lr(Column::B));
             let race = |c: &mut TrainConfig| {
                 c.time_budget_seconds = Some(seconds.max(1e-3));
                 c.epochs = RACE_MAX_EPOCHS;
+                c.lr = lr;
             };
             queue_with(lab, Column::B, lab.plan(Column::B).get_untracked(), None, race);
         }

@@ -1,5 +1,6 @@
 //! Live charts, A and B on the same axes, drawn by plotters into SVG text.
 
+use freezelab_protocol::freeze::Mode;
 use freezelab_protocol::messages::Column;
 use freezelab_protocol::metrics::Baseline;
 use leptos::prelude::*;
@@ -119,6 +120,8 @@ pub fn line_chart(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub label: String,
+    /// The plan's mode, which picks the marker: ● freeze depths, ▲ BitFit, ▬ LoRA, ■ LLRD, ◯ gradual.
+    pub mode: Mode,
     pub x: f64,
     pub y: f64,
     /// Whether the run clears its baseline: the others are drawn as grey crosses, off the front.
@@ -126,8 +129,8 @@ pub struct Point {
 }
 
 /// An SVG scatter of accuracy (y, fitted) against a cost (x), the baselines across it. Points
-/// on the front are filled and joined left to right; the others are hollow; runs that do not
-/// clear the baseline are grey crosses.
+/// on the front are filled and joined left to right; the others are hollow; each mode has its
+/// marker; runs that do not clear the baseline are grey crosses.
 pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool], baselines: &[Baseline]) -> String {
     let x_max = match points.iter().map(|p| p.x).fold(0.0, f64::max) {
         0.0 => 1.0,
@@ -144,7 +147,15 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
         for (p, &f) in points.iter().zip(front) {
             if p.beats_baseline {
                 let style = if f { color.filled() } else { color.stroke_width(1) };
-                chart.draw_series([Circle::new((p.x, p.y), 4, style)])?;
+                let marker = EmptyElement::at((p.x, p.y))
+                    + match p.mode {
+                        Mode::Freeze => Circle::new((0, 0), 4, style).into_dyn(),
+                        Mode::Bitfit => TriangleMarker::new((0, 0), 5, style).into_dyn(),
+                        Mode::Llrd { .. } => Rectangle::new([(-4, -4), (4, 4)], style).into_dyn(),
+                        Mode::Lora { .. } => Rectangle::new([(-6, -2), (6, 2)], style).into_dyn(),
+                        Mode::Gradual { .. } => Circle::new((0, 0), 6, color.stroke_width(2)).into_dyn(),
+                    };
+                chart.draw_series([marker])?;
             } else {
                 chart.draw_series([Cross::new((p.x, p.y), 4, RGBColor(0x90, 0x90, 0x90).stroke_width(1))])?;
             }

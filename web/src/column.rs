@@ -1,7 +1,7 @@
 //! One comparison column: the layer stack with its freeze boxes and presets, the computed memory
 //! of the plan (redrawn on every tick, before any training), and the pinned run's results.
 
-use freezelab_protocol::freeze::{FreezePlan, Preset};
+use freezelab_protocol::freeze::{FreezePlan, Mode, Preset};
 use freezelab_protocol::memory::{self, ComputedMemory};
 use freezelab_protocol::messages::{BackendChoice, Column, ModelInfo, ToWorker};
 use leptos::prelude::*;
@@ -37,12 +37,13 @@ pub fn RunColumn(column: Column) -> impl IntoView {
                     <button
                         data-testid=format!("preset-{name}-{}", preset.id())
                         on:click=move |_| {
-                            let n = plan.with_untracked(FreezePlan::num_layers);
-                            plan.set(preset.plan(n));
+                            let (n, mode) = plan.with_untracked(|p| (p.num_layers(), p.mode));
+                            plan.set(preset.plan(n).with_mode(mode));
                         }
                     >{preset.title()}</button>
                 }).collect_view()}
             </div>
+            <ModePicker column=column/>
             <LayerStack column=column/>
             <div class="memory">
                 <h3>"Computed memory per step"</h3>
@@ -79,6 +80,123 @@ fn cache_note(lab: Lab, plan: ComputedMemory) -> Option<impl IntoView> {
     })
 }
 
+/// How the unfrozen blocks train (the freeze boxes alone, BitFit, LoRA and its rank, alpha and
+/// targets, LLRD and its decay, gradual unfreezing and its pace) and the
+/// column's encoder learning rate: the mode's suggestion until the user sets one.
+#[component]
+fn ModePicker(column: Column) -> impl IntoView {
+    let lab = expect_context::<Lab>();
+    let plan = lab.plan(column);
+    let name = column.name();
+    let set_mode = move |mode: Mode| {
+        plan.update(|p| p.mode = mode);
+        lab.lr_override.update(|o| o[column as usize] = None);
+    };
+    // The mode's own settings: LoRA's rank, alpha and targets, LLRD's decay, gradual
+    // unfreezing's steps between two openings.
+    let number = move |label: &'static str,
+                       testid: &'static str,
+                       value: String,
+                       with: fn(Mode, &str) -> Option<Mode>| {
+        let on_change = move |ev| {
+            let mode = with(plan.get_untracked().mode, &event_target_value(&ev));
+            match mode.ok_or_else(|| format!("{testid} must be a number")).and_then(|m| m.validate().map(|()| m)) {
+                Ok(mode) => plan.update(|p| p.mode = mode),
+                Err(e) => lab.error(format!("run {name}: {e}")),
+            }
+        };
+        view! {
+            <label>{label}
+                <input type="number" step="any" data-testid=format!("{testid}-{name}") prop:value=value on:change=on_change/>
+            </label>
+        }
+    };
+    let setting = move || {
+        match plan.get().mode {
+        Mode::Llrd { decay } => {
+            Some(number("decay ", "llrd-decay", decay.to_string(), |_, v| Some(Mode::Llrd { decay: v.parse().ok()? })).into_any())
+        }
+        Mode::Gradual { every } => Some(
+            number("open a block every ", "gradual-every", every.to_string(), |_, v| {
+                Some(Mode::Gradual { every: v.parse().ok()? })
+            })
+            .into_any(),
+        ),
+        Mode::Lora { rank, alpha, all_linear } => Some(
+            view! {
+                {number("rank ", "lora-rank", rank.to_string(), |m, v| match m {
+                    Mode::Lora { alpha, all_linear, .. } => Some(Mode::Lora { rank: v.parse().ok()?, alpha, all_linear }),
+                    _ => None,
+                })}
+                {number("alpha ", "lora-alpha", alpha.to_string(), |m, v| match m {
+                    Mode::Lora { rank, all_linear, .. } => Some(Mode::Lora { rank, alpha: v.parse().ok()?, all_linear }),
+                    _ => None,
+                })}
+                <label>
+                    <input type="checkbox" data-testid=format!("lora-all-{name}") prop:checked=all_linear
+                        on:change=move |ev| {
+                            let all = event_target_checked(&ev);
+                            plan.update(|p| if let Mode::Lora { all_linear, .. } = &mut p.mode { *all_linear = all });
+                        }/>
+                    " every linear (not only query and value)"
+                </label>
+            }
+            .into_any(),
+        ),
+        Mode::Freeze | Mode::Bitfit => None,
+    }
+    };
+    let lr = move || lab.column_lr(column);
+    let hint = move || {
+        let p = plan.get();
+        let page_lr = lab.hyper.with(|h| h.lr);
+        let lr_note = match lab.lr_override.with(|o| o[column as usize]) {
+            Some(_) => format!("encoder lr set here (the mode suggests {})", p.mode.suggested_lr(page_lr)),
+            None if p.mode.suggested_lr(page_lr) != page_lr => format!("encoder lr: this mode's usual {}", lr()),
+            None => "encoder lr: the settings' rate".to_string(),
+        };
+        let what = match p.mode {
+            Mode::Freeze => "unfrozen blocks train every weight".to_string(),
+            Mode::Bitfit => "unfrozen blocks train only their bias terms (linear biases, LayerNorm shifts)".to_string(),
+            Mode::Llrd { decay } => format!(
+                "the top layer trains at the encoder lr, each block below at {decay} × the one above: layer 0 at {:.2}×, the embeddings at {:.2}×",
+                p.lr_scale(Some(0)),
+                p.lr_scale(None)
+            ),
+            Mode::Lora { rank, alpha, all_linear } => format!(
+                "the pretrained weights stay fixed; in each unfrozen layer the {} learn a rank-{rank} update scaled by {alpha}/{rank}, merged into the weights on download; the embeddings do not train",
+                if all_linear { "six linear projections" } else { "query and value projections" }
+            ),
+            Mode::Gradual { every } => format!(
+                "the head trains alone at first; every {every} steps one more unfrozen block opens, from the top (this budget: {} steps); the memory shown is the peak, once every block is open",
+                lab.hyper.with(|h| h.train_size.div_ceil(h.batch_size.max(1)) * h.epochs)
+            ),
+        };
+        format!("{what}; {lr_note}.")
+    };
+    view! {
+        <div class="mode" role="group" aria-label=format!("training mode of run {name}")>
+            <label>"mode "
+                <select data-testid=format!("mode-{name}")
+                    on:change=move |ev| set_mode(Mode::from_id(&event_target_value(&ev)).unwrap_or_default())>
+                    {Mode::ALL.into_iter().map(|m| view! {
+                        <option value=m.id() prop:selected=move || plan.with(|p| p.mode.id() == m.id())>{m.title()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            {setting}
+            <label>"encoder lr "
+                <input type="number" min="0" step="any" data-testid=format!("lr-{name}") prop:value=move || lr().to_string()
+                    on:change=move |ev| match event_target_value(&ev).parse::<f64>() {
+                        Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => lab.lr_override.update(|o| o[column as usize] = Some(v)),
+                        _ => lab.error(format!("run {name}: setting lr: must be a number in (0, 1]")),
+                    }/>
+            </label>
+            <p class="hint" data-testid=format!("mode-hint-{name}")>{hint}</p>
+        </div>
+    }
+}
+
 /// Head on top, then layers N-1 … 0, then the embeddings, each with its freeze box.
 #[component]
 fn LayerStack(column: Column) -> impl IntoView {
@@ -109,6 +227,7 @@ fn LayerStack(column: Column) -> impl IntoView {
                         }/>
                     <label for=id>{format!("layer {i}")}</label>
                     <span class="params">{format::count(params)}</span>
+                    {mode_note(&model, &plan.get(), Some(i))}
                     {cached(in_prefix).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
                 </li>
             }
@@ -137,6 +256,7 @@ fn LayerStack(column: Column) -> impl IntoView {
                     }/>
                 <label for=emb_id>"embeddings"</label>
                 <span class="params">{format::count(model.params.embeddings)}</span>
+                {mode_note(&model, &plan.get(), None)}
                 {cached(emb_cached).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
                 {emb_note}
             </li>
@@ -144,6 +264,25 @@ fn LayerStack(column: Column) -> impl IntoView {
         .into_any()
     };
     view! { <ol class="stack" aria-label=format!("layers of run {name}; tick to freeze")>{rows}</ol> }
+}
+
+/// What the mode does to an unfrozen block (the embeddings, `None`, or layer `i`): the bias
+/// values BitFit trains, LoRA's update, LLRD's factor on the learning rate, when gradual
+/// unfreezing opens it.
+fn mode_note(model: &ModelInfo, plan: &FreezePlan, layer: Option<usize>) -> Option<impl IntoView> {
+    let frozen = layer.map_or(plan.embeddings, |i| plan.layers[i]);
+    let note = match plan.mode {
+        _ if frozen => return None,
+        Mode::Freeze => return None,
+        Mode::Lora { .. } if layer.is_none() => "fixed under LoRA".to_string(),
+        Mode::Lora { rank, .. } => {
+            format!("rank-{rank} updates {}", format::count(model.params.trainable_in(plan, layer)))
+        }
+        Mode::Bitfit => format!("biases {}", format::count(model.params.trainable_in(plan, layer))),
+        Mode::Llrd { .. } => format!("lr ×{:.2}", plan.lr_scale(layer)),
+        Mode::Gradual { .. } => format!("opens at step {}", plan.opens_at(layer)?),
+    };
+    Some(view! { <span class="badge mode-note">{note}</span> })
 }
 
 /// The pinned run: progress, then results.

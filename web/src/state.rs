@@ -92,6 +92,8 @@ impl Hyper {
         memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache, kernels)
     }
 
+    /// The settings of a run of `freeze`, at its mode's suggested encoder rate (BitFit's is
+    /// higher than the page's).
     pub fn config(&self, freeze: FreezePlan) -> TrainConfig {
         // About four points on the accuracy curve per run: those before the last on a fixed
         // sample of the validation set (cheap), the last on all of it.
@@ -105,7 +107,7 @@ impl Hyper {
             epochs: self.epochs,
             batch_size: self.batch_size,
             max_len: self.max_len,
-            lr: self.lr,
+            lr: freeze.mode.suggested_lr(self.lr),
             seed: self.seed,
             cache: self.cache,
             cache_limit_bytes: CACHE_LIMIT_BYTES,
@@ -255,6 +257,9 @@ pub struct Lab {
     pub hyper: RwSignal<Hyper>,
     pub plan_a: RwSignal<FreezePlan>,
     pub plan_b: RwSignal<FreezePlan>,
+    /// Column A's and B's encoder learning rate where the user set one; otherwise the mode's
+    /// suggestion at the page's rate.
+    pub lr_override: RwSignal<[Option<f64>; 2]>,
     pub runs: RwSignal<Vec<RunView>>,
     /// The run shown in each column (A, B) and the sweep's latest run.
     pub pinned: RwSignal<[Option<u32>; 3]>,
@@ -295,6 +300,7 @@ impl Lab {
             hyper: RwSignal::new(Hyper::for_backend(BackendKind::Cpu)),
             plan_a: RwSignal::new(FreezePlan::none(0)),
             plan_b: RwSignal::new(FreezePlan::none(0)),
+            lr_override: RwSignal::new([None, None]),
             runs: RwSignal::new(Vec::new()),
             pinned: RwSignal::new([None, None, None]),
             sweep: RwSignal::new(None),
@@ -325,6 +331,12 @@ impl Lab {
             Column::B => self.plan_b,
             Column::Sweep => unreachable!("sweep runs carry their own plans"),
         }
+    }
+
+    /// The encoder learning rate column A or B trains at: the user's, or its mode's suggestion.
+    pub fn column_lr(&self, column: Column) -> f64 {
+        let set = self.lr_override.with(|o| o[column as usize]);
+        set.unwrap_or_else(|| self.plan(column).with(|p| p.mode.suggested_lr(self.hyper.with(|h| h.lr))))
     }
 
     pub fn pinned_run(&self, column: Column) -> Option<RunView> {

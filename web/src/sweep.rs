@@ -1,9 +1,10 @@
-//! Sweep mode: one button trains every plan of `FreezePlan::sweep` with the same settings, one
-//! after the other, and plots validation accuracy against what each plan costs (trainable
-//! parameters, measured peak memory, wall time), the Pareto front of each plot highlighted.
-//! Stop cancels the rest; finished points stay.
+//! Sweep mode: one button trains every plan of `FreezePlan::sweep_modes` (the freeze depths,
+//! BitFit, LoRA, LLRD) with the same settings, each mode at its suggested learning rate, one after the
+//! other, and plots validation accuracy against what each plan costs (trainable parameters,
+//! measured peak memory, wall time), the Pareto front of each plot highlighted, a marker per
+//! mode. Stop cancels the rest; finished points stay.
 
-use freezelab_protocol::freeze::FreezePlan;
+use freezelab_protocol::freeze::{FreezePlan, Mode};
 use freezelab_protocol::messages::Column;
 use freezelab_protocol::metrics::results_front;
 use freezelab_protocol::run::RunSummary;
@@ -19,7 +20,7 @@ pub fn start(lab: Lab) {
         return lab.error("load a model and a dataset first".into());
     };
     let first = lab.next_run.get_untracked();
-    for plan in FreezePlan::sweep(model.num_layers()) {
+    for plan in FreezePlan::sweep_modes(model.num_layers()) {
         // A plan the device cannot hold is reported and skipped; the cheaper ones still run.
         app::queue(lab, Column::Sweep, plan, Some(first));
     }
@@ -58,7 +59,13 @@ pub fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
         .filter_map(|r| {
             let s = r.summary.as_ref()?;
             let beats_baseline = s.baseline.beaten_by(s.val_accuracy);
-            Some(Point { label: r.config.freeze.label(), x: (axis.cost)(s)?, y: s.val_accuracy, beats_baseline })
+            Some(Point {
+                label: r.config.freeze.label(),
+                mode: r.config.freeze.mode,
+                x: (axis.cost)(s)?,
+                y: s.val_accuracy,
+                beats_baseline,
+            })
         })
         .collect();
     let front = results_front(&points.iter().map(|p| (p.x, p.y, p.beats_baseline)).collect::<Vec<_>>());
@@ -70,9 +77,9 @@ pub fn Sweep() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none() || lab.busy();
     let plans = move || {
-        lab.model
-            .get()
-            .map(|m| FreezePlan::sweep(m.num_layers()).iter().map(FreezePlan::label).collect::<Vec<_>>().join(" → "))
+        lab.model.get().map(|m| {
+            FreezePlan::sweep_modes(m.num_layers()).iter().map(FreezePlan::label).collect::<Vec<_>>().join(" → ")
+        })
     };
     // The runs change on every step of any run; the sweep's runs and points are memos, so the
     // plots redraw only when the sweep itself moves.
@@ -124,6 +131,7 @@ pub fn Sweep() -> impl IntoView {
                 view! {
                     <tr>
                         <td>{label}</td>
+                        <td>{format!("{}", run.config.lr)}</td>
                         <td>{s.as_ref().map(|s| format::count(s.trainable_params))}</td>
                         <td>{s.as_ref().and_then(|s| s.memory.measured_peak_bytes).map(format::bytes)}</td>
                         <td>{s.as_ref().map(|s| format::seconds(s.wall_seconds))}</td>
@@ -141,14 +149,14 @@ pub fn Sweep() -> impl IntoView {
             <h2>"Freeze sweep"</h2>
             <p>
                 <button data-testid="sweep-run" disabled=not_ready on:click=move |_| start(lab)>"Run sweep"</button>
-                " "<span class="hint">{move || plans().map(|p| format!("{p}, with the settings above; Stop cancels the rest."))}</span>
+                " "<span class="hint">{move || plans().map(|p| format!("{p}, with the settings above (BitFit at lr ≥ {}, LoRA at lr ≥ {}); ● freeze depths, ▲ BitFit, ▬ LoRA, ■ LLRD. Stop cancels the rest.", Mode::BITFIT_LR, Mode::LORA_LR))}</span>
             </p>
             <p class="status" aria-live="polite" data-testid="sweep-status">{progress}</p>
             <Show when=move || lab.sweep.get().is_some()>
                 <div class="charts sweep-charts">{chart(0)}{chart(1)}{chart(2)}</div>
                 <table data-testid="sweep-table">
                     <thead><tr>
-                        <th>"freeze"</th><th>"trainable"</th><th>"peak"</th><th>"time"</th><th>"accuracy"</th>
+                        <th>"plan"</th><th>"encoder lr"</th><th>"trainable"</th><th>"peak"</th><th>"time"</th><th>"accuracy"</th>
                         <th>"against the majority class"</th><th>"on the Pareto front of"</th><th>"status"</th>
                     </tr></thead>
                     <tbody>{rows}</tbody>

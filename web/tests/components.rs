@@ -3,7 +3,7 @@
 //! the computed memory at once. Run by `cargo xtask test`.
 #![cfg(target_arch = "wasm32")]
 
-use freezelab_protocol::freeze::FreezePlan;
+use freezelab_protocol::freeze::{FreezePlan, Mode};
 use freezelab_protocol::memory::{self, BlockParams, EncoderShape};
 use freezelab_protocol::messages::{Column, ModelInfo};
 use freezelab_web::column::RunColumn;
@@ -21,7 +21,14 @@ fn minilm() -> ModelInfo {
     ModelInfo {
         name: "minilm-l6".into(),
         shape: EncoderShape { hidden_size: 384, intermediate_size: 1536, num_attention_heads: 12 },
-        params: BlockParams { embeddings: 11_918_592, layers: vec![1_774_464; 6], head: 770 },
+        params: BlockParams {
+            embeddings: 11_918_592,
+            layers: vec![1_774_464; 6],
+            head: 770,
+            embedding_biases: 384,
+            layer_biases: vec![4_224; 6],
+            linears: [(384, 384), (384, 384), (384, 384), (384, 384), (384, 1536), (1536, 384)],
+        },
         max_position_embeddings: 512,
         vocab_size: 30_522,
     }
@@ -102,6 +109,77 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0, lab.kernels());
     assert_eq!(bytes(&root), want.total());
     assert_eq!(find(&root, "cache-skipped-A").text_content().unwrap().trim(), "not cached");
+}
+
+/// Sets a `<select>` or `<input>` by test id and fires `change`, as a user's pick does.
+fn set_value(root: &HtmlElement, testid: &str, value: &str) {
+    let el = find(root, testid);
+    match el.dyn_ref::<HtmlInputElement>() {
+        Some(input) => input.set_value(value),
+        None => el.unchecked_ref::<web_sys::HtmlSelectElement>().set_value(value),
+    }
+    el.dispatch_event(&web_sys::Event::new("change").unwrap()).unwrap();
+}
+
+/// The mode picker: BitFit trains only the bias terms (the count and the memory say so before
+/// any run) at its suggested rate, which the user may override; LLRD shows each block's factor.
+#[wasm_bindgen_test]
+async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
+    let (lab, root) = mount_column();
+    leptos::task::tick().await;
+    let model = minilm();
+    let all_bytes = bytes(&root);
+    set_value(&root, "mode-A", "bitfit");
+    leptos::task::tick().await;
+    let plan = lab.plan_a.get_untracked();
+    assert_eq!(plan.mode, Mode::Bitfit);
+    assert_eq!(trainable(&root), 384 + 6 * 4_224 + 770);
+    let hyper = lab.hyper.get_untracked();
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0, lab.kernels());
+    assert_eq!(bytes(&root), want.total());
+    assert!(bytes(&root) < all_bytes);
+    let lr = || find(&root, "lr-A").unchecked_into::<HtmlInputElement>().value();
+    assert_eq!(lr(), "0.001");
+    assert_eq!(lab.column_lr(Column::A), 1e-3);
+    assert!(root.text_content().unwrap().contains("biases 4224"), "{}", root.text_content().unwrap());
+    set_value(&root, "lr-A", "0.0005");
+    leptos::task::tick().await;
+    assert_eq!(lab.column_lr(Column::A), 5e-4);
+    // A preset keeps the mode; a new mode drops the override.
+    find(&root, "preset-A-bottom-half").click();
+    leptos::task::tick().await;
+    assert_eq!(lab.plan_a.get_untracked().label(), "bitfit:emb,0-2");
+    set_value(&root, "mode-A", "llrd");
+    leptos::task::tick().await;
+    assert_eq!(lab.plan_a.get_untracked().mode, Mode::Llrd { decay: 0.9 });
+    assert_eq!(lab.column_lr(Column::A), hyper.lr);
+    set_value(&root, "llrd-decay-A", "0.8");
+    leptos::task::tick().await;
+    assert_eq!(lab.plan_a.get_untracked().label(), "llrd-0.8:emb,0-2");
+    // Layers 3–5 train: the top at 1×, layer 3 at 0.8².
+    assert!(root.text_content().unwrap().contains("lr ×0.64"));
+    set_value(&root, "llrd-decay-A", "1.5");
+    leptos::task::tick().await;
+    assert_eq!(lab.plan_a.get_untracked().mode, Mode::Llrd { decay: 0.8 }, "an out-of-range decay is refused");
+    assert!(lab.errors.get_untracked().iter().any(|e| e.contains("llrd_decay")));
+    // Gradual unfreezing: each open block says when it opens, top first.
+    set_value(&root, "mode-A", "gradual");
+    leptos::task::tick().await;
+    set_value(&root, "gradual-every-A", "5");
+    leptos::task::tick().await;
+    assert_eq!(lab.plan_a.get_untracked().label(), "gradual-5:emb,0-2");
+    let text = root.text_content().unwrap();
+    assert!(text.contains("opens at step 5") && text.contains("opens at step 15"), "{text}");
+    // LoRA: rank-8 updates on query and value of the open layers, the suggested rate.
+    set_value(&root, "mode-A", "lora");
+    leptos::task::tick().await;
+    assert_eq!(trainable(&root), 3 * 2 * 8 * 768 + 770);
+    assert_eq!(lab.column_lr(Column::A), 5e-4);
+    set_value(&root, "lora-rank-A", "4");
+    leptos::task::tick().await;
+    find(&root, "lora-all-A").click();
+    leptos::task::tick().await;
+    assert_eq!(lab.plan_a.get_untracked().label(), "lora-4-a16-all:emb,0-2");
 }
 
 /// A finished run that does not clear the majority-class baseline is flagged in its column;
@@ -252,8 +330,15 @@ fn charts_draw_the_labelled_baseline() {
     let svg =
         line_chart("validation accuracy", "step", "accuracy", &[("A".into(), vec![(1.0, 0.7)])], None, &[ham(0.68)]);
     assert!(svg.contains("majority class: always ‘ham’ 68.0%"), "{svg}");
-    let point = Point { label: "head-only".into(), x: 1.0, y: 0.55, beats_baseline: false };
-    assert!(scatter_chart("accuracy vs time", "s", &[point], &[false], &[ham(0.68)]).contains("always ‘ham’"));
+    let point = Point { label: "head-only".into(), mode: Mode::Freeze, x: 1.0, y: 0.55, beats_baseline: false };
+    assert!(scatter_chart("accuracy vs time", "s", &[point.clone()], &[false], &[ham(0.68)]).contains("always ‘ham’"));
+    // Each mode its marker: BitFit a triangle, LLRD a square, the freeze depths a circle.
+    let at = |mode, x| Point { mode, x, y: 0.9, beats_baseline: true, ..point.clone() };
+    let count = |points: &[Point], tag: &str| scatter_chart("t", "x", points, &[true, false], &[]).matches(tag).count();
+    let modes = [at(Mode::Bitfit, 1.0), at(Mode::Llrd { decay: 0.9 }, 2.0)];
+    let circles = [at(Mode::Freeze, 1.0), at(Mode::Freeze, 2.0)];
+    assert_eq!((count(&modes, "<polygon"), count(&modes, "<circle")), (1, 0));
+    assert_eq!(count(&modes, "<rect"), count(&circles, "<rect") + 1);
 }
 
 /// The sweep at the page's old CPU defaults: every point within a few points of a 0.68

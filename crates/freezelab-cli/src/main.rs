@@ -66,7 +66,11 @@ enum Command {
     Train {
         #[command(flatten)]
         run: RunArgs,
-        /// none | emb | head-only | bottom-K | a list such as emb,0-3 or 3
+        /// none | emb | head-only | bottom-K | a list such as emb,0-3 or 3; a mode before a
+        /// colon trains the rest otherwise: bitfit (biases only), lora-R[-aA][-all] (rank-R
+        /// updates on query and value, or every linear), llrd-D (lr × D per layer down from the
+        /// top), gradual-N (a block opens every N steps), as in bitfit:emb,0-3 (a mode alone
+        /// freezes nothing)
         #[arg(long, default_value = "none")]
         freeze: String,
         /// Write the run's summary as one JSON object.
@@ -90,6 +94,14 @@ enum Command {
         run: RunArgs,
         #[arg(long, default_value = "sweep")]
         out_dir: PathBuf,
+        /// Also the modes between frozen and free: BitFit (lr ≥ 1e-3), LoRA rank 8 on query and
+        /// value (lr ≥ 5e-4) and layer-wise lr decay 0.9.
+        #[arg(long, conflicts_with = "plans")]
+        modes: bool,
+        /// The plans to sweep instead, separated by ';' (each as --freeze takes it, e.g.
+        /// "none;bitfit;llrd-0.8;bitfit:emb,0-3;head-only").
+        #[arg(long)]
+        plans: Option<String>,
     },
     /// Training throughput (examples/s) and peak memory at fixed shapes: freeze none, bottom 3,
     /// head only; with and without the prefix cache. Threads: all cores (`RAYON_NUM_THREADS`
@@ -233,9 +245,14 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Sweep { run, out_dir } => {
+        Command::Sweep { run, out_dir, modes, plans } => {
             let device = device::init(cli.device).await?;
-            sweep::run(&run, &out_dir, &device).await?;
+            let which = match plans {
+                Some(list) => sweep::Plans::List(list),
+                None if modes => sweep::Plans::Modes,
+                None => sweep::Plans::Depths,
+            };
+            sweep::run(&run, &which, &out_dir, &device).await?;
             eprintln!("sweep: wrote sweep.csv, sweep.json, sweep.svg in {}", out_dir.display());
         }
         Command::Bench { model, batch, seq, steps, json, rows } => {

@@ -1,22 +1,49 @@
-//! `freezelab sweep`: the same budget under progressively deeper freezing, as a table and a plot.
+//! `freezelab sweep`: the same budget under progressively deeper freezing (and, with `--modes`,
+//! the modes between frozen and free), as a table and a plot.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use freezelab_core::cache::PrefixCache;
-use freezelab_core::freeze::FreezePlan;
+use freezelab_core::freeze::{FreezePlan, Mode};
 use freezelab_core::metrics::results_front;
-use freezelab_core::train::RunSummary;
+use freezelab_core::train::{RunSummary, TrainConfig};
 use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::host::CliHost;
 use crate::run_args::{run_once, RunArgs};
 
+/// Which plans a sweep trains.
+pub enum Plans {
+    /// Train all, freeze embeddings, bottom 2, 4, …, head only.
+    Depths,
+    /// The depths, then BitFit and LLRD 0.9 on the whole encoder.
+    Modes,
+    /// Plan specs separated by ';'.
+    List(String),
+}
+
+impl Plans {
+    fn plans(&self, layers: usize) -> Result<Vec<FreezePlan>> {
+        Ok(match self {
+            Plans::Depths => FreezePlan::sweep(layers),
+            Plans::Modes => FreezePlan::sweep_modes(layers),
+            Plans::List(list) => {
+                list.split(';').map(|spec| FreezePlan::parse(spec, layers)).collect::<Result<_, _>>()?
+            }
+        })
+    }
+}
+
 #[derive(Serialize)]
 pub struct Row {
     pub freeze: String,
+    /// `freeze` (the boxes alone), `bitfit`, `lora`, `llrd` or `gradual`.
+    pub mode: &'static str,
+    /// The encoder's learning rate.
+    pub lr: f64,
     pub trainable_params: usize,
     pub computed_memory_bytes: u64,
     pub measured_peak_bytes: Option<u64>,
@@ -38,6 +65,8 @@ impl From<&RunSummary> for Row {
     fn from(s: &RunSummary) -> Self {
         Row {
             freeze: s.freeze.clone(),
+            mode: s.config.freeze.mode.id(),
+            lr: s.config.lr,
             trainable_params: s.trainable_params,
             computed_memory_bytes: s.memory.computed_total,
             measured_peak_bytes: s.memory.measured_peak_bytes,
@@ -67,14 +96,17 @@ fn mark_fronts(rows: &mut [Row]) {
     }
 }
 
-pub async fn run(args: &RunArgs, out_dir: &Path, device: &Device) -> Result<Vec<RunSummary>> {
+pub async fn run(args: &RunArgs, which: &Plans, out_dir: &Path, device: &Device) -> Result<Vec<RunSummary>> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let loaded = args.load()?;
     let layers = freezelab_core::config::BertConfig::from_json(&loaded.dir.config)?.num_hidden_layers;
+    let plans = which.plans(layers)?;
     let mut cache = PrefixCache::new();
     let mut summaries = Vec::new();
-    for plan in FreezePlan::sweep(layers) {
-        let cfg = args.config(plan.clone(), args.cache);
+    for plan in plans {
+        // Each mode at its suggested encoder rate (BitFit's is higher); `--lr` for the rest.
+        let lr = plan.mode.suggested_lr(args.lr);
+        let cfg = TrainConfig { lr, ..args.config(plan.clone(), args.cache) };
         let mut host = CliHost::new(&plan.label(), false);
         let (_, summary) = run_once(&loaded, &cfg, device, &mut cache, &mut host).await?;
         eprintln!(
@@ -131,7 +163,9 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
             .build_cartesian_2d(0.0..x_max * 1.1, y_range.clone())?;
         chart.configure_mesh().x_desc(x_label).y_desc("accuracy").draw()?;
         let points: Vec<(f64, f64)> = rows.iter().map(|r| (x_of(r), r.val_accuracy)).collect();
-        chart.draw_series(LineSeries::new(points.clone(), &BLUE))?;
+        // The freeze depths joined in sweep order; the other modes stand alone.
+        let depths = rows.iter().zip(&points).filter(|(r, _)| r.mode == Mode::Freeze.id()).map(|(_, &p)| p);
+        chart.draw_series(LineSeries::new(depths, &BLUE))?;
         // The Pareto front in green; a run below the baseline as a grey cross, as in the page.
         let mut front: Vec<(f64, f64)> =
             rows.iter().zip(&points).filter(|(r, _)| on_front(r)).map(|(_, &p)| p).collect();
@@ -140,10 +174,15 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
         chart.draw_series(rows.iter().zip(&points).map(|(r, &p)| {
             let style = if on_front(r) { GREEN.filled() } else { BLUE.filled() };
             EmptyElement::at(p)
-                + if r.beats_baseline {
-                    Circle::new((0, 0), 4, style).into_dyn()
-                } else {
-                    Cross::new((0, 0), 4, RGBColor(128, 128, 128).stroke_width(2)).into_dyn()
+                + match (r.beats_baseline, r.mode) {
+                    (false, _) => Cross::new((0, 0), 4, RGBColor(128, 128, 128).stroke_width(2)).into_dyn(),
+                    (true, "bitfit") => TriangleMarker::new((0, 0), 5, style).into_dyn(),
+                    (true, "llrd") => Rectangle::new([(-4, -4), (4, 4)], style).into_dyn(),
+                    (true, "lora") => Rectangle::new([(-6, -2), (6, 2)], style).into_dyn(),
+                    (true, "gradual") => {
+                        Circle::new((0, 0), 6, ShapeStyle { filled: false, stroke_width: 2, ..style }).into_dyn()
+                    }
+                    (true, _) => Circle::new((0, 0), 4, style).into_dyn(),
                 }
         }))?;
         let offset = (y_range.end - y_range.start) / 25.0;
@@ -153,7 +192,7 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
                 .map(|(r, &p)| Text::new(r.freeze.clone(), (p.0, p.1 - offset), ("sans-serif", 11))),
         )?;
         chart.draw_series([Text::new(
-            "green: Pareto front · grey ×: not above the majority class",
+            "green: Pareto front · ▲ BitFit · ▬ LoRA · ■ LLRD · ◯ gradual · grey ×: not above the majority class",
             (x_max * 0.25, y_range.end - offset),
             ("sans-serif", 11).into_font().color(&RGBColor(60, 60, 60)),
         )])?;

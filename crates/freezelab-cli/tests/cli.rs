@@ -74,6 +74,7 @@ fn info_counts_parameters_per_block() {
     assert!(stdout.contains("11918592"), "embeddings: {stdout}");
 }
 
+/// A LoRA run above a frozen prefix saves a plain Hugging Face folder that `predict` loads.
 #[test]
 fn train_saves_a_model_that_predict_loads() {
     let Some(dir) = model_dir("train → predict") else {
@@ -88,7 +89,7 @@ fn train_saves_a_model_that_predict_loads() {
         "--data",
         "spam",
         "--freeze",
-        "emb,0-3",
+        "lora-8:emb,0-3",
         "--train-size",
         "32",
         "--eval-size",
@@ -116,7 +117,8 @@ fn train_saves_a_model_that_predict_loads() {
     }
     assert!(summary["memory"]["computed"]["weights"].is_number());
     assert!(summary["memory"]["measured_peak_bytes"].as_u64().unwrap() > 90_000_000);
-    assert_eq!(summary["trainable_params"], 2 * 1_774_464 + 384 * 2 + 2);
+    // LoRA rank 8 on query and value of layers 4 and 5: 2 × 8 × (384 + 384) each, and the head.
+    assert_eq!(summary["trainable_params"], 2 * 2 * 8 * 768 + 384 * 2 + 2);
 
     let predict = |extra: &[&str]| {
         let text = ["--text", "Win a FREE cruise now, click here", "--max-len", "32"];
@@ -125,7 +127,8 @@ fn train_saves_a_model_that_predict_loads() {
         serde_json::from_str::<serde_json::Value>(stdout.lines().next().unwrap()).unwrap()
     };
     let p = predict(&["--model", dir.to_str().unwrap(), "--head", head.to_str().unwrap()]);
-    // The HF folder holds the same model: same probabilities, labels in its config.
+    // The HF folder holds the same model, LoRA's updates merged into plain weights: same
+    // probabilities, labels in its config.
     assert_eq!(predict(&["--model", folder.to_str().unwrap()]), p);
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
@@ -178,10 +181,10 @@ fn bad_input_gets_a_clear_message() {
     assert!(!ok && stderr.contains("setting max_len: must be at most the model's 512 positions"), "{stderr}");
 }
 
-/// The sweep's table marks the Pareto fronts as the page's sweep does: never a run below the
-/// majority class, and on each axis no front run beaten by a cheaper or equal one.
+/// The sweep's table (with the modes) marks the Pareto fronts as the page's sweep does: never a
+/// run below the majority class, and on each axis no front run beaten by a cheaper or equal one.
 #[test]
-fn sweep_marks_the_pareto_fronts() {
+fn sweep_with_modes_marks_the_pareto_fronts() {
     let tmp = scratch("sweep");
     let (model, out) = (tmp.join("model"), tmp.join("sweep"));
     let (_, stderr, ok) = freezelab(&["synthetic", "--out", model.to_str().unwrap()]);
@@ -192,15 +195,21 @@ fn sweep_marks_the_pareto_fronts() {
         &[
             &["sweep", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()][..],
             &args,
-            &["--out-dir", out.to_str().unwrap()],
+            &["--modes", "--out-dir", out.to_str().unwrap()],
         ]
         .concat(),
     );
     assert!(ok, "{stderr}");
     let mut csv = csv::Reader::from_path(out.join("sweep.csv")).unwrap();
     let rows: Vec<std::collections::HashMap<String, String>> = csv.deserialize().map(Result::unwrap).collect();
-    assert!(rows.len() >= 3);
     let number = |r: &std::collections::HashMap<String, String>, k: &str| r[k].parse::<f64>().unwrap();
+    let plans: Vec<(&str, &str)> = rows.iter().map(|r| (r["freeze"].as_str(), r["mode"].as_str())).collect();
+    assert_eq!(plans[..2], [("none", "freeze"), ("emb", "freeze")]);
+    assert_eq!(plans[plans.len() - 3..], [("bitfit", "bitfit"), ("lora-8", "lora"), ("llrd-0.9", "llrd")]);
+    let (all, bitfit, lora) = (&rows[0], &rows[rows.len() - 3], &rows[rows.len() - 2]);
+    assert!(number(bitfit, "trainable_params") < number(all, "trainable_params") / 10.0);
+    assert!(number(lora, "trainable_params") < number(all, "trainable_params") / 2.0);
+    assert_eq!(number(&rows[rows.len() - 1], "trainable_params"), number(all, "trainable_params"));
     for (front, cost) in [("front_params", "trainable_params"), ("front_time", "train_seconds")] {
         let on: Vec<_> = rows.iter().filter(|r| r[front] == "true").collect();
         assert!(on.iter().all(|r| r["beats_baseline"] == "true"), "{front}: a run below the baseline is on it");
@@ -218,4 +227,17 @@ fn sweep_marks_the_pareto_fronts() {
         assert!(tops.is_empty() || tops.iter().any(|r| r[front] == "true"), "{front}: no most accurate run on it");
     }
     assert!(std::fs::read_to_string(out.join("sweep.svg")).unwrap().contains("Pareto front"));
+    // A list of plans, one of them unknown: refused before any training, naming it.
+    let (_, stderr, ok) = freezelab(&[
+        "sweep",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--plans",
+        "none;lorax:emb",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("\"lorax\" is not a mode"), "{stderr}");
 }

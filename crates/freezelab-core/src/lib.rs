@@ -15,6 +15,7 @@ pub mod folder;
 pub mod fused;
 pub mod loaded;
 pub mod memory;
+pub mod params;
 pub mod synthetic;
 pub mod tokenize;
 pub mod train;

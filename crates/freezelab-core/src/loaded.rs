@@ -9,6 +9,7 @@ use crate::bert::{mean_pool, BatchTensors, Classifier};
 use crate::config::BertConfig;
 use crate::device::read_f32;
 use crate::memory::BlockParams;
+use crate::params;
 use crate::tokenize::Tokenizer;
 use crate::weights::{load_classifier, stored_head_labels};
 use crate::{CoreError, Result};
@@ -28,12 +29,21 @@ pub struct LoadedModel {
     pub device: Device,
 }
 
-/// Parameter counts per block of a classifier, bottom to top.
+/// Parameter counts per block of a classifier, bottom to top, and of their bias terms.
 pub fn block_params(model: &Classifier) -> BlockParams {
+    let bert = &model.bert;
     BlockParams {
-        embeddings: model.bert.embeddings.num_params(),
-        layers: model.bert.layers.iter().map(Module::num_params).collect(),
+        embeddings: bert.embeddings.num_params(),
+        layers: bert.layers.iter().map(Module::num_params).collect(),
         head: model.head.num_params(),
+        embedding_biases: params::bias_count(&bert.embeddings),
+        layer_biases: bert.layers.iter().map(params::bias_count).collect(),
+        linears: bert.layers.first().map_or([(0, 0); 6], |l| {
+            [&l.query, &l.key, &l.value, &l.attention_output, &l.intermediate, &l.output].map(|linear| {
+                let [inputs, outputs] = linear.weight.dims();
+                (inputs, outputs)
+            })
+        }),
     }
 }
 

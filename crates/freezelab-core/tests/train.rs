@@ -13,7 +13,7 @@ use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
 use freezelab_core::tokenize::EncodedBatch;
-use freezelab_core::train::{self, apply_freeze, TrainConfig};
+use freezelab_core::train::{self, apply_plan, TrainConfig};
 
 use common::training::{model, run, run_keyed, run_on, small_cfg, turn, wgpu_device};
 
@@ -90,7 +90,7 @@ fn grads_present(config: &BertConfig, plan: &FreezePlan) -> (bool, Vec<bool>, bo
     let _turn = turn();
     let device = Device::flex().autodiff();
     let m = model(config, 3, &device);
-    let classifier = apply_freeze(m.classifier, plan);
+    let classifier = apply_plan(m.classifier, plan);
     let batch = m.tokenizer.encode_batch(&["the movie was great", "bad day"], 16).unwrap();
     let logits = pollster::block_on(train::logits(&classifier, plan, &batch, &device)).unwrap();
     let grads = logits.sum().backward();
@@ -127,7 +127,7 @@ fn frozen_blocks_run_without_dropout() {
     let config = synthetic::config(16, 2, 2);
     let device = Device::flex().autodiff();
     let m = model(&config, 3, &device);
-    let frozen = apply_freeze(m.classifier, &FreezePlan::bottom(2, 1));
+    let frozen = apply_plan(m.classifier, &FreezePlan::bottom(2, 1));
     let batch: EncodedBatch = m.tokenizer.encode_batch(&["the movie was great and so good"], 16).unwrap();
     let input = freezelab_core::bert::BatchTensors::new(&batch, &device);
     let read = |t: burn::tensor::Tensor<3>| t.into_data().try_into_vec::<f32>().unwrap();
@@ -340,4 +340,158 @@ fn drift_is_zero_for_frozen_blocks_and_at_lr_zero() {
     assert_eq!(summary.steps, 1);
     let drift = pollster::block_on(weight_drift(&trained.classifier, &config, &pretrained, 7)).unwrap();
     assert!(drift.iter().all(|d| d.relative_change == 0.0), "{drift:?}");
+}
+
+/// Each parameter's values, and whether it is a bias term, per block: embeddings, layer 0..
+fn encoder_params(m: &LoadedModel) -> Vec<Vec<(bool, Vec<f32>)>> {
+    use freezelab_core::params::{walk, Kind, ParamAction};
+    struct Collect(Vec<(bool, Vec<f32>)>);
+    impl ParamAction for Collect {
+        fn act<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>, kind: Kind) {
+            self.0.push((kind.bias, param.val().into_data().convert::<f32>().try_into_vec::<f32>().unwrap()));
+        }
+    }
+    let bert = &m.classifier.bert;
+    let mut out = vec![walk(&bert.embeddings, Collect(Vec::new())).0];
+    out.extend(bert.layers.iter().map(|l| walk(l, Collect(Vec::new())).0));
+    out
+}
+
+/// BitFit: in every block the bias terms (linear biases, LayerNorm shifts) move and nothing else
+/// does by a single bit; only they and the head get optimizer state.
+#[test]
+fn bitfit_moves_only_the_bias_terms() {
+    let config = synthetic::config(16, 3, 2);
+    let before = encoder_params(&model(&config, 7, &Device::flex()));
+    let plan = FreezePlan::parse("bitfit", 3).unwrap();
+    let (trained, summary, _) = run(&config, &small_cfg(plan), &mut PrefixCache::new());
+    for (block, (b, a)) in before.iter().zip(&encoder_params(&trained)).enumerate() {
+        let mut biases_moved = false;
+        for ((bias, x), (_, y)) in b.iter().zip(a) {
+            let same = x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(*bias || same, "block {block}: a weight moved under BitFit");
+            biases_moved |= *bias && !same;
+        }
+        assert!(biases_moved, "block {block}: no bias moved");
+    }
+    // Bias values: embeddings' LayerNorm shift 16; per layer q, k, v, attention output, output
+    // (16 each), intermediate (4·16) and two LayerNorm shifts; the head 16·2 + 2.
+    assert_eq!(summary.trainable_params, 16 + 3 * (5 * 16 + 64 + 2 * 16) + 34);
+    assert_eq!(summary.freeze, "bitfit");
+    // Bias tensors: 1 in the embeddings, 8 per layer; the head's 2 tensors.
+    let head_only = TrainConfig { epochs: 1, max_steps: Some(2), ..small_cfg(FreezePlan::head_only(3)) };
+    let per_tensor = run(&config, &head_only, &mut PrefixCache::new()).1.optimizer_state_tensors.unwrap() / 2;
+    assert_eq!(summary.optimizer_state_tensors, Some(per_tensor * (1 + 3 * 8 + 2)));
+}
+
+#[test]
+fn bitfit_above_a_frozen_prefix_uses_the_cache_and_agrees_without_it() {
+    let config = synthetic::config(32, 3, 2);
+    let plan = FreezePlan::parse("bitfit:emb,0", 3).unwrap();
+    let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new());
+    let cfg = TrainConfig { cache: true, ..small_cfg(plan) };
+    let (_, cached, h_cached) = run(&config, &cfg, &mut PrefixCache::new());
+    assert!(cached.cache_used && !plain.cache_used);
+    for (a, b) in h_plain.losses().iter().zip(h_cached.losses()) {
+        assert!((a - b).abs() <= 1e-5, "loss {a} vs {b}");
+    }
+    // Layers 1 and 2 train their biases; the frozen prefix nothing.
+    assert_eq!(plain.trainable_params, 2 * (5 * 32 + 128 + 2 * 32) + 32 * 2 + 2);
+}
+
+#[test]
+fn llrd_at_decay_one_is_plain_fine_tuning() {
+    let config = synthetic::config(16, 3, 2);
+    let cfg = |spec| TrainConfig { epochs: 1, ..small_cfg(FreezePlan::parse(spec, 3).unwrap()) };
+    let (_, _, plain) = run(&config, &cfg("none"), &mut PrefixCache::new());
+    let (_, _, llrd) = run(&config, &cfg("llrd-1"), &mut PrefixCache::new());
+    assert_eq!(plain.losses(), llrd.losses());
+}
+
+/// AdamW's first step moves a parameter by lr·|g|/(|g|+ε) ≈ lr, so the largest move in each
+/// block is its learning rate: decay^(depth) times the top layer's.
+#[test]
+fn llrd_gives_each_block_its_decayed_rate() {
+    let config = synthetic::config(16, 3, 2);
+    let before = block_values(&model(&config, 7, &Device::flex()));
+    let plan = FreezePlan::parse("llrd-0.5", 3).unwrap();
+    let lr = 1e-2;
+    let cfg = TrainConfig { max_steps: Some(1), warmup_fraction: 0.0, weight_decay: 0.0, lr, ..small_cfg(plan) };
+    let (trained, _, _) = run(&config, &cfg, &mut PrefixCache::new());
+    let after = block_values(&trained);
+    for (block, scale) in [0.125, 0.25, 0.5, 1.0].into_iter().enumerate() {
+        let moved = before[block].iter().zip(&after[block]).map(|(b, a)| (a - b).abs()).fold(0f32, f32::max);
+        let ratio = moved as f64 / (lr * scale);
+        assert!((ratio - 1.0).abs() < 0.01, "block {block}: moved {moved}, expected {}", lr * scale);
+    }
+}
+
+/// Gradual unfreezing every 2 steps: the head alone for steps 0–1, layer 2 from step 2, layer 1
+/// from step 4…; a block moves only once it is open, and the summary counts what trained last.
+#[test]
+fn gradual_unfreezing_opens_one_block_from_the_top_every_n_steps() {
+    let config = synthetic::config(16, 3, 2);
+    let before = block_values(&model(&config, 7, &Device::flex()));
+    let plan = FreezePlan::parse("gradual-2", 3).unwrap();
+    let moved = |steps: usize| {
+        let cfg = TrainConfig { epochs: 1, max_steps: Some(steps), ..small_cfg(plan.clone()) };
+        let (trained, summary, _) = run(&config, &cfg, &mut PrefixCache::new());
+        let after = block_values(&trained);
+        let moved: Vec<bool> = before.iter().zip(&after).map(|(b, a)| b != a).collect();
+        (moved, summary.trainable_params)
+    };
+    // q, k, v, attention output; intermediate; output; two LayerNorms.
+    let layer = 4 * (16 * 16 + 16) + (16 * 64 + 64) + (64 * 16 + 16) + 2 * 2 * 16;
+    // Blocks: embeddings, layers 0–2, head.
+    assert_eq!(moved(2), (vec![false, false, false, false, true], 34));
+    assert_eq!(moved(3), (vec![false, false, false, true, true], layer + 34));
+    assert_eq!(moved(7), (vec![false, true, true, true, true], 3 * layer + 34));
+}
+
+/// Every tensor of the model as its export names it (LoRA's updates merged in).
+fn exported(classifier: &freezelab_core::bert::Classifier) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let labels = ["a".to_string(), "b".to_string()];
+    let bytes = pollster::block_on(freezelab_core::weights::export_classifier(classifier, &labels)).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()))
+        .collect()
+}
+
+/// LoRA: the updates train (and only they, and the head, get optimizer state); exported, they
+/// are merged into the query and value weights and nothing else changed; the exported folder
+/// loads as a plain BERT that predicts as the trained model does.
+#[test]
+fn lora_trains_low_rank_updates_merged_on_export() {
+    let config = synthetic::config(16, 3, 2);
+    let before = exported(&model(&config, 7, &Device::flex()).classifier);
+    let plan = FreezePlan::parse("lora-2", 3).unwrap();
+    let (trained, summary, _) = run(&config, &small_cfg(plan), &mut PrefixCache::new());
+    let after = exported(&trained.classifier);
+    for (name, values) in &before {
+        let changed = values != &after[name];
+        let adapted = name.ends_with("attention.self.query.weight") || name.ends_with("attention.self.value.weight");
+        let head = name.starts_with("classifier.");
+        assert_eq!(changed, adapted || head, "{name}: changed {changed}");
+    }
+    // Rank 2 on query and value of 3 layers: 2 × (16 + 16) each; the head 16 · 2 + 2.
+    assert_eq!(summary.trainable_params, 3 * 2 * 2 * 32 + 34);
+    let head_only = TrainConfig { epochs: 1, max_steps: Some(2), ..small_cfg(FreezePlan::head_only(3)) };
+    let per_tensor = run(&config, &head_only, &mut PrefixCache::new()).1.optimizer_state_tensors.unwrap() / 2;
+    assert_eq!(summary.optimizer_state_tensors, Some(per_tensor * (3 * 4 + 2)));
+
+    let labels = ["a".to_string(), "b".to_string()];
+    let weights = pollster::block_on(freezelab_core::weights::export_classifier(&trained.classifier, &labels)).unwrap();
+    let config_json = serde_json::to_vec(&config).unwrap();
+    let tokenizer = synthetic::tokenizer_json();
+    let files = ModelFiles { config: &config_json, weights: &weights, tokenizer: tokenizer.as_bytes() };
+    let plain = LoadedModel::load(files, None, 0, &Device::flex()).unwrap();
+    let texts = ["the movie was great", "a bad and sad day"];
+    let ours = pollster::block_on(trained.predict(&texts, 16)).unwrap();
+    let theirs = pollster::block_on(plain.predict(&texts, 16)).unwrap();
+    for (a, b) in ours.iter().flatten().zip(theirs.iter().flatten()) {
+        assert!((a - b).abs() < 1e-5, "{ours:?} vs {theirs:?}");
+    }
 }

@@ -13,17 +13,58 @@ pub struct EncoderShape {
     pub num_attention_heads: usize,
 }
 
-/// Parameter counts per block, bottom to top.
+use crate::freeze::Mode;
+
+/// Parameter counts per block, bottom to top, of their bias terms (linear biases and LayerNorm
+/// shifts: what BitFit trains), and the shapes of a layer's linears (what LoRA adapts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockParams {
     pub embeddings: usize,
     pub layers: Vec<usize>,
     pub head: usize,
+    pub embedding_biases: usize,
+    pub layer_biases: Vec<usize>,
+    /// (inputs, outputs) of a layer's query, key, value, attention output, intermediate and
+    /// output projections.
+    pub linears: [(usize, usize); 6],
+}
+
+/// Which of a layer's linears LoRA adapts: query and value (indices into
+/// [`BlockParams::linears`]), or all six.
+fn lora_targets(all_linear: bool) -> &'static [usize] {
+    if all_linear {
+        &[0, 1, 2, 3, 4, 5]
+    } else {
+        &[0, 2]
+    }
 }
 
 impl BlockParams {
     pub fn total(&self) -> usize {
         self.embeddings + self.layers.iter().sum::<usize>() + self.head
+    }
+
+    /// Parameters of the embeddings (`None`) or layer `i` that train under `plan` (under
+    /// gradual unfreezing, once every block is open: the schedule's peak).
+    pub fn trainable_in(&self, plan: &FreezePlan, layer: Option<usize>) -> usize {
+        let (frozen, all, biases) = match layer {
+            None => (plan.embeddings_frozen(), self.embeddings, self.embedding_biases),
+            Some(i) => (plan.layers[i], self.layers[i], self.layer_biases[i]),
+        };
+        match (frozen, plan.mode) {
+            (true, _) => 0,
+            (false, Mode::Bitfit) => biases,
+            (false, Mode::Lora { .. }) if layer.is_none() => 0,
+            (false, Mode::Lora { rank, all_linear, .. }) => {
+                lora_targets(all_linear).iter().map(|&l| rank * (self.linears[l].0 + self.linears[l].1)).sum()
+            }
+            (false, Mode::Freeze | Mode::Llrd { .. } | Mode::Gradual { .. }) => all,
+        }
+    }
+
+    /// Values of the dense weights LoRA composes (base + update) in a layer each step.
+    fn lora_merged(&self, all_linear: bool) -> u64 {
+        lora_targets(all_linear).iter().map(|&l| (self.linears[l].0 * self.linears[l].1) as u64).sum()
     }
 }
 
@@ -48,10 +89,10 @@ impl ComputedMemory {
     }
 }
 
-/// Trainable parameters under `plan` (the head always trains).
+/// Trainable parameters under `plan` (the head always trains, fully).
 pub fn trainable_params(params: &BlockParams, plan: &FreezePlan) -> usize {
-    let layers: usize = params.layers.iter().zip(&plan.layers).filter(|(_, &f)| !f).map(|(p, _)| p).sum();
-    layers + params.head + if plan.embeddings { 0 } else { params.embeddings }
+    let layers: usize = (0..params.layers.len()).map(|i| params.trainable_in(plan, Some(i))).sum();
+    layers + params.head + params.trainable_in(plan, None)
 }
 
 /// How a backend runs a layer's element-wise work, which decides what autodiff keeps for the
@@ -87,14 +128,35 @@ impl From<crate::messages::BackendKind> for Kernels {
 /// Composed, in addition: both dropout masks and projections of the hidden size, each norm's
 /// input (12 × h in all), the erf term GELU's backward reads (3 × i), the attention-dropout mask
 /// (3 × s).
-pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Kernels) -> u64 {
+///
+/// Autodiff keeps a matmul's input only for its weight's gradient: when the weights do not
+/// train (a frozen layer above a trainable one, BitFit) the inputs of the q/k/v projection, of
+/// the attention output, of the first and of the second feed-forward projection are not kept
+/// (−3 × h, −1 × i); under LoRA on query and value only the q/k/v input is (−2 × h, −1 × i).
+pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Kernels, weights: Weights) -> u64 {
     let (h, i, a) = (c.hidden_size as u64, c.intermediate_size as u64, c.num_attention_heads as u64);
     let (b, s) = (b as u64, s as u64);
     let (per_h, per_i, per_pair) = match kernels {
         Kernels::Fused => (8, 2, 2),
         Kernels::Composed => (12, 3, 3),
     };
+    let (per_h, per_i) = match weights {
+        Weights::Train => (per_h, per_i),
+        Weights::QueryValue => (per_h - 2, per_i - 1),
+        Weights::Fixed => (per_h - 3, per_i - 1),
+    };
     b * s * (per_h * h + per_i * i) + per_pair * b * a * s * s
+}
+
+/// Which of a layer's linear weights get a gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// All (full fine-tuning, LLRD, LoRA on every linear).
+    Train,
+    /// Query and value only (LoRA's default targets).
+    QueryValue,
+    /// None (a frozen layer, BitFit).
+    Fixed,
 }
 
 /// Embedding block activations: the norm's x̂ (fused), or also the sum before the norm and the
@@ -118,14 +180,30 @@ pub fn computed(
     kernels: Kernels,
 ) -> ComputedMemory {
     let trainable = trainable_params(params, plan) as u64;
-    // Layers at or above the freeze line keep activations, frozen ones too: their input needs a
-    // gradient when something below trains.
+    // Layers at or above the freeze line keep activations, frozen ones too (fewer: no weight
+    // gradients): their input needs a gradient when something below trains.
     let (first_tracked, embeddings_tracked) = match plan.freeze_line() {
         Some(k) => (k, false),
         None => (0, true),
     };
-    let layers = (plan.num_layers() - first_tracked.min(plan.num_layers())) as u64;
-    let mut floats = layers * layer_activation_floats(c, b, s, kernels);
+    let first = first_tracked.min(plan.num_layers());
+    let mut floats: u64 = (first..plan.num_layers())
+        .map(|i| {
+            let weights = match plan.mode {
+                _ if plan.layers[i] => Weights::Fixed,
+                Mode::Bitfit => Weights::Fixed,
+                Mode::Lora { all_linear: false, .. } => Weights::QueryValue,
+                _ => Weights::Train,
+            };
+            // LoRA composes each adapted weight densely; autodiff keeps it wherever the layer's
+            // input needs a gradient, i.e. above the lowest trainable layer.
+            let merged = match plan.mode {
+                Mode::Lora { all_linear, .. } if !plan.layers[i] && i > first => params.lora_merged(all_linear),
+                _ => 0,
+            };
+            layer_activation_floats(c, b, s, kernels, weights) + merged
+        })
+        .sum();
     if embeddings_tracked {
         floats += embedding_activation_floats(c, b, s, kernels);
     }
@@ -223,6 +301,39 @@ mod tests {
         // A head-only run keeps no activations, but its forward pass still needs the scores.
         let scores = largest_tensor_bytes(&mini(), 4096, 512);
         assert!(check_fits(&small, scores, &cpu).unwrap_err().contains("largest intermediate tensor 49152 MiB"));
+    }
+
+    /// A BERT's counts from its sizes (hidden `h`, intermediate `i`, 512 positions, 2 types).
+    fn bert_params(h: usize, i: usize, layers: usize, vocab: usize) -> BlockParams {
+        let linears = [(h, h), (h, h), (h, h), (h, h), (h, i), (i, h)];
+        let biases = 7 * h + i;
+        BlockParams {
+            embeddings: (vocab + 512 + 2) * h + 2 * h,
+            layers: vec![linears.iter().map(|(a, b)| a * b).sum::<usize>() + biases + 2 * h; layers],
+            head: 2 * h + 2,
+            embedding_biases: h,
+            layer_biases: vec![biases; layers],
+            linears,
+        }
+    }
+
+    #[test]
+    fn each_mode_counts_what_it_trains() {
+        let p = bert_params(384, 1536, 6, 30_522);
+        assert_eq!((p.embeddings, p.layers[0], p.total()), (11_918_592, 1_774_464, 22_566_146));
+        let count = |spec: &str| trainable_params(&p, &FreezePlan::parse(spec, 6).unwrap());
+        assert_eq!(count("bitfit"), 384 + 6 * 4_224 + 770);
+        assert_eq!(count("bitfit:emb,0-3"), 2 * 4_224 + 770);
+        // Rank 8 on query and value: 8 × (384 + 384) each, the embeddings frozen.
+        assert_eq!(count("lora-8"), 6 * 2 * 8 * 768 + 770);
+        assert_eq!(count("lora-8-all"), 6 * 8 * (4 * 768 + 2 * 1920) + 770);
+        assert_eq!(count("llrd-0.8"), count("none"));
+        assert_eq!(count("gradual-4:emb"), count("emb"));
+        // Fewer kept activations and no weight gradients: BitFit below full fine-tuning, LoRA's
+        // kept dense weights above BitFit.
+        let total =
+            |spec: &str| computed(&mini(), &p, &FreezePlan::parse(spec, 6).unwrap(), 16, 64, 0, Kernels::Fused).total();
+        assert!(total("bitfit") < total("lora-8") && total("lora-8") < total("none"));
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl TrainConfig {
         if let Some(s) = self.time_budget_seconds {
             check(s.is_finite() && s > 0.0, "time_budget", "a positive number of seconds", s)?;
         }
-        Ok(())
+        self.freeze.mode.validate()
     }
 }
 
@@ -258,6 +258,7 @@ mod tests {
             ("eval_every", |c| c.eval_every = Some(0)),
             ("interim_eval_size", |c| c.interim_eval_size = Some(0)),
             ("time_budget", |c| c.time_budget_seconds = Some(0.0)),
+            ("llrd_decay", |c| c.freeze.mode = crate::freeze::Mode::Llrd { decay: 1.5 }),
         ];
         assert_eq!(TrainConfig::default().validate(), Ok(()));
         for (setting, spoil) in bad {

@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{apply_freeze, cross_entropy, forward_batch, AdamW, Host, TrainConfig};
+use super::{apply_plan, cross_entropy, forward_batch, AdamW, Host, Rates, TrainConfig};
 use crate::bert::Classifier;
 use crate::cache::{CacheKey, PrefixCache};
 use crate::freeze::FreezePlan;
@@ -65,8 +65,9 @@ pub async fn run(
         return Err(CoreError::Invalid(format!("{}: nothing frozen at the bottom to cache", plan.label())));
     }
     let cfg = TrainConfig { freeze: plan.clone(), ..TrainConfig::default() };
-    let mut model = apply_freeze(model, plan);
+    let mut model = apply_plan(model, plan);
     let mut optim = AdamW::new(&cfg);
+    let rates = Rates::new(plan, cfg.lr, cfg.head_lr, 1.0);
     let labels: Vec<usize> = (0..batch.batch_size).map(|i| i % model.num_labels()).collect();
     let examples: Vec<usize> = (0..batch.batch_size).collect();
     let mut store = PrefixCache::new();
@@ -86,7 +87,7 @@ pub async fn run(
         let logits = forward_batch(&model, plan, batch, &examples, cache_ref, &device).await?;
         let loss = cross_entropy(logits, &labels, &device);
         meter.sample();
-        model = optim.step(model, loss, cfg.lr, cfg.head_lr, &mut meter).await?.0;
+        model = optim.step(model, loss, &rates, &mut meter).await?.0;
         if step > 0 {
             elapsed += host.now() - t0;
             if PeakMeter::source(&device).is_some() {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod host;
 pub mod optimizer;
+mod plan;
 pub mod schedule;
 
 use crate::bert::{BatchTensors, Bert, Classifier};
@@ -25,7 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use freezelab_protocol::metrics::{argmax, Baseline, Metrics};
 pub use freezelab_protocol::run::TrainConfig;
 pub use host::{Host, MemoryReport, RunSummary, TrainEvent};
-pub use optimizer::AdamW;
+pub use optimizer::{AdamW, Rates};
+pub use plan::apply_plan;
 
 /// Refuses settings the model or the loop cannot run, with a message for people.
 pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
@@ -51,22 +53,6 @@ pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
 /// they panic unless the data happens to be ready.
 fn blocking_reads_allowed(device: &Device) -> bool {
     !(cfg!(target_arch = "wasm32") && device.memory_pool_usage().is_some())
-}
-
-/// Sets gradient flags and eval mode per the plan. Frozen blocks keep their weights fixed
-/// (no gradient, so no optimizer state) and run without dropout.
-pub fn apply_freeze(mut model: Classifier, plan: &FreezePlan) -> Classifier {
-    if plan.embeddings {
-        model.bert.embeddings = model.bert.embeddings.freeze();
-    }
-    model.bert.layers = model
-        .bert
-        .layers
-        .into_iter()
-        .zip(&plan.layers)
-        .map(|(layer, &frozen)| if frozen { layer.freeze() } else { layer })
-        .collect();
-    model
 }
 
 /// Examples prepared once per run: token ids and labels; train and validation share one index
@@ -249,6 +235,7 @@ struct Evaluation {
 #[allow(clippy::too_many_arguments)]
 async fn evaluate_and_report(
     model: &Classifier,
+    plan: &FreezePlan,
     prep: &Prepared,
     cfg: &TrainConfig,
     pad_id: u32,
@@ -260,7 +247,7 @@ async fn evaluate_and_report(
     let all = prep.validation.len();
     let n = if full { all } else { cfg.interim_eval_size.unwrap_or(all).min(all) };
     let examples = &prep.validation[..n];
-    let (val_loss, metrics) = evaluate(model, &cfg.freeze, prep, examples, cfg, pad_id, cache).await?;
+    let (val_loss, metrics) = evaluate(model, plan, prep, examples, cfg, pad_id, cache).await?;
     host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone(), examples: n });
     evals.push(Evaluation { step, loss: val_loss, metrics, full: n == all });
     Ok(())
@@ -296,44 +283,45 @@ pub async fn train(
     crate::fused::seed_dropout(cfg.seed);
     let plan = &cfg.freeze;
     let params = block_params(&model);
-    let mut model = apply_freeze(model, plan);
     let prep = prepare(tokenizer, data, cfg)?;
-    let use_cache = cfg.cache && plan.cache_line().is_some();
-    if use_cache {
-        // The key's freeze line, length and example subset come from the run itself, so a cache
-        // bound to another plan or subset can never be served.
-        let key = CacheKey {
-            dataset: format!(
-                "{}#train={}#eval={:?}#seed={}",
-                cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed
-            ),
-            freeze_line: plan.freeze_line().unwrap_or(0),
-            max_len: cfg.max_len,
-            ..cache_key
-        };
-        cache.bind(key, cfg.cache_limit_bytes);
-    }
+    let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
+    let total_steps =
+        cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| m.min(steps_per_epoch * cfg.epochs.max(1)));
+    // The blocks that train now: the plan, except under gradual unfreezing, where they grow with
+    // the step; the last stage is the schedule's peak.
+    let mut stage = plan.at_step(0);
+    let peak_stage = plan.at_step(total_steps.saturating_sub(1));
+    let mut model = apply_plan(model, &stage);
+    // The key's freeze line, length and example subset come from the run itself, so a cache
+    // bound to another plan or subset can never be served (a new stage rebinds it).
+    let cache_key = CacheKey {
+        dataset: format!("{}#train={}#eval={:?}#seed={}", cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed),
+        max_len: cfg.max_len,
+        ..cache_key
+    };
+    let bind_cache = |cache: &mut PrefixCache, stage: &FreezePlan| {
+        let line = stage.cache_line().filter(|_| cfg.cache)?;
+        cache.bind(CacheKey { freeze_line: line, ..cache_key.clone() }, cfg.cache_limit_bytes);
+        Some(line)
+    };
+    let mut use_cache = bind_cache(cache, &stage).is_some();
     // What the cache will hold once full: every example's tokens at the freeze line.
-    let planned_cache = if use_cache {
+    let planned_cache = if cfg.cache && peak_stage.cache_line().is_some() {
         let tokens = prep.rows.iter().map(|r| r.len() as u64).sum();
         memory::cache_bytes(config.hidden_size, tokens, cfg.cache_limit_bytes)
     } else {
         0
     };
 
-    let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
-    let total_steps =
-        cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| m.min(steps_per_epoch * cfg.epochs.max(1)));
     let warmup = schedule::warmup_steps(total_steps, cfg.warmup_fraction);
     let mut optim = AdamW::new(cfg);
 
     let truth: Vec<usize> = prep.validation.iter().map(|&e| prep.labels[e]).collect();
     let baseline = Baseline::majority(&truth, &data.labels.names);
-    let trainable = memory::trainable_params(&params, plan);
     let planned = memory::computed(
         &config.shape(),
         &params,
-        plan,
+        &peak_stage,
         cfg.batch_size,
         cfg.max_len,
         planned_cache,
@@ -343,7 +331,7 @@ pub async fn train(
         total_steps,
         train_examples: prep.train.len(),
         validation_examples: prep.validation.len(),
-        trainable_params: trainable,
+        trainable_params: memory::trainable_params(&params, &peak_stage),
         total_params: params.total(),
         freeze: plan.label(),
         computed_memory: planned,
@@ -373,12 +361,17 @@ pub async fn train(
                 cancelled = true;
                 break 'epochs;
             }
+            if plan.at_step(step) != stage {
+                stage = plan.at_step(step);
+                model = apply_plan(model, &stage);
+                use_cache = bind_cache(cache, &stage).is_some();
+            }
             let t0 = host.now();
             let mut meter = PeakMeter::start(&device);
             let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
             let cache_ref = if use_cache { Some(&mut *cache) } else { None };
             let (logits, seq) =
-                batch_logits(&model, plan, &prep, chunk, tokenizer.pad_id(), cache_ref, &device).await?;
+                batch_logits(&model, &stage, &prep, chunk, tokenizer.pad_id(), cache_ref, &device).await?;
             longest_seq = longest_seq.max(seq);
             let loss = cross_entropy(logits, &labels, &device);
             meter.sample();
@@ -386,8 +379,8 @@ pub async fn train(
                 Some(budget) => schedule::lr_factor_by_time(train_seconds / budget, cfg.warmup_fraction),
                 None => schedule::lr_factor(step, total_steps, warmup),
             };
-            let (updated, loss_value) =
-                optim.step(model, loss, cfg.lr * factor, cfg.head_lr * factor, &mut meter).await?;
+            let rates = Rates::new(&stage, cfg.lr, cfg.head_lr, factor);
+            let (updated, loss_value) = optim.step(model, loss, &rates, &mut meter).await?;
             model = updated;
             if !loss_value.is_finite() {
                 return Err(CoreError::Invalid(format!(
@@ -413,26 +406,28 @@ pub async fn train(
             if cfg.eval_every.is_some_and(|n| step % n == 0) && step < total_steps {
                 let cache_ref = if use_cache { Some(&mut *cache) } else { None };
                 let at = (step, epoch + 1, false);
-                evaluate_and_report(&model, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
+                evaluate_and_report(&model, &stage, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals)
+                    .await?;
             }
         }
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
         let at = (step, epoch + 1, step >= total_steps || out_of_time(train_seconds));
-        evaluate_and_report(&model, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
+        evaluate_and_report(&model, &stage, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
     // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated,
     // on every validation example.
     if evals.last().is_none_or(|e| e.step != step || !e.full) {
         let cache_ref = if use_cache { Some(&mut *cache) } else { None };
         let at = (step, step.div_ceil(steps_per_epoch), true);
-        evaluate_and_report(&model, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
+        evaluate_and_report(&model, &stage, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
     }
 
+    // At the last stage reached: under gradual unfreezing, the schedule's peak so far.
     let cache_bytes = if use_cache { cache.bytes() } else { 0 };
     let computed = memory::computed(
         &config.shape(),
         &params,
-        plan,
+        &stage,
         cfg.batch_size,
         longest_seq.max(1),
         cache_bytes,
@@ -445,7 +440,7 @@ pub async fn train(
     let summary = RunSummary {
         freeze: plan.label(),
         labels: data.labels.names.clone(),
-        trainable_params: trainable,
+        trainable_params: memory::trainable_params(&params, &stage),
         total_params: params.total(),
         train_examples: prep.train.len(),
         validation_examples: prep.validation.len(),

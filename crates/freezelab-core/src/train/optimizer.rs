@@ -2,60 +2,26 @@
 //! parameter except biases and LayerNorm weights, gradients clipped by their global L2 norm
 //! (`max_grad_norm`), the pretrained encoder and the new head at their own learning rates.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use crate::bert::Classifier;
 use crate::device::read_f32;
+use crate::freeze::FreezePlan;
 use crate::memory::PeakMeter;
+use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
 
 use super::TrainConfig;
-
-/// Whether a parameter takes weight decay, by its place in the module tree: HF's grouping
-/// leaves out biases and every LayerNorm parameter.
-fn decays(field: &str, container: &str) -> bool {
-    field != "bias" && container != "Struct:LayerNorm"
-}
-
-/// Something done to each parameter, knowing whether it takes weight decay.
-trait ParamAction {
-    fn act<const D: usize>(&mut self, id: ParamId, decay: bool);
-}
-
-/// Walks a module's parameters, tracking each one's field name and the type that holds it.
-struct Walk<A> {
-    path: Vec<(String, String)>,
-    action: A,
-}
-
-fn walk<M: Module, A: ParamAction>(module: &M, action: A) -> A {
-    let mut w = Walk { path: Vec::new(), action };
-    module.visit(&mut w);
-    w.action
-}
-
-impl<A: ParamAction> ModuleVisitor for Walk<A> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let decay = self.path.last().is_none_or(|(field, container)| decays(field, container));
-        self.action.act::<D>(param.id, decay);
-    }
-}
 
 /// Lists parameter ids by group.
 #[derive(Default)]
 struct Ids(Vec<ParamId>, Vec<ParamId>);
 
 impl ParamAction for Ids {
-    fn act<const D: usize>(&mut self, id: ParamId, decay: bool) {
-        if decay { &mut self.0 } else { &mut self.1 }.push(id);
+    fn act<const D: usize>(&mut self, param: &Param<Tensor<D>>, kind: Kind) {
+        if kind.decays { &mut self.0 } else { &mut self.1 }.push(param.id);
     }
 }
 
@@ -66,8 +32,8 @@ struct SquaredNorm<'a> {
 }
 
 impl ParamAction for SquaredNorm<'_> {
-    fn act<const D: usize>(&mut self, id: ParamId, _decay: bool) {
-        if let Some(g) = self.grads.get::<D>(id) {
+    fn act<const D: usize>(&mut self, param: &Param<Tensor<D>>, _kind: Kind) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
             let s = g.square().sum();
             self.sum = Some(match self.sum.take() {
                 Some(acc) => acc + s,
@@ -77,28 +43,59 @@ impl ParamAction for SquaredNorm<'_> {
     }
 }
 
-/// Moves each gradient into its decay group, scaled by the clipping coefficient.
-struct Split<'a> {
-    grads: &'a mut GradientsParams,
-    coefficient: Option<Tensor<1>>,
+/// Gradients to apply at one learning rate, with and without weight decay.
+struct Group {
+    lr: f64,
     decay: GradientsParams,
     no_decay: GradientsParams,
 }
 
-impl<'a> Split<'a> {
-    fn new(grads: &'a mut GradientsParams, coefficient: Option<Tensor<1>>) -> Self {
-        Split { grads, coefficient, decay: GradientsParams::new(), no_decay: GradientsParams::new() }
-    }
+/// Moves each gradient of a block, scaled by the clipping coefficient, into the decay group of
+/// the block's learning rate (blocks at the same rate share a group: one optimizer call).
+struct Split<'a> {
+    grads: &'a mut GradientsParams,
+    coefficient: Option<&'a Tensor<1>>,
+    groups: &'a mut Vec<Group>,
+    lr: f64,
 }
 
 impl ParamAction for Split<'_> {
-    fn act<const D: usize>(&mut self, id: ParamId, decay: bool) {
-        let Some(grad) = self.grads.remove::<D>(id) else { return };
-        let grad = match &self.coefficient {
+    fn act<const D: usize>(&mut self, param: &Param<Tensor<D>>, kind: Kind) {
+        let Some(grad) = self.grads.remove::<D>(param.id) else { return };
+        let grad = match self.coefficient {
             Some(c) => grad * c.clone().unsqueeze::<D>(),
             None => grad,
         };
-        if decay { &mut self.decay } else { &mut self.no_decay }.register(id, grad);
+        let lr = self.lr;
+        let group = match self.groups.iter().position(|g| g.lr == lr) {
+            Some(i) => &mut self.groups[i],
+            None => {
+                self.groups.push(Group { lr, decay: GradientsParams::new(), no_decay: GradientsParams::new() });
+                self.groups.last_mut().expect("just pushed")
+            }
+        };
+        if kind.decays { &mut group.decay } else { &mut group.no_decay }.register(param.id, grad);
+    }
+}
+
+/// The learning rate of each block for one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rates {
+    pub embeddings: f64,
+    /// Bottom to top.
+    pub layers: Vec<f64>,
+    pub head: f64,
+}
+
+impl Rates {
+    /// The rates of `plan` (LLRD scales the encoder's blocks) at the encoder's `lr` and the
+    /// head's `head_lr`, both times the schedule's `factor`.
+    pub fn new(plan: &FreezePlan, lr: f64, head_lr: f64, factor: f64) -> Self {
+        Rates {
+            embeddings: lr * factor * plan.lr_scale(None),
+            layers: (0..plan.num_layers()).map(|i| lr * factor * plan.lr_scale(Some(i))).collect(),
+            head: head_lr * factor,
+        }
     }
 }
 
@@ -142,14 +139,13 @@ impl AdamW {
         Some((norm.add_scalar(1e-6).recip() * max_norm).clamp_max(1.0))
     }
 
-    /// Backward from `loss` and one update: the encoder at `lr`, the head at `head_lr`. Returns
-    /// the updated model and the loss; waits for the update, so a clock around it measures it.
+    /// Backward from `loss` and one update, each block at its rate in `rates`. Returns the
+    /// updated model and the loss; waits for the update, so a clock around it measures it.
     pub async fn step(
         &mut self,
         model: Classifier,
         loss: Tensor<1>,
-        lr: f64,
-        head_lr: f64,
+        rates: &Rates,
         meter: &mut PeakMeter,
     ) -> Result<(Classifier, f64)> {
         let mut grads = loss.backward();
@@ -157,14 +153,24 @@ impl AdamW {
         let loss_value = read_f32(loss).await?[0] as f64;
         let mut all = GradientsParams::from_module(&mut grads, &model);
         let coefficient = self.clip_coefficient(&model, &all);
-        let encoder = walk(&model.bert, Split::new(&mut all, coefficient.clone()));
-        let (encoder_decay, encoder_rest) = (encoder.decay, encoder.no_decay);
-        let head = walk(&model.head, Split::new(&mut all, coefficient));
-        let (head_decay, head_rest) = (head.decay, head.no_decay);
-        let model = self.decay.step(lr, model, encoder_decay);
-        let model = self.no_decay.step(lr, model, encoder_rest);
-        let model = self.decay.step(head_lr, model, head_decay);
-        let model = self.no_decay.step(head_lr, model, head_rest);
+        let mut groups = Vec::new();
+        let bert = &model.bert;
+        let blocks = std::iter::once((rates.embeddings, None))
+            .chain(bert.layers.iter().zip(&rates.layers).map(|(layer, &lr)| (lr, Some(layer))));
+        for (lr, layer) in blocks {
+            let split = Split { grads: &mut all, coefficient: coefficient.as_ref(), groups: &mut groups, lr };
+            match layer {
+                Some(layer) => walk(layer, split),
+                None => walk(&bert.embeddings, split),
+            };
+        }
+        let split = Split { grads: &mut all, coefficient: coefficient.as_ref(), groups: &mut groups, lr: rates.head };
+        walk(&model.head, split);
+        let mut model = model;
+        for group in groups {
+            model = self.decay.step(group.lr, model, group.decay);
+            model = self.no_decay.step(group.lr, model, group.no_decay);
+        }
         read_f32(model.head.bias.as_ref().expect("head has a bias").val()).await?;
         Ok((model, loss_value))
     }

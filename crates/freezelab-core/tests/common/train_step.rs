@@ -77,7 +77,7 @@ pub async fn replay(fx: &Fixture, device: &Device) -> (Vec<f64>, std::collection
     assert_eq!(schedule::warmup_steps(fx.steps, cfg.warmup_fraction), fx.warmup_steps);
     let plan = FreezePlan::none(2);
     let mut optim = AdamW::new(&cfg);
-    let mut classifier = train::apply_freeze(model.classifier, &plan);
+    let mut classifier = train::apply_plan(model.classifier, &plan);
     let mut losses = Vec::new();
     for (step, (rows, labels)) in fx.batches.iter().zip(&fx.labels).enumerate() {
         let batch = EncodedBatch::from_rows(rows, 0);
@@ -85,7 +85,8 @@ pub async fn replay(fx: &Fixture, device: &Device) -> (Vec<f64>, std::collection
         let loss = train::cross_entropy(logits, labels, &device);
         let factor = schedule::lr_factor(step, fx.steps, fx.warmup_steps);
         let mut meter = PeakMeter::start(&device);
-        let (next, loss) = optim.step(classifier, loss, fx.lr * factor, fx.head_lr * factor, &mut meter).await.unwrap();
+        let rates = train::Rates::new(&plan, fx.lr, fx.head_lr, factor);
+        let (next, loss) = optim.step(classifier, loss, &rates, &mut meter).await.unwrap();
         classifier = next;
         losses.push(loss);
     }
