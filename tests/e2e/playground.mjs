@@ -5,7 +5,7 @@
 // have points, "Try it" classifies, the downloaded model gives `freezelab predict` ($FREEZELAB)
 // the same probabilities, runs survive a reload, the sweep plots its points (CPU), the console
 // has no errors (CSP violations included), and the main thread never blocks for long while
-// training. Screenshots go to $SHOTS (before/during/after/sweep).
+// training. Screenshots go to $SHOTS (before/during/after/sweep/race/bitfit).
 //
 // usage: node playground.mjs URL cpu                 the default model (MiniLM-L6) on the CPU backend
 //        node playground.mjs URL webgpu SYNTHETIC    WebGPU with the small random model and data
@@ -348,6 +348,7 @@ if (!synthetic) {
   const layerSum = (d) => d.filter(([b]) => b.startsWith('layer')).reduce((sum, [, v]) => sum + v, 0);
   check(bitfitDrift.every(([, v]) => v > 0) && layerSum(bitfitDrift) < layerSum(fullDrift),
     `BitFit moved every block, the layers less than full fine-tuning (${JSON.stringify(bitfitDrift)} vs ${JSON.stringify(fullDrift)})`);
+  await page.screenshot({ path: `${shots}/bitfit-${backend}.png`, fullPage: true });
   await byId('mode-A').selectOption('freeze');
 }
 
