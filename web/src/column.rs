@@ -147,6 +147,10 @@ fn ModePicker(column: Column) -> impl IntoView {
     }
     };
     let lr = move || lab.column_lr(column);
+    let set_lr = move |ev| match event_target_value(&ev).parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => lab.lr_override.update(|o| o[column as usize] = Some(v)),
+        _ => lab.error(format!("run {name}: setting lr: must be a number in (0, 1]")),
+    };
     let hint = move || {
         let p = plan.get();
         let page_lr = lab.hyper.with(|h| h.lr);
@@ -187,10 +191,7 @@ fn ModePicker(column: Column) -> impl IntoView {
             {setting}
             <label>"encoder lr "
                 <input type="number" min="0" step="any" data-testid=format!("lr-{name}") prop:value=move || lr().to_string()
-                    on:change=move |ev| match event_target_value(&ev).parse::<f64>() {
-                        Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => lab.lr_override.update(|o| o[column as usize] = Some(v)),
-                        _ => lab.error(format!("run {name}: setting lr: must be a number in (0, 1]")),
-                    }/>
+                    on:change=set_lr/>
             </label>
             <p class="hint" data-testid=format!("mode-hint-{name}")>{hint}</p>
         </div>

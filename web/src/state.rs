@@ -98,6 +98,7 @@ impl Hyper {
         // About four points on the accuracy curve per run: those before the last on a fixed
         // sample of the validation set (cheap), the last on all of it.
         let steps = self.train_size.div_ceil(self.batch_size.max(1)) * self.epochs;
+        let lr = freeze.mode.suggested_lr(self.lr);
         TrainConfig {
             eval_every: (steps >= 4).then_some(steps / 4),
             interim_eval_size: Some(INTERIM_EVAL_EXAMPLES.min(self.eval_size.max(1))),
@@ -107,7 +108,7 @@ impl Hyper {
             epochs: self.epochs,
             batch_size: self.batch_size,
             max_len: self.max_len,
-            lr: freeze.mode.suggested_lr(self.lr),
+            lr,
             seed: self.seed,
             cache: self.cache,
             cache_limit_bytes: CACHE_LIMIT_BYTES,

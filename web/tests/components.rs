@@ -83,8 +83,12 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     assert!(!lab.plan_a.get_untracked().embeddings);
     assert_eq!(trainable(&root), model.params.total() - model.params.layers[0]);
     let after = bytes(&root);
-    // A frozen layer drops its gradient (4 B) and AdamW moments (8 B) per parameter.
-    assert_eq!(before - after, 12 * model.params.layers[0] as u64);
+    // A frozen layer drops its gradient (4 B) and AdamW moments (8 B) per parameter and, as its
+    // weights take no gradient, the inputs of its projections (3 × hidden + intermediate values
+    // per token) while the embeddings below still train.
+    let hyper = lab.hyper.get_untracked();
+    let tokens = (hyper.batch_size * hyper.max_len) as u64;
+    assert_eq!(before - after, 12 * model.params.layers[0] as u64 + 4 * tokens * (3 * 384 + 1536));
 
     find(&root, "freeze-A-emb").click();
     leptos::task::tick().await;

@@ -91,7 +91,9 @@ impl ComputedMemory {
 
 /// Trainable parameters under `plan` (the head always trains, fully).
 pub fn trainable_params(params: &BlockParams, plan: &FreezePlan) -> usize {
-    let layers: usize = (0..params.layers.len()).map(|i| params.trainable_in(plan, Some(i))).sum();
+    // A plan for another depth (the page's before a model loads) counts the layers both have.
+    let layers: usize =
+        (0..params.layers.len().min(plan.num_layers())).map(|i| params.trainable_in(plan, Some(i))).sum();
     layers + params.head + params.trainable_in(plan, None)
 }
 
