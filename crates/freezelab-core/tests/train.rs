@@ -400,6 +400,19 @@ fn bitfit_above_a_frozen_prefix_uses_the_cache_and_agrees_without_it() {
 }
 
 #[test]
+fn lora_above_a_frozen_prefix_uses_the_cache_and_agrees_without_it() {
+    let config = synthetic::config(32, 3, 2);
+    let plan = FreezePlan::parse("lora-4:emb,0", 3).unwrap();
+    let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new());
+    let cfg = TrainConfig { cache: true, ..small_cfg(plan) };
+    let (_, cached, h_cached) = run(&config, &cfg, &mut PrefixCache::new());
+    assert!(cached.cache_used && !plain.cache_used);
+    for (a, b) in h_plain.losses().iter().zip(h_cached.losses()) {
+        assert!((a - b).abs() <= 1e-5, "loss {a} vs {b}");
+    }
+}
+
+#[test]
 fn llrd_at_decay_one_is_plain_fine_tuning() {
     let config = synthetic::config(16, 3, 2);
     let cfg = |spec| TrainConfig { epochs: 1, ..small_cfg(FreezePlan::parse(spec, 3).unwrap()) };
