@@ -384,31 +384,22 @@ fn bitfit_moves_only_the_bias_terms() {
     assert_eq!(summary.optimizer_state_tensors, Some(per_tensor * (1 + 3 * 8 + 2)));
 }
 
+/// BitFit and LoRA above a frozen prefix: the cache serves the prefix, and changes nothing.
 #[test]
-fn bitfit_above_a_frozen_prefix_uses_the_cache_and_agrees_without_it() {
+fn modes_above_a_frozen_prefix_use_the_cache_and_agree_without_it() {
     let config = synthetic::config(32, 3, 2);
-    let plan = FreezePlan::parse("bitfit:emb,0", 3).unwrap();
-    let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new());
-    let cfg = TrainConfig { cache: true, ..small_cfg(plan) };
-    let (_, cached, h_cached) = run(&config, &cfg, &mut PrefixCache::new());
-    assert!(cached.cache_used && !plain.cache_used);
-    for (a, b) in h_plain.losses().iter().zip(h_cached.losses()) {
-        assert!((a - b).abs() <= 1e-5, "loss {a} vs {b}");
-    }
-    // Layers 1 and 2 train their biases; the frozen prefix nothing.
-    assert_eq!(plain.trainable_params, 2 * (5 * 32 + 128 + 2 * 32) + 32 * 2 + 2);
-}
-
-#[test]
-fn lora_above_a_frozen_prefix_uses_the_cache_and_agrees_without_it() {
-    let config = synthetic::config(32, 3, 2);
-    let plan = FreezePlan::parse("lora-4:emb,0", 3).unwrap();
-    let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new());
-    let cfg = TrainConfig { cache: true, ..small_cfg(plan) };
-    let (_, cached, h_cached) = run(&config, &cfg, &mut PrefixCache::new());
-    assert!(cached.cache_used && !plain.cache_used);
-    for (a, b) in h_plain.losses().iter().zip(h_cached.losses()) {
-        assert!((a - b).abs() <= 1e-5, "loss {a} vs {b}");
+    // Layers 1 and 2 train: their biases (BitFit) or rank-4 updates of query and value (LoRA).
+    let cases = [("bitfit:emb,0", 2 * (5 * 32 + 128 + 2 * 32)), ("lora-4:emb,0", 2 * 2 * 4 * 64)];
+    for (spec, encoder_trainable) in cases {
+        let plan = FreezePlan::parse(spec, 3).unwrap();
+        let (_, plain, h_plain) = run(&config, &small_cfg(plan.clone()), &mut PrefixCache::new());
+        let cfg = TrainConfig { cache: true, ..small_cfg(plan) };
+        let (_, cached, h_cached) = run(&config, &cfg, &mut PrefixCache::new());
+        assert!(cached.cache_used && !plain.cache_used, "{spec}");
+        for (a, b) in h_plain.losses().iter().zip(h_cached.losses()) {
+            assert!((a - b).abs() <= 1e-5, "{spec}: loss {a} vs {b}");
+        }
+        assert_eq!(plain.trainable_params, encoder_trainable + 32 * 2 + 2, "{spec}");
     }
 }
 
