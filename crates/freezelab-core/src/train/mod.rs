@@ -361,8 +361,9 @@ pub async fn train(
                 cancelled = true;
                 break 'epochs;
             }
-            if plan.at_step(step) != stage {
-                stage = plan.at_step(step);
+            let next = plan.at_step(step);
+            if next != stage {
+                stage = next;
                 model = apply_plan(model, &stage);
                 use_cache = bind_cache(cache, &stage).is_some();
             }
