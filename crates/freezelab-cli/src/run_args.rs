@@ -10,7 +10,7 @@ use freezelab_core::data::{Columns, Dataset};
 use freezelab_core::drift;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::LoadedModel;
-use freezelab_core::train::{self, RunSummary, TrainConfig};
+use freezelab_core::train::{self, RunContext, RunSummary, TrainConfig};
 
 use crate::data_arg::{self, DataArgs};
 use crate::host::CliHost;
@@ -147,8 +147,16 @@ pub async fn run_once(
         freeze_line: 0,
         max_len: cfg.max_len,
     };
-    let (trained, mut summary) =
-        train::train(model.classifier, &model.config, &model.tokenizer, &loaded.dataset, cfg, key, cache, host).await?;
+    let ctx = RunContext {
+        config: &model.config,
+        tokenizer: &model.tokenizer,
+        data: &loaded.dataset,
+        cfg,
+        cache_key: key,
+        cache,
+        host,
+    };
+    let (trained, mut summary) = train::train(model.classifier, ctx).await?;
     let texts: Vec<&str> = loaded.dataset.validation.iter().map(|(t, _)| t.as_str()).collect();
     summary.drift = drift::measure(&trained, loaded.dir.files(), cfg.seed, &texts, cfg.max_len).await?;
     model.classifier = trained;

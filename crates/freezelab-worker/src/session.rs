@@ -12,7 +12,7 @@ use freezelab_core::data::{self, Columns, Dataset, Format};
 use freezelab_core::drift;
 use freezelab_core::folder::model_folder;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
-use freezelab_core::train::{self, Host, TrainConfig, TrainEvent};
+use freezelab_core::train::{self, Host, RunContext, TrainConfig, TrainEvent};
 use freezelab_protocol::messages::{
     upload_id, BackendChoice, BackendInfo, BackendKind, Column, DataSource, DatasetInfo, FilePreview, FromWorker,
     ModelInfo, ModelSource, Prediction, Request, ToWorker, UserFile,
@@ -204,17 +204,16 @@ impl Session {
         };
         let key = CacheKey { model: model.content.clone(), dataset: data_content.clone(), freeze_line: 0, max_len: 0 };
         let mut host = WorkerHost { run_id, column, generation: self.generation.clone(), requested_in };
-        let result = train::train(
-            fresh.classifier,
-            &fresh.config,
-            &fresh.tokenizer,
-            dataset,
-            &config,
-            key,
-            &mut self.cache,
-            &mut host,
-        )
-        .await;
+        let ctx = RunContext {
+            config: &fresh.config,
+            tokenizer: &fresh.tokenizer,
+            data: dataset,
+            cfg: &config,
+            cache_key: key,
+            cache: &mut self.cache,
+            host: &mut host,
+        };
+        let result = train::train(fresh.classifier, ctx).await;
         match result {
             Ok((classifier, _summary)) => {
                 // How far each block moved, against the checkpoint bytes held here.

@@ -230,244 +230,314 @@ struct Evaluation {
     full: bool,
 }
 
-/// Evaluates on all validation examples (`full`) or on the interim subset, tells the host, and
-/// records the result.
-#[allow(clippy::too_many_arguments)]
-async fn evaluate_and_report(
-    model: &Classifier,
-    plan: &FreezePlan,
-    prep: &Prepared,
-    cfg: &TrainConfig,
-    pad_id: u32,
-    cache: Option<&mut PrefixCache>,
-    host: &mut dyn Host,
-    (step, epoch, full): (usize, usize, bool),
-    evals: &mut Vec<Evaluation>,
-) -> Result<()> {
-    let all = prep.validation.len();
-    let n = if full { all } else { cfg.interim_eval_size.unwrap_or(all).min(all) };
-    let examples = &prep.validation[..n];
-    let (val_loss, metrics) = evaluate(model, plan, prep, examples, cfg, pad_id, cache).await?;
-    host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone(), examples: n });
-    evals.push(Evaluation { step, loss: val_loss, metrics, full: n == all });
-    Ok(())
+/// What a run works with besides its model: the model's config and tokenizer, the data, the
+/// settings, the prefix cache (the caller's, so it can outlive a run) with the key that names
+/// the model and the data in it, and the host that hears the run's events.
+pub struct RunContext<'a> {
+    pub config: &'a BertConfig,
+    pub tokenizer: &'a Tokenizer,
+    pub data: &'a Dataset,
+    pub cfg: &'a TrainConfig,
+    pub cache_key: CacheKey,
+    pub cache: &'a mut PrefixCache,
+    pub host: &'a mut dyn Host,
 }
 
-/// Trains `model` (on an autodiff device) under `cfg`, streaming events to `host`. The cache
-/// is the caller's so it can outlive a run; `cache_key` names the model and dataset, and the run
-/// completes it (freeze line, max length, subset): a changed key clears the cache. Returns the trained model and the run's summary.
-#[allow(clippy::too_many_arguments)]
-pub async fn train(
-    model: Classifier,
-    config: &BertConfig,
-    tokenizer: &Tokenizer,
-    data: &Dataset,
-    cfg: &TrainConfig,
-    cache_key: CacheKey,
-    cache: &mut PrefixCache,
-    host: &mut dyn Host,
-) -> Result<(Classifier, RunSummary)> {
-    validate(cfg, config)?;
-    let device = model.head.weight.val().device();
-    if !device.is_autodiff() {
-        return Err(CoreError::Device("training needs an autodiff device (Device::autodiff)".into()));
-    }
-    if model.num_labels() != data.labels.len() {
-        return Err(CoreError::Invalid(format!(
-            "the head has {} outputs but the data has {} labels",
-            model.num_labels(),
-            data.labels.len()
-        )));
-    }
-    device.seed(cfg.seed);
-    crate::fused::seed_dropout(cfg.seed);
-    let plan = &cfg.freeze;
-    let params = block_params(&model);
-    let prep = prepare(tokenizer, data, cfg)?;
-    let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
-    let total_steps =
-        cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| m.min(steps_per_epoch * cfg.epochs.max(1)));
-    // The blocks that train now: the plan, except under gradual unfreezing, where they grow with
-    // the step; the last stage is the schedule's peak.
-    let mut stage = plan.at_step(0);
-    let peak_stage = plan.at_step(total_steps.saturating_sub(1));
-    let mut model = apply_plan(model, &stage);
-    // The key's freeze line, length and example subset come from the run itself, so a cache
-    // bound to another plan or subset can never be served (a new stage rebinds it).
-    let cache_key = CacheKey {
-        dataset: format!("{}#train={}#eval={:?}#seed={}", cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed),
-        max_len: cfg.max_len,
-        ..cache_key
-    };
-    let bind_cache = |cache: &mut PrefixCache, stage: &FreezePlan| {
-        let line = stage.cache_line().filter(|_| cfg.cache)?;
-        cache.bind(CacheKey { freeze_line: line, ..cache_key.clone() }, cfg.cache_limit_bytes);
-        Some(line)
-    };
-    let mut use_cache = bind_cache(cache, &stage).is_some();
-    // What the cache will hold once full: every example's tokens at the freeze line.
-    let planned_cache = if cfg.cache && peak_stage.cache_line().is_some() {
-        let tokens = prep.rows.iter().map(|r| r.len() as u64).sum();
-        memory::cache_bytes(config.hidden_size, tokens, cfg.cache_limit_bytes)
-    } else {
-        0
-    };
+/// A run in progress, its phases as methods: [`prepare`](Run::prepare), then
+/// [`step`](Run::step) per batch with [`evaluate`](Run::evaluate) between, then
+/// [`finish`](Run::finish). [`train`] calls them in that order.
+pub struct Run<'a> {
+    ctx: RunContext<'a>,
+    /// Out only while a step or a new stage replaces it.
+    model: Option<Classifier>,
+    device: Device,
+    params: memory::BlockParams,
+    prep: Prepared,
+    optim: AdamW,
+    baseline: Baseline,
+    total_steps: usize,
+    steps_per_epoch: usize,
+    warmup: usize,
+    /// The blocks that train now: the plan, except under gradual unfreezing, where they grow
+    /// with the step.
+    stage: FreezePlan,
+    use_cache: bool,
+    /// What the cache holds this run's states under, but for the freeze line (each stage's own).
+    key: CacheKey,
+    start: f64,
+    step: usize,
+    seen: usize,
+    train_seconds: f64,
+    peak_bytes: Option<u64>,
+    longest_seq: usize,
+    evals: Vec<Evaluation>,
+}
 
-    let warmup = schedule::warmup_steps(total_steps, cfg.warmup_fraction);
-    let mut optim = AdamW::new(cfg);
-
-    let truth: Vec<usize> = prep.validation.iter().map(|&e| prep.labels[e]).collect();
-    let baseline = Baseline::majority(&truth, &data.labels.names);
-    let planned = memory::computed(
-        &config.shape(),
-        &params,
-        &peak_stage,
-        cfg.batch_size,
-        cfg.max_len,
-        planned_cache,
-        crate::fused::kernels(&device),
-    );
-    host.emit(&TrainEvent::Started {
-        total_steps,
-        train_examples: prep.train.len(),
-        validation_examples: prep.validation.len(),
-        trainable_params: memory::trainable_params(&params, &peak_stage),
-        total_params: params.total(),
-        freeze: plan.label(),
-        computed_memory: planned,
-        baseline: baseline.clone(),
-    });
-
-    let start = host.now();
-    let mut train_seconds = 0.0;
-    let mut seen = 0usize;
-    let mut step = 0usize;
-    let mut peak_bytes: Option<u64> = None;
-    let mut longest_seq = 0usize;
-    let mut evals: Vec<Evaluation> = Vec::new();
-    let mut cancelled = false;
-    let measure = PeakMeter::source(&device);
-    let out_of_time = |seconds: f64| cfg.time_budget_seconds.is_some_and(|budget| seconds >= budget);
-
-    'epochs: for epoch in 0..cfg.epochs.max(1) {
-        let mut order = prep.train.clone();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1 + epoch as u64)));
-        for chunk in order.chunks(cfg.batch_size) {
-            if step >= total_steps || out_of_time(train_seconds) {
-                break 'epochs;
-            }
-            host.breathe().await;
-            if host.cancelled() {
-                cancelled = true;
-                break 'epochs;
-            }
-            let next = plan.at_step(step);
-            if next != stage {
-                stage = next;
-                model = apply_plan(model, &stage);
-                use_cache = bind_cache(cache, &stage).is_some();
-            }
-            let t0 = host.now();
-            let mut meter = PeakMeter::start(&device);
-            let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
-            let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-            let (logits, seq) =
-                batch_logits(&model, &stage, &prep, chunk, tokenizer.pad_id(), cache_ref, &device).await?;
-            longest_seq = longest_seq.max(seq);
-            let loss = cross_entropy(logits, &labels, &device);
-            meter.sample();
-            let factor = match cfg.time_budget_seconds {
-                Some(budget) => schedule::lr_factor_by_time(train_seconds / budget, cfg.warmup_fraction),
-                None => schedule::lr_factor(step, total_steps, warmup),
-            };
-            let rates = Rates::new(&stage, cfg.lr, cfg.head_lr, factor);
-            let (updated, loss_value) = optim.step(model, loss, &rates, &mut meter).await?;
-            model = updated;
-            if !loss_value.is_finite() {
-                return Err(CoreError::Invalid(format!(
-                    "loss became {loss_value} at step {step}: lower the learning rate"
-                )));
-            }
-            if measure.is_some() {
-                let peak = meter.peak();
-                peak_bytes = Some(peak_bytes.map_or(peak, |p: u64| p.max(peak)));
-            }
-            let dt = host.now() - t0;
-            train_seconds += dt;
-            seen += chunk.len();
-            step += 1;
-            host.emit(&TrainEvent::Step {
-                step,
-                epoch: epoch + 1,
-                loss: loss_value,
-                lr: cfg.lr * factor,
-                examples_per_second: seen as f64 / train_seconds.max(1e-9),
-                elapsed_seconds: host.now() - start,
-            });
-            if cfg.eval_every.is_some_and(|n| step % n == 0) && step < total_steps {
-                let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-                let at = (step, epoch + 1, false);
-                evaluate_and_report(&model, &stage, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals)
-                    .await?;
-            }
+impl<'a> Run<'a> {
+    /// Checks the settings against the model, prepares the examples, applies the plan's first
+    /// stage, binds the cache and tells the host the run started (with its planned memory: under
+    /// gradual unfreezing, the schedule's peak).
+    pub fn prepare(model: Classifier, ctx: RunContext<'a>) -> Result<Self> {
+        let (cfg, config, data) = (ctx.cfg, ctx.config, ctx.data);
+        validate(cfg, config)?;
+        let device = model.head.weight.val().device();
+        if !device.is_autodiff() {
+            return Err(CoreError::Device("training needs an autodiff device (Device::autodiff)".into()));
         }
-        let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-        let at = (step, epoch + 1, step >= total_steps || out_of_time(train_seconds));
-        evaluate_and_report(&model, &stage, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
-    }
-    // A step budget or a stop can end the loop mid-epoch: the final model is always evaluated,
-    // on every validation example.
-    if evals.last().is_none_or(|e| e.step != step || !e.full) {
-        let cache_ref = if use_cache { Some(&mut *cache) } else { None };
-        let at = (step, step.div_ceil(steps_per_epoch), true);
-        evaluate_and_report(&model, &stage, &prep, cfg, tokenizer.pad_id(), cache_ref, host, at, &mut evals).await?;
+        if model.num_labels() != data.labels.len() {
+            return Err(CoreError::Invalid(format!(
+                "the head has {} outputs but the data has {} labels",
+                model.num_labels(),
+                data.labels.len()
+            )));
+        }
+        device.seed(cfg.seed);
+        crate::fused::seed_dropout(cfg.seed);
+        let params = block_params(&model);
+        let prep = prepare(ctx.tokenizer, data, cfg)?;
+        let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
+        let total_steps =
+            cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| m.min(steps_per_epoch * cfg.epochs.max(1)));
+        let stage = cfg.freeze.at_step(0);
+        let peak_stage = cfg.freeze.at_step(total_steps.saturating_sub(1));
+        // The key's freeze line, length and example subset come from the run itself, so a cache
+        // bound to another plan or subset can never be served (a new stage rebinds it).
+        let key = CacheKey {
+            dataset: format!("{}#train={}#eval={:?}#seed={}", ctx.cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed),
+            max_len: cfg.max_len,
+            ..ctx.cache_key.clone()
+        };
+        // What the cache will hold once full: every example's tokens at the freeze line.
+        let planned_cache = if cfg.cache && peak_stage.cache_line().is_some() {
+            let tokens = prep.rows.iter().map(|r| r.len() as u64).sum();
+            memory::cache_bytes(config.hidden_size, tokens, cfg.cache_limit_bytes)
+        } else {
+            0
+        };
+        let truth: Vec<usize> = prep.validation.iter().map(|&e| prep.labels[e]).collect();
+        let baseline = Baseline::majority(&truth, &data.labels.names);
+        let planned = memory::computed(
+            &config.shape(),
+            &params,
+            &peak_stage,
+            cfg.batch_size,
+            cfg.max_len,
+            planned_cache,
+            crate::fused::kernels(&device),
+        );
+        ctx.host.emit(&TrainEvent::Started {
+            total_steps,
+            train_examples: prep.train.len(),
+            validation_examples: prep.validation.len(),
+            trainable_params: memory::trainable_params(&params, &peak_stage),
+            total_params: params.total(),
+            freeze: cfg.freeze.label(),
+            computed_memory: planned,
+            baseline: baseline.clone(),
+        });
+        let start = ctx.host.now();
+        let mut run = Run {
+            model: Some(apply_plan(model, &stage)),
+            device,
+            params,
+            prep,
+            optim: AdamW::new(cfg),
+            baseline,
+            total_steps,
+            steps_per_epoch,
+            warmup: schedule::warmup_steps(total_steps, cfg.warmup_fraction),
+            stage,
+            use_cache: false,
+            key,
+            start,
+            step: 0,
+            seen: 0,
+            train_seconds: 0.0,
+            peak_bytes: None,
+            longest_seq: 0,
+            evals: Vec::new(),
+            ctx,
+        };
+        run.bind_cache();
+        Ok(run)
     }
 
-    // At the last stage reached: under gradual unfreezing, the schedule's peak so far.
-    let cache_bytes = if use_cache { cache.bytes() } else { 0 };
-    let computed = memory::computed(
-        &config.shape(),
-        &params,
-        &stage,
-        cfg.batch_size,
-        longest_seq.max(1),
-        cache_bytes,
-        crate::fused::kernels(&device),
-    );
-    let last = evals.last().expect("evaluated at least once");
-    let (final_loss, final_metrics) = (last.loss, last.metrics.clone());
-    // Accuracies on the interim subset are not comparable with the full set's.
-    let best = evals.iter().filter(|e| e.full).map(|e| e.metrics.accuracy).fold(0.0, f64::max);
-    let summary = RunSummary {
-        freeze: plan.label(),
-        labels: data.labels.names.clone(),
-        trainable_params: memory::trainable_params(&params, &stage),
-        total_params: params.total(),
-        train_examples: prep.train.len(),
-        validation_examples: prep.validation.len(),
-        steps: step,
-        val_loss: final_loss,
-        val_accuracy: final_metrics.accuracy,
-        best_val_accuracy: best,
-        macro_f1: final_metrics.macro_f1,
-        confusion: final_metrics.confusion,
-        baseline,
-        wall_seconds: host.now() - start,
-        train_seconds,
-        examples_per_second: seen as f64 / train_seconds.max(1e-9),
-        cache_used: use_cache,
-        cache_over_limit: use_cache && cache.over_limit(),
-        cancelled,
-        optimizer_state_tensors: blocking_reads_allowed(&device).then(|| optim.state_tensors()),
-        drift: Vec::new(),
-        memory: MemoryReport {
-            computed,
-            computed_total: computed.total(),
-            measured_peak_bytes: peak_bytes,
-            measured_source: measure,
-        },
-        config: cfg.clone(),
-    };
-    host.emit(&TrainEvent::Finished { summary: Box::new(summary.clone()) });
-    Ok((model, summary))
+    /// Binds the cache at the current stage's freeze line, where it has one and the run caches.
+    fn bind_cache(&mut self) {
+        let cfg = self.ctx.cfg;
+        let line = self.stage.cache_line().filter(|_| cfg.cache);
+        if let Some(line) = line {
+            self.ctx.cache.bind(CacheKey { freeze_line: line, ..self.key.clone() }, cfg.cache_limit_bytes);
+        }
+        self.use_cache = line.is_some();
+    }
+
+    /// Whether the run has used its time budget.
+    fn out_of_time(&self) -> bool {
+        self.ctx.cfg.time_budget_seconds.is_some_and(|budget| self.train_seconds >= budget)
+    }
+
+    /// One optimizer step on the training examples `chunk` (in epoch `epoch`, from 1): opens
+    /// what the schedule opens at this step, then forward (the frozen prefix from the cache
+    /// where it holds it), backward and AdamW; tells the host.
+    pub async fn step(&mut self, chunk: &[usize], epoch: usize) -> Result<()> {
+        let cfg = self.ctx.cfg;
+        let next = cfg.freeze.at_step(self.step);
+        if next != self.stage {
+            self.stage = next;
+            let model = self.model.take().expect("the model is back after every step");
+            self.model = Some(apply_plan(model, &self.stage));
+            self.bind_cache();
+        }
+        let t0 = self.ctx.host.now();
+        let mut meter = PeakMeter::start(&self.device);
+        let labels: Vec<usize> = chunk.iter().map(|&e| self.prep.labels[e]).collect();
+        let (pad_id, device) = (self.ctx.tokenizer.pad_id(), self.device.clone());
+        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
+        let model = self.model.as_ref().expect("the model is back after every step");
+        let (logits, seq) = batch_logits(model, &self.stage, &self.prep, chunk, pad_id, cache, &device).await?;
+        self.longest_seq = self.longest_seq.max(seq);
+        let loss = cross_entropy(logits, &labels, &device);
+        meter.sample();
+        let factor = match cfg.time_budget_seconds {
+            Some(budget) => schedule::lr_factor_by_time(self.train_seconds / budget, cfg.warmup_fraction),
+            None => schedule::lr_factor(self.step, self.total_steps, self.warmup),
+        };
+        let rates = Rates::new(&self.stage, cfg.lr, cfg.head_lr, factor);
+        let model = self.model.take().expect("the model is back after every step");
+        let (updated, loss_value) = self.optim.step(model, loss, &rates, &mut meter).await?;
+        self.model = Some(updated);
+        if !loss_value.is_finite() {
+            return Err(CoreError::Invalid(format!(
+                "loss became {loss_value} at step {}: lower the learning rate",
+                self.step
+            )));
+        }
+        if PeakMeter::source(&device).is_some() {
+            let peak = meter.peak();
+            self.peak_bytes = Some(self.peak_bytes.map_or(peak, |p| p.max(peak)));
+        }
+        self.train_seconds += self.ctx.host.now() - t0;
+        self.seen += chunk.len();
+        self.step += 1;
+        self.ctx.host.emit(&TrainEvent::Step {
+            step: self.step,
+            epoch,
+            loss: loss_value,
+            lr: cfg.lr * factor,
+            examples_per_second: self.seen as f64 / self.train_seconds.max(1e-9),
+            elapsed_seconds: self.ctx.host.now() - self.start,
+        });
+        Ok(())
+    }
+
+    /// Evaluates on every validation example (`full`) or on the interim subset, tells the
+    /// host, and records the result.
+    pub async fn evaluate(&mut self, epoch: usize, full: bool) -> Result<()> {
+        let cfg = self.ctx.cfg;
+        let all = self.prep.validation.len();
+        let n = if full { all } else { cfg.interim_eval_size.unwrap_or(all).min(all) };
+        let pad_id = self.ctx.tokenizer.pad_id();
+        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
+        let model = self.model.as_ref().expect("the model is back after every step");
+        let examples = &self.prep.validation[..n];
+        let (val_loss, metrics) = evaluate(model, &self.stage, &self.prep, examples, cfg, pad_id, cache).await?;
+        let step = self.step;
+        self.ctx.host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone(), examples: n });
+        self.evals.push(Evaluation { step, loss: val_loss, metrics, full: n == all });
+        Ok(())
+    }
+
+    /// The epochs: shuffled batches, evaluations every `eval_every` steps and after each
+    /// epoch, until the step or time budget is spent or the host stops the run. Returns
+    /// whether it was stopped.
+    pub async fn epochs(&mut self) -> Result<bool> {
+        let cfg = self.ctx.cfg;
+        for epoch in 1..=cfg.epochs.max(1) {
+            let mut order = self.prep.train.clone();
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64)));
+            for chunk in order.chunks(cfg.batch_size) {
+                if self.step >= self.total_steps || self.out_of_time() {
+                    return Ok(false);
+                }
+                self.ctx.host.breathe().await;
+                if self.ctx.host.cancelled() {
+                    return Ok(true);
+                }
+                self.step(chunk, epoch).await?;
+                if cfg.eval_every.is_some_and(|n| self.step % n == 0) && self.step < self.total_steps {
+                    self.evaluate(epoch, false).await?;
+                }
+            }
+            let last = self.step >= self.total_steps || self.out_of_time();
+            self.evaluate(epoch, last).await?;
+        }
+        Ok(false)
+    }
+
+    /// Ends the run: the final model is always evaluated on every validation example (a step
+    /// budget or a stop can end the loop mid-epoch); then the summary, which the host hears too.
+    pub async fn finish(mut self, cancelled: bool) -> Result<(Classifier, RunSummary)> {
+        if self.evals.last().is_none_or(|e| e.step != self.step || !e.full) {
+            let epoch = self.step.div_ceil(self.steps_per_epoch);
+            self.evaluate(epoch, true).await?;
+        }
+        let (cfg, config, data) = (self.ctx.cfg, self.ctx.config, self.ctx.data);
+        // At the last stage reached: under gradual unfreezing, the schedule's peak so far.
+        let cache_bytes = if self.use_cache { self.ctx.cache.bytes() } else { 0 };
+        let computed = memory::computed(
+            &config.shape(),
+            &self.params,
+            &self.stage,
+            cfg.batch_size,
+            self.longest_seq.max(1),
+            cache_bytes,
+            crate::fused::kernels(&self.device),
+        );
+        let last = self.evals.last().expect("evaluated at least once");
+        let (final_loss, final_metrics) = (last.loss, last.metrics.clone());
+        // Accuracies on the interim subset are not comparable with the full set's.
+        let best = self.evals.iter().filter(|e| e.full).map(|e| e.metrics.accuracy).fold(0.0, f64::max);
+        let summary = RunSummary {
+            freeze: cfg.freeze.label(),
+            labels: data.labels.names.clone(),
+            trainable_params: memory::trainable_params(&self.params, &self.stage),
+            total_params: self.params.total(),
+            train_examples: self.prep.train.len(),
+            validation_examples: self.prep.validation.len(),
+            steps: self.step,
+            val_loss: final_loss,
+            val_accuracy: final_metrics.accuracy,
+            best_val_accuracy: best,
+            macro_f1: final_metrics.macro_f1,
+            confusion: final_metrics.confusion,
+            baseline: self.baseline,
+            wall_seconds: self.ctx.host.now() - self.start,
+            train_seconds: self.train_seconds,
+            examples_per_second: self.seen as f64 / self.train_seconds.max(1e-9),
+            cache_used: self.use_cache,
+            cache_over_limit: self.use_cache && self.ctx.cache.over_limit(),
+            cancelled,
+            optimizer_state_tensors: blocking_reads_allowed(&self.device).then(|| self.optim.state_tensors()),
+            drift: Vec::new(),
+            memory: MemoryReport {
+                computed,
+                computed_total: computed.total(),
+                measured_peak_bytes: self.peak_bytes,
+                measured_source: PeakMeter::source(&self.device),
+            },
+            config: cfg.clone(),
+        };
+        self.ctx.host.emit(&TrainEvent::Finished { summary: Box::new(summary.clone()) });
+        let model = self.model.take().expect("the model is back after every step");
+        Ok((model, summary))
+    }
+}
+
+/// Trains `model` (on an autodiff device) under `ctx.cfg`, streaming events to `ctx.host`. A
+/// changed cache key clears the cache. Returns the trained model and the run's summary.
+pub async fn train(model: Classifier, ctx: RunContext<'_>) -> Result<(Classifier, RunSummary)> {
+    let mut run = Run::prepare(model, ctx)?;
+    let cancelled = run.epochs().await?;
+    run.finish(cancelled).await
 }

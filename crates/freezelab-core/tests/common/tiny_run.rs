@@ -8,7 +8,7 @@ use freezelab_core::data::Dataset;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
-use freezelab_core::train::{self, RunSummary, TrainConfig};
+use freezelab_core::train::{self, RunContext, RunSummary, TrainConfig};
 
 use super::recorder::Recorder;
 
@@ -49,10 +49,16 @@ pub async fn train(
     let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: 16 };
     let mut host = Recorder::default();
     let mut cache = PrefixCache::new();
-    let (trained, summary) =
-        train::train(model.classifier, &model.config, &model.tokenizer, &data, &cfg, key, &mut cache, &mut host)
-            .await
-            .unwrap();
+    let ctx = RunContext {
+        config: &model.config,
+        tokenizer: &model.tokenizer,
+        data: &data,
+        cfg: &cfg,
+        cache_key: key,
+        cache: &mut cache,
+        host: &mut host,
+    };
+    let (trained, summary) = train::train(model.classifier, ctx).await.unwrap();
     model.classifier = trained;
     (host.losses(), summary, model, cache)
 }

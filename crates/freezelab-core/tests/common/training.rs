@@ -7,7 +7,7 @@ use freezelab_core::data::Dataset;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
-use freezelab_core::train::{self, RunSummary, TrainConfig};
+use freezelab_core::train::{self, RunContext, RunSummary, TrainConfig};
 use freezelab_core::weights::random_checkpoint;
 
 pub use super::recorder::Recorder;
@@ -79,9 +79,8 @@ pub fn run_keyed(
     let data = dataset(96);
     let key = CacheKey { model: model_key.into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
     let mut host = Recorder::default();
-    let (trained, summary) =
-        pollster::block_on(train::train(m.classifier, &m.config, &m.tokenizer, &data, cfg, key, cache, &mut host))
-            .unwrap();
+    let ctx = RunContext { config: &m.config, tokenizer: &m.tokenizer, data: &data, cfg, cache_key: key, cache, host: &mut host };
+    let (trained, summary) = pollster::block_on(train::train(m.classifier, ctx)).unwrap();
     m.classifier = trained;
     (m, summary, host)
 }
