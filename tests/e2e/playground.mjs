@@ -5,7 +5,7 @@
 // have points, "Try it" classifies, the downloaded model gives `freezelab predict` ($FREEZELAB)
 // the same probabilities, runs survive a reload, the sweep plots its points (CPU), the console
 // has no errors (CSP violations included), and the main thread never blocks for long while
-// training. Screenshots go to $SHOTS (before/during/after/sweep/race/bitfit).
+// training. Screenshots go to $SHOTS (before/during/after/sweep/race/bitfit/lora-gradual).
 //
 // usage: node playground.mjs URL cpu                 the default model (MiniLM-L6) on the CPU backend
 //        node playground.mjs URL webgpu SYNTHETIC    WebGPU with the small random model and data
@@ -215,23 +215,27 @@ const answers = await Promise.all(['A', 'B'].map((c) => text(`try-output-${c}`))
 check(answers.every((t) => /^run #\d+: \S+ \d+\.\d% · \S+ \d+\.\d%/.test(t)), 'try it shows predictions for A and B');
 await page.screenshot({ path: `${shots}/after-${backend}.png`, fullPage: true });
 
-// A's fine-tuned model, downloaded as a Hugging Face folder, predicts the same in the CLI.
-{
-  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), byId('download-model-A').click()]);
+// A column's fine-tuned model, downloaded as a Hugging Face folder, gives `freezelab predict` the
+// probabilities "Try it" shows for it.
+const predictsAsThePage = async (column, what) => {
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), byId(`download-model-${column}`).click()]);
   const dir = mkdtempSync(join(tmpdir(), 'freezelab-model-'));
   const zip = join(dir, download.suggestedFilename());
   await download.saveAs(zip);
   execFileSync('python3', ['-m', 'zipfile', '-e', zip, dir]);
   const folder = join(dir, download.suggestedFilename().replace(/\.zip$/, ''));
   const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
-  check(Object.keys(config.id2label ?? {}).length >= 2, `the model folder's config names the labels (${JSON.stringify(config.id2label)})`);
+  check(Object.keys(config.id2label ?? {}).length >= 2, `${what}: the model folder's config names the labels (${JSON.stringify(config.id2label)})`);
   const tried = await byId('try-input').inputValue();
   const out = execFileSync(process.env.FREEZELAB, ['predict', '--model', folder, '--text', tried, '--max-len', String(synthetic ? 16 : 32)],
     { encoding: 'utf8' });
   const cli = JSON.parse(out.trim().split('\n')[0]).probabilities;
-  const inPage = JSON.parse(await byId('try-output-A').getAttribute('data-probabilities'));
+  const inPage = JSON.parse(await byId(`try-output-${column}`).getAttribute('data-probabilities'));
   const gap = Math.max(...Object.keys(inPage).map((l) => Math.abs(inPage[l] - (cli[l] ?? Infinity))));
-  check(gap < 1e-4, `freezelab predict on the downloaded model matches the page (largest gap ${gap.toExponential(2)}; page ${JSON.stringify(inPage)})`);
+  check(gap < 1e-4, `${what}: freezelab predict on the downloaded model matches the page (largest gap ${gap.toExponential(2)}; page ${JSON.stringify(inPage)})`);
+};
+{
+  await predictsAsThePage('A', 'train all');
   // Kept on demand in the browser, with its size.
   await byId('keep-model-1').click();
   await page.waitForSelector('[data-testid=kept-model-1]', { timeout: 60_000 });
@@ -348,7 +352,48 @@ if (!synthetic) {
   check(bitfitDrift.every(([, v]) => v > 0) && layerSum(bitfitDrift) < layerSum(fullDrift),
     `BitFit moved every block, the layers less than full fine-tuning (${JSON.stringify(bitfitDrift)} vs ${JSON.stringify(fullDrift)})`);
   await page.screenshot({ path: `${shots}/bitfit-${backend}.png`, fullPage: true });
+
+  // LoRA in A, gradual unfreezing in B, trained together. Opening a block every step, B opens
+  // only the top layer within this budget's 2 steps: the count and the memory shown before the
+  // run are that peak's, as the run reports them, and only the head and layer 5 move. LoRA
+  // (rank 8 on query and value) leaves the embeddings where they were, moves the layers through
+  // its merged updates, and its downloaded folder (updates merged in) predicts as the page does.
   await byId('mode-A').selectOption('freeze');
+  await byId('preset-A-all').click();
+  await byId('preset-B-all').click();
+  const allBytes = await bytes('memory-computed-A');
+  await byId('mode-A').selectOption('lora');
+  await byId('mode-B').selectOption('gradual');
+  await set('gradual-every-B', 1);
+  const [loraCount, gradualCount] = [await text('trainable-A'), await text('trainable-B')];
+  check(loraCount === String(6 * 2 * 8 * 768 + 770) && await byId('lr-A').inputValue() === '0.0005',
+    `LoRA in A: ${loraCount} trainable parameters at lr ${await byId('lr-A').inputValue()}`);
+  check(gradualCount === String(1_774_464 + 770) && await bytes('memory-computed-B') < allBytes,
+    `gradual in B, a block a step over 2 steps: the peak trains the head and the top layer (${gradualCount} parameters, ${await text('memory-computed-B')} computed against ${allBytes} bytes for all)`);
+  const modesBefore = await finished();
+  await byId('train-both').click();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=history-table] tbody tr').length >= n + 2,
+    modesBefore, { timeout: 600_000 });
+  await page.waitForSelector('[data-testid=drift-B] [data-block=head]', { timeout: 60_000 });
+  // The page writes counts as 74k and 1.8M.
+  const [plans, counts] = [await compared('freeze plan'), await compared('trainable parameters')];
+  check(plans.join() === 'lora-8,gradual-1' && counts.join() === '74k,1.8M',
+    `the runs are LoRA and gradual (${plans}) and trained what the columns said before the run (${counts})`);
+  const [loraDrift, gradualDrift] = [await drift('A'), await drift('B')];
+  check(loraDrift.every(([b, v]) => (b === 'emb' ? v === 0 : v > 0)),
+    `LoRA moved every layer and the head through its updates, the embeddings not at all (${JSON.stringify(loraDrift)})`);
+  check(gradualDrift.every(([b, v]) => (['head', 'layer-5'].includes(b) ? v > 0 : v === 0)),
+    `gradual unfreezing moved the head and the one layer it opened, nothing else (${JSON.stringify(gradualDrift)})`);
+  const triedBefore = await text('try-output-A');
+  await byId('try-submit').click();
+  await page.waitForFunction((t) => {
+    const now = document.querySelector('[data-testid=try-output-A]')?.textContent.trim() ?? t;
+    return now !== t && now.includes('%');
+  }, triedBefore, { timeout: 120_000 });
+  await predictsAsThePage('A', 'LoRA, merged on download');
+  await page.screenshot({ path: `${shots}/lora-gradual-${backend}.png`, fullPage: true });
+  await byId('mode-A').selectOption('freeze');
+  await byId('mode-B').selectOption('freeze');
 }
 
 const longTasks = await page.evaluate(([from, to]) => window.__longTasks.filter((t) => t.start >= from && t.start <= to),

@@ -42,9 +42,7 @@ pub fn train_both(lab: Lab) {
 /// when that run failed or was stopped.
 pub fn race_to_b(lab: Lab) {
     let Some(a) = lab.race_after.get() else { return };
-    let Some((status, seconds)) = lab.runs.with(|runs| {
-        runs.iter().find(|r| r.id == a).map(|r| (r.status.clone(), r.summary.as_ref().map(|s| s.train_seconds)))
-    }) else {
+    let Some((status, seconds)) = lab.runs.get(a).map(|r| (r.status, r.summary.map(|s| s.train_seconds))) else {
         return lab.race_after.set(None);
     };
     match (status, seconds) {
@@ -100,7 +98,7 @@ fn queue_with(
     let backend = backend.map(|b| b.kind).unwrap_or_default().name().to_string();
     let mut run = RunView::queued(id, column, config.clone(), model.name, dataset.name, backend);
     run.sweep = sweep;
-    lab.runs.update(|runs| runs.push(run));
+    lab.runs.push(run);
     lab.pin(column, id);
     client::send(&ToWorker::Train { run_id: id, column, config });
     Some(id)
@@ -110,11 +108,7 @@ fn queue_with(
 pub fn stop(lab: Lab) {
     lab.race_after.set(None);
     client::send(&ToWorker::Stop);
-    lab.runs.update(|runs| {
-        for run in runs.iter_mut().filter(|r| r.status == RunStatus::Queued) {
-            run.status = RunStatus::Stopped;
-        }
-    });
+    lab.runs.update_where(|r| r.status == RunStatus::Queued, |run| run.status = RunStatus::Stopped);
 }
 
 async fn load_manifest(lab: Lab) {

@@ -215,10 +215,14 @@ pub fn downloads(file: &str, testid: &str, svg: impl Fn() -> String + Copy + Sen
 pub fn Charts() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let loss = move || line_chart("training loss", x_label(lab), "loss", &series(lab, |r| r.losses.clone()), None, &[]);
-    let accuracy = move || {
-        let series = series(lab, |r| r.accuracy.clone());
+    // A memo: training steps do not change the accuracy points, so the chart is redrawn only
+    // when an evaluation adds one.
+    let accuracy_points = Memo::new(move |_| {
         let pinned: Vec<RunView> = Column::BOTH.iter().filter_map(|&c| lab.pinned_run(c)).collect();
-        let baselines = baselines(&pinned);
+        (series(lab, |r| r.accuracy.clone()), baselines(&pinned))
+    });
+    let accuracy = move || {
+        let (series, baselines) = accuracy_points.get();
         let range = accuracy_range(series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)), &baselines);
         line_chart("validation accuracy", x_label(lab), "accuracy", &series, Some(range), &baselines)
     };

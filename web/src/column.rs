@@ -28,7 +28,10 @@ pub fn RunColumn(column: Column) -> impl IntoView {
     let name = column.name();
     let computed = Signal::derive(move || lab.model.get().map(|m| planned(lab, &m, &plan.get())).unwrap_or_default());
     let scale = Signal::derive(move || shared_scale(lab));
-    let trainable = move || lab.model.get().map(|m| memory::trainable_params(&m.params, &plan.get())).unwrap_or(0);
+    let trainable = move || {
+        let peak = lab.hyper.with(|h| h.peak(&plan.get(), lab.dataset.get().as_ref()));
+        lab.model.with(|m| m.as_ref().map_or(0, |m| memory::trainable_params(&m.params, &peak)))
+    };
     view! {
         <section class="column" aria-labelledby=format!("col-{name}")>
             <h2 id=format!("col-{name}")>{format!("Run {name}")}" "<small>{move || plan.get().label()}</small></h2>
@@ -172,8 +175,8 @@ fn ModePicker(column: Column) -> impl IntoView {
                 if all_linear { "six linear projections" } else { "query and value projections" }
             ),
             Mode::Gradual { every } => format!(
-                "the head trains alone at first; every {every} steps one more unfrozen block opens, from the top (this budget: {} steps); the memory shown is the peak, once every block is open",
-                lab.hyper.with(|h| h.train_size.div_ceil(h.batch_size.max(1)) * h.epochs)
+                "the head trains alone at first; every {every} steps one more unfrozen block opens, from the top (this budget: {} steps); the memory and trainable parameters shown are the schedule's peak, the blocks open by its last step",
+                lab.hyper.with(|h| h.steps(lab.dataset.get().as_ref()))
             ),
         };
         format!("{what}; {lr_note}.")
@@ -214,6 +217,7 @@ fn LayerStack(column: Column) -> impl IntoView {
         };
         let n = model.num_layers();
         let line = plan.get().cache_line();
+        let steps = lab.hyper.with(|h| h.steps(lab.dataset.get().as_ref()));
         let layer_rows = (0..n).rev().map(|i| {
             let params = model.params.layers[i];
             let in_prefix = line.is_some_and(|k| i < k);
@@ -228,7 +232,7 @@ fn LayerStack(column: Column) -> impl IntoView {
                         }/>
                     <label for=id>{format!("layer {i}")}</label>
                     <span class="params">{format::count(params)}</span>
-                    {mode_note(&model, &plan.get(), Some(i))}
+                    {mode_note(&model, &plan.get(), Some(i), steps)}
                     {cached(in_prefix).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
                 </li>
             }
@@ -257,7 +261,7 @@ fn LayerStack(column: Column) -> impl IntoView {
                     }/>
                 <label for=emb_id>"embeddings"</label>
                 <span class="params">{format::count(model.params.embeddings)}</span>
-                {mode_note(&model, &plan.get(), None)}
+                {mode_note(&model, &plan.get(), None, steps)}
                 {cached(emb_cached).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
                 {emb_note}
             </li>
@@ -269,8 +273,8 @@ fn LayerStack(column: Column) -> impl IntoView {
 
 /// What the mode does to an unfrozen block (the embeddings, `None`, or layer `i`): the bias
 /// values BitFit trains, LoRA's update, LLRD's factor on the learning rate, when gradual
-/// unfreezing opens it.
-fn mode_note(model: &ModelInfo, plan: &FreezePlan, layer: Option<usize>) -> Option<impl IntoView> {
+/// unfreezing opens it (within the run's `steps` or not).
+fn mode_note(model: &ModelInfo, plan: &FreezePlan, layer: Option<usize>, steps: usize) -> Option<impl IntoView> {
     let frozen = layer.map_or(plan.embeddings, |i| plan.layers[i]);
     let note = match plan.mode {
         _ if frozen => return None,
@@ -281,7 +285,10 @@ fn mode_note(model: &ModelInfo, plan: &FreezePlan, layer: Option<usize>) -> Opti
         }
         Mode::Bitfit => format!("biases {}", format::count(model.params.trainable_in(plan, layer))),
         Mode::Llrd { .. } => format!("lr ×{:.2}", plan.lr_scale(layer)),
-        Mode::Gradual { .. } => format!("opens at step {}", plan.opens_at(layer)?),
+        Mode::Gradual { .. } => match plan.opens_at(layer)? {
+            at if at < steps => format!("opens at step {at}"),
+            at => format!("opens at step {at}, after this budget"),
+        },
     };
     Some(view! { <span class="badge mode-note">{note}</span> })
 }
@@ -349,10 +356,13 @@ fn drift_scale(lab: Lab) -> f64 {
 fn DriftMap(column: Column) -> impl IntoView {
     let lab = expect_context::<Lab>();
     let name = column.name();
-    let drift = move || lab.pinned_run(column).and_then(|r| r.summary).map(|s| s.drift).filter(|d| !d.is_empty());
+    // Memos: a step of the other column's run changes neither, so the map is not redrawn for it.
+    let drift =
+        Memo::new(move |_| lab.pinned_run(column).and_then(|r| r.summary).map(|s| s.drift).filter(|d| !d.is_empty()));
+    let scale = Memo::new(move |_| drift_scale(lab));
     move || {
-        drift().map(|blocks| {
-            let scale = drift_scale(lab).max(f64::MIN_POSITIVE);
+        drift.get().map(|blocks| {
+            let scale = scale.get().max(f64::MIN_POSITIVE);
             let cells = blocks
                 .iter()
                 .map(|d| {

@@ -71,7 +71,7 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
         run.planned = Some(summary.memory.computed);
         run.baseline = (!summary.baseline.label.is_empty()).then(|| summary.baseline.clone());
         run.summary = Some(summary);
-        lab.runs.update(|runs| runs.push(run));
+        lab.runs.push(run);
     }
     Ok(n)
 }

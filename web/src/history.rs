@@ -101,7 +101,9 @@ fn model_cell(lab: Lab, run: &RunView) -> impl IntoView {
 #[component]
 pub fn History() -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let finished = move || lab.runs.get().into_iter().filter(RunView::finished).collect::<Vec<_>>();
+    // A memo: a training step changes no finished run, so the table is not redrawn for it.
+    let finished = Memo::new(move |_| lab.runs.filter(RunView::finished));
+    let finished = move || finished.get();
     view! {
         <section class="history" aria-label="run history">
             <h2>"Run history"</h2>

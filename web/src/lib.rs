@@ -12,6 +12,7 @@ pub mod format;
 pub mod history;
 pub mod manifest;
 pub mod memory_bar;
+pub mod runs;
 pub mod setup;
 pub mod share;
 pub mod state;

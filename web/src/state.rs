@@ -1,5 +1,6 @@
 //! The page's state: one `Lab` of signals, shared through context, and the reducer that folds
 //! worker messages into it. Components read signals; only `apply` and user actions write them.
+//! Each run has a signal of its own (`runs`), so a training step reaches only what shows that run.
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory::{self, ComputedMemory, Kernels};
@@ -13,6 +14,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
+use crate::runs::Runs;
 use crate::share::Shared;
 
 /// The prefix cache's limit in the tab: a wasm32 heap holds at most 4 GiB, shared with the
@@ -70,9 +72,22 @@ impl Hyper {
         self.batch_size.min(self.train_size)
     }
 
-    /// Computed memory of `plan` at these settings, the prefix cache included where it is used:
-    /// every training and validation example at the max length (an upper bound: padding is not
-    /// cached), within the cache's limit.
+    /// Optimizer steps of a run at these settings (on `dataset`, whose training split may hold
+    /// fewer examples than asked).
+    pub fn steps(&self, dataset: Option<&DatasetInfo>) -> usize {
+        let train = dataset.map_or(self.train_size, |d| self.train_size.min(d.train_counts.iter().sum()));
+        train.div_ceil(self.batch_size.max(1)) * self.epochs
+    }
+
+    /// The blocks that train at the schedule's peak: the plan itself, but under gradual
+    /// unfreezing only those open by the run's last step (as the core reports it).
+    pub fn peak(&self, plan: &FreezePlan, dataset: Option<&DatasetInfo>) -> FreezePlan {
+        plan.at_step(self.steps(dataset).saturating_sub(1))
+    }
+
+    /// Computed memory of `plan` at these settings, at its schedule's peak, the prefix cache
+    /// included where it is used: every training and validation example at the max length (an
+    /// upper bound: padding is not cached), within the cache's limit.
     pub fn planned(
         &self,
         model: &ModelInfo,
@@ -80,6 +95,7 @@ impl Hyper {
         plan: &FreezePlan,
         kernels: Kernels,
     ) -> ComputedMemory {
+        let plan = &self.peak(plan, dataset);
         let cache = if self.cache && plan.cache_line().is_some() {
             let available = |counts: &[usize], asked: usize| asked.min(counts.iter().sum());
             let (train, eval) = dataset.map_or((self.train_size, self.eval_size), |d| {
@@ -97,7 +113,7 @@ impl Hyper {
     pub fn config(&self, freeze: FreezePlan) -> TrainConfig {
         // About four points on the accuracy curve per run: those before the last on a fixed
         // sample of the validation set (cheap), the last on all of it.
-        let steps = self.train_size.div_ceil(self.batch_size.max(1)) * self.epochs;
+        let steps = self.steps(None);
         let lr = freeze.mode.suggested_lr(self.lr);
         TrainConfig {
             eval_every: (steps >= 4).then_some(steps / 4),
@@ -261,7 +277,9 @@ pub struct Lab {
     /// Column A's and B's encoder learning rate where the user set one; otherwise the mode's
     /// suggestion at the page's rate.
     pub lr_override: RwSignal<[Option<f64>; 2]>,
-    pub runs: RwSignal<Vec<RunView>>,
+    pub runs: Runs,
+    /// Whether a run is queued or training (a memo: a step does not wake its readers).
+    busy: Memo<bool>,
     /// The run shown in each column (A, B) and the sweep's latest run.
     pub pinned: RwSignal<[Option<u32>; 3]>,
     /// The sweep shown in the sweep panel (its first run id).
@@ -287,6 +305,7 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Self {
+        let runs = Runs::new();
         Lab {
             manifest: RwSignal::new(None),
             worker_alive: RwSignal::new(false),
@@ -302,7 +321,8 @@ impl Lab {
             plan_a: RwSignal::new(FreezePlan::none(0)),
             plan_b: RwSignal::new(FreezePlan::none(0)),
             lr_override: RwSignal::new([None, None]),
-            runs: RwSignal::new(Vec::new()),
+            runs,
+            busy: Memo::new(move |_| runs.any(|r| !r.finished())),
             pinned: RwSignal::new([None, None, None]),
             sweep: RwSignal::new(None),
             exported: RwSignal::new(None),
@@ -342,7 +362,7 @@ impl Lab {
 
     pub fn pinned_run(&self, column: Column) -> Option<RunView> {
         let id = self.pinned.with(|p| p[column as usize])?;
-        self.runs.with(|runs| runs.iter().find(|r| r.id == id).cloned())
+        self.runs.get(id)
     }
 
     pub fn pin(&self, column: Column, id: u32) {
@@ -361,7 +381,7 @@ impl Lab {
     }
 
     pub fn busy(&self) -> bool {
-        self.runs.with(|runs| runs.iter().any(|r| !r.finished()))
+        self.busy.get()
     }
 
     /// The worker died: runs it had are failed, finished ones stay, and what it had loaded is
@@ -372,20 +392,13 @@ impl Lab {
         self.dataset.set(None);
         self.predictions.set(None);
         let on_gpu = self.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu));
-        self.runs.update(|runs| {
-            for run in runs.iter_mut().filter(|r| !r.finished()) {
+        self.runs.update_where(
+            |r| !r.finished(),
+            |run| {
                 let message = "the training worker stopped".to_string();
                 run.status = RunStatus::Failed { message, retry_on_cpu: on_gpu };
-            }
-        });
-    }
-
-    fn update_run(&self, id: u32, f: impl FnOnce(&mut RunView)) {
-        self.runs.update(|runs| {
-            if let Some(run) = runs.iter_mut().find(|r| r.id == id) {
-                f(run);
-            }
-        });
+            },
+        );
     }
 
     /// Folds one worker message into the state.
@@ -424,13 +437,13 @@ impl Lab {
                 self.dataset_busy.set(false);
                 self.download.set(None);
             }
-            FromWorker::Run { run_id, event, .. } => self.update_run(run_id, |run| apply_event(run, event)),
+            FromWorker::Run { run_id, event, .. } => self.runs.update(run_id, |run| apply_event(run, event)),
             FromWorker::RunFailed { run_id, message, retry_on_cpu, .. } => {
-                self.update_run(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu })
+                self.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu })
             }
             FromWorker::Exported { run_id, file, bytes } => {
                 crate::export::download_url(&file.name, &file.url);
-                self.update_run(run_id, |run| run.model_bytes = Some(bytes));
+                self.runs.update(run_id, |run| run.model_bytes = Some(bytes));
                 self.exported.set(Some((run_id, file.url)));
             }
             FromWorker::Predictions { text, results } => self.predictions.set(Some((text, results))),

@@ -193,12 +193,7 @@ pub fn keep(lab: Lab) {
             Err(e) => lab.error(format!("kept models could not be listed: {e}")),
         }
         Effect::new(move || {
-            let new: Vec<RunView> = lab.runs.with(|runs| {
-                runs.iter()
-                    .filter(|r| r.finished() && !saved.with_value(|s| s.contains(&saved_as(r))))
-                    .cloned()
-                    .collect()
-            });
+            let new = lab.runs.filter(|r| r.finished() && !saved.with_value(|s| s.contains(&saved_as(r))));
             for run in new {
                 saved.update_value(|s| {
                     s.insert(saved_as(&run));
@@ -232,11 +227,7 @@ fn restore(lab: Lab, runs: Vec<RunView>, saved: &StoredValue<HashSet<(u32, bool)
     if let Some(sweep) = runs.iter().rev().find_map(|r| r.sweep) {
         lab.sweep.set(Some(sweep));
     }
-    lab.runs.update(|now| {
-        let mut all = runs;
-        all.append(now);
-        *now = all;
-    });
+    lab.runs.prepend(runs);
 }
 
 /// Removes a run from the page and from storage.
@@ -246,7 +237,7 @@ pub fn forget(lab: Lab, id: u32) {
         if let Err(e) = delete(id).await {
             return lab.error(format!("run #{id} could not be deleted from this browser's storage: {e}"));
         }
-        lab.runs.update(|runs| runs.retain(|r| r.id != id));
+        lab.runs.retain(|r| r.id != id);
         lab.kept.update(|k| {
             k.remove(&id);
         });
@@ -256,8 +247,8 @@ pub fn forget(lab: Lab, id: u32) {
 
 /// Removes every finished run from the page and from storage; runs in progress stay.
 pub fn forget_all(lab: Lab) {
-    lab.runs.update(|runs| runs.retain(|r| !r.finished()));
-    let left: HashSet<u32> = lab.runs.with_untracked(|runs| runs.iter().map(|r| r.id).collect());
+    lab.runs.retain(|r| !r.finished());
+    let left: HashSet<u32> = lab.runs.ids_untracked().into_iter().collect();
     lab.pinned.update(|p| p.iter_mut().filter(|p| p.is_some_and(|id| !left.contains(&id))).for_each(|p| *p = None));
     lab.sweep.set(None);
     lab.kept.set(Default::default());

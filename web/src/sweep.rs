@@ -29,7 +29,7 @@ pub fn start(lab: Lab) {
 
 fn runs_of(lab: Lab) -> Vec<RunView> {
     let Some(sweep) = lab.sweep.get() else { return Vec::new() };
-    lab.runs.get().into_iter().filter(|r| r.sweep == Some(sweep)).collect()
+    lab.runs.filter(|r| r.sweep == Some(sweep))
 }
 
 /// A cost axis: its name, unit, and how to read it off a summary.

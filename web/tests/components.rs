@@ -174,6 +174,21 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     assert_eq!(lab.plan_a.get_untracked().label(), "gradual-5:emb,0-2");
     let text = root.text_content().unwrap();
     assert!(text.contains("opens at step 5") && text.contains("opens at step 15"), "{text}");
+    // A slower pace than the budget allows: only the top layer opens before the last step, and
+    // the count and the memory are that peak's, as the run will report them.
+    let steps = lab.hyper.get_untracked().steps(None);
+    set_value(&root, "gradual-every-A", &(steps - 1).to_string());
+    leptos::task::tick().await;
+    assert_eq!(trainable(&root), 1_774_464 + 770);
+    let peak = FreezePlan::parse("emb,0-4", 6).unwrap();
+    let hyper = lab.hyper.get_untracked();
+    let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
+    let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
+    let want =
+        memory::computed(&model.shape, &model.params, &peak, hyper.batch_size, hyper.max_len, cache, lab.kernels());
+    assert_eq!(bytes(&root), want.total());
+    let text = root.text_content().unwrap();
+    assert!(text.contains(&format!("opens at step {}, after this budget", 2 * (steps - 1))), "{text}");
     // LoRA: rank-8 updates on query and value of the open layers, the suggested rate.
     set_value(&root, "mode-A", "lora");
     leptos::task::tick().await;
@@ -198,7 +213,7 @@ async fn a_run_below_the_majority_class_is_flagged() {
     for (id, accuracy) in [(1, 0.55), (2, 0.80)] {
         let config = TrainConfig { freeze: FreezePlan::head_only(6), ..TrainConfig::default() };
         let run = RunView::queued(id, Column::A, config, "m".into(), "spam".into(), "cpu".into());
-        lab.runs.update(|runs| runs.push(run));
+        lab.runs.push(run);
         lab.pin(Column::A, id);
         let summary = RunSummary { val_accuracy: accuracy, baseline: baseline.clone(), ..Default::default() };
         let event = TrainEvent::Finished { summary: Box::new(summary) };
@@ -294,7 +309,7 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     let text = root.text_content().unwrap();
     assert!(text.contains("run #2 failed: device lost"), "{text}");
     assert_eq!(find(&root, "retry-cpu-A").text_content().unwrap(), "Retry on CPU");
-    let runs = lab.runs.get_untracked();
+    let runs = lab.runs.all_untracked();
     assert!(runs.iter().any(|r| r.id == 1 && r.column == Column::B && !r.finished()), "the other run is untouched");
 
     // Retrying asks for the CPU backend and queues the same plan again in column A.
@@ -303,7 +318,7 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     find(&root, "retry-cpu-A").click();
     leptos::task::tick().await;
     assert_eq!(lab.backend_choice.get_untracked(), BackendChoice::Cpu);
-    let runs = lab.runs.get_untracked();
+    let runs = lab.runs.all_untracked();
     let retry = runs.last().expect("a run was queued");
     assert_eq!((retry.id, retry.column, retry.finished()), (3, Column::A, false));
     assert_eq!(retry.config.freeze, runs[1].config.freeze, "the failed run's plan");
@@ -384,7 +399,7 @@ async fn the_drift_heatmap_shows_every_block() {
     use freezelab_web::state::RunView;
     let (lab, root) = mount_column();
     let config = TrainConfig { freeze: FreezePlan::bottom(6, 2), ..TrainConfig::default() };
-    lab.runs.update(|runs| runs.push(RunView::queued(1, Column::A, config, "m".into(), "d".into(), "cpu".into())));
+    lab.runs.push(RunView::queued(1, Column::A, config, "m".into(), "d".into(), "cpu".into()));
     lab.pin(Column::A, 1);
     let finished = TrainEvent::Finished { summary: Box::new(RunSummary { val_accuracy: 0.9, ..Default::default() }) };
     lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: finished });
@@ -430,12 +445,12 @@ async fn the_equal_time_race_gives_b_the_time_a_took() {
     }));
     lab.race.set(true);
     train_both(lab);
-    let runs = lab.runs.get_untracked();
+    let runs = lab.runs.all_untracked();
     assert_eq!(runs.len(), 1, "B waits for A");
     let a = runs[0].id;
     assert_eq!((runs[0].column, lab.race_after.get_untracked()), (Column::A, Some(a)));
     race_to_b(lab);
-    assert_eq!(lab.runs.get_untracked().len(), 1, "not before A is done");
+    assert_eq!(lab.runs.all_untracked().len(), 1, "not before A is done");
 
     for (step, elapsed) in [(1, 2.5), (2, 5.0)] {
         let event = TrainEvent::Step {
@@ -455,7 +470,7 @@ async fn the_equal_time_race_gives_b_the_time_a_took() {
         event: TrainEvent::Finished { summary: Box::new(summary) },
     });
     race_to_b(lab);
-    let runs = lab.runs.get_untracked();
+    let runs = lab.runs.all_untracked();
     let b = runs.last().unwrap();
     assert_eq!((runs.len(), b.column), (2, Column::B));
     assert_eq!(b.config.time_budget_seconds, Some(4.75));
@@ -463,7 +478,83 @@ async fn the_equal_time_race_gives_b_the_time_a_took() {
     assert_eq!(b.config.freeze, FreezePlan::head_only(6));
     assert_eq!(lab.race_after.get_untracked(), None);
     race_to_b(lab);
-    assert_eq!(lab.runs.get_untracked().len(), 2, "B is queued once");
+    assert_eq!(lab.runs.all_untracked().len(), 2, "B is queued once");
     // A's points against the seconds its steps ended at.
     assert_eq!(runs[0].against_seconds(&[(0.0, 0.5), (1.0, 0.6), (2.0, 0.7)]), [(0.0, 0.5), (2.5, 0.6), (5.0, 0.7)]);
+}
+
+/// A training step rewrites its own run only. What column A's panel reads (`Lab::pinned_run`),
+/// read by an effect that counts its runs, is not woken by ten steps of B, nor is anything in
+/// column A's DOM changed (a MutationObserver counts node, text and attribute changes); A's own
+/// events wake it, and B's larger drift redraws A's map (the scale both share).
+#[wasm_bindgen_test]
+async fn a_step_of_the_other_column_leaves_a_column_alone() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use freezelab_protocol::messages::FromWorker;
+    use freezelab_protocol::run::{BlockDrift, RunSummary, TrainConfig, TrainEvent};
+    use freezelab_web::state::RunView;
+    use wasm_bindgen::closure::Closure;
+
+    let (lab, root) = mount_column();
+    for (id, column) in [(1, Column::A), (2, Column::B)] {
+        lab.runs.push(RunView::queued(id, column, TrainConfig::default(), "m".into(), "d".into(), "cpu".into()));
+        lab.pin(column, id);
+    }
+    let drift =
+        |layer_0: f64| vec![BlockDrift { block: "layer-0".into(), relative_change: layer_0, ..Default::default() }];
+    let finished = |layer_0: f64| TrainEvent::Finished {
+        summary: Box::new(RunSummary { val_accuracy: 0.9, drift: drift(layer_0), ..Default::default() }),
+    };
+    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: finished(0.01) });
+    let reads_of_a = Arc::new(AtomicUsize::new(0));
+    let counter = reads_of_a.clone();
+    Effect::new(move |_| {
+        lab.pinned_run(Column::A);
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    leptos::task::tick().await;
+    assert!(root.query_selector("[data-testid='drift-A'] [data-block='layer-0']").unwrap().is_some());
+    let reads = || reads_of_a.load(Ordering::Relaxed);
+    assert_eq!(reads(), 1);
+
+    let seen = Rc::new(Cell::new(0u32));
+    let records = seen.clone();
+    let callback =
+        Closure::<dyn FnMut(js_sys::Array)>::new(move |list: js_sys::Array| records.set(records.get() + list.length()));
+    let observer = web_sys::MutationObserver::new(callback.as_ref().unchecked_ref()).unwrap();
+    let options = web_sys::MutationObserverInit::new();
+    options.set_child_list(true);
+    options.set_subtree(true);
+    options.set_character_data(true);
+    options.set_attributes(true);
+    observer.observe_with_options(&root, &options).unwrap();
+    let changes = || seen.get() + observer.take_records().length();
+
+    for step in 1..=10 {
+        let event = TrainEvent::Step {
+            step,
+            epoch: 1,
+            loss: 0.5,
+            lr: 1e-4,
+            examples_per_second: 10.0,
+            elapsed_seconds: step as f64,
+        };
+        lab.apply(FromWorker::Run { run_id: 2, column: Column::B, event });
+        leptos::task::tick().await;
+    }
+    assert_eq!(lab.runs.get(2).map(|r| r.step), Some(10));
+    assert_eq!(reads(), 1, "B's steps woke what reads A's run");
+    assert_eq!(changes(), 0, "B's steps changed column A's DOM");
+
+    lab.apply(FromWorker::Run { run_id: 2, column: Column::B, event: finished(0.02) });
+    leptos::task::tick().await;
+    assert_eq!(reads(), 1);
+    assert!(changes() > 0, "B's larger drift rescales A's map");
+    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: TrainEvent::Drift { blocks: drift(0.03) } });
+    leptos::task::tick().await;
+    assert_eq!(reads(), 2, "A's own event wakes what reads A's run");
 }

@@ -303,7 +303,10 @@ impl<'a> Run<'a> {
         // The key's freeze line, length and example subset come from the run itself, so a cache
         // bound to another plan or subset can never be served (a new stage rebinds it).
         let key = CacheKey {
-            dataset: format!("{}#train={}#eval={:?}#seed={}", ctx.cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed),
+            dataset: format!(
+                "{}#train={}#eval={:?}#seed={}",
+                ctx.cache_key.dataset, cfg.train_size, cfg.eval_size, cfg.seed
+            ),
             max_len: cfg.max_len,
             ..ctx.cache_key.clone()
         };

@@ -79,7 +79,15 @@ pub fn run_keyed(
     let data = dataset(96);
     let key = CacheKey { model: model_key.into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
     let mut host = Recorder::default();
-    let ctx = RunContext { config: &m.config, tokenizer: &m.tokenizer, data: &data, cfg, cache_key: key, cache, host: &mut host };
+    let ctx = RunContext {
+        config: &m.config,
+        tokenizer: &m.tokenizer,
+        data: &data,
+        cfg,
+        cache_key: key,
+        cache,
+        host: &mut host,
+    };
     let (trained, summary) = pollster::block_on(train::train(m.classifier, ctx)).unwrap();
     m.classifier = trained;
     (m, summary, host)
