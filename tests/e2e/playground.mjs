@@ -385,6 +385,7 @@ if (!synthetic) {
   check(gradualDrift.every(([b, v]) => (['head', 'layer-5'].includes(b) ? v > 0 : v === 0)),
     `gradual unfreezing moved the head and the one layer it opened, nothing else (${JSON.stringify(gradualDrift)})`);
   const triedBefore = await text('try-output-A');
+  await byId('try-input').fill('Congratulations! You have won a free cruise, click here to claim your prize');
   await byId('try-submit').click();
   await page.waitForFunction((t) => {
     const now = document.querySelector('[data-testid=try-output-A]')?.textContent.trim() ?? t;
