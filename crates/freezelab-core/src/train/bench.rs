@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{apply_plan, cross_entropy, forward_batch, AdamW, Host, Rates, TrainConfig};
+use super::{apply_plan, forward_batch, update, AdamW, Batch, Host, Rates, TrainConfig};
 use crate::bert::Classifier;
 use crate::cache::{CacheKey, PrefixCache};
 use crate::freeze::FreezePlan;
@@ -84,10 +84,8 @@ pub async fn run(
         let mut meter = PeakMeter::start(&device);
         let t0 = host.now();
         let cache_ref = if cache { Some(&mut store) } else { None };
-        let logits = forward_batch(&model, plan, batch, &examples, cache_ref, &device).await?;
-        let loss = cross_entropy(logits, &labels, &device);
-        meter.sample();
-        model = optim.step(model, loss, &rates, &mut meter).await?.0;
+        let this = Batch { tokens: batch, examples: &examples, labels: &labels };
+        model = update(model, plan, this, cache_ref, &mut optim, &rates, &mut meter).await?.0;
         if step > 0 {
             elapsed += host.now() - t0;
             if PeakMeter::source(&device).is_some() {

@@ -164,6 +164,33 @@ pub async fn logits(model: &Classifier, plan: &FreezePlan, batch: &EncodedBatch,
     forward_batch(model, plan, batch, &[], None, device).await
 }
 
+/// One training batch: its padded tokens, the prepared examples its rows are (they index the
+/// prefix cache) and their labels.
+pub(crate) struct Batch<'a> {
+    pub tokens: &'a EncodedBatch,
+    pub examples: &'a [usize],
+    pub labels: &'a [usize],
+}
+
+/// One optimizer update of `model` on `batch` under `plan`: forward (the frozen prefix from
+/// `cache` where it holds it), cross-entropy, backward and AdamW at `rates`. The run loop and
+/// the bench step through here. Returns the updated model and the loss.
+pub(crate) async fn update(
+    model: Classifier,
+    plan: &FreezePlan,
+    batch: Batch<'_>,
+    cache: Option<&mut PrefixCache>,
+    optim: &mut AdamW,
+    rates: &Rates,
+    meter: &mut PeakMeter,
+) -> Result<(Classifier, f64)> {
+    let device = model.head.weight.val().device();
+    let logits = forward_batch(&model, plan, batch.tokens, batch.examples, cache, &device).await?;
+    let loss = cross_entropy(logits, batch.labels, &device);
+    meter.sample();
+    optim.step(model, loss, rates, meter).await
+}
+
 /// [`forward_batch`] for prepared examples; also returns the padded length.
 async fn batch_logits(
     model: &Classifier,
@@ -395,20 +422,19 @@ impl<'a> Run<'a> {
         let t0 = self.ctx.host.now();
         let mut meter = PeakMeter::start(&self.device);
         let labels: Vec<usize> = chunk.iter().map(|&e| self.prep.labels[e]).collect();
-        let (pad_id, device) = (self.ctx.tokenizer.pad_id(), self.device.clone());
-        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
-        let model = self.model.as_ref().expect("the model is back after every step");
-        let (logits, seq) = batch_logits(model, &self.stage, &self.prep, chunk, pad_id, cache, &device).await?;
-        self.longest_seq = self.longest_seq.max(seq);
-        let loss = cross_entropy(logits, &labels, &device);
-        meter.sample();
+        let rows: Vec<Vec<u32>> = chunk.iter().map(|&e| self.prep.rows[e].clone()).collect();
+        let tokens = EncodedBatch::from_rows(&rows, self.ctx.tokenizer.pad_id());
+        self.longest_seq = self.longest_seq.max(tokens.seq_len);
         let factor = match cfg.time_budget_seconds {
             Some(budget) => schedule::lr_factor_by_time(self.train_seconds / budget, cfg.warmup_fraction),
             None => schedule::lr_factor(self.step, self.total_steps, self.warmup),
         };
         let rates = Rates::new(&self.stage, cfg.lr, cfg.head_lr, factor);
+        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
         let model = self.model.take().expect("the model is back after every step");
-        let (updated, loss_value) = self.optim.step(model, loss, &rates, &mut meter).await?;
+        let batch = Batch { tokens: &tokens, examples: chunk, labels: &labels };
+        let (updated, loss_value) =
+            update(model, &self.stage, batch, cache, &mut self.optim, &rates, &mut meter).await?;
         self.model = Some(updated);
         if !loss_value.is_finite() {
             return Err(CoreError::Invalid(format!(
@@ -416,7 +442,7 @@ impl<'a> Run<'a> {
                 self.step
             )));
         }
-        if PeakMeter::source(&device).is_some() {
+        if PeakMeter::source(&self.device).is_some() {
             let peak = meter.peak();
             self.peak_bytes = Some(self.peak_bytes.map_or(peak, |p| p.max(peak)));
         }
