@@ -14,7 +14,7 @@ use crate::data::{stratified_subset, Dataset};
 use crate::device::read_f32;
 use crate::freeze::FreezePlan;
 use crate::loaded::block_params;
-use crate::memory::{self, PeakMeter};
+use crate::memory::{self, MeasureSource, PeakMeter};
 use crate::tokenize::{EncodedBatch, Tokenizer};
 use crate::{CoreError, Result};
 use burn::module::Module;
@@ -62,6 +62,14 @@ struct Prepared {
     labels: Vec<usize>,
     train: Vec<usize>,
     validation: Vec<usize>,
+}
+
+impl Prepared {
+    /// `examples` as one padded batch.
+    fn batch(&self, examples: &[usize], pad_id: u32) -> EncodedBatch {
+        let rows: Vec<Vec<u32>> = examples.iter().map(|&e| self.rows[e].clone()).collect();
+        EncodedBatch::from_rows(&rows, pad_id)
+    }
 }
 
 /// The training and validation examples a run under `cfg` uses (seeded, stratified subsets),
@@ -191,21 +199,6 @@ pub(crate) async fn update(
     optim.step(model, loss, rates, meter).await
 }
 
-/// [`forward_batch`] for prepared examples; also returns the padded length.
-async fn batch_logits(
-    model: &Classifier,
-    plan: &FreezePlan,
-    prep: &Prepared,
-    examples: &[usize],
-    pad_id: u32,
-    cache: Option<&mut PrefixCache>,
-    device: &Device,
-) -> Result<(Tensor<2>, usize)> {
-    let rows: Vec<Vec<u32>> = examples.iter().map(|&e| prep.rows[e].clone()).collect();
-    let batch = EncodedBatch::from_rows(&rows, pad_id);
-    Ok((forward_batch(model, plan, &batch, examples, cache, device).await?, batch.seq_len))
-}
-
 fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
     let mut v = vec![0f32; labels.len() * k];
     for (i, &l) in labels.iter().enumerate() {
@@ -236,7 +229,8 @@ async fn evaluate(
     let k = valid.num_labels();
     let (mut predicted, mut truth, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
     for chunk in examples.chunks(cfg.batch_size.max(1)) {
-        let (logits, _) = batch_logits(&valid, plan, prep, chunk, pad_id, cache.as_deref_mut(), &device).await?;
+        let batch = prep.batch(chunk, pad_id);
+        let logits = forward_batch(&valid, plan, &batch, chunk, cache.as_deref_mut(), &device).await?;
         let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
         let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
         for (row, &label) in log_probs.chunks(k).zip(&labels) {
@@ -296,6 +290,8 @@ pub struct Run<'a> {
     seen: usize,
     train_seconds: f64,
     peak_bytes: Option<u64>,
+    /// Where measured peaks come from on this device, if anywhere.
+    measure: Option<MeasureSource>,
     longest_seq: usize,
     evals: Vec<Evaluation>,
 }
@@ -366,6 +362,7 @@ impl<'a> Run<'a> {
             baseline: baseline.clone(),
         });
         let start = ctx.host.now();
+        let measure = PeakMeter::source(&device);
         let mut run = Run {
             model: Some(apply_plan(model, &stage)),
             device,
@@ -384,6 +381,7 @@ impl<'a> Run<'a> {
             seen: 0,
             train_seconds: 0.0,
             peak_bytes: None,
+            measure,
             longest_seq: 0,
             evals: Vec::new(),
             ctx,
@@ -402,6 +400,11 @@ impl<'a> Run<'a> {
         self.use_cache = line.is_some();
     }
 
+    /// The model, out of the run while a step or a new stage replaces it.
+    fn take_model(&mut self) -> Classifier {
+        self.model.take().expect("the model is back after every step")
+    }
+
     /// Whether the run has used its time budget.
     fn out_of_time(&self) -> bool {
         self.ctx.cfg.time_budget_seconds.is_some_and(|budget| self.train_seconds >= budget)
@@ -415,23 +418,22 @@ impl<'a> Run<'a> {
         let next = cfg.freeze.at_step(self.step);
         if next != self.stage {
             self.stage = next;
-            let model = self.model.take().expect("the model is back after every step");
+            let model = self.take_model();
             self.model = Some(apply_plan(model, &self.stage));
             self.bind_cache();
         }
         let t0 = self.ctx.host.now();
         let mut meter = PeakMeter::start(&self.device);
         let labels: Vec<usize> = chunk.iter().map(|&e| self.prep.labels[e]).collect();
-        let rows: Vec<Vec<u32>> = chunk.iter().map(|&e| self.prep.rows[e].clone()).collect();
-        let tokens = EncodedBatch::from_rows(&rows, self.ctx.tokenizer.pad_id());
+        let tokens = self.prep.batch(chunk, self.ctx.tokenizer.pad_id());
         self.longest_seq = self.longest_seq.max(tokens.seq_len);
         let factor = match cfg.time_budget_seconds {
             Some(budget) => schedule::lr_factor_by_time(self.train_seconds / budget, cfg.warmup_fraction),
             None => schedule::lr_factor(self.step, self.total_steps, self.warmup),
         };
         let rates = Rates::new(&self.stage, cfg.lr, cfg.head_lr, factor);
+        let model = self.take_model();
         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
-        let model = self.model.take().expect("the model is back after every step");
         let batch = Batch { tokens: &tokens, examples: chunk, labels: &labels };
         let (updated, loss_value) =
             update(model, &self.stage, batch, cache, &mut self.optim, &rates, &mut meter).await?;
@@ -442,7 +444,7 @@ impl<'a> Run<'a> {
                 self.step
             )));
         }
-        if PeakMeter::source(&self.device).is_some() {
+        if self.measure.is_some() {
             let peak = meter.peak();
             self.peak_bytes = Some(self.peak_bytes.map_or(peak, |p| p.max(peak)));
         }
@@ -540,7 +542,7 @@ impl<'a> Run<'a> {
             best_val_accuracy: best,
             macro_f1: final_metrics.macro_f1,
             confusion: final_metrics.confusion,
-            baseline: self.baseline,
+            baseline: self.baseline.clone(),
             wall_seconds: self.ctx.host.now() - self.start,
             train_seconds: self.train_seconds,
             examples_per_second: self.seen as f64 / self.train_seconds.max(1e-9),
@@ -553,13 +555,12 @@ impl<'a> Run<'a> {
                 computed,
                 computed_total: computed.total(),
                 measured_peak_bytes: self.peak_bytes,
-                measured_source: PeakMeter::source(&self.device),
+                measured_source: self.measure,
             },
             config: cfg.clone(),
         };
         self.ctx.host.emit(&TrainEvent::Finished { summary: Box::new(summary.clone()) });
-        let model = self.model.take().expect("the model is back after every step");
-        Ok((model, summary))
+        Ok((self.take_model(), summary))
     }
 }
 
