@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Response};
 
-use crate::worker::{post, scope};
+use crate::outbox::{post, scope};
 
 fn js_error(e: JsValue) -> String {
     e.as_string()

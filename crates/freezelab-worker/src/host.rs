@@ -10,7 +10,7 @@ use freezelab_core::train::{Host, TrainEvent};
 use freezelab_protocol::messages::{Column, FromWorker};
 use wasm_bindgen::prelude::*;
 
-use crate::worker::{post, scope};
+use crate::outbox::{post, scope};
 
 pub struct WorkerHost {
     pub run_id: u32,

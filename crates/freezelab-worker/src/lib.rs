@@ -6,8 +6,11 @@
 #![cfg(target_arch = "wasm32")]
 
 mod archive;
+mod assets;
 mod fetch;
 mod host;
+pub mod outbox;
 mod probe;
 pub mod session;
+mod shelf;
 pub mod worker;

@@ -14,8 +14,8 @@ use freezelab_protocol::messages::{
     BackendChoice, Column, DataSource, FromWorker, ModelSource, Request, ToWorker, UserFile,
 };
 use freezelab_protocol::run::{RunSummary, TrainEvent};
+use freezelab_worker::outbox::{divert_posts, take_posted};
 use freezelab_worker::session::Session;
-use freezelab_worker::worker::{divert_posts, take_posted};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);

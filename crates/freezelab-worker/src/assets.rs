@@ -1,0 +1,124 @@
+//! What runs are made from: the model's bytes, the dataset, and the prefix cache derived from
+//! both (emptied whenever either changes). Each is named by a content id, so two uploads under
+//! one file name never share cached states. A failed load leaves what was held untouched.
+
+use burn::tensor::Device;
+use freezelab_core::cache::{content_id, PrefixCache};
+use freezelab_core::data::{self, Columns, Dataset, Format};
+use freezelab_core::loaded::{LoadedModel, ModelFiles};
+use freezelab_protocol::messages::{upload_id, DataSource, DatasetInfo, FilePreview, ModelInfo, ModelSource, UserFile};
+
+use crate::fetch;
+
+/// Rows shown in the upload preview.
+const PREVIEW_ROWS: usize = 5;
+
+pub struct Model {
+    /// Names the bytes, for the prefix cache: two uploads under one file name differ here.
+    pub content: String,
+    pub config: Vec<u8>,
+    pub weights: Vec<u8>,
+    /// Each run loads its own copy from these bytes, with its own head and seed.
+    pub tokenizer: Vec<u8>,
+}
+
+impl Model {
+    pub fn files(&self) -> ModelFiles<'_> {
+        ModelFiles { config: &self.config, weights: &self.weights, tokenizer: &self.tokenizer }
+    }
+}
+
+pub struct Data {
+    /// Names what made the examples: bytes, columns read, split.
+    pub content: String,
+    pub dataset: Dataset,
+}
+
+#[derive(Default)]
+pub struct Assets {
+    pub model: Option<Model>,
+    pub data: Option<Data>,
+    pub cache: PrefixCache,
+}
+
+impl Assets {
+    /// Downloads and validates the three model files (loading once refuses a bad checkpoint
+    /// now, not at Train).
+    pub async fn load_model(&mut self, source: ModelSource, device: &Device) -> Result<ModelInfo, String> {
+        let (id, urls) = match &source {
+            ModelSource::Prepared { id, base, weights } => (
+                id.clone(),
+                [format!("{base}/config.json"), format!("{base}/{weights}"), format!("{base}/tokenizer.json")],
+            ),
+            ModelSource::Files { config, weights, tokenizer } => {
+                (upload_id(&weights.name), [config.url.clone(), weights.url.clone(), tokenizer.url.clone()])
+            }
+        };
+        let config = fetch::bytes(&urls[0], "config.json").await?;
+        let weights = fetch::bytes(&urls[1], "model.safetensors").await?;
+        let tokenizer = fetch::bytes(&urls[2], "tokenizer.json").await?;
+        let files = ModelFiles { config: &config, weights: &weights, tokenizer: &tokenizer };
+        let loaded = LoadedModel::load(files, None, 0, device).map_err(|e| e.to_string())?;
+        let info = ModelInfo {
+            name: id,
+            shape: loaded.config.shape(),
+            params: loaded.block_params(),
+            max_position_embeddings: loaded.config.max_position_embeddings,
+            vocab_size: loaded.config.vocab_size,
+        };
+        drop(loaded);
+        let content = content_id(&[&config, &weights, &tokenizer]);
+        // States cached under another model are never needed again: free them now.
+        self.cache.clear();
+        self.model = Some(Model { content, config, weights, tokenizer });
+        Ok(info)
+    }
+
+    pub async fn load_dataset(&mut self, source: DataSource) -> Result<DatasetInfo, String> {
+        let (name, content, dataset) = match source {
+            DataSource::Prepared { id, train, validation } => {
+                let read = |name: &str, bytes: &[u8]| data::parse(name, bytes, Format::Jsonl, &Columns::default());
+                let train = fetch::bytes(&train, "train.jsonl").await?;
+                let validation = fetch::bytes(&validation, "validation.jsonl").await?;
+                let t = read("train.jsonl", &train).map_err(|e| e.to_string())?;
+                let v = read("validation.jsonl", &validation).map_err(|e| e.to_string())?;
+                let content = content_id(&[&train, &validation]);
+                (id, content, Dataset::new(t, v, "train.jsonl", "validation.jsonl").map_err(|e| e.to_string())?)
+            }
+            DataSource::Upload { file, text_column, label_column, validation_fraction, seed } => {
+                let format = Format::from_file_name(&file.name).map_err(|e| e.to_string())?;
+                let bytes = fetch::bytes(&file.url, &file.name).await?;
+                // The examples depend on the bytes, the columns read and the split: all name the cache's states.
+                let content = content_id(&[
+                    &bytes,
+                    text_column.as_bytes(),
+                    label_column.as_bytes(),
+                    &validation_fraction.to_le_bytes(),
+                    &seed.to_le_bytes(),
+                ]);
+                let columns = Columns { text: text_column, label: label_column };
+                let examples = data::parse(&file.name, &bytes, format, &columns).map_err(|e| e.to_string())?;
+                let dataset =
+                    Dataset::from_single(examples, validation_fraction, seed, &file.name).map_err(|e| e.to_string())?;
+                (upload_id(&file.name), content, dataset)
+            }
+        };
+        let info = DatasetInfo {
+            name,
+            labels: dataset.labels.names.clone(),
+            train_counts: dataset.train_counts(),
+            validation_counts: dataset.validation_counts(),
+        };
+        self.cache.clear();
+        self.data = Some(Data { content, dataset });
+        Ok(info)
+    }
+}
+
+/// The first rows and the columns of a user's file, before it is loaded.
+pub async fn inspect(file: UserFile) -> Result<FilePreview, String> {
+    let format = Format::from_file_name(&file.name).map_err(|e| e.to_string())?;
+    let bytes = fetch::bytes(&file.url, &file.name).await?;
+    let (columns, rows) = data::preview(&file.name, &bytes, format, PREVIEW_ROWS).map_err(|e| e.to_string())?;
+    Ok(FilePreview { name: file.name, columns, rows })
+}
