@@ -2,7 +2,7 @@
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory;
-use freezelab_protocol::messages::{Column, ToWorker};
+use freezelab_protocol::messages::{Column, Origin, ToWorker};
 use freezelab_protocol::run::TrainConfig;
 use leptos::prelude::*;
 
@@ -20,7 +20,7 @@ use crate::{client, manifest, store};
 /// pins it to that column.
 pub fn train(lab: Lab, column: Column) -> Option<u32> {
     let lr = untrack(|| lab.column_lr(column));
-    queue_with(lab, column, lab.plan(column).get_untracked(), None, |c| c.lr = lr)
+    queue_with(lab, column.into(), lab.plan(column).get_untracked(), None, |c| c.lr = lr)
 }
 
 /// The most epochs B gets in the equal-time race: with the prefix cache a head-only epoch costs
@@ -54,7 +54,7 @@ pub fn race_to_b(lab: Lab) {
                 c.epochs = RACE_MAX_EPOCHS;
                 c.lr = lr;
             };
-            queue_with(lab, Column::B, lab.plan(Column::B).get_untracked(), None, race);
+            queue_with(lab, Column::B.into(), lab.plan(Column::B).get_untracked(), None, race);
         }
         (RunStatus::Failed { .. } | RunStatus::Stopped, _) => lab.race_after.set(None),
         _ => {}
@@ -62,15 +62,16 @@ pub fn race_to_b(lab: Lab) {
 }
 
 /// Queues a run of `plan` with the current settings, unless the device cannot hold it (the
-/// computed estimate is checked first; a refusal is reported in the page). Returns its id.
-pub fn queue(lab: Lab, column: Column, plan: FreezePlan, sweep: Option<u32>) -> Option<u32> {
-    queue_with(lab, column, plan, sweep, |_| {})
+/// computed estimate is checked first; a refusal is reported in the page). Returns its id; a
+/// column's run is pinned to that column.
+pub fn queue(lab: Lab, origin: Origin, plan: FreezePlan, sweep: Option<u32>) -> Option<u32> {
+    queue_with(lab, origin, plan, sweep, |_| {})
 }
 
 /// [`queue`], the settings adjusted by `adjust` first.
 fn queue_with(
     lab: Lab,
-    column: Column,
+    origin: Origin,
     plan: FreezePlan,
     sweep: Option<u32>,
     adjust: impl FnOnce(&mut TrainConfig),
@@ -96,11 +97,13 @@ fn queue_with(
     }
     let id = lab.new_run_id();
     let backend = backend.map(|b| b.kind).unwrap_or_default().name().to_string();
-    let mut run = RunView::queued(id, column, config.clone(), model.name, dataset.name, backend);
+    let mut run = RunView::queued(id, origin, config.clone(), model.name, dataset.name, backend);
     run.sweep = sweep;
     lab.runs.push(run);
-    lab.pin(column, id);
-    client::send(&ToWorker::Train { run_id: id, column, config });
+    if let Some(column) = origin.column() {
+        lab.pin(column, id);
+    }
+    client::send(&ToWorker::Train { run_id: id, origin, config });
     Some(id)
 }
 

@@ -36,7 +36,7 @@ pub fn csv(runs: &[RunView]) -> String {
         let opt = |v: Option<String>| v.unwrap_or_default();
         let _ = writer.write_record([
             run.id.to_string(),
-            run.column.name().to_string(),
+            run.origin.name().to_string(),
             run.model.clone(),
             run.dataset.clone(),
             run.backend.clone(),
@@ -63,8 +63,14 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
     let n = summaries.len();
     for summary in summaries {
         let imported = || crate::state::IMPORTED.to_string();
-        let mut run =
-            RunView::queued(lab.new_run_id(), Column::A, summary.config.clone(), imported(), imported(), imported());
+        let mut run = RunView::queued(
+            lab.new_run_id(),
+            Column::A.into(),
+            summary.config.clone(),
+            imported(),
+            imported(),
+            imported(),
+        );
         run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
         (run.total_steps, run.step, run.elapsed) = (summary.steps, summary.steps, summary.wall_seconds);
         run.trainable = summary.trainable_params;

@@ -5,8 +5,8 @@
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory::{self, ComputedMemory, Kernels};
 use freezelab_protocol::messages::{
-    BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction,
-    Request, UserFile,
+    BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Origin,
+    Prediction, Request, UserFile,
 };
 use freezelab_protocol::metrics::Baseline;
 use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
@@ -150,7 +150,9 @@ pub const IMPORTED: &str = "imported";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
     pub id: u32,
-    pub column: Column,
+    /// Who asked for it; saved runs stored this as `column`.
+    #[serde(alias = "column")]
+    pub origin: Origin,
     pub config: TrainConfig,
     pub model: String,
     pub dataset: String,
@@ -184,7 +186,7 @@ impl RunView {
     /// A run requested now, not started yet.
     pub fn queued(
         id: u32,
-        column: Column,
+        origin: Origin,
         config: TrainConfig,
         model: String,
         dataset: String,
@@ -192,7 +194,7 @@ impl RunView {
     ) -> Self {
         RunView {
             id,
-            column,
+            origin,
             config,
             model,
             dataset,
@@ -280,8 +282,8 @@ pub struct Lab {
     pub runs: Runs,
     /// Whether a run is queued or training (a memo: a step does not wake its readers).
     busy: Memo<bool>,
-    /// The run shown in each column (A, B) and the sweep's latest run.
-    pub pinned: RwSignal<[Option<u32>; 3]>,
+    /// The run shown in each column (A, B).
+    pub pinned: RwSignal<[Option<u32>; 2]>,
     /// The sweep shown in the sweep panel (its first run id).
     pub sweep: RwSignal<Option<u32>>,
     /// The worker's latest model download: run id and `blob:` URL (valid until the next one).
@@ -323,7 +325,7 @@ impl Lab {
             lr_override: RwSignal::new([None, None]),
             runs,
             busy: Memo::new(move |_| runs.any(|r| !r.finished())),
-            pinned: RwSignal::new([None, None, None]),
+            pinned: RwSignal::new([None, None]),
             sweep: RwSignal::new(None),
             exported: RwSignal::new(None),
             kept: RwSignal::new(Default::default()),
@@ -350,7 +352,6 @@ impl Lab {
         match column {
             Column::A => self.plan_a,
             Column::B => self.plan_b,
-            Column::Sweep => unreachable!("sweep runs carry their own plans"),
         }
     }
 

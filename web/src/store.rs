@@ -220,7 +220,7 @@ fn restore(lab: Lab, runs: Vec<RunView>, saved: &StoredValue<HashSet<(u32, bool)
     saved.update_value(|s| s.extend(runs.iter().map(saved_as)));
     lab.next_run.update(|n| *n = (*n).max(last + 1));
     for column in freezelab_protocol::messages::Column::BOTH {
-        if let Some(run) = runs.iter().rev().find(|r| r.column == column && !r.imported()) {
+        if let Some(run) = runs.iter().rev().find(|r| r.origin == column.into() && !r.imported()) {
             lab.pin(column, run.id);
         }
     }

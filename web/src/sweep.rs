@@ -5,7 +5,7 @@
 //! mode. Stop cancels the rest; finished points stay.
 
 use freezelab_protocol::freeze::{FreezePlan, Mode};
-use freezelab_protocol::messages::Column;
+use freezelab_protocol::messages::Origin;
 use freezelab_protocol::metrics::results_front;
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
@@ -22,7 +22,7 @@ pub fn start(lab: Lab) {
     let first = lab.next_run.get_untracked();
     for plan in FreezePlan::sweep_modes(model.num_layers()) {
         // A plan the device cannot hold is reported and skipped; the cheaper ones still run.
-        app::queue(lab, Column::Sweep, plan, Some(first));
+        app::queue(lab, Origin::Sweep, plan, Some(first));
     }
     lab.sweep.set(Some(first));
 }

@@ -5,7 +5,7 @@
 
 use freezelab_protocol::freeze::{FreezePlan, Mode};
 use freezelab_protocol::memory::{self, BlockParams, EncoderShape};
-use freezelab_protocol::messages::{Column, ModelInfo};
+use freezelab_protocol::messages::{Column, ModelInfo, Origin};
 use freezelab_web::column::RunColumn;
 use freezelab_web::share::Shared;
 use freezelab_web::state::{Lab, CACHE_LIMIT_BYTES};
@@ -212,12 +212,12 @@ async fn a_run_below_the_majority_class_is_flagged() {
     let baseline = ham(0.68);
     for (id, accuracy) in [(1, 0.55), (2, 0.80)] {
         let config = TrainConfig { freeze: FreezePlan::head_only(6), ..TrainConfig::default() };
-        let run = RunView::queued(id, Column::A, config, "m".into(), "spam".into(), "cpu".into());
+        let run = RunView::queued(id, Column::A.into(), config, "m".into(), "spam".into(), "cpu".into());
         lab.runs.push(run);
         lab.pin(Column::A, id);
         let summary = RunSummary { val_accuracy: accuracy, baseline: baseline.clone(), ..Default::default() };
         let event = TrainEvent::Finished { summary: Box::new(summary) };
-        lab.apply(FromWorker::Run { run_id: id, column: Column::A, event });
+        lab.apply(FromWorker::Run { run_id: id, event });
         leptos::task::tick().await;
         let flag = root.query_selector("[data-testid='below-baseline-A']").unwrap().map(|e| e.text_content().unwrap());
         if accuracy < 0.70 {
@@ -299,18 +299,16 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     // Requests wait for a worker that never comes here; the page's state is what is tested.
     freezelab_web::app::train(lab, Column::B);
     freezelab_web::app::train(lab, Column::A);
-    lab.apply(FromWorker::RunFailed {
-        run_id: 2,
-        column: Column::A,
-        message: "device lost".into(),
-        retry_on_cpu: true,
-    });
+    lab.apply(FromWorker::RunFailed { run_id: 2, message: "device lost".into(), retry_on_cpu: true });
     leptos::task::tick().await;
     let text = root.text_content().unwrap();
     assert!(text.contains("run #2 failed: device lost"), "{text}");
     assert_eq!(find(&root, "retry-cpu-A").text_content().unwrap(), "Retry on CPU");
     let runs = lab.runs.all_untracked();
-    assert!(runs.iter().any(|r| r.id == 1 && r.column == Column::B && !r.finished()), "the other run is untouched");
+    assert!(
+        runs.iter().any(|r| r.id == 1 && r.origin == Column::B.into() && !r.finished()),
+        "the other run is untouched"
+    );
 
     // Retrying asks for the CPU backend and queues the same plan again in column A.
     use freezelab_protocol::messages::BackendChoice;
@@ -320,7 +318,7 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     assert_eq!(lab.backend_choice.get_untracked(), BackendChoice::Cpu);
     let runs = lab.runs.all_untracked();
     let retry = runs.last().expect("a run was queued");
-    assert_eq!((retry.id, retry.column, retry.finished()), (3, Column::A, false));
+    assert_eq!((retry.id, retry.origin, retry.finished()), (3, Column::A.into(), false));
     assert_eq!(retry.config.freeze, runs[1].config.freeze, "the failed run's plan");
     assert_eq!(lab.pinned_run(Column::A).map(|r| r.id), Some(3));
     assert!(runs.iter().any(|r| r.id == 2 && matches!(r.status, freezelab_web::state::RunStatus::Failed { .. })));
@@ -370,7 +368,7 @@ fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
     use freezelab_web::sweep::{points, AXES};
     let done = |id: u32, freeze: FreezePlan, trainable_params: usize, val_accuracy: f64| {
         let config = TrainConfig { freeze, ..TrainConfig::default() };
-        let mut run = RunView::queued(id, Column::Sweep, config, "m".into(), "d".into(), "cpu".into());
+        let mut run = RunView::queued(id, Origin::Sweep, config, "m".into(), "d".into(), "cpu".into());
         run.status = RunStatus::Done;
         run.baseline = Some(ham(0.68));
         run.summary = Some(RunSummary { trainable_params, val_accuracy, baseline: ham(0.68), ..Default::default() });
@@ -391,6 +389,28 @@ fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
     assert_eq!(baselines(&runs).len(), 1);
 }
 
+/// Runs saved before the run's origin had its own type (stored as `column`: "A", "B", "Sweep")
+/// load with the same origin, and new runs are written in that same form.
+#[wasm_bindgen_test]
+fn runs_saved_with_a_column_field_still_load() {
+    use freezelab_protocol::run::TrainConfig;
+    use freezelab_web::state::RunView;
+    for (origin, written) in [(Column::A.into(), "A"), (Column::B.into(), "B"), (Origin::Sweep, "Sweep")] {
+        let run = RunView::queued(7, origin, TrainConfig::default(), "m".into(), "d".into(), "cpu".into());
+        let mut saved = serde_wasm_bindgen::to_value(&run).unwrap();
+        let origin_value = js_sys::Reflect::get(&saved, &"origin".into()).unwrap();
+        assert_eq!(origin_value.as_string().as_deref(), Some(written));
+        // The older record: the same value under `column`.
+        let old = js_sys::Object::new();
+        js_sys::Object::assign(&old, saved.unchecked_ref());
+        js_sys::Reflect::delete_property(&old, &"origin".into()).unwrap();
+        js_sys::Reflect::set(&old, &"column".into(), &written.into()).unwrap();
+        saved = old.into();
+        let loaded: RunView = serde_wasm_bindgen::from_value(saved).unwrap();
+        assert_eq!(loaded, run);
+    }
+}
+
 /// The drift heatmap: one cell per block with its relative change; frozen blocks read exactly 0.
 #[wasm_bindgen_test]
 async fn the_drift_heatmap_shows_every_block() {
@@ -399,10 +419,10 @@ async fn the_drift_heatmap_shows_every_block() {
     use freezelab_web::state::RunView;
     let (lab, root) = mount_column();
     let config = TrainConfig { freeze: FreezePlan::bottom(6, 2), ..TrainConfig::default() };
-    lab.runs.push(RunView::queued(1, Column::A, config, "m".into(), "d".into(), "cpu".into()));
+    lab.runs.push(RunView::queued(1, Column::A.into(), config, "m".into(), "d".into(), "cpu".into()));
     lab.pin(Column::A, 1);
     let finished = TrainEvent::Finished { summary: Box::new(RunSummary { val_accuracy: 0.9, ..Default::default() }) };
-    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: finished });
+    lab.apply(FromWorker::Run { run_id: 1, event: finished });
     let block = |block: &str, relative_change: f64| BlockDrift {
         block: block.into(),
         relative_change,
@@ -412,7 +432,7 @@ async fn the_drift_heatmap_shows_every_block() {
     let mut blocks = vec![block("emb", 0.0), block("layer-0", 0.0), block("layer-1", 0.0)];
     blocks.extend((2..6).map(|i| block(&format!("layer-{i}"), 0.001 * i as f64)));
     blocks.push(block("head", 1.2));
-    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: TrainEvent::Drift { blocks } });
+    lab.apply(FromWorker::Run { run_id: 1, event: TrainEvent::Drift { blocks } });
     leptos::task::tick().await;
     let map = find(&root, "drift-A");
     let drift = |block: &str| {
@@ -448,7 +468,7 @@ async fn the_equal_time_race_gives_b_the_time_a_took() {
     let runs = lab.runs.all_untracked();
     assert_eq!(runs.len(), 1, "B waits for A");
     let a = runs[0].id;
-    assert_eq!((runs[0].column, lab.race_after.get_untracked()), (Column::A, Some(a)));
+    assert_eq!((runs[0].origin, lab.race_after.get_untracked()), (Column::A.into(), Some(a)));
     race_to_b(lab);
     assert_eq!(lab.runs.all_untracked().len(), 1, "not before A is done");
 
@@ -461,18 +481,14 @@ async fn the_equal_time_race_gives_b_the_time_a_took() {
             examples_per_second: 6.4,
             elapsed_seconds: elapsed,
         };
-        lab.apply(FromWorker::Run { run_id: a, column: Column::A, event });
+        lab.apply(FromWorker::Run { run_id: a, event });
     }
     let summary = RunSummary { train_seconds: 4.75, ..RunSummary::default() };
-    lab.apply(FromWorker::Run {
-        run_id: a,
-        column: Column::A,
-        event: TrainEvent::Finished { summary: Box::new(summary) },
-    });
+    lab.apply(FromWorker::Run { run_id: a, event: TrainEvent::Finished { summary: Box::new(summary) } });
     race_to_b(lab);
     let runs = lab.runs.all_untracked();
     let b = runs.last().unwrap();
-    assert_eq!((runs.len(), b.column), (2, Column::B));
+    assert_eq!((runs.len(), b.origin), (2, Column::B.into()));
     assert_eq!(b.config.time_budget_seconds, Some(4.75));
     assert_eq!(b.config.epochs, RACE_MAX_EPOCHS);
     assert_eq!(b.config.freeze, FreezePlan::head_only(6));
@@ -501,7 +517,7 @@ async fn a_step_of_the_other_column_leaves_a_column_alone() {
 
     let (lab, root) = mount_column();
     for (id, column) in [(1, Column::A), (2, Column::B)] {
-        lab.runs.push(RunView::queued(id, column, TrainConfig::default(), "m".into(), "d".into(), "cpu".into()));
+        lab.runs.push(RunView::queued(id, column.into(), TrainConfig::default(), "m".into(), "d".into(), "cpu".into()));
         lab.pin(column, id);
     }
     let drift =
@@ -509,7 +525,7 @@ async fn a_step_of_the_other_column_leaves_a_column_alone() {
     let finished = |layer_0: f64| TrainEvent::Finished {
         summary: Box::new(RunSummary { val_accuracy: 0.9, drift: drift(layer_0), ..Default::default() }),
     };
-    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: finished(0.01) });
+    lab.apply(FromWorker::Run { run_id: 1, event: finished(0.01) });
     let reads_of_a = Arc::new(AtomicUsize::new(0));
     let counter = reads_of_a.clone();
     Effect::new(move |_| {
@@ -543,18 +559,18 @@ async fn a_step_of_the_other_column_leaves_a_column_alone() {
             examples_per_second: 10.0,
             elapsed_seconds: step as f64,
         };
-        lab.apply(FromWorker::Run { run_id: 2, column: Column::B, event });
+        lab.apply(FromWorker::Run { run_id: 2, event });
         leptos::task::tick().await;
     }
     assert_eq!(lab.runs.get(2).map(|r| r.step), Some(10));
     assert_eq!(reads(), 1, "B's steps woke what reads A's run");
     assert_eq!(changes(), 0, "B's steps changed column A's DOM");
 
-    lab.apply(FromWorker::Run { run_id: 2, column: Column::B, event: finished(0.02) });
+    lab.apply(FromWorker::Run { run_id: 2, event: finished(0.02) });
     leptos::task::tick().await;
     assert_eq!(reads(), 1);
     assert!(changes() > 0, "B's larger drift rescales A's map");
-    lab.apply(FromWorker::Run { run_id: 1, column: Column::A, event: TrainEvent::Drift { blocks: drift(0.03) } });
+    lab.apply(FromWorker::Run { run_id: 1, event: TrainEvent::Drift { blocks: drift(0.03) } });
     leptos::task::tick().await;
     assert_eq!(reads(), 2, "A's own event wakes what reads A's run");
 }

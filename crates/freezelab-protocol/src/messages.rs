@@ -10,12 +10,11 @@ use crate::run::{TrainConfig, TrainEvent};
 /// Uploads larger than this are refused before reading: the worker holds a file whole.
 pub const MAX_UPLOAD_BYTES: u64 = 50_000_000;
 
-/// Who asked for a run: the two comparison columns, or the freeze sweep.
+/// One of the page's two comparison columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Column {
     A,
     B,
-    Sweep,
 }
 
 impl Column {
@@ -25,7 +24,65 @@ impl Column {
         match self {
             Column::A => "A",
             Column::B => "B",
-            Column::Sweep => "sweep",
+        }
+    }
+}
+
+/// Who asked for a run: a comparison column, or the sweep. Written as "A", "B" or "Sweep", as
+/// saved runs have always stored it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "OriginName", into = "OriginName")]
+pub enum Origin {
+    Column(Column),
+    Sweep,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Column(column) => column.name(),
+            Origin::Sweep => "sweep",
+        }
+    }
+
+    pub fn column(self) -> Option<Column> {
+        match self {
+            Origin::Column(column) => Some(column),
+            Origin::Sweep => None,
+        }
+    }
+}
+
+impl From<Column> for Origin {
+    fn from(column: Column) -> Self {
+        Origin::Column(column)
+    }
+}
+
+/// [`Origin`] as it is written.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+enum OriginName {
+    A,
+    B,
+    Sweep,
+}
+
+impl From<OriginName> for Origin {
+    fn from(name: OriginName) -> Self {
+        match name {
+            OriginName::A => Origin::Column(Column::A),
+            OriginName::B => Origin::Column(Column::B),
+            OriginName::Sweep => Origin::Sweep,
+        }
+    }
+}
+
+impl From<Origin> for OriginName {
+    fn from(origin: Origin) -> Self {
+        match origin {
+            Origin::Column(Column::A) => OriginName::A,
+            Origin::Column(Column::B) => OriginName::B,
+            Origin::Sweep => OriginName::Sweep,
         }
     }
 }
@@ -64,7 +121,7 @@ pub enum ToWorker {
     },
     Train {
         run_id: u32,
-        column: Column,
+        origin: Origin,
         config: TrainConfig,
     },
     Stop,
@@ -105,13 +162,11 @@ pub enum FromWorker {
     },
     Run {
         run_id: u32,
-        column: Column,
         event: TrainEvent,
     },
     /// A run ended with an error; `retry_on_cpu` when the GPU was the cause.
     RunFailed {
         run_id: u32,
-        column: Column,
         message: String,
         retry_on_cpu: bool,
     },

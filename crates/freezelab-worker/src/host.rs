@@ -7,14 +7,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use freezelab_core::train::{Host, TrainEvent};
-use freezelab_protocol::messages::{Column, FromWorker};
+use freezelab_protocol::messages::FromWorker;
 use wasm_bindgen::prelude::*;
 
 use crate::outbox::{post, scope};
 
 pub struct WorkerHost {
     pub run_id: u32,
-    pub column: Column,
     /// The stop generation now, and the one the run was requested in.
     pub generation: Rc<Cell<u32>>,
     pub requested_in: u32,
@@ -26,7 +25,7 @@ impl Host for WorkerHost {
     }
 
     fn emit(&mut self, event: &TrainEvent) {
-        post(&FromWorker::Run { run_id: self.run_id, column: self.column, event: event.clone() });
+        post(&FromWorker::Run { run_id: self.run_id, event: event.clone() });
     }
 
     fn cancelled(&self) -> bool {

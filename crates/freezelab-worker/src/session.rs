@@ -10,7 +10,7 @@ use freezelab_core::cache::CacheKey;
 use freezelab_core::drift;
 use freezelab_core::loaded::LoadedModel;
 use freezelab_core::train::{self, Host, RunContext, TrainConfig, TrainEvent};
-use freezelab_protocol::messages::{BackendChoice, BackendInfo, BackendKind, Column, FromWorker, Request, ToWorker};
+use freezelab_protocol::messages::{BackendChoice, BackendInfo, BackendKind, FromWorker, Origin, Request, ToWorker};
 
 use crate::assets::{self, Assets};
 use crate::host::{heap_bytes, WorkerHost};
@@ -50,8 +50,8 @@ impl Session {
             }
             // A run queued before a Stop is dropped; the page already shows it stopped.
             ToWorker::Train { .. } if arrived_in != self.generation.get() => Ok(None),
-            ToWorker::Train { run_id, column, config } => {
-                self.train(run_id, column, config, arrived_in).await;
+            ToWorker::Train { run_id, origin, config } => {
+                self.train(run_id, origin, config, arrived_in).await;
                 Ok(None)
             }
             ToWorker::Stop => Ok(None),
@@ -85,10 +85,10 @@ impl Session {
     }
 
     /// Trains a fresh copy of the model (events go to the page as the run goes), then measures
-    /// its drift and shelves it for the column.
-    async fn train(&mut self, run_id: u32, column: Column, config: TrainConfig, requested_in: u32) {
+    /// its drift and shelves it for whoever asked.
+    async fn train(&mut self, run_id: u32, origin: Origin, config: TrainConfig, requested_in: u32) {
         let fail = |message: String, retry_on_cpu: bool| {
-            post(&FromWorker::RunFailed { run_id, column, message, retry_on_cpu });
+            post(&FromWorker::RunFailed { run_id, message, retry_on_cpu });
         };
         let Assets { model, data, cache } = &mut self.assets;
         let (Some(model), Some(data), Some((device, info))) = (model, data, &self.device) else {
@@ -102,7 +102,7 @@ impl Session {
             Err(e) => return fail(e.to_string(), false),
         };
         let key = CacheKey { model: model.content.clone(), dataset: data.content.clone(), freeze_line: 0, max_len: 0 };
-        let mut host = WorkerHost { run_id, column, generation: self.generation.clone(), requested_in };
+        let mut host = WorkerHost { run_id, generation: self.generation.clone(), requested_in };
         let ctx = RunContext {
             config: &fresh.config,
             tokenizer: &fresh.tokenizer,
@@ -121,7 +121,7 @@ impl Session {
                     Err(e) => post(&FromWorker::Error { context: Request::Train, message: format!("drift: {e}") }),
                 }
                 let model = LoadedModel { classifier, ..fresh };
-                self.shelf.keep(column, Trained { run_id, model, labels, max_len: config.max_len });
+                self.shelf.keep(origin, Trained { run_id, model, labels, max_len: config.max_len });
             }
             Err(e) => fail(e.to_string(), on_gpu),
         }

@@ -1,11 +1,11 @@
-//! The latest trained model of each column, kept for predictions and downloads until the next
-//! run of that column (or a new model or backend) replaces it.
+//! The latest trained model of each column (and the sweep's latest), kept for predictions and
+//! downloads until the next run of the same origin (or a new model or backend) replaces it.
 
 use std::collections::HashMap;
 
 use freezelab_core::folder::model_folder;
 use freezelab_core::loaded::LoadedModel;
-use freezelab_protocol::messages::{Column, Prediction, UserFile};
+use freezelab_protocol::messages::{Column, Origin, Prediction, UserFile};
 
 use crate::archive;
 use crate::assets::Model;
@@ -19,26 +19,26 @@ pub struct Trained {
 
 #[derive(Default)]
 pub struct Shelf {
-    by_column: HashMap<Column, Trained>,
+    by_origin: HashMap<Origin, Trained>,
     /// The latest model download; an older one is released when a new one is made.
     export_url: Option<String>,
 }
 
 impl Shelf {
-    pub fn keep(&mut self, column: Column, trained: Trained) {
-        self.by_column.insert(column, trained);
+    pub fn keep(&mut self, origin: Origin, trained: Trained) {
+        self.by_origin.insert(origin, trained);
     }
 
     /// Forgets every model (they live on a device or came from a checkpoint no longer held).
     pub fn clear(&mut self) {
-        self.by_column.clear();
+        self.by_origin.clear();
     }
 
     /// Each column's model's probabilities for `text`.
     pub async fn predict(&self, text: &str) -> Result<Vec<Prediction>, String> {
         let mut results = Vec::new();
         for column in Column::BOTH {
-            let Some(t) = self.by_column.get(&column) else { continue };
+            let Some(t) = self.by_origin.get(&column.into()) else { continue };
             let probabilities = t.model.predict(&[text], t.max_len).await.map_err(|e| e.to_string())?;
             results.push(Prediction {
                 column,
@@ -53,7 +53,7 @@ impl Shelf {
     /// Zips the run's model folder (with `base`'s config and tokenizer) behind a `blob:` URL;
     /// returns the file and its size.
     pub async fn export(&mut self, run_id: u32, base: Option<&Model>) -> Result<(UserFile, u64), String> {
-        let trained = self.by_column.values().find(|t| t.run_id == run_id);
+        let trained = self.by_origin.values().find(|t| t.run_id == run_id);
         let (Some(base), Some(trained)) = (base, trained) else {
             return Err(format!(
                 "run #{run_id}'s weights are no longer in memory: only the latest run of each column is kept"

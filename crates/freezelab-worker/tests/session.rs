@@ -70,7 +70,7 @@ fn train(run_id: u32, cache: bool) -> ToWorker {
         cache,
         ..TrainConfig::default()
     };
-    ToWorker::Train { run_id, column: Column::B, config }
+    ToWorker::Train { run_id, origin: Column::B.into(), config }
 }
 
 /// A session on the CPU backend with the hidden-16 model and the CSV loaded.
