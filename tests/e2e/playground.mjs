@@ -126,6 +126,16 @@ check(trainableB < trainableA, `trainable B (${trainableB}) < A (${trainableA})`
 check(computedB < computedA, `computed memory B (${computedB}) < A (${computedA})`);
 await page.screenshot({ path: `${shots}/before-${backend}.png`, fullPage: true });
 
+// The most workers seen training at once since the call (the pool's status, data-busy).
+const watchPool = () => page.evaluate(() => {
+  const status = document.querySelector('[data-testid=pool-status]');
+  window.__maxBusy = Number(status.dataset.busy);
+  window.__poolWatch?.disconnect();
+  window.__poolWatch = new MutationObserver(() => { window.__maxBusy = Math.max(window.__maxBusy, Number(status.dataset.busy)); });
+  window.__poolWatch.observe(status, { attributes: true });
+});
+const maxBusy = () => page.evaluate(() => window.__maxBusy);
+await watchPool();
 const trainStart = await page.evaluate(() => performance.now());
 await byId('train-both').click();
 await page.waitForFunction(() => /step [1-9]/.test(document.querySelector('.column .status')?.textContent ?? ''), null, { timeout: 300_000 });
@@ -134,7 +144,12 @@ await page.waitForFunction(() => /step [1-9]/.test(document.querySelector('.colu
 await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(`[data-testid=accuracy-${c}]`)?.textContent.trim()),
   null, { timeout: 900_000 });
 const trainEnd = await page.evaluate(() => performance.now());
-console.log(`both runs took ${((trainEnd - trainStart) / 1000).toFixed(1)} s`);
+console.log(`both runs took ${((trainEnd - trainStart) / 1000).toFixed(1)} s; pool: ${await text('pool-status')}`);
+check(await maxBusy() === 2, `Train both trains A and B at once, on two workers (at most ${await maxBusy()} training at once)`);
+for (const c of ['A', 'B']) {
+  const [speed, wall] = [Number(await byId(`speed-${c}`).getAttribute('data-value')), Number(await byId(`wall-${c}`).getAttribute('data-value'))];
+  check(speed > 0 && wall > 0, `run ${c} shows its speed and wall time (${speed.toFixed(1)} ex/s, ${wall.toFixed(1)} s)`);
+}
 
 for (const [i, c] of ['A', 'B'].entries()) {
   console.log(`run ${c}: ${(await page.locator('.column .results').nth(i).innerText()).replace(/\n/g, ' ')}`);
@@ -273,6 +288,7 @@ if (!synthetic) {
   await set('hp-train-size', 32);
   await set('hp-eval-size', 32);
   await set('hp-max-len', 32);
+  await watchPool();
   await byId('sweep-run').click();
   await page.waitForSelector('[data-testid=sweep-table] tbody tr', { timeout: 10_000 });
   const configurations = await page.locator('[data-testid=sweep-table] tbody tr').count();
@@ -282,6 +298,7 @@ if (!synthetic) {
   const swept = Number(await byId('sweep-chart-params').getAttribute('data-points'));
   const front = Number(await byId('sweep-chart-memory').getAttribute('data-front'));
   check(configurations === 8 && swept === 8, `the sweep plots all ${configurations} configurations (${swept} points)`);
+  check(await maxBusy() === 2, `the sweep spreads over the pool (${await maxBusy()} configurations training at once)`);
   // The front the page draws is the one the table implies: among the runs that clear the
   // majority-class baseline, those no other such run beats on both trainable parameters and accuracy.
   const table = await page.locator('[data-testid=sweep-table] tbody tr').evaluateAll(
@@ -395,6 +412,31 @@ if (!synthetic) {
   await page.screenshot({ path: `${shots}/lora-gradual-${backend}.png`, fullPage: true });
   await byId('mode-A').selectOption('freeze');
   await byId('mode-B').selectOption('freeze');
+
+  // A run trained beside another, on its own worker, is the run trained alone: the same seed
+  // gives the same validation loss, to the last bit.
+  await byId('preset-A-all').click();
+  await byId('preset-B-head').click();
+  const finishedRun = async (c, before) => {
+    await page.waitForFunction(([c, before]) => {
+      const status = document.querySelectorAll('.column .status')[c === 'A' ? 0 : 1]?.textContent ?? '';
+      return /finished/.test(status) && !status.startsWith(before);
+    }, [c, before], { timeout: 600_000 });
+    return byId(`accuracy-${c}`).getAttribute('data-val-loss');
+  };
+  const statusOf = async (c) => (await page.locator('.column .status').nth(c === 'A' ? 0 : 1).innerText()).split(':')[0];
+  await watchPool();
+  let [beforeA, beforeB] = [await statusOf('A'), await statusOf('B')];
+  await byId('train-both').click();
+  const together = { A: await finishedRun('A', beforeA), B: await finishedRun('B', beforeB) };
+  const busy = await maxBusy();
+  [beforeA, beforeB] = [await statusOf('A'), await statusOf('B')];
+  await byId('train-A').click();
+  const aloneA = await finishedRun('A', beforeA);
+  await byId('train-B').click();
+  const aloneB = await finishedRun('B', beforeB);
+  check(busy === 2 && together.A === aloneA && together.B === aloneB,
+    `runs trained at once equal the same runs alone (A ${together.A} / ${aloneA}, B ${together.B} / ${aloneB}; ${busy} workers at once)`);
 }
 
 const longTasks = await page.evaluate(([from, to]) => window.__longTasks.filter((t) => t.start >= from && t.start <= to),

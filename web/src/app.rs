@@ -14,7 +14,7 @@ use crate::share::{self, Shared};
 use crate::state::{Lab, RunStatus, RunView};
 use crate::sweep::Sweep;
 use crate::try_it::TryIt;
-use crate::{client, manifest, store};
+use crate::{manifest, pool, store};
 
 /// Queues a run of `column`'s plan with the current settings (the column's learning rate) and
 /// pins it to that column.
@@ -103,14 +103,14 @@ fn queue_with(
     if let Some(column) = origin.column() {
         lab.pin(column, id);
     }
-    client::send(&ToWorker::Train { run_id: id, origin, config });
+    pool::send(&ToWorker::Train { run_id: id, origin, config });
     Some(id)
 }
 
 /// Stops the running run and drops the queued ones (and a race's B, not yet queued).
 pub fn stop(lab: Lab) {
     lab.race_after.set(None);
-    client::send(&ToWorker::Stop);
+    pool::send(&ToWorker::Stop);
     lab.runs.update_where(|r| r.status == RunStatus::Queued, |run| run.status = RunStatus::Stopped);
 }
 
@@ -162,8 +162,8 @@ pub fn App() -> impl IntoView {
     });
     // The equal-time race's B follows its A.
     Effect::new(move || race_to_b(lab));
-    client::spawn(lab);
-    client::send(&ToWorker::Start { choice: lab.backend_choice.get_untracked() });
+    pool::spawn(lab);
+    pool::send(&ToWorker::Start { choice: lab.backend_choice.get_untracked() });
     store::keep(lab);
     leptos::task::spawn_local(load_manifest(lab));
     view! {

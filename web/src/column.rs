@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use crate::memory_bar::MemoryBar;
 use crate::state::{Lab, RunStatus, RunView};
-use crate::{client, export, format};
+use crate::{export, format, pool};
 
 /// Computed memory of `plan` at the page's settings, the prefix cache included.
 pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
@@ -308,7 +308,7 @@ fn RunPanel(column: Column) -> impl IntoView {
                 RunStatus::Failed { retry_on_cpu: true, .. } => Some(view! {
                     <button data-testid=format!("retry-cpu-{name}") on:click=move |_| {
                         lab.backend_choice.set(BackendChoice::Cpu);
-                        client::send(&ToWorker::Start { choice: BackendChoice::Cpu });
+                        pool::send(&ToWorker::Start { choice: BackendChoice::Cpu });
                         crate::app::train(lab, column);
                     }>"Retry on CPU"</button>
                 }.into_any()),
@@ -322,16 +322,20 @@ fn RunPanel(column: Column) -> impl IntoView {
                 <dt>"majority-class baseline"</dt>
                 <dd data-testid=format!("baseline-{name}")>{move || run().and_then(|r| r.baseline).map(|b| format!("{:.4} (always ‘{}’)", b.accuracy, b.label)).unwrap_or_default()}</dd>
                 <dt>"validation accuracy"</dt>
-                <dd data-testid=format!("accuracy-{name}")>{move || run().and_then(|r| r.summary).map(|s| format!("{:.4}", s.val_accuracy)).unwrap_or_default()}</dd>
+                <dd data-testid=format!("accuracy-{name}") data-val-loss=move || run().and_then(|r| r.summary).map(|s| s.val_loss.to_string()).unwrap_or_default()>{move || run().and_then(|r| r.summary).map(|s| format!("{:.4}", s.val_accuracy)).unwrap_or_default()}</dd>
                 <dt>"measured peak"</dt>
                 <dd data-testid=format!("memory-measured-{name}")
                     data-bytes=move || run().and_then(|r| r.summary).and_then(|s| s.memory.measured_peak_bytes).map(|b| b.to_string()).unwrap_or_default()>
                     {move || run().and_then(|r| r.summary).and_then(|s| s.memory.measured_peak_bytes).map(format::bytes).unwrap_or_default()}
                 </dd>
                 <dt>"examples/s"</dt>
-                <dd>{move || run().and_then(|r| r.summary).map(|s| format!("{:.1}", s.examples_per_second)).unwrap_or_default()}</dd>
+                <dd data-testid=format!("speed-{name}") data-value=move || run().filter(|r| r.step > 0).map(|r| r.examples_per_second.to_string()).unwrap_or_default()>
+                    {move || run().filter(|r| r.step > 0).map(|r| format!("{:.1}", r.examples_per_second)).unwrap_or_default()}
+                </dd>
                 <dt>"wall time"</dt>
-                <dd>{move || run().and_then(|r| r.summary).map(|s| format::seconds(s.wall_seconds)).unwrap_or_default()}</dd>
+                <dd data-testid=format!("wall-{name}") data-value=move || run().filter(|r| r.step > 0).map(|r| r.elapsed.to_string()).unwrap_or_default()>
+                    {move || run().filter(|r| r.step > 0).map(|r| format::seconds(r.elapsed)).unwrap_or_default()}
+                </dd>
             </dl>
         </div>
     }
@@ -416,7 +420,7 @@ fn drift_sentence(blocks: &[freezelab_protocol::run::BlockDrift]) -> String {
 
 fn status_line(run: &RunView) -> String {
     match &run.status {
-        RunStatus::Queued => format!("run #{} waiting for the other run", run.id),
+        RunStatus::Queued => format!("run #{} waiting for a free worker", run.id),
         RunStatus::Running => {
             let eta = run.eta().map(|s| format!(", about {} left", format::seconds(s))).unwrap_or_default();
             format!("run #{}: step {} of {}{eta}", run.id, run.step, run.total_steps)

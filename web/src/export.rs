@@ -110,7 +110,7 @@ pub fn model_button(run_id: u32, bytes: Option<u64>, testid: String) -> impl Int
     };
     view! {
         <button data-testid=testid title="config.json, model.safetensors and tokenizer.json, as a zip"
-            on:click=move |_| crate::client::send(&ToWorker::Export { run_id })>{label}</button>
+            on:click=move |_| crate::pool::send(&ToWorker::Export { run_id })>{label}</button>
     }
 }
 

@@ -1,17 +1,17 @@
 //! The playground page: a Leptos client-side app. It holds the page's state in signals, draws
-//! it, and sends requests to the training worker; every number it shows comes from a worker
+//! it, and sends requests to a pool of training workers; every number it shows comes from a worker
 //! message or from `freezelab_protocol` (the computed memory of a plan). It never links Burn.
 #![cfg(target_arch = "wasm32")]
 
 pub mod app;
 pub mod charts;
-pub mod client;
 pub mod column;
 pub mod export;
 pub mod format;
 pub mod history;
 pub mod manifest;
 pub mod memory_bar;
+pub mod pool;
 pub mod runs;
 pub mod setup;
 pub mod share;

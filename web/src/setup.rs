@@ -9,27 +9,29 @@ use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
 
 use crate::manifest::{DatasetEntry, Manifest, ModelEntry};
-use crate::state::{Hyper, Lab};
-use crate::{client, format};
+use crate::state::{Hyper, Lab, PoolStatus};
+use crate::{format, pool};
 
 const UPLOAD: &str = "upload";
 
 fn load_model(lab: Lab, entry: &ModelEntry) {
     lab.model_busy.set(true);
     let weights = entry.weights().path.rsplit('/').next().unwrap_or_default().to_string();
-    client::send(&ToWorker::LoadModel {
+    pool::send(&ToWorker::LoadModel {
         source: ModelSource::Prepared { id: entry.id.clone(), base: entry.base(), weights },
+        share: false,
     });
 }
 
 fn load_dataset(lab: Lab, entry: &DatasetEntry) {
     lab.dataset_busy.set(true);
-    client::send(&ToWorker::LoadDataset {
+    pool::send(&ToWorker::LoadDataset {
         source: DataSource::Prepared {
             id: entry.id.clone(),
             train: entry.file("train.jsonl"),
             validation: entry.file("validation.jsonl"),
         },
+        share: false,
     });
 }
 
@@ -94,7 +96,7 @@ fn Backend() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let choose = move |choice: BackendChoice| {
         lab.backend_choice.set(choice);
-        client::send(&ToWorker::Start { choice });
+        pool::send(&ToWorker::Start { choice });
     };
     let status = move || match (lab.worker_alive.get(), lab.backend.get()) {
         (false, _) => "loading the training engine…".to_string(),
@@ -123,7 +125,33 @@ fn Backend() -> impl IntoView {
                 " use a software GPU"
             </label>
         </div>
+        <div class="field">
+            <label title="each worker trains one run at a time on one core; on WebGPU one worker trains">
+                "Workers "
+                <input type="number" min="1" max="16" data-testid="pool-size" prop:value=move || lab.pool_size.get().to_string()
+                    on:change=move |ev| {
+                        if let Ok(n @ 1..=16) = event_target_value(&ev).parse::<usize>() {
+                            lab.pool_size.set(n);
+                        }
+                    }/>
+            </label>
+            <span data-testid="pool-status" data-up=move || lab.pool.get().up.to_string() data-busy=move || lab.pool.get().busy.to_string()>
+                {move || pool_line(lab.pool.get())}
+            </span>
+        </div>
     }
+}
+
+/// "2 workers up, 1 training, 1 waiting · 310 MB of wasm heap".
+fn pool_line(pool: PoolStatus) -> String {
+    let waiting = if pool.queued > 0 { format!(", {} waiting", pool.queued) } else { String::new() };
+    let heap = if pool.heap_bytes > 0 {
+        format!(" · {} of wasm heap", format::bytes(pool.heap_bytes))
+    } else {
+        String::new()
+    };
+    let workers = if pool.up == 1 { "worker" } else { "workers" };
+    format!("{} {workers} up, {} training{waiting}{heap}", pool.up, pool.busy)
 }
 
 #[component]
@@ -155,7 +183,7 @@ fn ModelPicker() -> impl IntoView {
             return lab.error("model: pick config.json, model.safetensors and tokenizer.json".into());
         };
         lab.model_busy.set(true);
-        client::send(&ToWorker::LoadModel { source: ModelSource::Files { config, weights, tokenizer } });
+        pool::send(&ToWorker::LoadModel { source: ModelSource::Files { config, weights, tokenizer }, share: false });
     };
     let file_input = move |label: &'static str, testid: &'static str, accept: &'static str, slot: usize| {
         view! {
@@ -238,7 +266,7 @@ fn DataPicker() -> impl IntoView {
         let Some(file) = picked(&input) else { return };
         lab.preview.set(None);
         lab.upload.set(Some(file.clone()));
-        client::send(&ToWorker::Inspect { file });
+        pool::send(&ToWorker::Inspect { file });
     };
     // Column pickers start on the likeliest columns of the preview.
     Effect::new(move || {
@@ -266,7 +294,7 @@ fn DataPicker() -> impl IntoView {
             ));
         }
         lab.dataset_busy.set(true);
-        client::send(&ToWorker::LoadDataset {
+        pool::send(&ToWorker::LoadDataset {
             source: DataSource::Upload {
                 file,
                 text_column: text_column.get_untracked(),
@@ -274,6 +302,7 @@ fn DataPicker() -> impl IntoView {
                 validation_fraction: fraction.get_untracked(),
                 seed: lab.hyper.get_untracked().seed,
             },
+            share: false,
         });
     };
     let column_select = move |testid: &'static str, label: &'static str, target: RwSignal<String>| {

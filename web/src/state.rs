@@ -180,6 +180,9 @@ pub struct RunView {
     /// Seconds since the run started, after each step: the x of the charts in the equal-time race.
     #[serde(default)]
     pub step_seconds: Vec<f64>,
+    /// Training examples per second: so far, then the run's.
+    #[serde(default)]
+    pub examples_per_second: f64,
 }
 
 impl RunView {
@@ -212,6 +215,7 @@ impl RunView {
             model_bytes: None,
             baseline: None,
             step_seconds: Vec::new(),
+            examples_per_second: 0.0,
         }
     }
 
@@ -250,6 +254,15 @@ impl RunView {
         let summary = self.summary.as_ref()?;
         (!summary.baseline.beaten_by(summary.val_accuracy)).then(|| summary.baseline.warning())
     }
+}
+
+/// The pool of training workers, as the page shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PoolStatus {
+    pub up: usize,
+    pub busy: usize,
+    pub queued: usize,
+    pub heap_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -294,7 +307,10 @@ pub struct Lab {
     pub download: RwSignal<Option<Download>>,
     pub errors: RwSignal<Vec<String>>,
     pub predictions: RwSignal<Option<(String, Vec<Prediction>)>>,
-    pub heap: RwSignal<u64>,
+    /// The training workers: how many are up, training, waited for, and their heaps.
+    pub pool: RwSignal<PoolStatus>,
+    /// The most workers the pool may start (runs trained at once on the CPU).
+    pub pool_size: RwSignal<usize>,
     /// A link's set-up whose freeze plans wait for the model to load.
     pub shared: RwSignal<Option<Shared>>,
     /// Presentation mode: advanced controls hidden, charts larger.
@@ -333,7 +349,8 @@ impl Lab {
             download: RwSignal::new(None),
             errors: RwSignal::new(Vec::new()),
             predictions: RwSignal::new(None),
-            heap: RwSignal::new(0),
+            pool: RwSignal::new(PoolStatus::default()),
+            pool_size: RwSignal::new(crate::pool::default_size()),
             shared: RwSignal::new(None),
             presenting: RwSignal::new(false),
             race: RwSignal::new(false),
@@ -414,7 +431,7 @@ impl Lab {
                 self.backend.set(Some(info));
             }
             FromWorker::Progress { what, loaded, total } => self.download.set(Some(Download { what, loaded, total })),
-            FromWorker::ModelLoaded { info } => {
+            FromWorker::ModelLoaded { info, .. } => {
                 let n = info.num_layers();
                 let linked = self.shared.get_untracked().map(|s| s.plans(n));
                 let (a, b) = match linked {
@@ -433,7 +450,7 @@ impl Lab {
                 self.download.set(None);
             }
             FromWorker::Inspected { preview } => self.preview.set(Some(preview)),
-            FromWorker::DatasetLoaded { info } => {
+            FromWorker::DatasetLoaded { info, .. } => {
                 self.dataset.set(Some(info));
                 self.dataset_busy.set(false);
                 self.download.set(None);
@@ -447,8 +464,13 @@ impl Lab {
                 self.runs.update(run_id, |run| run.model_bytes = Some(bytes));
                 self.exported.set(Some((run_id, file.url)));
             }
-            FromWorker::Predictions { text, results } => self.predictions.set(Some((text, results))),
-            FromWorker::Heap { bytes } => self.heap.set(bytes),
+            // Each worker answers for the runs it holds: answers to the same text add up.
+            FromWorker::Predictions { text, results } => self.predictions.update(|p| match p {
+                Some((asked, shown)) if *asked == text => shown.extend(results),
+                _ => *p = Some((text, results)),
+            }),
+            // The pool keeps each worker's figures.
+            FromWorker::Handled { .. } => {}
             FromWorker::Error { context, message } => {
                 match context {
                     Request::Model => self.model_busy.set(false),
@@ -477,8 +499,9 @@ fn apply_event(run: &mut RunView, event: TrainEvent) {
             run.trainable = trainable_params;
             run.planned = Some(computed_memory);
         }
-        TrainEvent::Step { step, loss, elapsed_seconds, .. } => {
+        TrainEvent::Step { step, loss, elapsed_seconds, examples_per_second, .. } => {
             run.step = step;
+            run.examples_per_second = examples_per_second;
             run.elapsed = elapsed_seconds;
             run.losses.push((step as f64, loss));
             run.step_seconds.push(elapsed_seconds);
@@ -492,6 +515,7 @@ fn apply_event(run: &mut RunView, event: TrainEvent) {
         TrainEvent::Finished { summary } => {
             run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
             run.elapsed = summary.wall_seconds;
+            run.examples_per_second = summary.examples_per_second;
             run.summary = Some(*summary);
         }
     }

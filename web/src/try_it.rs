@@ -1,9 +1,9 @@
-//! "Try it": one text through each column's latest trained model.
+//! "Try it": one text through the model of the run shown in each column.
 
 use freezelab_protocol::messages::{Column, ToWorker};
 use leptos::prelude::*;
 
-use crate::client;
+use crate::pool;
 use crate::state::Lab;
 
 #[component]
@@ -13,7 +13,9 @@ pub fn TryIt() -> impl IntoView {
     let ask = move || {
         let t = text.get_untracked();
         if !t.trim().is_empty() {
-            client::send(&ToWorker::Predict { text: t });
+            let runs =
+                Column::BOTH.iter().filter_map(|&c| lab.pinned.with_untracked(|p| p[c as usize]).map(|id| (c, id)));
+            pool::send(&ToWorker::Predict { text: t, runs: runs.collect() });
         }
     };
     let output = move |column: Column| {

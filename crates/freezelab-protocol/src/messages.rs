@@ -109,8 +109,11 @@ pub enum ToWorker {
     Start {
         choice: BackendChoice,
     },
+    /// `share`: also answer with a source other workers of the pool load the same bytes from,
+    /// so a model is downloaded once however many workers train.
     LoadModel {
         source: ModelSource,
+        share: bool,
     },
     /// Column names, first rows and label counts of a file, before the user picks columns.
     Inspect {
@@ -118,6 +121,7 @@ pub enum ToWorker {
     },
     LoadDataset {
         source: DataSource,
+        share: bool,
     },
     Train {
         run_id: u32,
@@ -125,12 +129,14 @@ pub enum ToWorker {
         config: TrainConfig,
     },
     Stop,
-    /// Classify a text with every column's latest trained model.
+    /// Classify a text with the models of these runs, each shown in its column (a run this
+    /// worker no longer holds is left out).
     Predict {
         text: String,
+        runs: Vec<(Column, u32)>,
     },
-    /// Package a run's fine-tuned model as a Hugging Face folder (zip). Only the latest run of
-    /// each column is still in memory.
+    /// Package a run's fine-tuned model as a Hugging Face folder (zip). Only a worker's latest
+    /// run of each column (and of the sweep) is still in memory.
     Export {
         run_id: u32,
     },
@@ -153,12 +159,15 @@ pub enum FromWorker {
     },
     ModelLoaded {
         info: ModelInfo,
+        /// Where the pool's other workers read the same bytes (when asked to share).
+        shared: Option<ModelSource>,
     },
     Inspected {
         preview: FilePreview,
     },
     DatasetLoaded {
         info: DatasetInfo,
+        shared: Option<DataSource>,
     },
     Run {
         run_id: u32,
@@ -180,9 +189,11 @@ pub enum FromWorker {
         file: UserFile,
         bytes: u64,
     },
-    /// Bytes of the worker's wasm linear memory (it only grows).
-    Heap {
-        bytes: u64,
+    /// A request is done (a run: trained, failed or dropped), with the bytes of the worker's
+    /// wasm linear memory (it only grows).
+    Handled {
+        request: Request,
+        heap_bytes: u64,
     },
     /// A request failed; the worker keeps what it had before.
     Error {

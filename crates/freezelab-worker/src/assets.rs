@@ -1,6 +1,8 @@
 //! What runs are made from: the model's bytes, the dataset, and the prefix cache derived from
 //! both (emptied whenever either changes). Each is named by a content id, so two uploads under
 //! one file name never share cached states. A failed load leaves what was held untouched.
+//! Downloaded bytes can be shared with the pool's other workers as `blob:` URLs (same origin,
+//! so any worker of the page reads them) instead of being downloaded again.
 
 use burn::tensor::Device;
 use freezelab_core::cache::{content_id, PrefixCache};
@@ -8,7 +10,7 @@ use freezelab_core::data::{self, Columns, Dataset, Format};
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_protocol::messages::{upload_id, DataSource, DatasetInfo, FilePreview, ModelInfo, ModelSource, UserFile};
 
-use crate::fetch;
+use crate::{archive, fetch};
 
 /// Rows shown in the upload preview.
 const PREVIEW_ROWS: usize = 5;
@@ -39,12 +41,33 @@ pub struct Assets {
     pub model: Option<Model>,
     pub data: Option<Data>,
     pub cache: PrefixCache,
+    /// `blob:` URLs of the shared model and data bytes, released when new ones replace them.
+    shared_model: Vec<String>,
+    shared_data: Vec<String>,
+}
+
+/// `blob:` URLs to `files`, replacing (and releasing) those in `held`.
+fn share(held: &mut Vec<String>, files: &[&[u8]]) -> Result<Vec<String>, String> {
+    let urls = files
+        .iter()
+        .map(|bytes| archive::blob_url(bytes, "application/octet-stream"))
+        .collect::<Result<Vec<_>, _>>()?;
+    for old in std::mem::replace(held, urls.clone()) {
+        let _ = web_sys::Url::revoke_object_url(&old);
+    }
+    Ok(urls)
 }
 
 impl Assets {
     /// Downloads and validates the three model files (loading once refuses a bad checkpoint
-    /// now, not at Train).
-    pub async fn load_model(&mut self, source: ModelSource, device: &Device) -> Result<ModelInfo, String> {
+    /// now, not at Train). With `share`, also returns where other workers read the same bytes
+    /// (a user's files are `blob:` URLs already).
+    pub async fn load_model(
+        &mut self,
+        source: ModelSource,
+        device: &Device,
+        share: bool,
+    ) -> Result<(ModelInfo, Option<ModelSource>), String> {
         let (id, urls) = match &source {
             ModelSource::Prepared { id, base, weights } => (
                 id.clone(),
@@ -67,15 +90,33 @@ impl Assets {
             vocab_size: loaded.config.vocab_size,
         };
         drop(loaded);
+        let shared = match source {
+            _ if !share => None,
+            ModelSource::Prepared { .. } => {
+                let urls = self::share(&mut self.shared_model, &[&config, &weights, &tokenizer])?;
+                let file = |name: &str, url: &String| UserFile { name: name.into(), url: url.clone() };
+                Some(ModelSource::Files {
+                    config: file("config.json", &urls[0]),
+                    weights: file("model.safetensors", &urls[1]),
+                    tokenizer: file("tokenizer.json", &urls[2]),
+                })
+            }
+            files @ ModelSource::Files { .. } => Some(files),
+        };
         let content = content_id(&[&config, &weights, &tokenizer]);
         // States cached under another model are never needed again: free them now.
         self.cache.clear();
         self.model = Some(Model { content, config, weights, tokenizer });
-        Ok(info)
+        Ok((info, shared))
     }
 
-    pub async fn load_dataset(&mut self, source: DataSource) -> Result<DatasetInfo, String> {
-        let (name, content, dataset) = match source {
+    /// Downloads and reads a dataset; with `share`, also returns where other workers read it.
+    pub async fn load_dataset(
+        &mut self,
+        source: DataSource,
+        share: bool,
+    ) -> Result<(DatasetInfo, Option<DataSource>), String> {
+        let (name, content, dataset, shared) = match source {
             DataSource::Prepared { id, train, validation } => {
                 let read = |name: &str, bytes: &[u8]| data::parse(name, bytes, Format::Jsonl, &Columns::default());
                 let train = fetch::bytes(&train, "train.jsonl").await?;
@@ -83,9 +124,25 @@ impl Assets {
                 let t = read("train.jsonl", &train).map_err(|e| e.to_string())?;
                 let v = read("validation.jsonl", &validation).map_err(|e| e.to_string())?;
                 let content = content_id(&[&train, &validation]);
-                (id, content, Dataset::new(t, v, "train.jsonl", "validation.jsonl").map_err(|e| e.to_string())?)
+                let dataset = Dataset::new(t, v, "train.jsonl", "validation.jsonl").map_err(|e| e.to_string())?;
+                let shared = match share {
+                    true => {
+                        let urls = self::share(&mut self.shared_data, &[&train, &validation])?;
+                        let [train, validation] = [urls[0].clone(), urls[1].clone()];
+                        Some(DataSource::Prepared { id: id.clone(), train, validation })
+                    }
+                    false => None,
+                };
+                (id, content, dataset, shared)
             }
             DataSource::Upload { file, text_column, label_column, validation_fraction, seed } => {
+                let shared = share.then(|| DataSource::Upload {
+                    file: file.clone(),
+                    text_column: text_column.clone(),
+                    label_column: label_column.clone(),
+                    validation_fraction,
+                    seed,
+                });
                 let format = Format::from_file_name(&file.name).map_err(|e| e.to_string())?;
                 let bytes = fetch::bytes(&file.url, &file.name).await?;
                 // The examples depend on the bytes, the columns read and the split: all name the cache's states.
@@ -100,7 +157,7 @@ impl Assets {
                 let examples = data::parse(&file.name, &bytes, format, &columns).map_err(|e| e.to_string())?;
                 let dataset =
                     Dataset::from_single(examples, validation_fraction, seed, &file.name).map_err(|e| e.to_string())?;
-                (upload_id(&file.name), content, dataset)
+                (upload_id(&file.name), content, dataset, shared)
             }
         };
         let info = DatasetInfo {
@@ -111,7 +168,7 @@ impl Assets {
         };
         self.cache.clear();
         self.data = Some(Data { content, dataset });
-        Ok(info)
+        Ok((info, shared))
     }
 }
 

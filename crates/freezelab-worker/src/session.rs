@@ -35,19 +35,21 @@ impl Session {
         let context = Request::of(&message);
         let answer = match message {
             ToWorker::Start { choice } => Ok(Some(self.start(choice).await)),
-            ToWorker::LoadModel { source } => match self.device() {
-                Ok(device) => self.assets.load_model(source, &device).await.map(|info| {
+            ToWorker::LoadModel { source, share } => match self.device() {
+                Ok(device) => self.assets.load_model(source, &device, share).await.map(|(info, shared)| {
                     self.shelf.clear();
-                    Some(FromWorker::ModelLoaded { info })
+                    Some(FromWorker::ModelLoaded { info, shared })
                 }),
                 Err(e) => Err(e),
             },
             ToWorker::Inspect { file } => {
                 assets::inspect(file).await.map(|preview| Some(FromWorker::Inspected { preview }))
             }
-            ToWorker::LoadDataset { source } => {
-                self.assets.load_dataset(source).await.map(|info| Some(FromWorker::DatasetLoaded { info }))
-            }
+            ToWorker::LoadDataset { source, share } => self
+                .assets
+                .load_dataset(source, share)
+                .await
+                .map(|(info, shared)| Some(FromWorker::DatasetLoaded { info, shared })),
             // A run queued before a Stop is dropped; the page already shows it stopped.
             ToWorker::Train { .. } if arrived_in != self.generation.get() => Ok(None),
             ToWorker::Train { run_id, origin, config } => {
@@ -55,8 +57,8 @@ impl Session {
                 Ok(None)
             }
             ToWorker::Stop => Ok(None),
-            ToWorker::Predict { text } => {
-                self.shelf.predict(&text).await.map(|results| Some(FromWorker::Predictions { text, results }))
+            ToWorker::Predict { text, runs } => {
+                self.shelf.predict(&text, &runs).await.map(|results| Some(FromWorker::Predictions { text, results }))
             }
             ToWorker::Export { run_id } => self
                 .shelf
@@ -69,7 +71,7 @@ impl Session {
             Ok(None) => {}
             Err(message) => post(&FromWorker::Error { context, message }),
         }
-        post(&FromWorker::Heap { bytes: heap_bytes() });
+        post(&FromWorker::Handled { request: context, heap_bytes: heap_bytes() });
     }
 
     async fn start(&mut self, choice: BackendChoice) -> FromWorker {
@@ -90,7 +92,7 @@ impl Session {
         let fail = |message: String, retry_on_cpu: bool| {
             post(&FromWorker::RunFailed { run_id, message, retry_on_cpu });
         };
-        let Assets { model, data, cache } = &mut self.assets;
+        let Assets { model, data, cache, .. } = &mut self.assets;
         let (Some(model), Some(data), Some((device, info))) = (model, data, &self.device) else {
             return fail("load a model and a dataset first".into(), false);
         };

@@ -34,11 +34,11 @@ impl Shelf {
         self.by_origin.clear();
     }
 
-    /// Each column's model's probabilities for `text`.
-    pub async fn predict(&self, text: &str) -> Result<Vec<Prediction>, String> {
+    /// The probabilities for `text` of each of `runs` still held, shown in its column.
+    pub async fn predict(&self, text: &str, runs: &[(Column, u32)]) -> Result<Vec<Prediction>, String> {
         let mut results = Vec::new();
-        for column in Column::BOTH {
-            let Some(t) = self.by_origin.get(&column.into()) else { continue };
+        for &(column, run_id) in runs {
+            let Some(t) = self.by_origin.values().find(|t| t.run_id == run_id) else { continue };
             let probabilities = t.model.predict(&[text], t.max_len).await.map_err(|e| e.to_string())?;
             results.push(Prediction {
                 column,

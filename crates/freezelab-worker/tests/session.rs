@@ -36,6 +36,7 @@ fn model(hidden: usize) -> ToWorker {
             weights: file("model.safetensors", &weights),
             tokenizer: file("tokenizer.json", tokenizer.as_bytes()),
         },
+        share: false,
     }
 }
 
@@ -55,6 +56,7 @@ fn data(label_column: &str) -> ToWorker {
             validation_fraction: 0.25,
             seed: 0,
         },
+        share: false,
     }
 }
 
@@ -110,9 +112,13 @@ async fn a_run_queued_before_a_stop_is_dropped() {
         !posted.iter().any(|m| matches!(m, FromWorker::Run { run_id: 1, .. } | FromWorker::RunFailed { .. })),
         "{posted:?}"
     );
-    // A run requested after the Stop trains.
+    // The page's pool learns the worker is free again.
+    assert!(matches!(posted.last(), Some(FromWorker::Handled { request: Request::Train, .. })), "{posted:?}");
+    // A run requested after the Stop trains, and the worker says it is done only after it.
     session.handle(train(2, false), 1).await;
-    let runs = finished(&take_posted());
+    let posted = take_posted();
+    assert!(matches!(posted.last(), Some(FromWorker::Handled { request: Request::Train, .. })), "{posted:?}");
+    let runs = finished(&posted);
     assert_eq!(runs.len(), 1);
     assert!(runs[0].0 == 2 && !runs[0].1.cancelled);
 }
@@ -130,6 +136,7 @@ async fn a_failed_request_leaves_the_model_and_the_data_as_they_were() {
             weights: file("model.safetensors", &weights[..weights.len() / 2]),
             tokenizer: file("tokenizer.json", tokenizer.as_bytes()),
         },
+        share: false,
     };
     session.handle(truncated, 0).await;
     session.handle(data("nonexistent"), 0).await;
@@ -163,5 +170,66 @@ async fn the_prefix_cache_follows_content_not_file_names() {
         assert!(cached.cache_used && !fresh.cache_used);
         assert!((cached.val_loss - fresh.val_loss).abs() < 1e-5, "{} vs {}", cached.val_loss, fresh.val_loss);
         assert_eq!(cached.val_accuracy, fresh.val_accuracy);
+    }
+}
+
+/// The pool's second worker loads what the first downloaded, from the `blob:` URLs the first
+/// shares (the downloaded URLs are gone by then), and trains the same run to the same result.
+#[wasm_bindgen_test]
+async fn a_second_worker_trains_on_the_bytes_the_first_shares() {
+    let (mut first, _) = session().await;
+    // Synthetic texts are plain words: no JSON escaping needed.
+    let jsonl = |examples: &[freezelab_core::data::Example]| {
+        let lines: Vec<String> =
+            examples.iter().map(|e| format!(r#"{{"text": "{}", "label": "{}"}}"#, e.text, e.label)).collect();
+        lines.join("\n")
+    };
+    let examples = synthetic::examples(96, 3);
+    let (train_file, validation_file) = (
+        file("train.jsonl", jsonl(&examples[..72]).as_bytes()),
+        file("validation.jsonl", jsonl(&examples[72..]).as_bytes()),
+    );
+    let prepared = DataSource::Prepared {
+        id: "synthetic".into(),
+        train: train_file.url.clone(),
+        validation: validation_file.url.clone(),
+    };
+    first.handle(ToWorker::LoadDataset { source: prepared, share: true }, 0).await;
+    let shared = take_posted().into_iter().find_map(|m| match m {
+        FromWorker::DatasetLoaded { shared, .. } => shared,
+        _ => None,
+    });
+    let Some(DataSource::Prepared { train: train_url, validation: validation_url, .. }) = shared.clone() else {
+        panic!("no shared data: {shared:?}")
+    };
+    assert!(train_url.starts_with("blob:") && train_url != train_file.url && validation_url != validation_file.url);
+    for url in [&train_file.url, &validation_file.url] {
+        web_sys::Url::revoke_object_url(url).unwrap();
+    }
+    first.handle(model_shared(), 0).await;
+    let model = take_posted().into_iter().find_map(|m| match m {
+        FromWorker::ModelLoaded { shared, .. } => shared,
+        _ => None,
+    });
+    let mut second = Session::new(Rc::new(Cell::new(0)));
+    let load_model = ToWorker::LoadModel { source: model.expect("a shared model"), share: false };
+    let load_data = ToWorker::LoadDataset { source: shared.unwrap(), share: false };
+    for message in [ToWorker::Start { choice: BackendChoice::Cpu }, load_model, load_data] {
+        second.handle(message, 0).await;
+    }
+    let errors: Vec<FromWorker> = take_posted().into_iter().filter(|m| matches!(m, FromWorker::Error { .. })).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    first.handle(train(1, false), 0).await;
+    second.handle(train(2, false), 0).await;
+    let runs = finished(&take_posted());
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0].1.val_loss, runs[0].1.val_accuracy), (runs[1].1.val_loss, runs[1].1.val_accuracy));
+}
+
+/// [`model`] of width 16, asked to be shared.
+fn model_shared() -> ToWorker {
+    match model(16) {
+        ToWorker::LoadModel { source, .. } => ToWorker::LoadModel { source, share: true },
+        _ => unreachable!(),
     }
 }

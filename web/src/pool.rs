@@ -1,0 +1,350 @@
+//! The page's end of the training workers: a pool of dedicated Web Workers, one run each at a
+//! time, so the tab trains on several cores (wasm threads would need a nightly toolchain).
+//!
+//! The first worker (the lead) answers everything about set-up: backend, downloads, previews.
+//! It downloads a model and a dataset once and shares the bytes as `blob:` URLs; every other
+//! worker loads from those. Runs wait in the page until a worker is free; a new worker is started
+//! when all are busy and the pool is below `Lab::pool_size`. On WebGPU the pool is the lead
+//! alone: the workers would share one adapter whose memory WebGPU does not report.
+//! Requests made before a worker's wasm runs are held: a worker drops what arrives before it
+//! has a handler.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+
+use freezelab_protocol::messages::{BackendKind, Column, FromWorker, Origin, Request, ToWorker};
+use freezelab_protocol::run::TrainEvent;
+use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
+use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
+
+use crate::state::{Lab, PoolStatus, RunStatus};
+
+/// Trunk writes this loader next to the worker's wasm (web/index.html, data-loader-shim).
+const WORKER_SCRIPT: &str = "./freezelab-worker_loader.js";
+
+/// The default pool: every core but the page's, at least two (a run each for A and B) and at
+/// most four (each worker holds its own copy of the model and its training state).
+pub fn default_size() -> usize {
+    let cores = web_sys::window().map_or(2.0, |w| w.navigator().hardware_concurrency()) as usize;
+    cores.saturating_sub(1).clamp(2, 4)
+}
+
+struct Slot {
+    worker: Worker,
+    /// Requests held until its wasm says it is alive; `None` once it is.
+    pending: Option<Vec<JsValue>>,
+    /// The run it trains now, and who asked for it.
+    running: Option<(u32, Origin)>,
+    /// The run whose model it keeps for each origin (as its shelf does).
+    trained: HashMap<Origin, u32>,
+    heap_bytes: u64,
+}
+
+impl Slot {
+    fn deliver(&mut self, value: JsValue) {
+        match self.pending.as_mut() {
+            Some(held) => held.push(value),
+            // Posting only fails for values that cannot be cloned; ours are plain objects.
+            None => drop(self.worker.post_message(&value)),
+        }
+    }
+
+    fn holds(&self, run_id: u32) -> bool {
+        self.trained.values().any(|&id| id == run_id)
+    }
+}
+
+#[derive(Default)]
+struct Pool {
+    lab: Option<Lab>,
+    slots: Vec<Slot>,
+    /// Runs waiting for a free worker, oldest first.
+    queue: VecDeque<(u32, Origin, JsValue)>,
+    /// What a new worker is told before its first run: the backend choice, then the model and
+    /// the dataset (from the lead's shared bytes once it has shared them).
+    start: Option<ToWorker>,
+    model: Option<ToWorker>,
+    data: Option<ToWorker>,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
+
+fn encode(message: &ToWorker) -> JsValue {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise")
+}
+
+/// Starts the lead worker; the workers' messages update `lab`.
+pub fn spawn(lab: Lab) {
+    POOL.with(|p| p.borrow_mut().lab = Some(lab));
+    if let Err(e) = add_worker(lab) {
+        lab.error(e);
+    }
+}
+
+/// Starts one more worker and tells it what the pool was told so far.
+fn add_worker(lab: Lab) -> Result<usize, String> {
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Classic);
+    let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
+        .map_err(|e| format!("a training worker could not start: {e:?}"))?;
+    let index = POOL.with(|p| p.borrow().slots.len());
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        match serde_wasm_bindgen::from_value::<FromWorker>(event.data()) {
+            Ok(message) => received(lab, index, message),
+            Err(e) => lab.error(format!("unreadable message from a training worker: {e}")),
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| lost(lab));
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let mut slot =
+            Slot { worker, pending: Some(Vec::new()), running: None, trained: HashMap::new(), heap_bytes: 0 };
+        for message in [&pool.start, &pool.model, &pool.data].into_iter().flatten() {
+            slot.deliver(encode(message));
+        }
+        pool.slots.push(slot);
+    });
+    status(lab);
+    Ok(index)
+}
+
+/// A worker died (a panic, a lost device): every worker goes, runs they had are failed,
+/// finished runs stay, and the lead starts again with the same backend choice and the page's
+/// model and data. One that never started is not retried in a loop.
+fn lost(lab: Lab) {
+    let was_alive = lab.worker_alive.get_untracked();
+    lab.worker_lost();
+    let start = POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        for slot in pool.slots.drain(..) {
+            slot.worker.terminate();
+        }
+        pool.queue.clear();
+        (pool.model.take(), pool.data.take());
+        pool.start.clone()
+    });
+    if !was_alive {
+        status(lab);
+        return lab.error("the training worker could not start (see the browser console)".into());
+    }
+    lab.error("a training worker stopped with an error; the workers were restarted and finished runs are kept".into());
+    spawn(lab);
+    if let Some(start) = start {
+        send(&start);
+    }
+    if let Some(manifest) = lab.manifest.get_untracked() {
+        crate::setup::load_defaults(lab, &manifest);
+    }
+}
+
+/// Sends a request where it belongs: set-up to the lead (and the backend choice to all), a run
+/// to a free worker (or the queue), Stop to all, a prediction or a download to the workers
+/// holding those runs. Without workers (component tests) it is dropped.
+pub fn send(message: &ToWorker) {
+    let Some(lab) = POOL.with(|p| p.borrow().lab) else { return };
+    let share = lab.pool_size.get_untracked() > 1;
+    match message.clone() {
+        ToWorker::Start { .. } => POOL.with(|p| {
+            let mut pool = p.borrow_mut();
+            pool.start = Some(message.clone());
+            for slot in &mut pool.slots {
+                slot.trained.clear();
+                slot.deliver(encode(message));
+            }
+        }),
+        ToWorker::LoadModel { source, .. } => {
+            let message = ToWorker::LoadModel { source, share };
+            POOL.with(|p| p.borrow_mut().model = Some(message.clone()));
+            to_lead(&message);
+        }
+        ToWorker::LoadDataset { source, .. } => {
+            let message = ToWorker::LoadDataset { source, share };
+            POOL.with(|p| p.borrow_mut().data = Some(message.clone()));
+            to_lead(&message);
+        }
+        ToWorker::Inspect { .. } => to_lead(message),
+        ToWorker::Train { run_id, origin, .. } => {
+            POOL.with(|p| p.borrow_mut().queue.push_back((run_id, origin, encode(message))));
+            dispatch(lab);
+        }
+        ToWorker::Stop => POOL.with(|p| {
+            let mut pool = p.borrow_mut();
+            pool.queue.clear();
+            pool.slots.iter_mut().for_each(|slot| slot.deliver(encode(message)));
+        }),
+        ToWorker::Predict { text, runs } => predict(lab, text, runs),
+        ToWorker::Export { run_id } => {
+            let sent = POOL.with(|p| {
+                let mut pool = p.borrow_mut();
+                pool.slots.iter_mut().find(|s| s.holds(run_id)).map(|slot| slot.deliver(encode(message))).is_some()
+            });
+            if !sent {
+                lab.error(format!(
+                    "download: run #{run_id}'s weights are no longer in memory: each worker keeps only its latest run of each column"
+                ));
+            }
+        }
+    }
+}
+
+fn to_lead(message: &ToWorker) {
+    POOL.with(|p| p.borrow_mut().slots.first_mut().map(|lead| lead.deliver(encode(message))));
+}
+
+/// Each worker is asked about the runs it holds; runs none holds are left out.
+fn predict(lab: Lab, text: String, runs: Vec<(Column, u32)>) {
+    lab.predictions.set(Some((text.clone(), Vec::new())));
+    POOL.with(|p| {
+        for slot in &mut p.borrow_mut().slots {
+            let mine: Vec<(Column, u32)> = runs.iter().copied().filter(|&(_, id)| slot.holds(id)).collect();
+            if !mine.is_empty() {
+                slot.deliver(encode(&ToWorker::Predict { text: text.clone(), runs: mine }));
+            }
+        }
+    });
+}
+
+/// Hands queued runs to free workers, starting workers while the pool may grow (on the CPU).
+fn dispatch(lab: Lab) {
+    loop {
+        let free = POOL.with(|p| {
+            let pool = p.borrow();
+            let free = pool.slots.iter().position(|s| s.running.is_none());
+            (pool.queue.is_empty(), free, pool.slots.len())
+        });
+        let slot = match free {
+            (true, _, _) => break,
+            (false, Some(slot), _) => slot,
+            (false, None, up) if up < lab.pool_size.get_untracked() && !on_gpu(lab) => match add_worker(lab) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    lab.error(e);
+                    break;
+                }
+            },
+            _ => break,
+        };
+        POOL.with(|p| {
+            let mut pool = p.borrow_mut();
+            let (run_id, origin, message) = pool.queue.pop_front().expect("a queued run");
+            let slot = &mut pool.slots[slot];
+            slot.running = Some((run_id, origin));
+            slot.deliver(message);
+        });
+    }
+    status(lab);
+}
+
+fn on_gpu(lab: Lab) -> bool {
+    lab.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu))
+}
+
+/// Handles what worker `index` said: the lead's set-up answers go to the page, the others'
+/// are dropped (their errors are told); runs and downloads from every worker go to the page.
+fn received(lab: Lab, index: usize, message: FromWorker) {
+    let lead = index == 0;
+    match &message {
+        FromWorker::Alive => {
+            let held = POOL.with(|p| p.borrow_mut().slots.get_mut(index).and_then(|s| s.pending.take()));
+            POOL.with(|p| {
+                if let Some(slot) = p.borrow().slots.get(index) {
+                    held.into_iter().flatten().for_each(|v| drop(slot.worker.post_message(&v)));
+                }
+            });
+        }
+        FromWorker::Backend { info } if lead && info.kind == BackendKind::Webgpu => shrink_to_lead(lab),
+        FromWorker::ModelLoaded { shared: Some(source), .. } if lead => {
+            let message = ToWorker::LoadModel { source: source.clone(), share: false };
+            to_followers(&message);
+            POOL.with(|p| p.borrow_mut().model = Some(message));
+        }
+        FromWorker::DatasetLoaded { shared: Some(source), .. } if lead => {
+            let message = ToWorker::LoadDataset { source: source.clone(), share: false };
+            to_followers(&message);
+            POOL.with(|p| p.borrow_mut().data = Some(message));
+        }
+        FromWorker::Run { run_id, event: TrainEvent::Finished { .. } } => POOL.with(|p| {
+            if let Some(slot) = p.borrow_mut().slots.get_mut(index) {
+                if let Some((_, origin)) = slot.running.filter(|(id, _)| id == run_id) {
+                    slot.trained.insert(origin, *run_id);
+                }
+            }
+        }),
+        FromWorker::Handled { request, heap_bytes } => {
+            POOL.with(|p| {
+                if let Some(slot) = p.borrow_mut().slots.get_mut(index) {
+                    slot.heap_bytes = *heap_bytes;
+                    if *request == Request::Train {
+                        slot.running = None;
+                    }
+                }
+            });
+            dispatch(lab);
+            return;
+        }
+        _ => {}
+    }
+    let for_the_page = lead
+        || matches!(
+            message,
+            FromWorker::Run { .. }
+                | FromWorker::RunFailed { .. }
+                | FromWorker::Predictions { .. }
+                | FromWorker::Exported { .. }
+                | FromWorker::Error { context: Request::Train | Request::TryIt | Request::Download, .. }
+        );
+    match message {
+        _ if for_the_page => lab.apply(message),
+        FromWorker::Error { context, message } => {
+            lab.error(format!("worker {} of the pool: {context}: {message}", index + 1))
+        }
+        _ => {}
+    }
+}
+
+/// The shared model or data for every worker but the lead.
+fn to_followers(message: &ToWorker) {
+    POOL.with(|p| p.borrow_mut().slots.iter_mut().skip(1).for_each(|slot| slot.deliver(encode(message))));
+}
+
+/// On WebGPU only the lead trains: the others are stopped, and a run one of them had started
+/// is failed with the reason (a backend change clears every worker's models anyway).
+fn shrink_to_lead(lab: Lab) {
+    let followers: Vec<Slot> = POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        match pool.slots.len() {
+            0 | 1 => Vec::new(),
+            _ => pool.slots.drain(1..).collect(),
+        }
+    });
+    for slot in followers {
+        slot.worker.terminate();
+        if let Some((run_id, _)) = slot.running {
+            let message = "the backend became WebGPU, where one worker trains; run it again".to_string();
+            lab.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu: false });
+        }
+    }
+    status(lab);
+}
+
+/// The pool's figures for the page: workers up and training, and their wasm heaps in total.
+fn status(lab: Lab) {
+    let now = POOL.with(|p| {
+        let pool = p.borrow();
+        PoolStatus {
+            up: pool.slots.len(),
+            busy: pool.slots.iter().filter(|s| s.running.is_some()).count(),
+            queued: pool.queue.len(),
+            heap_bytes: pool.slots.iter().map(|s| s.heap_bytes).sum(),
+        }
+    });
+    lab.pool.set(now);
+}
