@@ -2,7 +2,7 @@
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory;
-use freezelab_protocol::messages::{Column, Origin, ToWorker};
+use freezelab_protocol::messages::{BackendKind, Column, Origin, ToWorker};
 use freezelab_protocol::run::TrainConfig;
 use leptos::prelude::*;
 
@@ -207,8 +207,10 @@ fn Toolbar() -> impl IntoView {
             <button data-testid="stop" disabled=move || !lab.busy() on:click=move |_| stop(lab)>"Stop"</button>
             <span class="hint">{move || if lab.race.get() {
                 format!("B trains for A's training time (at most {RACE_MAX_EPOCHS} epochs).")
+            } else if lab.pool_size.get() > 1 && lab.backend.with(|b| b.as_ref().is_none_or(|b| b.kind == BackendKind::Cpu)) {
+                "A and B train at once, each on a worker (a core) of its own.".to_string()
             } else {
-                "Runs share one device and go one after the other.".to_string()
+                "Runs go one after the other on one worker.".to_string()
             }}</span>
             <span class="share">
                 <button data-testid="copy-link" on:click=move |_| copy_link(copied)>"Copy link"</button>
