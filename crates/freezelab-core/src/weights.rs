@@ -1,15 +1,20 @@
 //! Safetensors bytes with Hugging Face `BertModel` names ⇄ [`Classifier`].
 //!
-//! Linear weights are stored `[out, in]` by PyTorch and `[in, out]` by Burn; f16/bf16
-//! checkpoints are upcast to f32. Every tensor the encoder needs must be present with the shape
-//! the config implies, and every tensor in the file must be known: anything else is an error
-//! naming the tensor and both shapes.
+//! Loading goes through burn-store (name remapping, PyTorch's `[out, in]` Linear weights
+//! transposed to Burn's `[in, out]`, f16/bf16 upcast to f32), after a check here that every
+//! tensor the encoder needs is present with the shape the config implies and every tensor in the
+//! file is known: anything else is an error naming the tensor and both shapes. Two readers stay
+//! hand-written, because burn-store's do another job: [`Initial`] reads single tensors by their
+//! HF name (drift compares each block with its checkpoint values without building a second
+//! model), and [`export_classifier`] reads every tensor asynchronously (burn-store's save reads
+//! synchronously, which panics on WebGPU in the browser) and writes label names in the metadata.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::Param;
-use burn::nn::{DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::nn::{DropoutConfig, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::store::{FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -58,12 +63,11 @@ pub fn encoder_tensor_shapes(c: &BertConfig) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// A parsed checkpoint that remembers which tensors were taken, so leftovers can be reported.
+/// A parsed checkpoint, its tensors by canonical name.
 struct Checkpoint<'a> {
     tensors: SafeTensors<'a>,
     /// Checkpoint name for each canonical name (handles a `bert.` prefix and gamma/beta norms).
     names: BTreeMap<String, String>,
-    taken: BTreeSet<String>,
 }
 
 fn canonical(name: &str) -> String {
@@ -80,15 +84,15 @@ impl<'a> Checkpoint<'a> {
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| CoreError::Checkpoint(format!("not a readable safetensors file ({e})")))?;
         let names = tensors.names().into_iter().map(|n| (canonical(n), n.to_string())).collect();
-        Ok(Checkpoint { tensors, names, taken: BTreeSet::new() })
+        Ok(Checkpoint { tensors, names })
     }
 
     fn has(&self, name: &str) -> bool {
         self.names.contains_key(name)
     }
 
-    /// The tensor `name` as f32 values, checked against `shape`.
-    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    /// The stored tensor `name`, checked against `shape` and for a float dtype we read.
+    fn view(&self, name: &str, shape: &[usize]) -> Result<(&str, TensorView<'_>)> {
         let stored = self
             .names
             .get(name)
@@ -100,86 +104,106 @@ impl<'a> Checkpoint<'a> {
                 view.shape()
             )));
         }
-        self.taken.insert(name.to_string());
-        to_f32(stored, &view)
-    }
-
-    fn unused(&self) -> Vec<String> {
-        self.names
-            .iter()
-            .filter(|(canon, _)| !self.taken.contains(*canon) && !IGNORED.contains(&canon.as_str()))
-            .map(|(_, stored)| stored.clone())
-            .collect()
-    }
-}
-
-fn to_f32(name: &str, view: &TensorView) -> Result<Vec<f32>> {
-    let data = view.data();
-    let values = match view.dtype() {
-        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        other => {
-            return Err(CoreError::Checkpoint(format!("tensor {name} has dtype {other:?}; expected F32, F16 or BF16")))
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            let dtype = view.dtype();
+            return Err(CoreError::Checkpoint(format!(
+                "tensor {stored} has dtype {dtype:?}; expected F32, F16 or BF16"
+            )));
         }
-    };
-    Ok(values)
+        Ok((stored, view))
+    }
+
+    /// The tensor `name` as f32 values, checked against `shape`.
+    fn take(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (_, view) = self.view(name, shape)?;
+        let data = view.data();
+        Ok(match view.dtype() {
+            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            _ => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        })
+    }
 }
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// Builds a Linear from PyTorch's `[out, in]` weight.
-fn linear(ck: &mut Checkpoint, name: &str, out: usize, inp: usize, device: &Device) -> Result<Linear> {
-    let weight = tensor(ck.take(&format!("{name}.weight"), &[out, inp])?, [out, inp], device).transpose();
-    let bias = tensor(ck.take(&format!("{name}.bias"), &[out])?, [out], device);
-    Ok(Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) })
-}
+/// Hugging Face names (with or without the `bert.` prefix) → the [`Classifier`]'s module paths.
+/// burn-store applies them in order, each anchored, so a rewritten name matches no later one.
+const HF_TO_BURN: [(&str, &str); 13] = [
+    (r"^(bert\.)?embeddings\.word_embeddings\.", "bert.embeddings.word."),
+    (r"^(bert\.)?embeddings\.position_embeddings\.", "bert.embeddings.position."),
+    (r"^(bert\.)?embeddings\.token_type_embeddings\.", "bert.embeddings.token_type."),
+    (r"^(bert\.)?embeddings\.LayerNorm\.", "bert.embeddings.norm."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.attention\.self\.query\.", "bert.layers.$2.query."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.attention\.self\.key\.", "bert.layers.$2.key."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.attention\.self\.value\.", "bert.layers.$2.value."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.attention\.output\.dense\.", "bert.layers.$2.attention_output."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", "bert.layers.$2.attention_norm."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.intermediate\.dense\.", "bert.layers.$2.intermediate."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.output\.dense\.", "bert.layers.$2.output."),
+    (r"^(bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.", "bert.layers.$2.output_norm."),
+    (r"^classifier\.", "head."),
+];
 
-fn layer_norm(ck: &mut Checkpoint, name: &str, c: &BertConfig, device: &Device) -> Result<LayerNorm> {
-    let h = c.hidden_size;
-    let mut norm = LayerNormConfig::new(h).with_epsilon(c.layer_norm_eps).init(device);
-    norm.gamma = Param::from_tensor(tensor(ck.take(&format!("{name}.weight"), &[h])?, [h], device));
-    norm.beta = Some(Param::from_tensor(tensor(ck.take(&format!("{name}.bias"), &[h])?, [h], device)));
-    Ok(norm)
-}
-
-fn embedding(ck: &mut Checkpoint, name: &str, rows: usize, h: usize, device: &Device) -> Result<Embedding> {
-    let weight = tensor(ck.take(name, &[rows, h])?, [rows, h], device);
-    Ok(Embedding { weight: Param::from_tensor(weight) })
-}
-
-fn encoder(ck: &mut Checkpoint, c: &BertConfig, device: &Device) -> Result<Bert> {
+/// The encoder's modules with the config's shapes, their parameters not yet initialised
+/// (Burn's configs make lazy parameters): loading fills them without a first random draw.
+fn skeleton(c: &BertConfig, device: &Device) -> Bert {
     let (h, i) = (c.hidden_size, c.intermediate_size);
+    let linear = |inp: usize, out: usize| LinearConfig::new(inp, out).init(device);
+    let norm = || LayerNormConfig::new(h).with_epsilon(c.layer_norm_eps).init(device);
     let hidden_dropout = DropoutConfig::new(c.hidden_dropout_prob);
     let embeddings = Embeddings {
-        word: embedding(ck, "embeddings.word_embeddings.weight", c.vocab_size, h, device)?,
-        position: embedding(ck, "embeddings.position_embeddings.weight", c.max_position_embeddings, h, device)?,
-        token_type: embedding(ck, "embeddings.token_type_embeddings.weight", c.type_vocab_size, h, device)?,
-        norm: layer_norm(ck, "embeddings.LayerNorm", c, device)?,
+        word: EmbeddingConfig::new(c.vocab_size, h).init(device),
+        position: EmbeddingConfig::new(c.max_position_embeddings, h).init(device),
+        token_type: EmbeddingConfig::new(c.type_vocab_size, h).init(device),
+        norm: norm(),
         dropout: hidden_dropout.init(),
         eps: c.layer_norm_eps,
     };
-    let mut layers = Vec::with_capacity(c.num_hidden_layers);
-    for l in 0..c.num_hidden_layers {
-        let p = format!("encoder.layer.{l}");
-        layers.push(EncoderLayer {
-            query: linear(ck, &format!("{p}.attention.self.query"), h, h, device)?,
-            key: linear(ck, &format!("{p}.attention.self.key"), h, h, device)?,
-            value: linear(ck, &format!("{p}.attention.self.value"), h, h, device)?,
-            attention_output: linear(ck, &format!("{p}.attention.output.dense"), h, h, device)?,
-            attention_norm: layer_norm(ck, &format!("{p}.attention.output.LayerNorm"), c, device)?,
-            intermediate: linear(ck, &format!("{p}.intermediate.dense"), i, h, device)?,
-            output: linear(ck, &format!("{p}.output.dense"), h, i, device)?,
-            output_norm: layer_norm(ck, &format!("{p}.output.LayerNorm"), c, device)?,
+    let layers = (0..c.num_hidden_layers)
+        .map(|_| EncoderLayer {
+            query: linear(h, h),
+            key: linear(h, h),
+            value: linear(h, h),
+            attention_output: linear(h, h),
+            attention_norm: norm(),
+            intermediate: linear(h, i),
+            output: linear(i, h),
+            output_norm: norm(),
             attention_dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
             dropout: hidden_dropout.init(),
             heads: c.num_attention_heads,
             eps: c.layer_norm_eps,
-        });
+        })
+        .collect();
+    Bert { embeddings, layers }
+}
+
+/// Checks every tensor's name, shape and dtype against what `config` implies, before anything
+/// is loaded, so errors name the checkpoint's tensors and PyTorch's shapes: a missing or
+/// misshapen tensor, a dtype other than f32/f16/bf16, a tensor no BertModel has.
+fn check(ck: &Checkpoint, config: &BertConfig, num_labels: usize) -> Result<()> {
+    let mut expected = encoder_tensor_shapes(config);
+    if ck.has(HEAD_WEIGHT) || ck.has(HEAD_BIAS) {
+        expected.push((HEAD_WEIGHT.into(), vec![num_labels, config.hidden_size]));
+        expected.push((HEAD_BIAS.into(), vec![num_labels]));
     }
-    Ok(Bert { embeddings, layers })
+    for (name, shape) in &expected {
+        ck.view(name, shape)?;
+    }
+    let known: BTreeSet<&str> = expected.iter().map(|(n, _)| n.as_str()).chain(IGNORED).collect();
+    let unused: Vec<&String> =
+        ck.names.iter().filter(|(canon, _)| !known.contains(canon.as_str())).map(|(_, s)| s).collect();
+    if !unused.is_empty() {
+        return Err(CoreError::Checkpoint(format!(
+            "{} tensor(s) not part of a BertModel with this config: {}",
+            unused.len(),
+            unused.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// A new head as Hugging Face initialises a new `Linear` in a BERT model: weights
@@ -227,7 +251,10 @@ impl<'a> Initial<'a> {
 
 /// Loads a classifier from a HF checkpoint. If the checkpoint carries a head
 /// (`classifier.weight`/`classifier.bias`, as FreezeLab writes them) it must have `num_labels`
-/// rows and is used; otherwise the head is new, initialised from `seed`.
+/// rows and is used; otherwise the head is new, initialised from `seed`. burn-store does the
+/// loading (names remapped, PyTorch's `[out, in]` Linear weights transposed, LayerNorm
+/// weight/bias as gamma/beta, f16/bf16 upcast); the names and shapes are checked first, here,
+/// so an error speaks of the checkpoint's tensors.
 pub fn load_classifier(
     config: &BertConfig,
     safetensors: &[u8],
@@ -238,23 +265,41 @@ pub fn load_classifier(
     if num_labels < 2 {
         return Err(CoreError::Invalid(format!("a classifier needs at least 2 labels, got {num_labels}")));
     }
-    let mut ck = Checkpoint::parse(safetensors)?;
-    let bert = encoder(&mut ck, config, device)?;
+    let ck = Checkpoint::parse(safetensors)?;
+    check(&ck, config, num_labels)?;
     let h = config.hidden_size;
     let head = if ck.has(HEAD_WEIGHT) {
-        linear(&mut ck, "classifier", num_labels, h, device)?
+        LinearConfig::new(h, num_labels).init(device)
     } else {
         random_head(h, num_labels, config.initializer_range, seed, device)
     };
-    let unused = ck.unused();
-    if !unused.is_empty() {
-        return Err(CoreError::Checkpoint(format!(
-            "{} tensor(s) not part of a BertModel with this config: {}",
-            unused.len(),
-            unused.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        )));
+    let mut model = Classifier {
+        bert: skeleton(config, device),
+        dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        head,
+    };
+    let mut store = SafetensorsStore::from_bytes(Some(safetensors.to_vec()))
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+        // The pooler and buffers HF keeps are left in the file; a new head is absent from it.
+        .allow_partial(true);
+    for (from, to) in HF_TO_BURN {
+        store = store.with_key_remapping(from, to);
     }
-    Ok(Classifier { bert, dropout: DropoutConfig::new(config.hidden_dropout_prob).init(), head })
+    let result = model.load_from(&mut store).map_err(|e| CoreError::Checkpoint(e.to_string()))?;
+    let head_is_new = !ck.has(HEAD_WEIGHT);
+    let missing: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .filter(|p| !(head_is_new && p.starts_with("head.")))
+        .collect();
+    if let Some(error) = result.errors.first() {
+        return Err(CoreError::Checkpoint(error.to_string()));
+    }
+    if !missing.is_empty() {
+        return Err(CoreError::Checkpoint(format!("not loaded: {}", missing.join(", "))));
+    }
+    Ok(model)
 }
 
 /// Number of labels of a head stored in a checkpoint, if it has one.

@@ -128,3 +128,34 @@ fn padding_does_not_change_real_tokens() {
     let max = diff.max().into_data().try_into_vec::<f32>().unwrap()[0];
     assert!(max < 1e-5, "padding leaked into real tokens: {max}");
 }
+
+/// f16 and bf16 checkpoints load as f32: each weight is the stored half value, transposed into
+/// Burn's `[in, out]` like an f32 checkpoint's.
+#[test]
+fn half_precision_checkpoints_load_upcast() {
+    use safetensors::{tensor::TensorView, Dtype};
+    let tensors = tensors_of(&random_checkpoint(&tiny(), 2));
+    let name = "encoder.layer.1.attention.self.value.weight";
+    type Half = (Dtype, fn(f32) -> [u8; 2], fn([u8; 2]) -> f32);
+    let halves: [Half; 2] = [
+        (Dtype::F16, |x| half::f16::from_f32(x).to_le_bytes(), |b| half::f16::from_le_bytes(b).to_f32()),
+        (Dtype::BF16, |x| half::bf16::from_f32(x).to_le_bytes(), |b| half::bf16::from_le_bytes(b).to_f32()),
+    ];
+    for (dtype, to_bytes, from_bytes) in halves {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.clone(), s.clone(), v.iter().flat_map(|&x| to_bytes(x)).collect()))
+            .collect();
+        let views: Vec<(String, TensorView)> =
+            bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
+        let file = safetensors::serialize(views, None).unwrap();
+        let model = load_classifier(&tiny(), &file, 2, 0, &Device::flex()).unwrap();
+        let loaded = model.bert.layers[1].value.weight.val().into_data().try_into_vec::<f32>().unwrap();
+        let (_, _, stored) = bytes.iter().find(|(n, _, _)| n == name).unwrap();
+        let stored: Vec<f32> = stored.chunks_exact(2).map(|b| from_bytes([b[0], b[1]])).collect();
+        // loaded[i, o] (Burn) is stored[o, i] (PyTorch), hidden 16.
+        for (i, o) in [(0, 0), (0, 1), (3, 7), (15, 2)] {
+            assert_eq!(loaded[i * 16 + o], stored[o * 16 + i], "{dtype:?} at [{i}, {o}]");
+        }
+    }
+}
