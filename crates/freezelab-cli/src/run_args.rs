@@ -155,6 +155,7 @@ pub async fn run_once(
         cache_key: key,
         cache,
         host,
+        replica: None,
     };
     let (trained, mut summary) = train::train(model.classifier, ctx).await?;
     let texts: Vec<&str> = loaded.dataset.validation.iter().map(|(t, _)| t.as_str()).collect();

@@ -499,3 +499,40 @@ fn lora_trains_low_rank_updates_merged_on_export() {
         assert!((a - b).abs() < 1e-5, "{ours:?} vs {theirs:?}");
     }
 }
+
+/// A run on data-parallel replicas follows the run alone: each replica takes its share of every
+/// batch, the shares' gradients are summed, and the loss curve is the single run's to 1e-4
+/// (dropout off: neither draws anything at random). Two replicas; three, where the last batch
+/// of each epoch leaves two of them nothing; and two above a frozen, cached prefix. The
+/// replicas end with the same model: the same validation loss to the bit.
+#[test]
+fn data_parallel_replicas_follow_the_run_alone() {
+    let mut config = synthetic::config(32, 2, 2);
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    let cases = [
+        (2, TrainConfig { train_size: 60, ..small_cfg(FreezePlan::none(2)) }),
+        (3, TrainConfig { train_size: 65, ..small_cfg(FreezePlan::none(2)) }),
+        (2, TrainConfig { train_size: 60, cache: true, ..small_cfg(FreezePlan::bottom(2, 1)) }),
+    ];
+    for (count, cfg) in cases {
+        let (_, alone, host) = run(&config, &cfg, &mut PrefixCache::new());
+        let replicas = common::replicas::train_replicas(&config, &cfg, count);
+        let what = format!("{count} replicas, {}, {} examples", cfg.freeze.label(), cfg.train_size);
+        assert!(alone.steps >= 10, "{what}: {} steps", alone.steps);
+        for (summary, recorder) in &replicas {
+            let (a, b) = (host.losses(), recorder.losses());
+            assert_eq!(a.len(), b.len(), "{what}");
+            for (step, (a, b)) in a.iter().zip(&b).enumerate() {
+                assert!((a - b).abs() < 1e-4, "{what}: step {step}: alone {a}, replica {b}");
+            }
+            assert_eq!(summary.val_loss, replicas[0].0.val_loss, "{what}: the replicas hold one model");
+            assert!(
+                (summary.val_loss - alone.val_loss).abs() < 1e-4,
+                "{what}: {} vs {}",
+                summary.val_loss,
+                alone.val_loss
+            );
+        }
+    }
+}

@@ -113,6 +113,7 @@ impl Session {
             cache_key: key,
             cache,
             host: &mut host,
+            replica: None,
         };
         match train::train(fresh.classifier, ctx).await {
             Ok((classifier, _summary)) => {

@@ -83,9 +83,9 @@ pub async fn run(
     for step in 0..=steps {
         let mut meter = PeakMeter::start(&device);
         let t0 = host.now();
-        let cache_ref = if cache { Some(&mut store) } else { None };
-        let this = Batch { tokens: batch, examples: &examples, labels: &labels };
-        model = update(model, plan, this, cache_ref, &mut optim, &rates, &mut meter).await?.0;
+        let cache = if cache { Some(&mut store) } else { None };
+        let this = Batch { tokens: batch, examples: &examples, labels: &labels, weight: 1.0, cache };
+        model = update(model, plan, Some(this), &mut optim, &rates, &mut meter, None).await?.0;
         if step > 0 {
             elapsed += host.now() - t0;
             if PeakMeter::source(&device).is_some() {

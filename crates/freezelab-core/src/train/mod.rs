@@ -5,6 +5,7 @@ pub mod bench;
 pub mod host;
 pub mod optimizer;
 mod plan;
+pub mod replica;
 pub mod schedule;
 
 use crate::bert::{BatchTensors, Bert, Classifier};
@@ -28,6 +29,7 @@ pub use freezelab_protocol::run::TrainConfig;
 pub use host::{Host, MemoryReport, RunSummary, TrainEvent};
 pub use optimizer::{AdamW, Rates};
 pub use plan::apply_plan;
+pub use replica::{Reducer, Replica};
 
 /// Refuses settings the model or the loop cannot run, with a message for people.
 pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
@@ -173,30 +175,40 @@ pub async fn logits(model: &Classifier, plan: &FreezePlan, batch: &EncodedBatch,
 }
 
 /// One training batch: its padded tokens, the prepared examples its rows are (they index the
-/// prefix cache) and their labels.
+/// prefix cache, when one serves the run), their labels, and the weight of its mean loss (a
+/// data-parallel replica's share of a batch weighs its share of the examples; else 1).
 pub(crate) struct Batch<'a> {
     pub tokens: &'a EncodedBatch,
     pub examples: &'a [usize],
     pub labels: &'a [usize],
+    pub weight: f64,
+    pub cache: Option<&'a mut PrefixCache>,
 }
 
 /// One optimizer update of `model` on `batch` under `plan`: forward (the frozen prefix from
-/// `cache` where it holds it), cross-entropy, backward and AdamW at `rates`. The run loop and
-/// the bench step through here. Returns the updated model and the loss.
+/// the cache where it holds it), cross-entropy, backward and AdamW at `rates`; in a
+/// data-parallel run the gradients are summed with the other replicas' for step `reduce.1`
+/// first. The run loop and the bench step through here. Returns the updated model and the loss
+/// (of the whole batch).
 pub(crate) async fn update(
     model: Classifier,
     plan: &FreezePlan,
-    batch: Batch<'_>,
-    cache: Option<&mut PrefixCache>,
+    batch: Option<Batch<'_>>,
     optim: &mut AdamW,
     rates: &Rates,
     meter: &mut PeakMeter,
+    reduce: Option<(&mut (dyn Reducer + '_), usize)>,
 ) -> Result<(Classifier, f64)> {
     let device = model.head.weight.val().device();
-    let logits = forward_batch(&model, plan, batch.tokens, batch.examples, cache, &device).await?;
-    let loss = cross_entropy(logits, batch.labels, &device);
+    let loss = match batch {
+        Some(batch) => {
+            let logits = forward_batch(&model, plan, batch.tokens, batch.examples, batch.cache, &device).await?;
+            Some(cross_entropy(logits, batch.labels, &device) * batch.weight)
+        }
+        None => None,
+    };
     meter.sample();
-    optim.step(model, loss, rates, meter).await
+    optim.step(model, loss, rates, meter, reduce).await
 }
 
 fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
@@ -262,6 +274,8 @@ pub struct RunContext<'a> {
     pub cache_key: CacheKey,
     pub cache: &'a mut PrefixCache,
     pub host: &'a mut dyn Host,
+    /// Which replica of a data-parallel run this is; `None`: the run alone.
+    pub replica: Option<Replica<'a>>,
 }
 
 /// A run in progress, its phases as methods: [`prepare`](Run::prepare), then
@@ -313,6 +327,15 @@ impl<'a> Run<'a> {
                 model.num_labels(),
                 data.labels.len()
             )));
+        }
+        if let Some(replica) = &ctx.replica {
+            if replica.count == 0 || replica.index >= replica.count {
+                return Err(CoreError::Invalid(format!("replica {} of {}", replica.index, replica.count)));
+            }
+            // Replicas stop at the same step only when none counts time of its own.
+            if cfg.time_budget_seconds.is_some() {
+                return Err(CoreError::Invalid("a time budget needs a run on one worker".into()));
+            }
         }
         device.seed(cfg.seed);
         crate::fused::seed_dropout(cfg.seed);
@@ -424,9 +447,14 @@ impl<'a> Run<'a> {
         }
         let t0 = self.ctx.host.now();
         let mut meter = PeakMeter::start(&self.device);
-        let labels: Vec<usize> = chunk.iter().map(|&e| self.prep.labels[e]).collect();
-        let tokens = self.prep.batch(chunk, self.ctx.tokenizer.pad_id());
-        self.longest_seq = self.longest_seq.max(tokens.seq_len);
+        // A replica computes its share of the batch; the shares' gradients are summed.
+        let share = match &self.ctx.replica {
+            Some(replica) => &chunk[replica.share(chunk.len())],
+            None => chunk,
+        };
+        let labels: Vec<usize> = share.iter().map(|&e| self.prep.labels[e]).collect();
+        let tokens = (!share.is_empty()).then(|| self.prep.batch(share, self.ctx.tokenizer.pad_id()));
+        self.longest_seq = self.longest_seq.max(tokens.as_ref().map_or(0, |t| t.seq_len));
         let factor = match cfg.time_budget_seconds {
             Some(budget) => schedule::lr_factor_by_time(self.train_seconds / budget, cfg.warmup_fraction),
             None => schedule::lr_factor(self.step, self.total_steps, self.warmup),
@@ -434,9 +462,11 @@ impl<'a> Run<'a> {
         let rates = Rates::new(&self.stage, cfg.lr, cfg.head_lr, factor);
         let model = self.take_model();
         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
-        let batch = Batch { tokens: &tokens, examples: chunk, labels: &labels };
+        let weight = share.len() as f64 / chunk.len() as f64;
+        let batch = tokens.as_ref().map(|tokens| Batch { tokens, examples: share, labels: &labels, weight, cache });
+        let reduce = self.ctx.replica.as_mut().map(|r| (&mut *r.reducer, self.step));
         let (updated, loss_value) =
-            update(model, &self.stage, batch, cache, &mut self.optim, &rates, &mut meter).await?;
+            update(model, &self.stage, batch, &mut self.optim, &rates, &mut meter, reduce).await?;
         self.model = Some(updated);
         if !loss_value.is_finite() {
             return Err(CoreError::Invalid(format!(
@@ -495,7 +525,11 @@ impl<'a> Run<'a> {
                 if self.ctx.host.cancelled() {
                     return Ok(true);
                 }
-                self.step(chunk, epoch).await?;
+                match self.step(chunk, epoch).await {
+                    // A stopped data-parallel run ends a replica's wait for the others' gradients.
+                    Err(_) if self.ctx.host.cancelled() => return Ok(true),
+                    result => result?,
+                }
                 if cfg.eval_every.is_some_and(|n| self.step % n == 0) && self.step < self.total_steps {
                     self.evaluate(epoch, false).await?;
                 }

@@ -13,6 +13,7 @@ use crate::memory::PeakMeter;
 use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
 
+use super::replica::{all_reduce, Reducer};
 use super::TrainConfig;
 
 /// Lists parameter ids by group.
@@ -139,19 +140,30 @@ impl AdamW {
         Some((norm.add_scalar(1e-6).recip() * max_norm).clamp_max(1.0))
     }
 
-    /// Backward from `loss` and one update, each block at its rate in `rates`. Returns the
-    /// updated model and the loss; waits for the update, so a clock around it measures it.
+    /// Backward from `loss` (none: a data-parallel replica whose share of the batch is empty)
+    /// and one update, each block at its rate in `rates`; in a data-parallel run the gradients
+    /// are first summed with the other replicas' for step `reduce.1`. Returns the updated model
+    /// and the loss; waits for the update, so a clock around it measures it.
     pub async fn step(
         &mut self,
         model: Classifier,
-        loss: Tensor<1>,
+        loss: Option<Tensor<1>>,
         rates: &Rates,
         meter: &mut PeakMeter,
+        reduce: Option<(&mut (dyn Reducer + '_), usize)>,
     ) -> Result<(Classifier, f64)> {
-        let mut grads = loss.backward();
-        meter.sample();
-        let loss_value = read_f32(loss).await?[0] as f64;
-        let mut all = GradientsParams::from_module(&mut grads, &model);
+        let (mut all, mut loss_value) = match loss {
+            Some(loss) => {
+                let mut grads = loss.backward();
+                meter.sample();
+                let loss_value = read_f32(loss).await?[0] as f64;
+                (GradientsParams::from_module(&mut grads, &model), loss_value)
+            }
+            None => (GradientsParams::new(), 0.0),
+        };
+        if let Some((reducer, step)) = reduce {
+            (all, loss_value) = all_reduce(&model, all, loss_value, step, reducer).await?;
+        }
         let coefficient = self.clip_coefficient(&model, &all);
         let mut groups = Vec::new();
         let bert = &model.bert;

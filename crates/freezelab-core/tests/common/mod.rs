@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod recorder;
+pub mod replicas;
 pub mod tiny_run;
 pub mod training;
 

@@ -57,6 +57,7 @@ pub async fn train(
         cache_key: key,
         cache: &mut cache,
         host: &mut host,
+        replica: None,
     };
     let (trained, summary) = train::train(model.classifier, ctx).await.unwrap();
     model.classifier = trained;

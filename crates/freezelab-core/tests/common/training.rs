@@ -87,6 +87,7 @@ pub fn run_keyed(
         cache_key: key,
         cache,
         host: &mut host,
+        replica: None,
     };
     let (trained, summary) = pollster::block_on(train::train(m.classifier, ctx)).unwrap();
     m.classifier = trained;
