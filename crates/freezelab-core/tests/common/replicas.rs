@@ -9,12 +9,12 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use burn::tensor::Device;
-use freezelab_core::cache::{CacheKey, PrefixCache};
+use freezelab_core::cache::PrefixCache;
 use freezelab_core::config::BertConfig;
-use freezelab_core::train::{self, Reducer, Replica, RunContext, RunSummary, TrainConfig};
+use freezelab_core::train::{self, Reducer, Replica, RunSummary, TrainConfig};
 
 use super::recorder::Recorder;
-use super::training::{dataset, model};
+use super::training::{context, dataset, model};
 
 /// Each step's values from every replica, and who is waiting for their sum.
 #[derive(Default)]
@@ -72,17 +72,15 @@ pub fn train_replicas(config: &BertConfig, cfg: &TrainConfig, count: usize) -> V
     let models: Vec<_> = (0..count).map(|_| model(config, 7, &device)).collect();
     let runs = models.iter().zip(reducers.iter_mut().zip(hosts.iter_mut().zip(caches.iter_mut()))).enumerate().map(
         |(index, (m, (reducer, (host, cache))))| {
-            let key = CacheKey { model: "random-7".into(), dataset: "synthetic".into(), freeze_line: 0, max_len: 0 };
-            let ctx = RunContext {
-                config: &m.config,
-                tokenizer: &m.tokenizer,
-                data: &data,
+            let ctx = context(
+                (&m.config, &m.tokenizer),
+                "random-7",
+                &data,
                 cfg,
-                cache_key: key,
                 cache,
                 host,
-                replica: Some(Replica { index, count, reducer }),
-            };
+                Some(Replica { index, count, reducer }),
+            );
             Box::pin(train::train(m.classifier.clone(), ctx))
         },
     );

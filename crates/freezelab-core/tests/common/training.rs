@@ -7,7 +7,8 @@ use freezelab_core::data::Dataset;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
-use freezelab_core::train::{self, RunContext, RunSummary, TrainConfig};
+use freezelab_core::tokenize::Tokenizer;
+use freezelab_core::train::{self, Replica, RunContext, RunSummary, TrainConfig};
 use freezelab_core::weights::random_checkpoint;
 
 pub use super::recorder::Recorder;
@@ -77,21 +78,26 @@ pub fn run_keyed(
     let device = device.clone().autodiff();
     let mut m = model(config, 7, &device);
     let data = dataset(96);
-    let key = CacheKey { model: model_key.into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
     let mut host = Recorder::default();
-    let ctx = RunContext {
-        config: &m.config,
-        tokenizer: &m.tokenizer,
-        data: &data,
-        cfg,
-        cache_key: key,
-        cache,
-        host: &mut host,
-        replica: None,
-    };
+    let ctx = context((&m.config, &m.tokenizer), model_key, &data, cfg, cache, &mut host, None);
     let (trained, summary) = pollster::block_on(train::train(m.classifier, ctx)).unwrap();
     m.classifier = trained;
     (m, summary, host)
+}
+
+/// The run of `cfg` on a model (its config and tokenizer) and `data`, its cache naming the
+/// model `model_key`.
+pub fn context<'a>(
+    (config, tokenizer): (&'a BertConfig, &'a Tokenizer),
+    model_key: &str,
+    data: &'a Dataset,
+    cfg: &'a TrainConfig,
+    cache: &'a mut PrefixCache,
+    host: &'a mut Recorder,
+    replica: Option<Replica<'a>>,
+) -> RunContext<'a> {
+    let key = CacheKey { model: model_key.into(), dataset: "synthetic".into(), freeze_line: 0, max_len: cfg.max_len };
+    RunContext { config, tokenizer, data, cfg, cache_key: key, cache, host, replica }
 }
 
 pub fn small_cfg(plan: FreezePlan) -> TrainConfig {
