@@ -437,6 +437,24 @@ if (!synthetic) {
   const aloneB = await finishedRun('B', beforeB);
   check(busy === 2 && together.A === aloneA && together.B === aloneB,
     `runs trained at once equal the same runs alone (A ${together.A} / ${aloneA}, B ${together.B} / ${aloneB}; ${busy} workers at once)`);
+
+  // One run on two workers (data-parallel): both train it, the page says what they exchange,
+  // and the run is a run like any other (its model downloads). Its loss curve equals the
+  // one-worker run's only without dropout: that is checked on the tiny model (tests/session.rs).
+  const speedOne = Number(await byId('speed-A').getAttribute('data-value'));
+  await set('hp-workers', 2);
+  await watchPool();
+  beforeA = await statusOf('A');
+  await byId('train-A').click();
+  const parallelLoss = Number(await finishedRun('A', beforeA));
+  const speedTwo = Number(await byId('speed-A').getAttribute('data-value'));
+  const exchange = await text('exchange-A');
+  check(await maxBusy() === 2 && Number.isFinite(parallelLoss) && /on 2 workers.*sends its gradients \(90\.\d MB\)/.test(exchange),
+    `one run trains on two workers (${await maxBusy()} busy; validation loss ${parallelLoss}; "${exchange}")`);
+  console.log(`train all, one run: ${speedOne.toFixed(2)} ex/s on one worker, ${speedTwo.toFixed(2)} on two (${(speedTwo / speedOne).toFixed(2)}×)`);
+  const parallelModel = await downloadedBytes(() => byId('download-model-A').click());
+  check(parallelModel.size > 1e6, `the data-parallel run's model downloads (${parallelModel.size} bytes)`);
+  await set('hp-workers', 1);
 }
 
 const longTasks = await page.evaluate(([from, to]) => window.__longTasks.filter((t) => t.start >= from && t.start <= to),

@@ -99,11 +99,14 @@ fn queue_with(
     let backend = backend.map(|b| b.kind).unwrap_or_default().name().to_string();
     let mut run = RunView::queued(id, origin, config.clone(), model.name, dataset.name, backend);
     run.sweep = sweep;
+    // A time budget is one clock's: the race runs on one worker.
+    let workers = if config.time_budget_seconds.is_some() { 1 } else { lab.run_workers.get_untracked() };
+    run.workers = workers.min(lab.pool_size.get_untracked()).max(1);
     lab.runs.push(run);
     if let Some(column) = origin.column() {
         lab.pin(column, id);
     }
-    pool::send(&ToWorker::Train { run_id: id, origin, config });
+    pool::train(lab, id, origin, config, workers);
     Some(id)
 }
 

@@ -315,6 +315,12 @@ fn RunPanel(column: Column) -> impl IntoView {
                 RunStatus::Done => Some(export::model_button(r.id, r.model_bytes, format!("download-model-{name}")).into_any()),
                 _ => None,
             })}
+            {move || run().filter(|r| r.workers > 1 && r.trainable > 0).map(|r| view! {
+                <p class="muted" data-testid=format!("exchange-{name}")>
+                    {format!("on {} workers, each a share of every batch: each sends its gradients ({}) every step and gets their sum back; only trainable parameters travel",
+                        r.workers, format::bytes(4 * r.trainable as u64))}
+                </p>
+            })}
             {move || run().and_then(|r| r.below_baseline()).map(|warning| view! {
                 <p class="warning" role="status" data-testid=format!("below-baseline-{name}")>{warning}</p>
             })}
@@ -323,7 +329,10 @@ fn RunPanel(column: Column) -> impl IntoView {
                 <dd data-testid=format!("baseline-{name}")>{move || run().and_then(|r| r.baseline).map(|b| format!("{:.4} (always ‘{}’)", b.accuracy, b.label)).unwrap_or_default()}</dd>
                 <dt>"validation accuracy"</dt>
                 <dd data-testid=format!("accuracy-{name}") data-val-loss=move || run().and_then(|r| r.summary).map(|s| s.val_loss.to_string()).unwrap_or_default()>{move || run().and_then(|r| r.summary).map(|s| format!("{:.4}", s.val_accuracy)).unwrap_or_default()}</dd>
-                <dt>"measured peak"</dt>
+                <dt>{move || match run().map_or(1, |r| r.workers) {
+                    1 => "measured peak".to_string(),
+                    n => format!("measured peak (each of {n} workers)"),
+                }}</dt>
                 <dd data-testid=format!("memory-measured-{name}")
                     data-bytes=move || run().and_then(|r| r.summary).and_then(|s| s.memory.measured_peak_bytes).map(|b| b.to_string()).unwrap_or_default()>
                     {move || run().and_then(|r| r.summary).and_then(|s| s.memory.measured_peak_bytes).map(format::bytes).unwrap_or_default()}

@@ -6,14 +6,19 @@
 //! worker loads from those. Runs wait in the page until a worker is free; a new worker is started
 //! when all are busy and the pool is below `Lab::pool_size`. On WebGPU the pool is the lead
 //! alone: the workers would share one adapter whose memory WebGPU does not report.
+//! A data-parallel run takes several workers at once (replicas): each sends its gradients for a
+//! step, the pool adds them in replica order and sends every replica the sum; the first
+//! replica answers for the run (its events, its model), the others only train.
 //! Requests made before a worker's wasm runs are held: a worker drops what arrives before it
 //! has a handler.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
-use freezelab_protocol::messages::{BackendKind, Column, FromWorker, Origin, Request, ToWorker};
-use freezelab_protocol::run::TrainEvent;
+use freezelab_protocol::messages::{
+    bytes_f32, f32_bytes, BackendKind, Column, FromWorker, Origin, Request, Share, ToWorker,
+};
+use freezelab_protocol::run::{TrainConfig, TrainEvent};
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
@@ -34,8 +39,8 @@ struct Slot {
     worker: Worker,
     /// Requests held until its wasm says it is alive; `None` once it is.
     pending: Option<Vec<JsValue>>,
-    /// The run it trains now, and who asked for it.
-    running: Option<(u32, Origin)>,
+    /// The run it trains now: who asked for it, and which replica this worker is.
+    running: Option<Running>,
     /// The run whose model it keeps for each origin (as its shelf does).
     trained: HashMap<Origin, u32>,
     heap_bytes: u64,
@@ -55,12 +60,32 @@ impl Slot {
     }
 }
 
+#[derive(Clone, Copy)]
+struct Running {
+    run_id: u32,
+    origin: Origin,
+    replica: usize,
+}
+
+/// A run waiting for `workers` free workers.
+struct Queued {
+    run_id: u32,
+    origin: Origin,
+    config: TrainConfig,
+    workers: usize,
+}
+
 #[derive(Default)]
 struct Pool {
     lab: Option<Lab>,
     slots: Vec<Slot>,
-    /// Runs waiting for a free worker, oldest first.
-    queue: VecDeque<(u32, Origin, JsValue)>,
+    /// Runs waiting for free workers, oldest first.
+    queue: VecDeque<Queued>,
+    /// Data-parallel runs in flight: their replica count, and each step's gradients so far.
+    replicated: HashMap<u32, usize>,
+    handed: HashMap<(u32, usize), Vec<Option<Vec<f32>>>>,
+    /// Data-parallel runs a replica's failure ended (the others' failures are not told again).
+    failed: std::collections::HashSet<u32>,
     /// What a new worker is told before its first run: the backend choice, then the model and
     /// the dataset (from the lead's shared bytes once it has shared them).
     start: Option<ToWorker>,
@@ -171,14 +196,16 @@ pub fn send(message: &ToWorker) {
             to_lead(&message);
         }
         ToWorker::Inspect { .. } => to_lead(message),
-        ToWorker::Train { run_id, origin, .. } => {
-            POOL.with(|p| p.borrow_mut().queue.push_back((run_id, origin, encode(message))));
-            dispatch(lab);
-        }
+        ToWorker::Train { run_id, origin, config, .. } => train(lab, run_id, origin, config, 1),
+        // The pool adds gradients itself; a page never sends these.
+        ToWorker::Summed { .. } => {}
         ToWorker::Stop => POOL.with(|p| {
             let mut pool = p.borrow_mut();
             pool.queue.clear();
             pool.slots.iter_mut().for_each(|slot| slot.deliver(encode(message)));
+            // A replica waiting for the others' gradients hears that its run ended.
+            let runs: Vec<u32> = pool.replicated.keys().copied().collect();
+            runs.into_iter().for_each(|run_id| end_replicas(&mut pool, run_id));
         }),
         ToWorker::Predict { text, runs } => predict(lab, text, runs),
         ToWorker::Export { run_id } => {
@@ -192,6 +219,24 @@ pub fn send(message: &ToWorker) {
                 ));
             }
         }
+    }
+}
+
+/// Queues a run on `workers` workers at once (data-parallel when more than one; at most the
+/// pool's size).
+pub fn train(lab: Lab, run_id: u32, origin: Origin, config: TrainConfig, workers: usize) {
+    let workers = workers.clamp(1, lab.pool_size.get_untracked().max(1));
+    POOL.with(|p| p.borrow_mut().queue.push_back(Queued { run_id, origin, config, workers }));
+    dispatch(lab);
+}
+
+/// Tells every replica of `run_id` that the run ended, and forgets its gradients.
+fn end_replicas(pool: &mut Pool, run_id: u32) {
+    pool.replicated.remove(&run_id);
+    pool.handed.retain(|(run, _), _| *run != run_id);
+    let end = encode(&ToWorker::Summed { run_id, step: 0, values: None });
+    for slot in pool.slots.iter_mut().filter(|s| s.running.is_some_and(|r| r.run_id == run_id)) {
+        slot.deliver(end.clone());
     }
 }
 
@@ -212,35 +257,72 @@ fn predict(lab: Lab, text: String, runs: Vec<(Column, u32)>) {
     });
 }
 
-/// Hands queued runs to free workers, starting workers while the pool may grow (on the CPU).
+/// Hands the oldest queued run to as many free workers as it takes, starting workers while
+/// the pool may grow (on the CPU), until the next run has to wait.
 fn dispatch(lab: Lab) {
     loop {
-        let free = POOL.with(|p| {
+        let (wanted, free, up) = POOL.with(|p| {
             let pool = p.borrow();
-            let free = pool.slots.iter().position(|s| s.running.is_none());
-            (pool.queue.is_empty(), free, pool.slots.len())
+            let free: Vec<usize> = (0..pool.slots.len()).filter(|&i| pool.slots[i].running.is_none()).collect();
+            (pool.queue.front().map(|q| q.workers), free, pool.slots.len())
         });
-        let slot = match free {
-            (true, _, _) => break,
-            (false, Some(slot), _) => slot,
-            (false, None, up) if up < lab.pool_size.get_untracked() && !on_gpu(lab) => match add_worker(lab) {
-                Ok(slot) => slot,
+        let Some(wanted) = wanted else { break };
+        let mut free = free;
+        // On WebGPU the lead trains alone, a data-parallel run too.
+        let wanted = if on_gpu(lab) { 1 } else { wanted };
+        let mut up = up;
+        while free.len() < wanted && up < lab.pool_size.get_untracked() && !on_gpu(lab) {
+            match add_worker(lab) {
+                Ok(slot) => free.push(slot),
                 Err(e) => {
                     lab.error(e);
                     break;
                 }
-            },
-            _ => break,
-        };
+            }
+            up += 1;
+        }
+        if free.len() < wanted {
+            break;
+        }
         POOL.with(|p| {
             let mut pool = p.borrow_mut();
-            let (run_id, origin, message) = pool.queue.pop_front().expect("a queued run");
-            let slot = &mut pool.slots[slot];
-            slot.running = Some((run_id, origin));
-            slot.deliver(message);
+            let Queued { run_id, origin, config, .. } = pool.queue.pop_front().expect("a queued run");
+            if wanted > 1 {
+                pool.replicated.insert(run_id, wanted);
+            }
+            for (index, &slot) in free[..wanted].iter().enumerate() {
+                let replica = (wanted > 1).then_some(Share { index, count: wanted });
+                let message = ToWorker::Train { run_id, origin, config: config.clone(), replica };
+                pool.slots[slot].running = Some(Running { run_id, origin, replica: index });
+                pool.slots[slot].deliver(encode(&message));
+            }
         });
     }
     status(lab);
+}
+
+/// Keeps replica `replica`'s gradients for a step; once every replica's are in, sends each the
+/// sum, added in replica order (the same bits everywhere, whatever order they arrived in).
+fn gradients(run_id: u32, replica: usize, step: usize, values: Vec<f32>) {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let Some(&count) = pool.replicated.get(&run_id) else { return };
+        let handed = pool.handed.entry((run_id, step)).or_insert_with(|| vec![None; count]);
+        handed[replica] = Some(values);
+        if handed.iter().any(Option::is_none) {
+            return;
+        }
+        let handed = pool.handed.remove(&(run_id, step)).expect("just checked");
+        let mut parts = handed.into_iter().flatten();
+        let mut sum = parts.next().expect("at least one replica");
+        for part in parts {
+            sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+        }
+        let message = encode(&ToWorker::Summed { run_id, step, values: Some(f32_bytes(&sum).into()) });
+        for slot in pool.slots.iter_mut().filter(|s| s.running.is_some_and(|r| r.run_id == run_id)) {
+            slot.deliver(message.clone());
+        }
+    });
 }
 
 fn on_gpu(lab: Lab) -> bool {
@@ -251,7 +333,28 @@ fn on_gpu(lab: Lab) -> bool {
 /// are dropped (their errors are told); runs and downloads from every worker go to the page.
 fn received(lab: Lab, index: usize, message: FromWorker) {
     let lead = index == 0;
+    let running = POOL.with(|p| p.borrow().slots.get(index).and_then(|s| s.running));
+    // A replica other than the first only trains: the first answers for the run.
+    let replica = running.map_or(0, |r| r.replica);
     match &message {
+        FromWorker::Gradients { run_id, step, values } => return gradients(*run_id, replica, *step, bytes_f32(values)),
+        FromWorker::Run { .. } if replica > 0 => return,
+        FromWorker::RunFailed { run_id, .. } => {
+            // The run's other replicas stop waiting; the first failure is the one told.
+            let told = POOL.with(|p| {
+                let mut pool = p.borrow_mut();
+                if pool.replicated.contains_key(run_id) {
+                    end_replicas(&mut pool, *run_id);
+                    pool.failed.insert(*run_id);
+                    false
+                } else {
+                    pool.failed.contains(run_id)
+                }
+            });
+            if told {
+                return;
+            }
+        }
         FromWorker::Alive => {
             let held = POOL.with(|p| p.borrow_mut().slots.get_mut(index).and_then(|s| s.pending.take()));
             POOL.with(|p| {
@@ -272,9 +375,11 @@ fn received(lab: Lab, index: usize, message: FromWorker) {
             POOL.with(|p| p.borrow_mut().data = Some(message));
         }
         FromWorker::Run { run_id, event: TrainEvent::Finished { .. } } => POOL.with(|p| {
-            if let Some(slot) = p.borrow_mut().slots.get_mut(index) {
-                if let Some((_, origin)) = slot.running.filter(|(id, _)| id == run_id) {
-                    slot.trained.insert(origin, *run_id);
+            let mut pool = p.borrow_mut();
+            pool.replicated.remove(run_id);
+            if let Some(slot) = pool.slots.get_mut(index) {
+                if let Some(running) = slot.running.filter(|r| r.run_id == *run_id) {
+                    slot.trained.insert(running.origin, *run_id);
                 }
             }
         }),
@@ -327,7 +432,7 @@ fn shrink_to_lead(lab: Lab) {
     });
     for slot in followers {
         slot.worker.terminate();
-        if let Some((run_id, _)) = slot.running {
+        if let Some(Running { run_id, .. }) = slot.running {
             let message = "the backend became WebGPU, where one worker trains; run it again".to_string();
             lab.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu: false });
         }

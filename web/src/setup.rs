@@ -109,37 +109,46 @@ fn Backend() -> impl IntoView {
         (true, Some(b)) => format!("CPU (wasm, SIMD){}", b.note.map(|n| format!(" · {n}")).unwrap_or_default()),
     };
     view! {
-        <div class="field">
-            <span class="label">"Backend"</span>
-            <span data-testid="backend-status" aria-live="polite">{status}</span>
-            <label class="inline">
-                <input type="checkbox" data-testid="force-cpu"
-                    prop:checked=move || lab.backend_choice.get() == BackendChoice::Cpu disabled=move || lab.busy()
-                    on:change=move |ev| choose(if event_target_checked(&ev) { BackendChoice::Cpu } else { BackendChoice::Auto })/>
-                " force CPU"
-            </label>
-            <label class="inline" title="a software adapter (no GPU driver, or a headless browser) computes on the CPU, slower than the CPU backend">
-                <input type="checkbox" data-testid="software-gpu"
-                    prop:checked=move || lab.backend_choice.get() == BackendChoice::AnyGpu disabled=move || lab.busy()
-                    on:change=move |ev| choose(if event_target_checked(&ev) { BackendChoice::AnyGpu } else { BackendChoice::Auto })/>
-                " use a software GPU"
-            </label>
-        </div>
-        <div class="field">
-            <label title="each worker trains one run at a time on one core; on WebGPU one worker trains">
-                "Workers "
-                <input type="number" min="1" max="16" data-testid="pool-size" prop:value=move || lab.pool_size.get().to_string()
-                    on:change=move |ev| {
-                        if let Ok(n @ 1..=16) = event_target_value(&ev).parse::<usize>() {
-                            lab.pool_size.set(n);
-                        }
-                    }/>
-            </label>
-            <span data-testid="pool-status" data-up=move || lab.pool.get().up.to_string() data-busy=move || lab.pool.get().busy.to_string()>
-                {move || pool_line(lab.pool.get())}
-            </span>
-        </div>
-    }
+           <div class="field">
+               <span class="label">"Backend"</span>
+               <span data-testid="backend-status" aria-live="polite">{status}</span>
+               <label class="inline">
+                   <input type="checkbox" data-testid="force-cpu"
+                       prop:checked=move || lab.backend_choice.get() == BackendChoice::Cpu disabled=move || lab.busy()
+                       on:change=move |ev| choose(if event_target_checked(&ev) { BackendChoice::Cpu } else { BackendChoice::Auto })/>
+                   " force CPU"
+               </label>
+               <label class="inline" title="a software adapter (no GPU driver, or a headless browser) computes on the CPU, slower than the CPU backend">
+                   <input type="checkbox" data-testid="software-gpu"
+                       prop:checked=move || lab.backend_choice.get() == BackendChoice::AnyGpu disabled=move || lab.busy()
+                       on:change=move |ev| choose(if event_target_checked(&ev) { BackendChoice::AnyGpu } else { BackendChoice::Auto })/>
+                   " use a software GPU"
+               </label>
+           </div>
+           <div class="field">
+               <label title="each worker trains one run at a time on one core; on WebGPU one worker trains">
+                   "Workers "
+                   <input type="number" min="1" max="16" data-testid="pool-size" prop:value=move || lab.pool_size.get().to_string()
+                       on:change=move |ev| {
+                           if let Ok(n @ 1..=16) = event_target_value(&ev).parse::<usize>() {
+                               lab.pool_size.set(n);
+                           }
+                       }/>
+               </label>
+    <label title="one run on several workers: each takes a share of every batch and they add their gradients; only the trainable parameters' gradients travel, so a frozen model exchanges little">
+                   " per run "
+                   <input type="number" min="1" max="16" data-testid="hp-workers" prop:value=move || lab.run_workers.get().to_string()
+                       on:change=move |ev| {
+                           if let Ok(n @ 1..=16) = event_target_value(&ev).parse::<usize>() {
+                               lab.run_workers.set(n);
+                           }
+                       }/>
+               </label>
+               <span data-testid="pool-status" data-up=move || lab.pool.get().up.to_string() data-busy=move || lab.pool.get().busy.to_string()>
+                   {move || pool_line(lab.pool.get())}
+               </span>
+           </div>
+       }
 }
 
 /// "2 workers up, 1 training, 1 waiting · 310 MB of wasm heap".

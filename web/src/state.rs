@@ -183,6 +183,13 @@ pub struct RunView {
     /// Training examples per second: so far, then the run's.
     #[serde(default)]
     pub examples_per_second: f64,
+    /// Workers the run trains on (data-parallel when more than one).
+    #[serde(default = "one")]
+    pub workers: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunView {
@@ -216,6 +223,7 @@ impl RunView {
             baseline: None,
             step_seconds: Vec::new(),
             examples_per_second: 0.0,
+            workers: 1,
         }
     }
 
@@ -311,6 +319,8 @@ pub struct Lab {
     pub pool: RwSignal<PoolStatus>,
     /// The most workers the pool may start (runs trained at once on the CPU).
     pub pool_size: RwSignal<usize>,
+    /// Workers one run may use (data-parallel); 1: a run trains on one worker.
+    pub run_workers: RwSignal<usize>,
     /// A link's set-up whose freeze plans wait for the model to load.
     pub shared: RwSignal<Option<Shared>>,
     /// Presentation mode: advanced controls hidden, charts larger.
@@ -351,6 +361,7 @@ impl Lab {
             predictions: RwSignal::new(None),
             pool: RwSignal::new(PoolStatus::default()),
             pool_size: RwSignal::new(crate::pool::default_size()),
+            run_workers: RwSignal::new(1),
             shared: RwSignal::new(None),
             presenting: RwSignal::new(false),
             race: RwSignal::new(false),
@@ -469,8 +480,8 @@ impl Lab {
                 Some((asked, shown)) if *asked == text => shown.extend(results),
                 _ => *p = Some((text, results)),
             }),
-            // The pool keeps each worker's figures.
-            FromWorker::Handled { .. } => {}
+            // The pool keeps each worker's figures and adds the replicas' gradients.
+            FromWorker::Handled { .. } | FromWorker::Gradients { .. } => {}
             FromWorker::Error { context, message } => {
                 match context {
                     Request::Model => self.model_busy.set(false),

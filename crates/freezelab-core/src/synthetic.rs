@@ -74,7 +74,11 @@ pub const PROBE_TEXTS: [&str; 4] = ["the movie was great", "a bad dark day", "lo
 /// The three files of a random model over the synthetic vocabulary: config.json, safetensors
 /// weights (seeded) and tokenizer.json.
 pub fn model_files(hidden: usize, layers: usize, heads: usize, seed: u64) -> (Vec<u8>, Vec<u8>, String) {
-    let config = config(hidden, layers, heads);
-    let weights = crate::weights::random_checkpoint(&config, seed);
-    (serde_json::to_vec(&config).expect("config serialises"), weights, tokenizer_json())
+    files_of(&config(hidden, layers, heads), seed)
+}
+
+/// [`model_files`] of any config over the synthetic vocabulary (e.g. one without dropout).
+pub fn files_of(config: &BertConfig, seed: u64) -> (Vec<u8>, Vec<u8>, String) {
+    let weights = crate::weights::random_checkpoint(config, seed);
+    (serde_json::to_vec(config).expect("config serialises"), weights, tokenizer_json())
 }

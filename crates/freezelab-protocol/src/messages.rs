@@ -87,6 +87,23 @@ impl From<Origin> for OriginName {
     }
 }
 
+/// One replica of a data-parallel run: `index` of `count` workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub index: usize,
+    pub count: usize,
+}
+
+/// f32 values as the little-endian bytes gradients travel in.
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// [`f32_bytes`] back to values.
+pub fn bytes_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
 /// Which backend the user asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,10 +140,20 @@ pub enum ToWorker {
         source: DataSource,
         share: bool,
     },
+    /// A run, or one replica of a data-parallel run (`replica`: which of how many workers).
     Train {
         run_id: u32,
         origin: Origin,
         config: TrainConfig,
+        #[serde(default)]
+        replica: Option<Share>,
+    },
+    /// The replicas' gradients for `step` of a data-parallel run, summed (f32, little-endian);
+    /// `None`: the run ends (stopped, or another replica failed).
+    Summed {
+        run_id: u32,
+        step: usize,
+        values: Option<serde_bytes::ByteBuf>,
     },
     Stop,
     /// Classify a text with the models of these runs, each shown in its column (a run this
@@ -172,6 +199,13 @@ pub enum FromWorker {
     Run {
         run_id: u32,
         event: TrainEvent,
+    },
+    /// A data-parallel replica's gradients (and weighted loss, last) for `step`, f32
+    /// little-endian: only trainable parameters, so a frozen model sends little.
+    Gradients {
+        run_id: u32,
+        step: usize,
+        values: serde_bytes::ByteBuf,
     },
     /// A run ended with an error; `retry_on_cpu` when the GPU was the cause.
     RunFailed {
@@ -226,7 +260,7 @@ impl Request {
             ToWorker::LoadModel { .. } => Request::Model,
             ToWorker::Inspect { .. } => Request::Upload,
             ToWorker::LoadDataset { .. } => Request::Dataset,
-            ToWorker::Train { .. } => Request::Train,
+            ToWorker::Train { .. } | ToWorker::Summed { .. } => Request::Train,
             ToWorker::Stop => Request::Stop,
             ToWorker::Predict { .. } => Request::TryIt,
             ToWorker::Export { .. } => Request::Download,

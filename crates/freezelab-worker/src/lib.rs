@@ -11,6 +11,7 @@ mod fetch;
 mod host;
 pub mod outbox;
 mod probe;
+pub mod replica;
 pub mod session;
 mod shelf;
 pub mod worker;

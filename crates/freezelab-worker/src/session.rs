@@ -9,13 +9,16 @@ use burn::tensor::Device;
 use freezelab_core::cache::CacheKey;
 use freezelab_core::drift;
 use freezelab_core::loaded::LoadedModel;
-use freezelab_core::train::{self, Host, RunContext, TrainConfig, TrainEvent};
-use freezelab_protocol::messages::{BackendChoice, BackendInfo, BackendKind, FromWorker, Origin, Request, ToWorker};
+use freezelab_core::train::{self, Host, Replica, RunContext, TrainConfig, TrainEvent};
+use freezelab_protocol::messages::{
+    BackendChoice, BackendInfo, BackendKind, FromWorker, Origin, Request, Share, ToWorker,
+};
 
 use crate::assets::{self, Assets};
 use crate::host::{heap_bytes, WorkerHost};
 use crate::outbox::post;
 use crate::probe;
+use crate::replica::{self, PoolReducer};
 use crate::shelf::{Shelf, Trained};
 
 pub struct Session {
@@ -33,6 +36,10 @@ impl Session {
     /// `arrived_in`: the stop generation when the message arrived.
     pub async fn handle(&mut self, message: ToWorker, arrived_in: u32) {
         let context = Request::of(&message);
+        if let ToWorker::Summed { run_id, step, values } = message {
+            // The message loop delivers these at once; here for callers that drive a session.
+            return replica::deliver(run_id, step, values.map(|v| v.into_vec()));
+        }
         let answer = match message {
             ToWorker::Start { choice } => Ok(Some(self.start(choice).await)),
             ToWorker::LoadModel { source, share } => match self.device() {
@@ -52,10 +59,11 @@ impl Session {
                 .map(|(info, shared)| Some(FromWorker::DatasetLoaded { info, shared })),
             // A run queued before a Stop is dropped; the page already shows it stopped.
             ToWorker::Train { .. } if arrived_in != self.generation.get() => Ok(None),
-            ToWorker::Train { run_id, origin, config } => {
-                self.train(run_id, origin, config, arrived_in).await;
+            ToWorker::Train { run_id, origin, config, replica } => {
+                self.train(run_id, origin, config, replica, arrived_in).await;
                 Ok(None)
             }
+            ToWorker::Summed { .. } => Ok(None),
             ToWorker::Stop => Ok(None),
             ToWorker::Predict { text, runs } => {
                 self.shelf.predict(&text, &runs).await.map(|results| Some(FromWorker::Predictions { text, results }))
@@ -87,8 +95,16 @@ impl Session {
     }
 
     /// Trains a fresh copy of the model (events go to the page as the run goes), then measures
-    /// its drift and shelves it for whoever asked.
-    async fn train(&mut self, run_id: u32, origin: Origin, config: TrainConfig, requested_in: u32) {
+    /// its drift and shelves it for whoever asked. A data-parallel replica other than the
+    /// first only trains: the first holds the same model and answers for the run.
+    async fn train(
+        &mut self,
+        run_id: u32,
+        origin: Origin,
+        config: TrainConfig,
+        share: Option<Share>,
+        requested_in: u32,
+    ) {
         let fail = |message: String, retry_on_cpu: bool| {
             post(&FromWorker::RunFailed { run_id, message, retry_on_cpu });
         };
@@ -105,6 +121,7 @@ impl Session {
         };
         let key = CacheKey { model: model.content.clone(), dataset: data.content.clone(), freeze_line: 0, max_len: 0 };
         let mut host = WorkerHost { run_id, generation: self.generation.clone(), requested_in };
+        let mut reducer = PoolReducer { run_id };
         let ctx = RunContext {
             config: &fresh.config,
             tokenizer: &fresh.tokenizer,
@@ -113,9 +130,10 @@ impl Session {
             cache_key: key,
             cache,
             host: &mut host,
-            replica: None,
+            replica: share.map(|s| Replica { index: s.index, count: s.count, reducer: &mut reducer }),
         };
         match train::train(fresh.classifier, ctx).await {
+            Ok(_) if share.is_some_and(|s| s.index > 0) => {}
             Ok((classifier, _summary)) => {
                 // How far each block moved, against the checkpoint bytes held here.
                 let texts: Vec<&str> = data.dataset.validation.iter().map(|(t, _)| t.as_str()).collect();

@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::MessageEvent;
 
 use crate::outbox::{post, scope};
+use crate::replica;
 use crate::session::Session;
 
 pub fn start() {
@@ -23,6 +24,10 @@ pub fn start() {
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
                 Ok(ToWorker::Stop) => generation.set(generation.get().wrapping_add(1)),
+                // A replica waits for this inside its Train request: it cannot queue behind it.
+                Ok(ToWorker::Summed { run_id, step, values }) => {
+                    replica::deliver(run_id, step, values.map(|v| v.into_vec()))
+                }
                 Ok(message) => {
                     let _ = sender.unbounded_send((message, generation.get()));
                 }

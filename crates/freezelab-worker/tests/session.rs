@@ -16,6 +16,7 @@ use freezelab_protocol::messages::{
 use freezelab_protocol::run::{RunSummary, TrainEvent};
 use freezelab_worker::outbox::{divert_posts, take_posted};
 use freezelab_worker::session::Session;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
@@ -72,7 +73,7 @@ fn train(run_id: u32, cache: bool) -> ToWorker {
         cache,
         ..TrainConfig::default()
     };
-    ToWorker::Train { run_id, origin: Column::B.into(), config }
+    ToWorker::Train { run_id, origin: Column::B.into(), config, replica: None }
 }
 
 /// A session on the CPU backend with the hidden-16 model and the CSV loaded.
@@ -232,4 +233,113 @@ fn model_shared() -> ToWorker {
         ToWorker::LoadModel { source, .. } => ToWorker::LoadModel { source, share: true },
         _ => unreachable!(),
     }
+}
+
+/// A data-parallel run on two workers (two sessions here; the test adds their gradients as the
+/// page's pool does) follows the same run on one worker: the loss after each of its 12 steps
+/// within 1e-4, and the same validation loss. The model has no dropout, so neither run draws
+/// anything at random.
+#[wasm_bindgen_test]
+async fn a_run_on_two_workers_follows_the_run_on_one() {
+    use freezelab_protocol::messages::{bytes_f32, f32_bytes, Share};
+    divert_posts();
+    let mut config = synthetic::config(16, 2, 2);
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    let (config, weights, tokenizer) = synthetic::files_of(&config, 7);
+    let load = || ToWorker::LoadModel {
+        source: ModelSource::Files {
+            config: file("config.json", &config),
+            weights: file("model.safetensors", &weights),
+            tokenizer: file("tokenizer.json", tokenizer.as_bytes()),
+        },
+        share: false,
+    };
+    let mut sessions: Vec<Session> = Vec::new();
+    for _ in 0..3 {
+        let mut session = Session::new(Rc::new(Cell::new(0)));
+        for message in [ToWorker::Start { choice: BackendChoice::Cpu }, load(), data("label")] {
+            session.handle(message, 0).await;
+        }
+        sessions.push(session);
+    }
+    let errors: Vec<FromWorker> = take_posted().into_iter().filter(|m| matches!(m, FromWorker::Error { .. })).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let train = |run_id: u32, replica: Option<Share>| match train(run_id, false) {
+        ToWorker::Train { config, .. } => ToWorker::Train {
+            run_id,
+            origin: Column::A.into(),
+            config: TrainConfig { freeze: FreezePlan::none(2), epochs: 3, ..config },
+            replica,
+        },
+        _ => unreachable!(),
+    };
+    let (alone, pair) = sessions.split_at_mut(1);
+    alone[0].handle(train(1, None), 0).await;
+    let losses = |posted: &[FromWorker], run: u32| -> Vec<f64> {
+        posted
+            .iter()
+            .filter_map(|m| match m {
+                FromWorker::Run { run_id, event: TrainEvent::Step { loss, .. } } if *run_id == run => Some(*loss),
+                _ => None,
+            })
+            .collect()
+    };
+    let posted = take_posted();
+    let (one, one_summary) = (losses(&posted, 1), finished(&posted).remove(0).1);
+    // The page's part: add the two replicas' gradients of each step, send the sum to both.
+    let mut kept = Vec::new();
+    let page = async {
+        let mut handed: std::collections::HashMap<usize, Vec<f32>> = std::collections::HashMap::new();
+        while finished(&kept).len() < 2 {
+            tick().await;
+            for message in take_posted() {
+                if let FromWorker::Gradients { run_id: 2, step, values } = &message {
+                    let values = bytes_f32(values);
+                    match handed.remove(step) {
+                        None => drop(handed.insert(*step, values)),
+                        // Two terms: their sum is the same in either order.
+                        Some(first) => {
+                            let sum: Vec<f32> = first.iter().zip(&values).map(|(a, b)| a + b).collect();
+                            for _ in 0..2 {
+                                freezelab_worker::replica::deliver(2, *step, Some(f32_bytes(&sum)));
+                            }
+                        }
+                    }
+                }
+                kept.push(message);
+            }
+        }
+    };
+    let [a, b] = pair else { unreachable!() };
+    let replicas = futures_util::future::join3(
+        a.handle(train(2, Some(Share { index: 0, count: 2 })), 0),
+        b.handle(train(2, Some(Share { index: 1, count: 2 })), 0),
+        page,
+    );
+    replicas.await;
+    let two = losses(&kept, 2);
+    assert!(one.len() >= 10 && two.len() == 2 * one.len(), "{} and {} steps", one.len(), two.len());
+    // Each replica reports every step: the two curves interleave.
+    for (step, (a, b)) in one.iter().zip(two.iter().step_by(2)).enumerate() {
+        assert!((a - b).abs() < 1e-4, "step {step}: one worker {a}, two workers {b}");
+    }
+    let summaries = finished(&kept);
+    for (_, summary) in &summaries {
+        assert!(
+            (summary.val_loss - one_summary.val_loss).abs() < 1e-4,
+            "{} vs {}",
+            summary.val_loss,
+            one_summary.val_loss
+        );
+    }
+}
+
+/// A fresh macrotask, after queued work has run.
+async fn tick() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        scope.set_timeout_with_callback(&resolve).unwrap();
+    });
+    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
 }
