@@ -98,7 +98,8 @@ thread_local! {
 }
 
 fn encode(message: &ToWorker) -> JsValue {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    // Summed gradients (bytes) go as a typed array, not an array of numbers.
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
     serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise")
 }
 

@@ -201,6 +201,23 @@ pub fn demo_budget() -> Result<serde_json::Value> {
     Ok(serde_json::from_str(line)?)
 }
 
+/// One run training everything in the page's workers, on 1 and on `workers` workers, timed in
+/// headless Chromium (tests/e2e/page-bench.mjs): the `PAGEBENCH {json}` line it printed.
+pub fn page_bench(workers: usize) -> Result<serde_json::Value> {
+    let _server = serve_for_scripts()?;
+    let output = Command::new("node")
+        .args(["page-bench.mjs", &format!("http://127.0.0.1:{E2E_PORT}/"), &workers.to_string()])
+        .current_dir(e2e_dir())
+        .output()
+        .context("running node")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("the page bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let line = stdout.lines().find_map(|l| l.strip_prefix("PAGEBENCH ")).context("no PAGEBENCH line")?;
+    Ok(serde_json::from_str(line)?)
+}
+
 /// Serves the release page and drives it with Playwright (tests/e2e). Returns the (passed,
 /// failed) checks; screenshots land in the target folder's `e2e-screenshots`.
 pub fn end_to_end() -> Result<Tally> {

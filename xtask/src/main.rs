@@ -50,6 +50,13 @@ enum Command {
         /// Python with torch and transformers (default: python3).
         #[arg(long, env = "FREEZELAB_PYTHON", default_value = "python3")]
         python: String,
+        /// Only the page: one run on 1 and on K workers in headless Chromium beside the native
+        /// CLI on the same settings.
+        #[arg(long)]
+        browser: bool,
+        /// Workers of the data-parallel page run (with --browser).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
     },
 }
 
@@ -59,7 +66,8 @@ fn main() -> Result<()> {
         Command::Test => tasks::test(),
         Command::Serve { port } => browser::serve(port),
         Command::Demo => tasks::demo(),
-        Command::Bench { steps, python } => tasks::bench(steps, &python),
+        Command::Bench { browser: true, workers, .. } => tasks::page_bench(workers),
+        Command::Bench { steps, python, .. } => tasks::bench(steps, &python),
         Command::Reference { seeds, python } => tasks::reference(seeds, &python),
     }
 }

@@ -330,6 +330,66 @@ pub fn bench(steps: usize, python: &str) -> Result<()> {
     browser_rows(&model)
 }
 
+/// The page's workers against the native CLI on the same run (train all, SpamAssassin, the
+/// settings page-bench.mjs uses): one worker, `workers` workers (data-parallel), and native
+/// with all its threads, with the ratios; and how long the engine takes to start.
+pub fn page_bench(workers: usize) -> Result<()> {
+    assets::prepare()?;
+    let root = assets::root();
+    let page = browser::page_bench(workers)?;
+    let settings = &page["settings"];
+    let arg = |key: &str| settings[key].as_u64().unwrap_or(0).to_string();
+    let out = target_dir()?.join("bench-native-run.json");
+    step(Command::new(freezelab_binary()?).current_dir(&root).args([
+        "train",
+        "--model",
+        "static/models/minilm-l6",
+        "--static",
+        "static",
+        "--data",
+        "spam",
+        "--freeze",
+        "none",
+        "--train-size",
+        &arg("train_size"),
+        "--eval-size",
+        &arg("eval_size"),
+        "--epochs",
+        &arg("epochs"),
+        "--max-len",
+        &arg("max_len"),
+        "--batch",
+        &arg("batch"),
+        "--seed",
+        "0",
+        "--out",
+        out.to_str().context("path")?,
+    ]))?;
+    let native: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
+    let native = ex_s(&native);
+    let rows = page["rows"].as_array().context("no rows")?;
+    let one = rows.first().map(ex_s).unwrap_or(0.0);
+    println!(
+        "\none run, train all, SpamAssassin {settings}, {} cores:\n{:>24} {:>8} {:>12} {:>10}",
+        page["cores"], "", "ex/s", "vs 1 worker", "vs native"
+    );
+    for row in rows {
+        let label = format!("page, {} worker(s)", row["workers"]);
+        println!(
+            "{label:>24} {:>8.2} {:>12.2} {:>10.2}",
+            ex_s(row),
+            ex_s(row) / one.max(1e-12),
+            ex_s(row) / native.max(1e-12)
+        );
+    }
+    println!("{:>24} {native:>8.2} {:>12.2} {:>10.2}", "native, all threads", native / one.max(1e-12), 1.0);
+    println!(
+        "engine ready (worker compiled, backend chosen): {:.1} s after the page load",
+        page["engine_ready_seconds"].as_f64().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
 /// `ex/s` of a `freezelab bench` result, or 0.
 fn ex_s(row: &serde_json::Value) -> f64 {
     row["examples_per_second"].as_f64().unwrap_or(0.0)

@@ -32,7 +32,8 @@ pub fn post(message: &FromWorker) {
     if kept {
         return;
     }
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    // Gradients (bytes) go as a typed array, not an array of numbers.
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
     let value = serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise");
     // A closed page has no one to tell.
     let _ = scope().post_message(&value);
