@@ -309,7 +309,7 @@ fn RunPanel(column: Column) -> impl IntoView {
                     <button data-testid=format!("retry-cpu-{name}") on:click=move |_| {
                         lab.backend_choice.set(BackendChoice::Cpu);
                         pool::send(&ToWorker::Start { choice: BackendChoice::Cpu });
-                        crate::app::train(lab, column);
+                        crate::actions::train(lab, column);
                     }>"Retry on CPU"</button>
                 }.into_any()),
                 RunStatus::Done => Some(export::model_button(r.id, r.model_bytes, format!("download-model-{name}")).into_any()),

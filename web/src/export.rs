@@ -7,6 +7,7 @@ use freezelab_protocol::messages::{Column, ToWorker};
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
+use crate::download;
 use crate::state::{Lab, RunStatus, RunView};
 
 pub const CSV_HEADER: [&str; 16] = [
@@ -97,7 +98,7 @@ fn text_blob(text: &str, mime: &str) -> Result<web_sys::Blob, wasm_bindgen::JsVa
 pub fn download(name: &str, mime: &str, text: &str) {
     let Ok(blob) = text_blob(text, mime) else { return };
     let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
-    download_url(name, &url);
+    download::url(name, &url);
     let _ = web_sys::Url::revoke_object_url(&url);
 }
 
@@ -134,7 +135,7 @@ pub fn download_png(lab: Lab, name: String, svg: String) {
                 canvas.get_context("2d")?.ok_or("no 2d canvas")?.unchecked_into();
             context.scale(2.0, 2.0)?;
             context.draw_image_with_html_image_element(&image, 0.0, 0.0)?;
-            download_url(&name, &canvas.to_data_url_with_type("image/png")?);
+            download::url(&name, &canvas.to_data_url_with_type("image/png")?);
             Ok::<(), wasm_bindgen::JsValue>(())
         }
         .await;
@@ -142,16 +143,4 @@ pub fn download_png(lab: Lab, name: String, svg: String) {
             lab.error(format!("{name}: the chart could not be drawn as PNG ({e:?})"));
         }
     });
-}
-
-/// Saves what `url` (same-origin or `blob:`) holds as a file named `name`.
-pub fn download_url(name: &str, url: &str) {
-    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-        if let Ok(a) = document.create_element("a") {
-            let a: web_sys::HtmlAnchorElement = a.unchecked_into();
-            a.set_href(url);
-            a.set_download(name);
-            a.click();
-        }
-    }
 }

@@ -3,15 +3,19 @@
 //! message or from `freezelab_protocol` (the computed memory of a plan). It never links Burn.
 #![cfg(target_arch = "wasm32")]
 
+pub mod actions;
 pub mod app;
 pub mod charts;
 pub mod column;
+pub mod download;
 pub mod export;
 pub mod format;
 pub mod history;
+pub mod hyper;
 pub mod manifest;
 pub mod memory_bar;
 pub mod pool;
+pub mod run;
 pub mod runs;
 pub mod setup;
 pub mod share;

@@ -23,17 +23,11 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 
+use crate::download;
 use crate::state::{Lab, PoolStatus, RunStatus};
 
 /// Trunk writes this loader next to the worker's wasm (web/index.html, data-loader-shim).
 const WORKER_SCRIPT: &str = "./freezelab-worker_loader.js";
-
-/// The default pool: every core but the page's, at least two (a run each for A and B) and at
-/// most four (each worker holds its own copy of the model and its training state).
-pub fn default_size() -> usize {
-    let cores = web_sys::window().map_or(2.0, |w| w.navigator().hardware_concurrency()) as usize;
-    cores.saturating_sub(1).clamp(2, 4)
-}
 
 struct Slot {
     worker: Worker,
@@ -91,6 +85,9 @@ struct Pool {
     start: Option<ToWorker>,
     model: Option<ToWorker>,
     data: Option<ToWorker>,
+    /// The page's own model and data requests, replayed when the workers are replaced (the
+    /// shared bytes died with the lead).
+    asked: [Option<ToWorker>; 2],
 }
 
 thread_local! {
@@ -143,19 +140,22 @@ fn add_worker(lab: Lab) -> Result<usize, String> {
 }
 
 /// A worker died (a panic, a lost device): every worker goes, runs they had are failed,
-/// finished runs stay, and the lead starts again with the same backend choice and the page's
-/// model and data. One that never started is not retried in a loop.
+/// finished runs stay, and the lead starts again with the same backend choice, model and data
+/// (uploads included: their `blob:` URLs live as long as the page). One that never started is
+/// not retried in a loop.
 fn lost(lab: Lab) {
     let was_alive = lab.worker_alive.get_untracked();
     lab.worker_lost();
-    let start = POOL.with(|p| {
+    let (start, asked) = POOL.with(|p| {
         let mut pool = p.borrow_mut();
         for slot in pool.slots.drain(..) {
             slot.worker.terminate();
         }
         pool.queue.clear();
+        pool.replicated.clear();
+        pool.handed.clear();
         (pool.model.take(), pool.data.take());
-        pool.start.clone()
+        (pool.start.clone(), pool.asked.clone())
     });
     if !was_alive {
         status(lab);
@@ -163,11 +163,8 @@ fn lost(lab: Lab) {
     }
     lab.error("a training worker stopped with an error; the workers were restarted and finished runs are kept".into());
     spawn(lab);
-    if let Some(start) = start {
-        send(&start);
-    }
-    if let Some(manifest) = lab.manifest.get_untracked() {
-        crate::setup::load_defaults(lab, &manifest);
+    for message in std::iter::once(start).chain(asked).flatten() {
+        send(&message);
     }
 }
 
@@ -188,12 +185,20 @@ pub fn send(message: &ToWorker) {
         }),
         ToWorker::LoadModel { source, .. } => {
             let message = ToWorker::LoadModel { source, share };
-            POOL.with(|p| p.borrow_mut().model = Some(message.clone()));
+            POOL.with(|p| {
+                let mut pool = p.borrow_mut();
+                pool.model = Some(message.clone());
+                pool.asked[0] = Some(message.clone());
+            });
             to_lead(&message);
         }
         ToWorker::LoadDataset { source, .. } => {
             let message = ToWorker::LoadDataset { source, share };
-            POOL.with(|p| p.borrow_mut().data = Some(message.clone()));
+            POOL.with(|p| {
+                let mut pool = p.borrow_mut();
+                pool.data = Some(message.clone());
+                pool.asked[1] = Some(message.clone());
+            });
             to_lead(&message);
         }
         ToWorker::Inspect { .. } => to_lead(message),
@@ -407,6 +412,9 @@ fn received(lab: Lab, index: usize, message: FromWorker) {
                 | FromWorker::Exported { .. }
                 | FromWorker::Error { context: Request::Train | Request::TryIt | Request::Download, .. }
         );
+    if let FromWorker::Exported { file, .. } = &message {
+        download::url(&file.name, &file.url);
+    }
     match message {
         _ if for_the_page => lab.apply(message),
         FromWorker::Error { context, message } => {

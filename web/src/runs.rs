@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::state::RunView;
+use crate::run::RunView;
 
 /// A run's place in the list: its id (which never changes) and its signal. `Arc` signals are not
 /// owned by the component that happened to create them, so a run outlives any view.

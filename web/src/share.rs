@@ -3,10 +3,9 @@
 //! rewritten as the user changes them, so a link restores the exact set-up.
 
 use freezelab_protocol::freeze::FreezePlan;
-use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::state::{Hyper, Lab};
+use crate::hyper::Hyper;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shared {
@@ -29,27 +28,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The set-up now, if a model and dataset are loaded.
-    pub fn of(lab: Lab) -> Option<Shared> {
-        let (model, data) = (lab.model.get()?, lab.dataset.get()?);
-        let h = lab.hyper.get();
-        Some(Shared {
-            model: model.name,
-            data: data.name,
-            train: h.train_size,
-            eval: h.eval_size,
-            epochs: h.epochs,
-            batch: h.batch_size,
-            len: h.max_len,
-            lr: h.lr,
-            seed: h.seed,
-            cache: h.cache,
-            plan_a: lab.plan_a.get().label(),
-            plan_b: lab.plan_b.get().label(),
-            present: lab.presenting.get(),
-        })
-    }
-
     pub fn encode(&self) -> String {
         serde_urlencoded::to_string(self).unwrap_or_default()
     }

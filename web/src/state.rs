@@ -3,265 +3,25 @@
 //! Each run has a signal of its own (`runs`), so a training step reaches only what shows that run.
 
 use freezelab_protocol::freeze::FreezePlan;
-use freezelab_protocol::memory::{self, ComputedMemory, Kernels};
+use freezelab_protocol::memory::Kernels;
 use freezelab_protocol::messages::{
-    BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Origin,
-    Prediction, Request, UserFile,
+    BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction,
+    Request, UserFile,
 };
-use freezelab_protocol::metrics::Baseline;
-use freezelab_protocol::run::{RunSummary, TrainConfig, TrainEvent};
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
 
+pub use crate::hyper::{Hyper, CACHE_LIMIT_BYTES, INTERIM_EVAL_EXAMPLES};
 use crate::manifest::Manifest;
+use crate::run::apply_event;
+pub use crate::run::{RunStatus, RunView, IMPORTED};
 use crate::runs::Runs;
 use crate::share::Shared;
 
-/// The prefix cache's limit in the tab: a wasm32 heap holds at most 4 GiB, shared with the
-/// model, its gradients and the optimizer.
-pub const CACHE_LIMIT_BYTES: u64 = 512 << 20;
-
-/// Validation examples the evaluations before a run's last one use.
-pub const INTERIM_EVAL_EXAMPLES: usize = 32;
-
-/// The hyperparameters the page exposes (the rest keep the core's defaults).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hyper {
-    pub train_size: usize,
-    pub eval_size: usize,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub max_len: usize,
-    pub lr: f64,
-    pub seed: u64,
-    pub cache: bool,
-}
-
-impl Hyper {
-    /// Defaults sized to the backend. On the CPU: the largest budget at which "Train both" (A
-    /// all, B head only) takes about a minute in a 2-core machine's tab and still shows the
-    /// known order (BENCHMARKS.md, "The demo budget"): short texts, two epochs, and a learning
-    /// rate raised to 1e-4 for so few steps.
-    pub fn for_backend(kind: BackendKind) -> Self {
-        match kind {
-            BackendKind::Webgpu => Hyper {
-                train_size: 512,
-                eval_size: 400,
-                epochs: 2,
-                batch_size: 16,
-                max_len: 128,
-                lr: 5e-5,
-                seed: 0,
-                cache: true,
-            },
-            BackendKind::Cpu => Hyper {
-                train_size: 256,
-                eval_size: 100,
-                epochs: 2,
-                batch_size: 16,
-                max_len: 32,
-                lr: 1e-4,
-                seed: 0,
-                cache: true,
-            },
-        }
-    }
-
-    /// A batch never holds more than the training examples: what memory estimates use.
-    pub fn effective_batch(&self) -> usize {
-        self.batch_size.min(self.train_size)
-    }
-
-    /// Optimizer steps of a run at these settings (on `dataset`, whose training split may hold
-    /// fewer examples than asked).
-    pub fn steps(&self, dataset: Option<&DatasetInfo>) -> usize {
-        let train = dataset.map_or(self.train_size, |d| self.train_size.min(d.train_counts.iter().sum()));
-        train.div_ceil(self.batch_size.max(1)) * self.epochs
-    }
-
-    /// The blocks that train at the schedule's peak: the plan itself, but under gradual
-    /// unfreezing only those open by the run's last step (as the core reports it).
-    pub fn peak(&self, plan: &FreezePlan, dataset: Option<&DatasetInfo>) -> FreezePlan {
-        plan.at_step(self.steps(dataset).saturating_sub(1))
-    }
-
-    /// Computed memory of `plan` at these settings, at its schedule's peak, the prefix cache
-    /// included where it is used: every training and validation example at the max length (an
-    /// upper bound: padding is not cached), within the cache's limit.
-    pub fn planned(
-        &self,
-        model: &ModelInfo,
-        dataset: Option<&DatasetInfo>,
-        plan: &FreezePlan,
-        kernels: Kernels,
-    ) -> ComputedMemory {
-        let plan = &self.peak(plan, dataset);
-        let cache = if self.cache && plan.cache_line().is_some() {
-            let available = |counts: &[usize], asked: usize| asked.min(counts.iter().sum());
-            let (train, eval) = dataset.map_or((self.train_size, self.eval_size), |d| {
-                (available(&d.train_counts, self.train_size), available(&d.validation_counts, self.eval_size))
-            });
-            memory::cache_bytes(model.shape.hidden_size, ((train + eval) * self.max_len) as u64, CACHE_LIMIT_BYTES)
-        } else {
-            0
-        };
-        memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache, kernels)
-    }
-
-    /// The settings of a run of `freeze`, at its mode's suggested encoder rate (BitFit's is
-    /// higher than the page's).
-    pub fn config(&self, freeze: FreezePlan) -> TrainConfig {
-        // About four points on the accuracy curve per run: those before the last on a fixed
-        // sample of the validation set (cheap), the last on all of it.
-        let steps = self.steps(None);
-        let lr = freeze.mode.suggested_lr(self.lr);
-        TrainConfig {
-            eval_every: (steps >= 4).then_some(steps / 4),
-            interim_eval_size: Some(INTERIM_EVAL_EXAMPLES.min(self.eval_size.max(1))),
-            freeze,
-            train_size: self.train_size,
-            eval_size: Some(self.eval_size),
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            max_len: self.max_len,
-            lr,
-            seed: self.seed,
-            cache: self.cache,
-            cache_limit_bytes: CACHE_LIMIT_BYTES,
-            ..TrainConfig::default()
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum RunStatus {
-    Queued,
-    Running,
-    Done,
-    Stopped,
-    Failed { message: String, retry_on_cpu: bool },
-}
-
-/// What an imported run shows for its model, data and backend.
-pub const IMPORTED: &str = "imported";
-
-/// One run as the page knows it, from request to summary. Finished runs are saved as they are
-/// (`store`), so the fields are serde.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunView {
-    pub id: u32,
-    /// Who asked for it; saved runs stored this as `column`.
-    #[serde(alias = "column")]
-    pub origin: Origin,
-    pub config: TrainConfig,
-    pub model: String,
-    pub dataset: String,
-    pub backend: String,
-    pub status: RunStatus,
-    pub total_steps: usize,
-    pub step: usize,
-    pub elapsed: f64,
-    pub trainable: usize,
-    pub planned: Option<ComputedMemory>,
-    /// (step, training loss)
-    pub losses: Vec<(f64, f64)>,
-    /// (step, validation accuracy)
-    pub accuracy: Vec<(f64, f64)>,
-    pub summary: Option<RunSummary>,
-    /// The sweep this run belongs to (the sweep's first run id).
-    #[serde(default)]
-    pub sweep: Option<u32>,
-    /// Size of the model download, once made.
-    #[serde(default)]
-    pub model_bytes: Option<u64>,
-    /// Always answering the validation set's majority label, known from the run's start.
-    #[serde(default)]
-    pub baseline: Option<Baseline>,
-    /// Seconds since the run started, after each step: the x of the charts in the equal-time race.
-    #[serde(default)]
-    pub step_seconds: Vec<f64>,
-    /// Training examples per second: so far, then the run's.
-    #[serde(default)]
-    pub examples_per_second: f64,
-    /// Workers the run trains on (data-parallel when more than one).
-    #[serde(default = "one")]
-    pub workers: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
-impl RunView {
-    /// A run requested now, not started yet.
-    pub fn queued(
-        id: u32,
-        origin: Origin,
-        config: TrainConfig,
-        model: String,
-        dataset: String,
-        backend: String,
-    ) -> Self {
-        RunView {
-            id,
-            origin,
-            config,
-            model,
-            dataset,
-            backend,
-            status: RunStatus::Queued,
-            total_steps: 0,
-            step: 0,
-            elapsed: 0.0,
-            trainable: 0,
-            planned: None,
-            losses: Vec::new(),
-            accuracy: Vec::new(),
-            summary: None,
-            sweep: None,
-            model_bytes: None,
-            baseline: None,
-            step_seconds: Vec::new(),
-            examples_per_second: 0.0,
-            workers: 1,
-        }
-    }
-
-    /// `points` (step, y) with each step replaced by the seconds it was reached at (a step-0
-    /// point at 0 s).
-    pub fn against_seconds(&self, points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-        let at = |step: f64| if step < 1.0 { Some(0.0) } else { self.step_seconds.get(step as usize - 1).copied() };
-        points.iter().filter_map(|&(step, y)| Some((at(step)?, y))).collect()
-    }
-
-    /// Seconds left, from the pace so far.
-    pub fn eta(&self) -> Option<f64> {
-        (self.step > 0 && self.total_steps > self.step)
-            .then(|| self.elapsed / self.step as f64 * (self.total_steps - self.step) as f64)
-    }
-
-    pub fn fraction(&self) -> f64 {
-        match self.status {
-            RunStatus::Done | RunStatus::Stopped => 1.0,
-            _ if self.total_steps == 0 => 0.0,
-            _ => self.step as f64 / self.total_steps as f64,
-        }
-    }
-
-    /// Read from a results file (`export::import`), not trained in this browser.
-    pub fn imported(&self) -> bool {
-        self.backend == IMPORTED
-    }
-
-    pub fn finished(&self) -> bool {
-        !matches!(self.status, RunStatus::Queued | RunStatus::Running)
-    }
-
-    /// The baseline's warning, for a finished run that does not clear it.
-    pub fn below_baseline(&self) -> Option<String> {
-        let summary = self.summary.as_ref()?;
-        (!summary.baseline.beaten_by(summary.val_accuracy)).then(|| summary.baseline.warning())
-    }
+/// The default pool: every core but the page's, at least two (a run each for A and B) and at
+/// most four (each worker holds its own copy of the model and its training state).
+fn default_pool_size() -> usize {
+    let cores = web_sys::window().map_or(2.0, |w| w.navigator().hardware_concurrency()) as usize;
+    cores.saturating_sub(1).clamp(2, 4)
 }
 
 /// The pool of training workers, as the page shows it.
@@ -360,7 +120,7 @@ impl Lab {
             errors: RwSignal::new(Vec::new()),
             predictions: RwSignal::new(None),
             pool: RwSignal::new(PoolStatus::default()),
-            pool_size: RwSignal::new(crate::pool::default_size()),
+            pool_size: RwSignal::new(default_pool_size()),
             run_workers: RwSignal::new(1),
             shared: RwSignal::new(None),
             presenting: RwSignal::new(false),
@@ -396,6 +156,27 @@ impl Lab {
 
     pub fn pin(&self, column: Column, id: u32) {
         self.pinned.update(|p| p[column as usize] = Some(id));
+    }
+
+    /// The set-up now, if a model and dataset are loaded.
+    pub fn setup(&self) -> Option<Shared> {
+        let (model, data) = (self.model.get()?, self.dataset.get()?);
+        let h = self.hyper.get();
+        Some(Shared {
+            model: model.name,
+            data: data.name,
+            train: h.train_size,
+            eval: h.eval_size,
+            epochs: h.epochs,
+            batch: h.batch_size,
+            len: h.max_len,
+            lr: h.lr,
+            seed: h.seed,
+            cache: h.cache,
+            plan_a: self.plan_a.get().label(),
+            plan_b: self.plan_b.get().label(),
+            present: self.presenting.get(),
+        })
     }
 
     /// The next run number.
@@ -470,8 +251,8 @@ impl Lab {
             FromWorker::RunFailed { run_id, message, retry_on_cpu, .. } => {
                 self.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu })
             }
+            // The pool saves the file (a side effect, at the edge); here it is recorded.
             FromWorker::Exported { run_id, file, bytes } => {
-                crate::export::download_url(&file.name, &file.url);
                 self.runs.update(run_id, |run| run.model_bytes = Some(bytes));
                 self.exported.set(Some((run_id, file.url)));
             }
@@ -498,36 +279,5 @@ impl Lab {
 impl Default for Lab {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-fn apply_event(run: &mut RunView, event: TrainEvent) {
-    match event {
-        TrainEvent::Started { total_steps, trainable_params, computed_memory, baseline, .. } => {
-            run.status = RunStatus::Running;
-            run.baseline = Some(baseline);
-            run.total_steps = total_steps;
-            run.trainable = trainable_params;
-            run.planned = Some(computed_memory);
-        }
-        TrainEvent::Step { step, loss, elapsed_seconds, examples_per_second, .. } => {
-            run.step = step;
-            run.examples_per_second = examples_per_second;
-            run.elapsed = elapsed_seconds;
-            run.losses.push((step as f64, loss));
-            run.step_seconds.push(elapsed_seconds);
-        }
-        TrainEvent::Eval { step, metrics, .. } => run.accuracy.push((step as f64, metrics.accuracy)),
-        TrainEvent::Drift { blocks } => {
-            if let Some(summary) = run.summary.as_mut() {
-                summary.drift = blocks;
-            }
-        }
-        TrainEvent::Finished { summary } => {
-            run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
-            run.elapsed = summary.wall_seconds;
-            run.examples_per_second = summary.examples_per_second;
-            run.summary = Some(*summary);
-        }
     }
 }

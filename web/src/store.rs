@@ -145,7 +145,7 @@ pub fn download_kept(lab: Lab, run_id: u32) {
             let blob: web_sys::Blob =
                 record.map(|r| field(&r, "zip")).ok_or("it is no longer stored")?.unchecked_into();
             let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "the browser could not offer it")?;
-            crate::export::download_url(&format!("freezelab-run-{run_id}.zip"), &url);
+            crate::download::url(&format!("freezelab-run-{run_id}.zip"), &url);
             let _ = web_sys::Url::revoke_object_url(&url);
             Ok::<(), String>(())
         }

@@ -12,7 +12,7 @@ use leptos::prelude::*;
 
 use crate::charts::{baselines, downloads, scatter_chart, Point};
 use crate::state::{Lab, RunStatus, RunView};
-use crate::{app, format};
+use crate::{actions, format};
 
 /// Queues the whole sweep; returns nothing when no model or data is loaded (the page says so).
 pub fn start(lab: Lab) {
@@ -22,7 +22,7 @@ pub fn start(lab: Lab) {
     let first = lab.next_run.get_untracked();
     for plan in FreezePlan::sweep_modes(model.num_layers()) {
         // A plan the device cannot hold is reported and skipped; the cheaper ones still run.
-        app::queue(lab, Origin::Sweep, plan, Some(first));
+        actions::queue(lab, Origin::Sweep, plan, Some(first));
     }
     lab.sweep.set(Some(first));
 }
