@@ -3,10 +3,11 @@
 // both". Prints `DEMO {json}`: the wall time of both runs, each run's accuracy and the
 // majority-class baseline. Run by `cargo xtask bench` (a figure, not a test).
 //
-// usage: node demo-budget.mjs URL
+// usage: node demo-budget.mjs URL [WORKERS] (the pool's size; the page's default without it)
 import { launch, waitForServer } from './server.mjs';
 
 const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
+const workers = process.argv[3];
 await waitForServer(url);
 const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
@@ -16,6 +17,10 @@ await byId('force-cpu').check();
 await page.waitForFunction(() => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith('CPU'),
   null, { timeout: 120_000 });
 await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
+if (workers) {
+  await byId('pool-size').fill(workers);
+  await byId('pool-size').dispatchEvent('change');
+}
 await byId('preset-A-all').click();
 await byId('preset-B-head').click();
 const settings = {};
@@ -28,7 +33,7 @@ await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(
   null, { timeout: 1_800_000 });
 const seconds = (await page.evaluate(() => performance.now()) - start) / 1000;
 const number = async (id) => Number((await byId(id).textContent()).trim());
-const result = { settings, seconds, accuracy_a: await number('accuracy-A'), accuracy_b: await number('accuracy-B') };
+const result = { settings, workers: Number(await byId('pool-size').inputValue()), seconds, accuracy_a: await number('accuracy-A'), accuracy_b: await number('accuracy-B') };
 result.baseline = await page.locator('[data-testid=baseline-A]').textContent({ timeout: 1000 }).then((t) => t.trim()).catch(() => null);
 console.log(`DEMO ${JSON.stringify(result)}`);
 await browser.close();

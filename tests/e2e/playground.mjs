@@ -454,6 +454,15 @@ if (!synthetic) {
   console.log(`train all, one run: ${speedOne.toFixed(2)} ex/s on one worker, ${speedTwo.toFixed(2)} on two (${(speedTwo / speedOne).toFixed(2)}×)`);
   const parallelModel = await downloadedBytes(() => byId('download-model-A').click());
   check(parallelModel.size > 1e6, `the data-parallel run's model downloads (${parallelModel.size} bytes)`);
+  // Stopped mid-run, both workers let go (neither waits for the other's gradients) and the
+  // pool trains again.
+  beforeA = await statusOf('A');
+  await byId('train-A').click();
+  await page.waitForFunction(() => /step [1-9]/.test(document.querySelector('.column .status')?.textContent ?? ''), null, { timeout: 300_000 });
+  await byId('stop').click();
+  const freed = await page.waitForFunction(() => /stopped/.test(document.querySelector('.column .status')?.textContent ?? '')
+    && document.querySelector('[data-testid=pool-status]')?.dataset.busy === '0', null, { timeout: 120_000 }).then(() => true, () => false);
+  check(freed, `a stopped data-parallel run frees both workers (${await text('pool-status')}; A: ${await statusOf('A')})`);
   await set('hp-workers', 1);
 }
 
