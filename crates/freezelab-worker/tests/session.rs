@@ -335,6 +335,48 @@ async fn a_run_on_two_workers_follows_the_run_on_one() {
     }
 }
 
+/// A data-parallel run stopped mid-way: the Stop moves the generation on and the page ends the
+/// replicas' wait instead of sending a sum; both replicas finish as stopped, with the model they
+/// have (no panic, no replica left waiting).
+#[wasm_bindgen_test]
+async fn a_stopped_data_parallel_run_ends_on_every_replica() {
+    use freezelab_protocol::messages::Share;
+    let (mut a, generation) = session().await;
+    let mut b = Session::new(generation.clone());
+    for message in [ToWorker::Start { choice: BackendChoice::Cpu }, model(16), data("label")] {
+        b.handle(message, 0).await;
+    }
+    take_posted();
+    let train = |index: usize| match train(5, false) {
+        ToWorker::Train { config, .. } => {
+            ToWorker::Train { run_id: 5, origin: Column::A.into(), config, replica: Some(Share { index, count: 2 }) }
+        }
+        _ => unreachable!(),
+    };
+    let mut kept = Vec::new();
+    let page = async {
+        // At the first gradients: Stop, then the end of the run for both replicas.
+        loop {
+            tick().await;
+            let posted = take_posted();
+            let stop = posted.iter().any(|m| matches!(m, FromWorker::Gradients { .. }));
+            kept.extend(posted);
+            if stop {
+                generation.set(1);
+                for _ in 0..2 {
+                    freezelab_worker::replica::deliver(5, 0, None);
+                }
+                break;
+            }
+        }
+    };
+    futures_util::future::join3(a.handle(train(0), 0), b.handle(train(1), 0), page).await;
+    kept.extend(take_posted());
+    let runs = finished(&kept);
+    assert_eq!(runs.len(), 2, "{kept:?}");
+    assert!(runs.iter().all(|(_, s)| s.cancelled && s.steps == 0), "{runs:?}");
+}
+
 /// A fresh macrotask, after queued work has run.
 async fn tick() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

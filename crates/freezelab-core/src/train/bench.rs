@@ -85,7 +85,9 @@ pub async fn run(
         let t0 = host.now();
         let cache = if cache { Some(&mut store) } else { None };
         let this = Batch { tokens: batch, examples: &examples, labels: &labels, weight: 1.0, cache };
-        model = update(model, plan, Some(this), &mut optim, &rates, &mut meter, None).await?.0;
+        let (updated, loss) = update(model, plan, Some(this), &mut optim, &rates, &mut meter, None).await;
+        model = updated;
+        loss?;
         if step > 0 {
             elapsed += host.now() - t0;
             if PeakMeter::source(&device).is_some() {

@@ -188,8 +188,8 @@ pub(crate) struct Batch<'a> {
 /// One optimizer update of `model` on `batch` under `plan`: forward (the frozen prefix from
 /// the cache where it holds it), cross-entropy, backward and AdamW at `rates`; in a
 /// data-parallel run the gradients are summed with the other replicas' for step `reduce.1`
-/// first. The run loop and the bench step through here. Returns the updated model and the loss
-/// (of the whole batch).
+/// first. The run loop and the bench step through here. Returns the model (updated, unless
+/// something failed) and the loss of the whole batch.
 pub(crate) async fn update(
     model: Classifier,
     plan: &FreezePlan,
@@ -198,13 +198,13 @@ pub(crate) async fn update(
     rates: &Rates,
     meter: &mut PeakMeter,
     reduce: Option<(&mut (dyn Reducer + '_), usize)>,
-) -> Result<(Classifier, f64)> {
+) -> (Classifier, Result<f64>) {
     let device = model.head.weight.val().device();
     let loss = match batch {
-        Some(batch) => {
-            let logits = forward_batch(&model, plan, batch.tokens, batch.examples, batch.cache, &device).await?;
-            Some(cross_entropy(logits, batch.labels, &device) * batch.weight)
-        }
+        Some(batch) => match forward_batch(&model, plan, batch.tokens, batch.examples, batch.cache, &device).await {
+            Ok(logits) => Some(cross_entropy(logits, batch.labels, &device) * batch.weight),
+            Err(e) => return (model, Err(e)),
+        },
         None => None,
     };
     meter.sample();
@@ -465,9 +465,9 @@ impl<'a> Run<'a> {
         let weight = share.len() as f64 / chunk.len() as f64;
         let batch = tokens.as_ref().map(|tokens| Batch { tokens, examples: share, labels: &labels, weight, cache });
         let reduce = self.ctx.replica.as_mut().map(|r| (&mut *r.reducer, self.step));
-        let (updated, loss_value) =
-            update(model, &self.stage, batch, &mut self.optim, &rates, &mut meter, reduce).await?;
-        self.model = Some(updated);
+        let (model, loss) = update(model, &self.stage, batch, &mut self.optim, &rates, &mut meter, reduce).await;
+        self.model = Some(model);
+        let loss_value = loss?;
         if !loss_value.is_finite() {
             return Err(CoreError::Invalid(format!(
                 "loss became {loss_value} at step {}: lower the learning rate",

@@ -142,8 +142,10 @@ impl AdamW {
 
     /// Backward from `loss` (none: a data-parallel replica whose share of the batch is empty)
     /// and one update, each block at its rate in `rates`; in a data-parallel run the gradients
-    /// are first summed with the other replicas' for step `reduce.1`. Returns the updated model
-    /// and the loss; waits for the update, so a clock around it measures it.
+    /// are first summed with the other replicas' for step `reduce.1`. Returns the model, updated
+    /// unless something failed (a stopped data-parallel run ends a replica's wait: the run then
+    /// finishes with the model it has), and the loss; waits for the update, so a clock around
+    /// it measures it.
     pub async fn step(
         &mut self,
         model: Classifier,
@@ -151,19 +153,42 @@ impl AdamW {
         rates: &Rates,
         meter: &mut PeakMeter,
         reduce: Option<(&mut (dyn Reducer + '_), usize)>,
-    ) -> Result<(Classifier, f64)> {
+    ) -> (Classifier, Result<f64>) {
+        match self.gradients(&model, loss, meter, reduce).await {
+            Ok((grads, loss)) => {
+                let (model, done) = self.apply(model, grads, rates).await;
+                (model, done.map(|()| loss))
+            }
+            Err(e) => (model, Err(e)),
+        }
+    }
+
+    /// The gradients of `loss` (summed with the other replicas' in a data-parallel run) and the
+    /// loss of the whole batch.
+    async fn gradients(
+        &self,
+        model: &Classifier,
+        loss: Option<Tensor<1>>,
+        meter: &mut PeakMeter,
+        reduce: Option<(&mut (dyn Reducer + '_), usize)>,
+    ) -> Result<(GradientsParams, f64)> {
         let (mut all, mut loss_value) = match loss {
             Some(loss) => {
                 let mut grads = loss.backward();
                 meter.sample();
                 let loss_value = read_f32(loss).await?[0] as f64;
-                (GradientsParams::from_module(&mut grads, &model), loss_value)
+                (GradientsParams::from_module(&mut grads, model), loss_value)
             }
             None => (GradientsParams::new(), 0.0),
         };
         if let Some((reducer, step)) = reduce {
-            (all, loss_value) = all_reduce(&model, all, loss_value, step, reducer).await?;
+            (all, loss_value) = all_reduce(model, all, loss_value, step, reducer).await?;
         }
+        Ok((all, loss_value))
+    }
+
+    /// One update with `all`, each block at its rate in `rates`, clipped by the global norm.
+    async fn apply(&mut self, model: Classifier, mut all: GradientsParams, rates: &Rates) -> (Classifier, Result<()>) {
         let coefficient = self.clip_coefficient(&model, &all);
         let mut groups = Vec::new();
         let bert = &model.bert;
@@ -183,8 +208,8 @@ impl AdamW {
             model = self.decay.step(group.lr, model, group.decay);
             model = self.no_decay.step(group.lr, model, group.no_decay);
         }
-        read_f32(model.head.bias.as_ref().expect("head has a bias").val()).await?;
-        Ok((model, loss_value))
+        let done = read_f32(model.head.bias.as_ref().expect("head has a bias").val()).await.map(drop);
+        (model, done)
     }
 }
 
