@@ -108,7 +108,7 @@ fn Toolbar() -> impl IntoView {
             <span class="hint">{move || if lab.race.get() {
                 format!("B trains for A's training time (at most {RACE_MAX_EPOCHS} epochs).")
             } else if lab.pool_size.get() > 1 && lab.backend.with(|b| b.as_ref().is_none_or(|b| b.kind == BackendKind::Cpu)) {
-                "A and B train at once, each on a worker (a core) of its own.".to_string()
+                "A and B train at once, on two workers.".to_string()
             } else {
                 "Runs go one after the other on one worker.".to_string()
             }}</span>
