@@ -1,8 +1,9 @@
 // Training speed in the page's workers, timed: the release page on the CPU backend, one run
 // training everything (A) at fixed settings, first on one worker, then on K (data-parallel).
-// Prints `PAGEBENCH {json}`: the settings, the engine's start (page load to a chosen backend)
-// and each run's training examples/s as the page shows it. Run by `cargo xtask bench
-// --browser` (a figure, not a test), beside the native CLI on the same settings.
+// Prints `PAGEBENCH {json}`: the settings, the first contentful paint, the engine's start (page
+// load to a chosen backend) and each run's training examples/s as the page shows it. Run by
+// `cargo xtask bench --browser` (a figure, not a test), beside the native CLI on the same
+// settings.
 //
 // usage: node page-bench.mjs URL K
 import { launch, waitForServer } from './server.mjs';
@@ -20,6 +21,7 @@ await page.waitForFunction(() => (document.querySelector('[data-testid=backend-s
   null, { timeout: 120_000 });
 // The worker's wasm compiled and running, a backend chosen: what a visitor waits for first.
 const engineReady = await page.evaluate(() => performance.now() / 1000);
+const firstPaint = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime / 1000);
 await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
 const settings = { train_size: 64, eval_size: 16, epochs: 1, max_len: 64, batch: 16 };
 await set('hp-train-size', settings.train_size);
@@ -40,5 +42,5 @@ for (const workers of [1, k]) {
   }, before, { timeout: 1_800_000 });
   rows.push({ workers, examples_per_second: Number(await byId('speed-A').getAttribute('data-value')) });
 }
-console.log(`PAGEBENCH ${JSON.stringify({ settings, engine_ready_seconds: engineReady, cores: await page.evaluate(() => navigator.hardwareConcurrency), rows })}`);
+console.log(`PAGEBENCH ${JSON.stringify({ settings, first_contentful_paint_seconds: firstPaint, engine_ready_seconds: engineReady, cores: await page.evaluate(() => navigator.hardwareConcurrency), rows })}`);
 await browser.close();
