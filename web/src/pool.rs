@@ -81,14 +81,17 @@ struct Pool {
     /// Data-parallel runs a replica's failure ended (the others' failures are not told again).
     failed: std::collections::HashSet<u32>,
     /// What a new worker is told before its first run: the backend choice, then the model and
-    /// the dataset (from the lead's shared bytes once it has shared them).
+    /// the dataset ([`MODEL`], [`DATA`]; from the lead's shared bytes once it has shared them).
     start: Option<ToWorker>,
-    model: Option<ToWorker>,
-    data: Option<ToWorker>,
+    loads: [Option<ToWorker>; 2],
     /// The page's own model and data requests, replayed when the workers are replaced (the
     /// shared bytes died with the lead).
     asked: [Option<ToWorker>; 2],
 }
+
+/// Places in `Pool::loads` and `Pool::asked`.
+const MODEL: usize = 0;
+const DATA: usize = 1;
 
 thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
@@ -130,7 +133,7 @@ fn add_worker(lab: Lab) -> Result<usize, String> {
         let mut pool = p.borrow_mut();
         let mut slot =
             Slot { worker, pending: Some(Vec::new()), running: None, trained: HashMap::new(), heap_bytes: 0 };
-        for message in [&pool.start, &pool.model, &pool.data].into_iter().flatten() {
+        for message in std::iter::once(&pool.start).chain(&pool.loads).flatten() {
             slot.deliver(encode(message));
         }
         pool.slots.push(slot);
@@ -154,7 +157,7 @@ fn lost(lab: Lab) {
         pool.queue.clear();
         pool.replicated.clear();
         pool.handed.clear();
-        (pool.model.take(), pool.data.take());
+        pool.loads = [None, None];
         (pool.start.clone(), pool.asked.clone())
     });
     if !was_alive {
@@ -183,24 +186,8 @@ pub fn send(message: &ToWorker) {
                 slot.deliver(encode(message));
             }
         }),
-        ToWorker::LoadModel { source, .. } => {
-            let message = ToWorker::LoadModel { source, share };
-            POOL.with(|p| {
-                let mut pool = p.borrow_mut();
-                pool.model = Some(message.clone());
-                pool.asked[0] = Some(message.clone());
-            });
-            to_lead(&message);
-        }
-        ToWorker::LoadDataset { source, .. } => {
-            let message = ToWorker::LoadDataset { source, share };
-            POOL.with(|p| {
-                let mut pool = p.borrow_mut();
-                pool.data = Some(message.clone());
-                pool.asked[1] = Some(message.clone());
-            });
-            to_lead(&message);
-        }
+        ToWorker::LoadModel { source, .. } => load(MODEL, ToWorker::LoadModel { source, share }),
+        ToWorker::LoadDataset { source, .. } => load(DATA, ToWorker::LoadDataset { source, share }),
         ToWorker::Inspect { .. } => to_lead(message),
         ToWorker::Train { run_id, origin, config, .. } => train(lab, run_id, origin, config, 1),
         // The pool adds gradients itself; a page never sends these.
@@ -244,6 +231,25 @@ fn end_replicas(pool: &mut Pool, run_id: u32) {
     for slot in pool.slots.iter_mut().filter(|s| s.running.is_some_and(|r| r.run_id == run_id)) {
         slot.deliver(end.clone());
     }
+}
+
+/// A model or dataset request: the lead downloads it; the pool keeps it for workers to come.
+fn load(which: usize, message: ToWorker) {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        pool.loads[which] = Some(message.clone());
+        pool.asked[which] = Some(message.clone());
+    });
+    to_lead(&message);
+}
+
+/// What the lead loaded, from the bytes it shares: for every other worker, now and to come.
+fn load_shared(which: usize, message: ToWorker) {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        pool.slots.iter_mut().skip(1).for_each(|slot| slot.deliver(encode(&message)));
+        pool.loads[which] = Some(message);
+    });
 }
 
 fn to_lead(message: &ToWorker) {
@@ -371,14 +377,10 @@ fn received(lab: Lab, index: usize, message: FromWorker) {
         }
         FromWorker::Backend { info } if lead && info.kind == BackendKind::Webgpu => shrink_to_lead(lab),
         FromWorker::ModelLoaded { shared: Some(source), .. } if lead => {
-            let message = ToWorker::LoadModel { source: source.clone(), share: false };
-            to_followers(&message);
-            POOL.with(|p| p.borrow_mut().model = Some(message));
+            load_shared(MODEL, ToWorker::LoadModel { source: source.clone(), share: false })
         }
         FromWorker::DatasetLoaded { shared: Some(source), .. } if lead => {
-            let message = ToWorker::LoadDataset { source: source.clone(), share: false };
-            to_followers(&message);
-            POOL.with(|p| p.borrow_mut().data = Some(message));
+            load_shared(DATA, ToWorker::LoadDataset { source: source.clone(), share: false })
         }
         FromWorker::Run { run_id, event: TrainEvent::Finished { .. } } => POOL.with(|p| {
             let mut pool = p.borrow_mut();
@@ -422,11 +424,6 @@ fn received(lab: Lab, index: usize, message: FromWorker) {
         }
         _ => {}
     }
-}
-
-/// The shared model or data for every worker but the lead.
-fn to_followers(message: &ToWorker) {
-    POOL.with(|p| p.borrow_mut().slots.iter_mut().skip(1).for_each(|slot| slot.deliver(encode(message))));
 }
 
 /// On WebGPU only the lead trains: the others are stopped, and a run one of them had started

@@ -127,28 +127,28 @@ fn Backend() -> impl IntoView {
            </div>
            <div class="field">
                <label title="each worker trains one run at a time on one core; on WebGPU one worker trains">
-                   "Workers "
-                   <input type="number" min="1" max="16" data-testid="pool-size" prop:value=move || lab.pool_size.get().to_string()
-                       on:change=move |ev| {
-                           if let Ok(n @ 1..=16) = event_target_value(&ev).parse::<usize>() {
-                               lab.pool_size.set(n);
-                           }
-                       }/>
+                   "Workers "{workers("pool-size", lab.pool_size)}
                </label>
     <label title="one run on several workers: each takes a share of every batch and they add their gradients; only the trainable parameters' gradients travel, so a frozen model exchanges little">
-                   " per run "
-                   <input type="number" min="1" max="16" data-testid="hp-workers" prop:value=move || lab.run_workers.get().to_string()
-                       on:change=move |ev| {
-                           if let Ok(n @ 1..=16) = event_target_value(&ev).parse::<usize>() {
-                               lab.run_workers.set(n);
-                           }
-                       }/>
+                   " per run "{workers("hp-workers", lab.run_workers)}
                </label>
                <span data-testid="pool-status" data-up=move || lab.pool.get().up.to_string() data-busy=move || lab.pool.get().busy.to_string()>
                    {move || pool_line(lab.pool.get())}
                </span>
            </div>
        }
+}
+
+/// A count of workers, 1 to 16, kept in `target`.
+fn workers(testid: &'static str, target: RwSignal<usize>) -> impl IntoView {
+    view! {
+        <input type="number" min="1" max="16" data-testid=testid prop:value=move || target.get().to_string()
+            on:change=move |ev| {
+                if let Ok(n @ 1..=16) = event_target_value(&ev).parse::<usize>() {
+                    target.set(n);
+                }
+            }/>
+    }
 }
 
 /// "2 workers up, 1 training, 1 waiting · 310 MB of wasm heap".

@@ -187,34 +187,31 @@ fn e2e_dir() -> PathBuf {
 /// "Train both" at the page's CPU defaults, timed in headless Chromium (tests/e2e/demo-budget.mjs):
 /// the `DEMO {json}` line it printed.
 pub fn demo_budget() -> Result<serde_json::Value> {
-    let _server = serve_for_scripts()?;
-    let output = Command::new("node")
-        .args(["demo-budget.mjs", &format!("http://127.0.0.1:{E2E_PORT}/")])
-        .current_dir(e2e_dir())
-        .output()
-        .context("running node")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!("the demo budget run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    }
-    let line = stdout.lines().find_map(|l| l.strip_prefix("DEMO ")).context("no DEMO line")?;
-    Ok(serde_json::from_str(line)?)
+    timing_script("demo-budget.mjs", &[], "DEMO ")
 }
 
 /// One run training everything in the page's workers, on 1 and on `workers` workers, timed in
 /// headless Chromium (tests/e2e/page-bench.mjs): the `PAGEBENCH {json}` line it printed.
 pub fn page_bench(workers: usize) -> Result<serde_json::Value> {
+    timing_script("page-bench.mjs", &[&workers.to_string()], "PAGEBENCH ")
+}
+
+/// Serves the page, runs a timing script of tests/e2e against it, and reads the JSON it printed
+/// after `prefix`.
+fn timing_script(script: &str, args: &[&str], prefix: &str) -> Result<serde_json::Value> {
     let _server = serve_for_scripts()?;
     let output = Command::new("node")
-        .args(["page-bench.mjs", &format!("http://127.0.0.1:{E2E_PORT}/"), &workers.to_string()])
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{E2E_PORT}/"))
+        .args(args)
         .current_dir(e2e_dir())
         .output()
         .context("running node")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        bail!("the page bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        bail!("{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     }
-    let line = stdout.lines().find_map(|l| l.strip_prefix("PAGEBENCH ")).context("no PAGEBENCH line")?;
+    let line = stdout.lines().find_map(|l| l.strip_prefix(prefix)).with_context(|| format!("no {prefix}line"))?;
     Ok(serde_json::from_str(line)?)
 }
 
