@@ -3,7 +3,7 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -35,7 +35,10 @@ fn reports_version(program: &str, version: &str) -> bool {
 pub fn tools() -> Result<()> {
     rust_web_tools()?;
     install("wasm-pack", WASM_PACK_VERSION, true)?;
-    chromium()
+    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+        apt_install(&["chromium", "chromium-driver"])?;
+    }
+    Ok(())
 }
 
 /// `cargo install` of `tool` at exactly `version`, unless it already reports that version. The
@@ -49,28 +52,33 @@ fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
     }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["install", tool, "--version", &format!("={version}")]);
+    // Trunk's release profile asks for fat LTO in one codegen unit, minutes of a cold run for
+    // a tool that mostly waits on cargo; every tool builds without it.
+    cmd.env("CARGO_PROFILE_RELEASE_LTO", "false").env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16");
     if locked {
         cmd.arg("--locked");
     }
     step(cmd.env("CARGO_TARGET_DIR", target_dir()?.with_file_name("tools-target")))
 }
 
-/// wasm-bindgen-cli at the locked version (~12 min once) and Trunk (~14 min once), each
-/// installed only when missing.
+/// wasm-bindgen-cli at the locked version (~12 min once), Trunk (~14 min once) and the
+/// wasm-opt Trunk runs on the release bundles (web/index.html), each installed only when missing.
 fn rust_web_tools() -> Result<()> {
     wasm_target()?;
     // wasm-bindgen-cli's own lockfile pins a webpki-roots that no longer resolves: not --locked.
     install("wasm-bindgen-cli", &locked_wasm_bindgen()?, false)?;
-    install("trunk", TRUNK_VERSION, true)
-}
-
-/// Debian's chromium and chromedriver (as root, when missing).
-fn chromium() -> Result<()> {
-    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
-        step(Command::new("apt-get").arg("update"))?;
-        step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"]))?;
+    install("trunk", TRUNK_VERSION, true)?;
+    if Command::new("wasm-opt").arg("--version").output().is_err() {
+        apt_install(&["binaryen"])?;
     }
     Ok(())
+}
+
+/// Debian packages (as root): Chromium for the tests, binaryen's wasm-opt for the page build.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    step(Command::new("apt-get").arg("update"))
+        .and_then(|()| step(Command::new("apt-get").arg("install").arg("-y").args(packages)))
+        .with_context(|| format!("installing {} (Debian: apt-get install {0}, as root)", packages.join(" ")))
 }
 
 /// The core (tests/wasm.rs), the worker's session (tests/session.rs) and the page's components
@@ -149,34 +157,38 @@ impl Drop for Server {
     }
 }
 
-fn wait_for_port(port: u16, within: Duration) -> Result<()> {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > within {
-            bail!("nothing answered on 127.0.0.1:{port} within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    Ok(())
-}
-
 /// Builds the release page and serves it as `cargo xtask serve` does (`trunk serve`, with its
 /// Content-Security-Policy) until dropped, with the Playwright scripts (tests/e2e) ready to run.
 fn serve_for_scripts() -> Result<Server> {
     tools()?;
-    // Built first so a build error stops here, not in a browser waiting for a page.
-    step(&mut trunk(&["build", "--release"]))?;
     step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
+    // `trunk serve` builds before it answers (once: a separate `trunk build` would run wasm-opt
+    // on both bundles twice); its log tells why when the build fails.
+    let log_path = target_dir()?.join("trunk-serve.log");
+    let log = std::fs::File::create(&log_path)?;
     let port = E2E_PORT.to_string();
-    let server = Server(
+    let mut server = Server(
         trunk(&["serve", "--release", "--port", &port])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
             .context("starting trunk serve")?,
     );
-    // Trunk builds again (a no-op for cargo) before it answers; the scripts wait for the page.
-    wait_for_port(E2E_PORT, Duration::from_secs(600))?;
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", E2E_PORT)).is_err() {
+        if let Some(status) = server.0.try_wait()? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            bail!(
+                "trunk serve stopped ({status}) before serving the page:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            bail!("trunk serve built for an hour without serving the page ({})", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     Ok(server)
 }
 

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::seeded::{self, Draw};
 use crate::{CoreError, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,7 +279,7 @@ impl Dataset {
         for e in examples {
             by_label.entry(e.label.clone()).or_default().push(e);
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = seeded::rng(seed, Draw::Data);
         let (mut train, mut validation) = (Vec::new(), Vec::new());
         for (_, mut group) in by_label {
             group.shuffle(&mut rng);
@@ -317,7 +316,7 @@ fn counts(items: &[(String, usize)], n: usize) -> Vec<usize> {
 /// The first `n` of a seeded, stratified shuffle: class proportions of `items` are kept
 /// (largest remainder), then the picks are shuffled together. `n` ≥ len returns all, shuffled.
 pub fn stratified_subset(items: &[(String, usize)], n: usize, num_labels: usize, seed: u64) -> Vec<(String, usize)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = seeded::rng(seed, Draw::Data);
     let total = items.len();
     let n = n.min(total);
     let mut groups: Vec<Vec<&(String, usize)>> = vec![Vec::new(); num_labels];

@@ -22,6 +22,7 @@ use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use crate::bert::{Bert, Classifier, Embeddings, EncoderLayer};
 use crate::config::BertConfig;
+use crate::seeded::{self, Draw};
 use crate::{CoreError, Result};
 
 /// Names present in many HF checkpoints that the encoder does not use (HF's pooler, a buffer).
@@ -217,7 +218,7 @@ fn random_head(hidden: usize, labels: usize, std: f64, seed: u64, device: &Devic
 /// A new head's weights ([hidden, labels], Burn's orientation), as [`random_head`] draws them.
 fn head_init(n: usize, std: f64, seed: u64) -> Vec<f32> {
     let normal = Normal::new(0.0f32, std as f32).expect("a finite, non-negative std");
-    normal.sample_iter(ChaCha8Rng::seed_from_u64(seed)).take(n).collect()
+    normal.sample_iter(seeded::rng(seed, Draw::Head)).take(n).collect()
 }
 
 /// Every parameter of a classifier as it started, by HF name (PyTorch orientation), as

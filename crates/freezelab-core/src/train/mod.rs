@@ -16,13 +16,12 @@ use crate::device::read_f32;
 use crate::freeze::FreezePlan;
 use crate::loaded::block_params;
 use crate::memory::{self, MeasureSource, PeakMeter};
+use crate::seeded::{self, Draw};
 use crate::tokenize::{EncodedBatch, Tokenizer};
 use crate::{CoreError, Result};
 use burn::module::Module;
 use burn::tensor::{activation, Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use freezelab_protocol::metrics::{argmax, Baseline, Metrics};
 pub use freezelab_protocol::run::TrainConfig;
@@ -516,7 +515,7 @@ impl<'a> Run<'a> {
         let cfg = self.ctx.cfg;
         for epoch in 1..=cfg.epochs.max(1) {
             let mut order = self.prep.train.clone();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64)));
+            order.shuffle(&mut seeded::rng(cfg.seed, Draw::Epoch(epoch)));
             for chunk in order.chunks(cfg.batch_size) {
                 if self.step >= self.total_steps || self.out_of_time() {
                     return Ok(false);
