@@ -332,6 +332,10 @@ if (!synthetic) {
   const kept = Number(await byId('sweep-chart-params').getAttribute('data-points'));
   const stopped = await page.locator('[data-testid=sweep-table] tbody tr', { hasText: 'stopped' }).count();
   check(kept >= 2 && kept < 5 && stopped >= 1, `a stopped sweep keeps its finished points (${kept} plotted, ${stopped} stopped)`);
+  // Its runs end on their workers too: the race below needs them free.
+  const sweepFreed = await page.waitForFunction(() => document.querySelector('[data-testid=pool-status]')?.dataset.busy === '0',
+    null, { timeout: 120_000 }).then(() => true, () => false);
+  check(sweepFreed, `a stopped sweep frees its workers (${await text('pool-status')})`);
 
   // The equal-time race: B (head only, cached) starts when A (train all) is done and trains for
   // A's training time, so it takes many more steps; the run charts run against seconds.

@@ -13,6 +13,8 @@ use crate::tasks::{counted, freezelab_binary, run_tests, step, target_dir, wasm_
 
 /// Trunk 0.22 needs a newer rustc than this toolchain's.
 const TRUNK_VERSION: &str = "0.21.14";
+/// The wasm-opt of the release bundles (npm's binaryen; Trunk.toml pins the same version).
+const BINARYEN_VERSION: &str = "132.0.0";
 /// What the project's users run the browser tests with.
 const WASM_PACK_VERSION: &str = "0.15.1";
 /// Where the end-to-end test serves the page (the README's serve command uses 8080).
@@ -68,13 +70,23 @@ fn rust_web_tools() -> Result<()> {
     // wasm-bindgen-cli's own lockfile pins a webpki-roots that no longer resolves: not --locked.
     install("wasm-bindgen-cli", &locked_wasm_bindgen()?, false)?;
     install("trunk", TRUNK_VERSION, true)?;
-    if Command::new("wasm-opt").arg("--version").output().is_err() {
-        apt_install(&["binaryen"])?;
-    }
-    Ok(())
+    binaryen().map(|_| ())
 }
 
-/// Debian packages (as root): Chromium for the tests, binaryen's wasm-opt for the page build.
+/// npm's binaryen, whose wasm-opt Trunk runs on the release bundles (web/index.html, Trunk.toml
+/// pins its version); installed once into the cache. Debian's binaryen (108) writes the
+/// wasm-bindgen externref table's export against the other table, and the page fails to start.
+fn binaryen() -> Result<PathBuf> {
+    let dir = target_dir()?.with_file_name("binaryen").join(BINARYEN_VERSION);
+    let bin = dir.join("node_modules/.bin");
+    if !bin.join("wasm-opt").exists() {
+        let package = format!("binaryen@{BINARYEN_VERSION}");
+        step(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&dir).arg(package))?;
+    }
+    Ok(bin)
+}
+
+/// Debian packages (as root): Chromium and its driver for the tests.
 fn apt_install(packages: &[&str]) -> Result<()> {
     step(Command::new("apt-get").arg("update"))
         .and_then(|()| step(Command::new("apt-get").arg("install").arg("-y").args(packages)))
@@ -133,10 +145,13 @@ pub fn wasm_bench() -> Result<Vec<serde_json::Value>> {
         .collect()
 }
 
-fn trunk(args: &[&str]) -> Command {
+/// Trunk, finding the pinned wasm-opt first on its PATH.
+fn trunk(args: &[&str]) -> Result<Command> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(binaryen()?).chain(std::env::split_paths(&path)))?;
     let mut cmd = Command::new("trunk");
-    cmd.args(args).env("CARGO_TARGET_DIR", target_dir().expect("target dir")).current_dir(assets::root());
-    cmd
+    cmd.args(args).env("PATH", path).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root());
+    Ok(cmd)
 }
 
 /// `cargo xtask serve`: assets, tools, then Trunk serves the release page on 127.0.0.1:8080.
@@ -144,7 +159,7 @@ pub fn serve(port: u16) -> Result<()> {
     assets::prepare()?;
     rust_web_tools()?;
     let port = port.to_string();
-    step(&mut trunk(&["serve", "--release", "--port", &port]))
+    step(&mut trunk(&["serve", "--release", "--port", &port])?)
 }
 
 /// Serves the built page in the background until dropped.
@@ -168,7 +183,7 @@ fn serve_for_scripts() -> Result<Server> {
     let log = std::fs::File::create(&log_path)?;
     let port = E2E_PORT.to_string();
     let mut server = Server(
-        trunk(&["serve", "--release", "--port", &port])
+        trunk(&["serve", "--release", "--port", &port])?
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
