@@ -37,10 +37,7 @@ fn reports_version(program: &str, version: &str) -> bool {
 pub fn tools() -> Result<()> {
     rust_web_tools()?;
     install("wasm-pack", WASM_PACK_VERSION, true)?;
-    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
-        apt_install(&["chromium", "chromium-driver"])?;
-    }
-    Ok(())
+    chromium()
 }
 
 /// `cargo install` of `tool` at exactly `version`, unless it already reports that version. The
@@ -87,11 +84,13 @@ fn binaryen() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Debian packages (as root): Chromium and its driver for the tests.
-fn apt_install(packages: &[&str]) -> Result<()> {
-    step(Command::new("apt-get").arg("update"))
-        .and_then(|()| step(Command::new("apt-get").arg("install").arg("-y").args(packages)))
-        .with_context(|| format!("installing {} (Debian: apt-get install {0}, as root)", packages.join(" ")))
+/// Debian's chromium and chromedriver (as root, when missing).
+fn chromium() -> Result<()> {
+    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+        step(Command::new("apt-get").arg("update"))?;
+        step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"]))?;
+    }
+    Ok(())
 }
 
 /// The core (tests/wasm.rs), the worker's session (tests/session.rs) and the page's components
