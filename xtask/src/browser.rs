@@ -52,7 +52,7 @@ fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["install", tool, "--version", &format!("={version}")]);
     // Trunk's release profile asks for fat LTO in one codegen unit, minutes of a cold run for
-    // a tool that mostly waits on cargo (without: 9.8 min, against ~14 with); every tool builds
+    // a tool that mostly waits on cargo (without: 8.4–9.8 min, against ~14 with); every tool builds
     // without it.
     cmd.env("CARGO_PROFILE_RELEASE_LTO", "false").env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16");
     if locked {
@@ -61,7 +61,7 @@ fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
     step(cmd.env("CARGO_TARGET_DIR", target_dir()?.with_file_name("tools-target")))
 }
 
-/// wasm-bindgen-cli at the locked version (~12 min once), Trunk (~10 min once) and the
+/// wasm-bindgen-cli at the locked version (~4 min once), Trunk (~8.5 min once) and the
 /// wasm-opt Trunk runs on the release bundles (web/index.html), each installed only when missing.
 fn rust_web_tools() -> Result<()> {
     wasm_target()?;
@@ -87,8 +87,9 @@ fn binaryen() -> Result<PathBuf> {
 /// Debian's chromium and chromedriver (as root, when missing).
 fn chromium() -> Result<()> {
     if !std::path::Path::new("/usr/bin/chromedriver").exists() {
-        step(Command::new("apt-get").arg("update"))?;
-        step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"]))?;
+        step(Command::new("apt-get").arg("update"))
+            .and_then(|()| step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"])))
+            .context("installing chromium chromium-driver (Debian: apt-get install, as root)")?;
     }
     Ok(())
 }
