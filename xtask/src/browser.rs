@@ -51,14 +51,19 @@ fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
     }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["install", tool, "--version", &format!("={version}")]);
-    // Trunk's release profile asks for fat LTO in one codegen unit, minutes of a cold run for
-    // a tool that mostly waits on cargo (without: 8.4–9.8 min, against ~14 with); every tool builds
-    // without it.
+    // What the tools compute (bindgen's rewrite of a wasm file, Trunk's and wasm-pack's
+    // orchestration) is seconds next to the builds and browsers they drive: they build at
+    // opt-level 1 without LTO (Trunk's profile asks for fat LTO in one codegen unit:
+    // ~14 min of a cold run, 8.4 without it).
     cmd.env("CARGO_PROFILE_RELEASE_LTO", "false").env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16");
+    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1");
     if locked {
         cmd.arg("--locked");
     }
-    step(cmd.env("CARGO_TARGET_DIR", target_dir()?.with_file_name("tools-target")))
+    let start = Instant::now();
+    step(cmd.env("CARGO_TARGET_DIR", target_dir()?.with_file_name("tools-target")))?;
+    eprintln!("xtask: {tool} {version} installed in {:.1} min", start.elapsed().as_secs_f64() / 60.0);
+    Ok(())
 }
 
 /// wasm-bindgen-cli at the locked version (~4 min once), Trunk (~8.5 min once) and the

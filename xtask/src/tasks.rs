@@ -170,11 +170,34 @@ fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(Tally, Tally)> 
     })?;
     // Tests that need the default assets fail (not skip) when they are missing.
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
-    let native = timed(phases, "native build and tests", || cargo_test(&["--release", "--workspace"], &[]))?;
-    timed(phases, "browser tools (once per machine)", browser::tools)?;
+    // The browser tools install beside the native build: its long single-crate stretches leave
+    // a core idle. Their output goes to a log, so the tests' stays readable.
+    let tools_log = target_dir()?.with_file_name("tools.log");
+    let log = std::fs::File::create(&tools_log)?;
+    let tools = Command::new(std::env::current_exe()?)
+        .arg("tools")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting `xtask tools`")?;
+    eprintln!("xtask: installing the browser tools alongside, output in {}", tools_log.display());
+    let native = timed(phases, "native build and tests", || cargo_test(&["--release", "--workspace"], &[]));
+    timed(phases, "browser tools (the wait after it)", || tools_installed(tools, &tools_log))?;
+    let native = native?;
     let browser = timed(phases, "wasm build and browser tests", browser::wasm_tests)?;
     let e2e = timed(phases, "page build and end-to-end", browser::end_to_end)?;
     Ok((native + browser, e2e))
+}
+
+/// Waits for `xtask tools`; on failure, its log's last lines are the error.
+fn tools_installed(mut tools: std::process::Child, log: &std::path::Path) -> Result<()> {
+    if tools.wait()?.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    bail!("installing the browser tools failed ({}):\n{}", log.display(), tail.join("\n"))
 }
 
 /// The story on the command line: the same small budget
@@ -252,7 +275,7 @@ fn has_torch(python: &str, task: &str) -> bool {
 /// examples at the default recipe (512 examples, 400 validation, 2 epochs, 64 tokens, batch 16,
 /// lr 5e-5, head 1e-3): every run, then the mean validation accuracy per dataset and plan over
 /// `seeds` seeds and the gap in points (the target: within 1.0).
-pub fn reference(seeds: u64, python: &str) -> Result<()> {
+pub fn reference(seeds: u64, datasets: &[String], plans: &[String], python: &str) -> Result<()> {
     assets::prepare()?;
     if !has_torch(python, "reference") {
         return Ok(());
@@ -264,8 +287,8 @@ pub fn reference(seeds: u64, python: &str) -> Result<()> {
     let scratch = target_dir()?.join("reference");
     std::fs::create_dir_all(&scratch)?;
     let mut rows: Vec<(String, String, f64, f64)> = Vec::new();
-    for data in ["spam", "sotu-era"] {
-        for plan in ["none", "emb,0-3", "head-only"] {
+    for data in datasets.iter().map(String::as_str) {
+        for plan in plans.iter().map(String::as_str) {
             for seed in 0..seeds {
                 let (out, examples) = (scratch.join("burn.json"), scratch.join("examples.json"));
                 let seed_arg = seed.to_string();
@@ -295,12 +318,26 @@ pub fn reference(seeds: u64, python: &str) -> Result<()> {
             }
         }
     }
-    println!("\n{:>8} {:>9} {:>10} {:>10} {:>12}", "data", "freeze", "Burn", "PyTorch", "gap (points)");
+    // The gap's standard error is over the seeds' paired differences (same examples per seed).
+    println!(
+        "\n{:>8} {:>9} {:>10} {:>10} {:>14} {:>11}",
+        "data", "freeze", "Burn", "PyTorch", "gap (points)", "Burn lower"
+    );
     for chunk in rows.chunks(seeds as usize) {
-        let mean = |f: fn(&(String, String, f64, f64)) -> f64| chunk.iter().map(f).sum::<f64>() / chunk.len() as f64;
+        let n = chunk.len() as f64;
+        let mean = |f: fn(&(String, String, f64, f64)) -> f64| chunk.iter().map(f).sum::<f64>() / n;
         let (b, t) = (mean(|r| r.2), mean(|r| r.3));
+        let spread = chunk.iter().map(|r| (r.2 - r.3 - (b - t)).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let error = 100.0 * (spread / n).sqrt();
+        let lower = chunk.iter().filter(|r| r.2 < r.3).count();
         let verdict = if (b - t).abs() <= 0.01 { "within 1.0" } else { "OUTSIDE 1.0" };
-        println!("{:>8} {:>9} {:>10.4} {:>10.4} {:>+12.1} {verdict}", chunk[0].0, chunk[0].1, b, t, 100.0 * (b - t));
+        let gap = format!("{:+.1} ± {error:.1}", 100.0 * (b - t));
+        println!(
+            "{:>8} {:>9} {b:>10.4} {t:>10.4} {gap:>14} {:>11} {verdict}",
+            chunk[0].0,
+            chunk[0].1,
+            format!("{lower} of {}", chunk.len())
+        );
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        // tokenizers panics on some malformed JSON (found by tests/fuzz.rs): check the syntax first.
+        // tokenizers panics on some malformed JSON (found by tests/native/fuzz.rs): check the syntax first.
         serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
             .map_err(|e| CoreError::Tokenizer(format!("not valid JSON ({e})")))?;
         let mut tokenizer = HfTokenizer::from_bytes(bytes).map_err(|e| CoreError::Tokenizer(e.to_string()))?;

@@ -33,7 +33,7 @@ fn tiny(device: &Device) -> LoadedModel {
     tiny_run::model(device)
 }
 
-/// Logits written by the native test tests/tiny_logits.rs.
+/// Logits written by the native test tests/native/tiny_logits.rs.
 const NATIVE_LOGITS: &str = include_str!("../../../tests/fixtures/tiny_logits.json");
 
 #[wasm_bindgen_test]
@@ -145,7 +145,7 @@ async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     assert_ne!(trained, initial, "layer 1 trains on WebGPU");
 }
 
-/// The PyTorch step parity of tests/train_step.rs, compiled to wasm.
+/// The PyTorch step parity of tests/native/train_step.rs, compiled to wasm.
 #[wasm_bindgen_test]
 async fn three_adamw_steps_match_pytorch_in_the_browser() {
     let fx = train_step::fixture();
@@ -163,7 +163,7 @@ async fn fused_operations_equal_the_composed_ones_in_the_browser() {
     }
 }
 
-/// A seeded run with dropout on gives the native loss curve (tests/tiny_logits.rs pins it).
+/// A seeded run with dropout on gives the native loss curve (tests/native/tiny_logits.rs pins it).
 #[wasm_bindgen_test]
 async fn a_seeded_run_gives_the_native_losses() {
     let (losses, ..) = tiny_run::train(&Device::flex(), FreezePlan::none(2), 2, Some(tiny_run::PINNED_STEPS)).await;

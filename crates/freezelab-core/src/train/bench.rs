@@ -22,6 +22,10 @@ pub struct BenchResult {
     pub seconds_per_step: f64,
     pub examples_per_second: f64,
     pub measured_peak_bytes: Option<u64>,
+    /// The device pool after the last step (GPU backends): live allocations, and the bytes of
+    /// the buffers it holds (`cargo xtask bench --dispatches` compares runs of 1 and 2 steps).
+    pub pool_allocations: Option<u64>,
+    pub pool_reserved_bytes: Option<u64>,
 }
 
 /// The configurations `freezelab bench` times, by name: (name, plan, with the prefix cache).
@@ -96,6 +100,7 @@ pub async fn run(
         }
     }
     let seconds_per_step = elapsed / steps.max(1) as f64;
+    let pool = device.memory_pool_usage();
     Ok(BenchResult {
         freeze: plan.label(),
         cache,
@@ -105,5 +110,7 @@ pub async fn run(
         seconds_per_step,
         examples_per_second: batch.batch_size as f64 / seconds_per_step.max(1e-12),
         measured_peak_bytes: peak,
+        pool_allocations: pool.as_ref().map(|p| p.number_allocs),
+        pool_reserved_bytes: pool.map(|p| p.bytes_reserved),
     })
 }

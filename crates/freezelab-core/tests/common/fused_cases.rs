@@ -1,6 +1,6 @@
 //! Each fused operation against Burn's composed operations on the same inputs: the output and
 //! every gradient (loss = Σ output · random weights), at odd sizes and with padded keys. Run
-//! natively (tests/fused.rs) and in the browser (tests/wasm.rs).
+//! natively (tests/native/fused.rs) and in the browser (tests/wasm.rs).
 
 use burn::module::Param;
 use burn::nn::{DropoutConfig, LayerNormConfig};

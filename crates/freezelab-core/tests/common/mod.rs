@@ -4,9 +4,11 @@
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
+pub mod fused_cases;
 pub mod recorder;
 pub mod replicas;
 pub mod tiny_run;
+pub mod train_step;
 pub mod training;
 
 use std::path::PathBuf;

@@ -1,8 +1,6 @@
 //! Property tests for every parser of user files: whatever the bytes, an answer (a value or an
 //! error for people), never a panic. Valid files spoiled by truncation or byte flips, and
 //! text built from the characters that matter to each format, reach deeper than random noise.
-// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
-#![cfg(not(target_arch = "wasm32"))]
 
 use burn::tensor::Device;
 use freezelab_core::config::BertConfig;

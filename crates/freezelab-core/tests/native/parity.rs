@@ -1,9 +1,5 @@
 //! Parity with Hugging Face transformers' BertModel on the default weights
 //! (fixture made by tests/fixtures/make_parity.py).
-// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
 
 use burn::tensor::Device;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
@@ -28,7 +24,7 @@ struct Case {
 }
 
 fn fixture() -> Fixture {
-    let path = common::repo_root().join("tests/fixtures/parity.json");
+    let path = crate::common::repo_root().join("tests/fixtures/parity.json");
     serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("fixture JSON")
 }
 
@@ -46,7 +42,7 @@ fn load(dir: &std::path::Path, weights_file: &str) -> LoadedModel {
 
 #[test]
 fn matches_hugging_face_per_token_mean_and_cls() {
-    let Some(dir) = common::default_model_dir("parity") else {
+    let Some(dir) = crate::common::default_model_dir("parity") else {
         return;
     };
     let fx = fixture();
@@ -87,7 +83,7 @@ fn matches_hugging_face_per_token_mean_and_cls() {
 
 #[test]
 fn half_precision_download_upcasts_close_to_f32() {
-    let Some(dir) = common::default_model_dir("f16 parity") else {
+    let Some(dir) = crate::common::default_model_dir("f16 parity") else {
         return;
     };
     let fx = fixture();
@@ -103,7 +99,7 @@ fn half_precision_download_upcasts_close_to_f32() {
 
 #[test]
 fn default_model_has_the_published_shape() {
-    let Some(dir) = common::default_model_dir("shape") else {
+    let Some(dir) = crate::common::default_model_dir("shape") else {
         return;
     };
     let model = load(&dir, "model.safetensors");

@@ -1,10 +1,7 @@
 //! The fused operations equal Burn's composed ones, output and gradients (natively; the browser
 //! runs the same cases in tests/wasm.rs).
-// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
-#![cfg(not(target_arch = "wasm32"))]
 
-#[path = "common/fused_cases.rs"]
-mod fused_cases;
+use crate::common::fused_cases;
 
 #[test]
 fn fused_operations_equal_the_composed_ones() {

@@ -1,11 +1,8 @@
 //! Three training steps against PyTorch + transformers (tests/fixtures/train_step.json): the
 //! losses and the final weights agree within 1e-4, so the optimizer, its weight-decay groups,
 //! global-norm clipping, the warm-up schedule and the head follow Hugging Face's Trainer.
-// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
-#![cfg(not(target_arch = "wasm32"))]
 
-#[path = "common/train_step.rs"]
-mod train_step;
+use crate::common::train_step;
 
 use burn::tensor::Device;
 

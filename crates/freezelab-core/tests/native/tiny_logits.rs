@@ -2,10 +2,6 @@
 //! (dropout on), pinned in tests/fixtures/tiny_{logits,losses}.json so the browser tests
 //! (tests/wasm.rs) can check that wasm computes what native computes.
 //! After a deliberate change to the model code: `FREEZELAB_WRITE_FIXTURES=1 cargo test`.
-// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
 
 use burn::tensor::Device;
 use freezelab_core::bert::BatchTensors;
@@ -13,7 +9,7 @@ use freezelab_core::device::read_f32;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::synthetic;
 
-use common::tiny_run;
+use crate::common::tiny_run;
 
 #[test]
 fn tiny_logits_match_the_pinned_fixture() {
@@ -41,11 +37,11 @@ fn seeded_losses_match_the_pinned_fixture() {
 /// The values pinned in tests/fixtures/`name`.json; with `FREEZELAB_WRITE_FIXTURES` set,
 /// writes `values` there instead and returns `None` (the test is then counted as skipped).
 fn pinned<T: serde::Serialize + serde::de::DeserializeOwned>(name: &str, values: &[T]) -> Option<Vec<T>> {
-    let path = common::repo_root().join(format!("tests/fixtures/{name}.json"));
+    let path = crate::common::repo_root().join(format!("tests/fixtures/{name}.json"));
     if std::env::var_os("FREEZELAB_WRITE_FIXTURES").is_some() {
         // A fixture written now cannot check this run: it is counted as skipped, not passed.
         std::fs::write(&path, serde_json::to_string(values).unwrap() + "\n").unwrap();
-        common::skip(name, "fixture rewritten; it is checked on the next run");
+        crate::common::skip(name, "fixture rewritten; it is checked on the next run");
         return None;
     }
     Some(serde_json::from_slice(&std::fs::read(&path).expect("fixture")).unwrap())

@@ -1,6 +1,4 @@
 //! Checkpoint loading: round trips and the errors users see for broken files.
-// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
-#![cfg(not(target_arch = "wasm32"))]
 
 use burn::tensor::{Device, Tensor};
 use freezelab_core::bert::BatchTensors;

@@ -1,9 +1,5 @@
 //! Freezing has its real effects, training is reproducible, the cache changes nothing but
 //! speed. Tiny random models, CPU backend.
-// Native only (`wasm-pack test` builds every test target; the browser's are in wasm.rs).
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -15,7 +11,7 @@ use freezelab_core::synthetic;
 use freezelab_core::tokenize::EncodedBatch;
 use freezelab_core::train::{self, apply_plan, TrainConfig};
 
-use common::training::{model, run, run_keyed, run_on, small_cfg, turn, wgpu_device};
+use crate::common::training::{model, run, run_keyed, run_on, small_cfg, turn, wgpu_device};
 
 /// Every parameter's values, per block: embeddings, layer 0.., head.
 fn block_values(m: &LoadedModel) -> Vec<Vec<f32>> {
@@ -517,7 +513,7 @@ fn data_parallel_replicas_follow_the_run_alone() {
     ];
     for (count, cfg) in cases {
         let (_, alone, host) = run(&config, &cfg, &mut PrefixCache::new());
-        let replicas = common::replicas::train_replicas(&config, &cfg, count);
+        let replicas = crate::common::replicas::train_replicas(&config, &cfg, count);
         let what = format!("{count} replicas, {}, {} examples", cfg.freeze.label(), cfg.train_size);
         assert!(alone.steps >= 10, "{what}: {} steps", alone.steps);
         for (summary, recorder) in &replicas {
