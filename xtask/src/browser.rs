@@ -66,8 +66,9 @@ fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
     Ok(())
 }
 
-/// wasm-bindgen-cli at the locked version (~4 min once), Trunk (~8.5 min once) and the
-/// wasm-opt Trunk runs on the release bundles (web/index.html), each installed only when missing.
+/// wasm-bindgen-cli at the locked version, Trunk (6.4 and 14.9 min once beside the native
+/// build) and the wasm-opt Trunk runs on the release bundles (web/index.html), each installed
+/// only when missing.
 fn rust_web_tools() -> Result<()> {
     wasm_target()?;
     // wasm-bindgen-cli's own lockfile pins a webpki-roots that no longer resolves: not --locked.
