@@ -56,7 +56,7 @@ pub fn dispatches(batch: usize, seq: usize) -> Result<()> {
         let total: i64 = step.iter().map(|(n, _)| n).sum();
         let top: Vec<String> = step.iter().take(6).map(|(n, kernel)| format!("{kernel} {n}")).collect();
         // Growth of the device pool's reserved bytes from one step to two: the buffers a
-        // step creates beyond those it reuses (0 once the pool has warmed up).
+        // step creates beyond those it reuses.
         let grown = two.reserved_bytes - one.reserved_bytes;
         println!("{row:>16} {total:>11} {grown:>10} {:>12}  {}", two.live_allocations, top.join(", "));
     }

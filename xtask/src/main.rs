@@ -40,7 +40,7 @@ enum Command {
     /// Validation accuracy of Burn against its PyTorch twin at the default recipe: SpamAssassin
     /// and SotU era, train all / emb,0-3 / head only, the same examples, several seeds.
     Reference {
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
         seeds: u64,
         /// Only these datasets (repeatable; default spam and sotu-era).
         #[arg(long = "data", default_values = ["spam", "sotu-era"])]
