@@ -36,29 +36,47 @@ fn reports_version(program: &str, version: &str) -> bool {
 /// and Debian's Chromium.
 pub fn tools() -> Result<()> {
     rust_web_tools()?;
-    install("wasm-pack", WASM_PACK_VERSION, true)?;
+    install("wasm-pack", WASM_PACK_VERSION, Build::ORCHESTRATOR)?;
     chromium()
+}
+
+/// How a tool is compiled. What the tools compute is seconds next to the builds and browsers
+/// they drive, so none gets LTO (Trunk's profile asks for fat LTO in one codegen unit: ~14 min of
+/// a cold run, 8.4 without it). wasm-bindgen rewrites every test and bundle wasm (tens of MB):
+/// opt-level 1. Trunk and wasm-pack only orchestrate: opt-level 0.
+struct Build {
+    opt_level: &'static str,
+    /// `--locked`: wasm-bindgen-cli's own lockfile pins a webpki-roots that no longer resolves.
+    locked: bool,
+    /// Trunk without its default features: no TLS stack (ring, rustls) and no update check;
+    /// it never downloads here (xtask installs wasm-bindgen and wasm-opt itself).
+    default_features: bool,
+}
+
+impl Build {
+    const BINDGEN: Build = Build { opt_level: "1", locked: false, default_features: true };
+    const ORCHESTRATOR: Build = Build { opt_level: "0", locked: true, default_features: true };
+    const TRUNK: Build = Build { opt_level: "0", locked: true, default_features: false };
 }
 
 /// `cargo install` of `tool` at exactly `version`, unless it already reports that version. The
 /// installs share one build folder in the cache, so dependencies they have in common (same
 /// versions and features) are compiled once, and a re-run after a failed install goes on from
 /// where it stopped.
-fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
+fn install(tool: &str, version: &str, build: Build) -> Result<()> {
     let program = if tool == "wasm-bindgen-cli" { "wasm-bindgen-test-runner" } else { tool };
     if reports_version(program, version) {
         return Ok(());
     }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["install", tool, "--version", &format!("={version}")]);
-    // What the tools compute (bindgen's rewrite of a wasm file, Trunk's and wasm-pack's
-    // orchestration) is seconds next to the builds and browsers they drive: they build at
-    // opt-level 1 without LTO (Trunk's profile asks for fat LTO in one codegen unit:
-    // ~14 min of a cold run, 8.4 without it).
     cmd.env("CARGO_PROFILE_RELEASE_LTO", "false").env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16");
-    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1");
-    if locked {
+    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", build.opt_level);
+    if build.locked {
         cmd.arg("--locked");
+    }
+    if !build.default_features {
+        cmd.arg("--no-default-features");
     }
     let start = Instant::now();
     step(cmd.env("CARGO_TARGET_DIR", target_dir()?.with_file_name("tools-target")))?;
@@ -66,14 +84,12 @@ fn install(tool: &str, version: &str, locked: bool) -> Result<()> {
     Ok(())
 }
 
-/// wasm-bindgen-cli at the locked version, Trunk (6.4 and 14.9 min once beside the native
-/// build) and the wasm-opt Trunk runs on the release bundles (web/index.html), each installed
-/// only when missing.
+/// wasm-bindgen-cli at the locked version, Trunk and the wasm-opt Trunk runs on the release
+/// bundles (web/index.html), each installed only when missing (README gives the times).
 fn rust_web_tools() -> Result<()> {
     wasm_target()?;
-    // wasm-bindgen-cli's own lockfile pins a webpki-roots that no longer resolves: not --locked.
-    install("wasm-bindgen-cli", &locked_wasm_bindgen()?, false)?;
-    install("trunk", TRUNK_VERSION, true)?;
+    install("wasm-bindgen-cli", &locked_wasm_bindgen()?, Build::BINDGEN)?;
+    install("trunk", TRUNK_VERSION, Build::TRUNK)?;
     binaryen().map(|_| ())
 }
 
