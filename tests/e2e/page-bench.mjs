@@ -40,7 +40,8 @@ for (const workers of [1, k]) {
     const s = document.querySelector('.column .status')?.textContent ?? '';
     return /finished/.test(s) && s !== b;
   }, before, { timeout: 1_800_000 });
-  rows.push({ workers, examples_per_second: Number(await byId('speed-A').getAttribute('data-value')) });
+  const exchange = workers > 1 ? Number(await byId('exchange-A').getAttribute('data-value')) : null;
+  rows.push({ workers, examples_per_second: Number(await byId('speed-A').getAttribute('data-value')), exchange_seconds: exchange });
 }
 console.log(`PAGEBENCH ${JSON.stringify({ settings, first_contentful_paint_seconds: firstPaint, engine_ready_seconds: engineReady, cores: await page.evaluate(() => navigator.hardwareConcurrency), rows })}`);
 await browser.close();

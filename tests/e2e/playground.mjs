@@ -457,7 +457,12 @@ if (!synthetic) {
   const exchange = await text('exchange-A');
   check(await maxBusy() === 2 && Number.isFinite(parallelLoss) && /on 2 workers.*sends its gradients \(90\.\d MB\)/.test(exchange),
     `one run trains on two workers (${await maxBusy()} busy; validation loss ${parallelLoss}; "${exchange}")`);
-  console.log(`train all, one run: ${speedOne.toFixed(2)} ex/s on one worker, ${speedTwo.toFixed(2)} on two (${(speedTwo / speedOne).toFixed(2)}×)`);
+  // The time in the exchange is measured, shown, and part of the training time.
+  const waited = Number(await byId('exchange-A').getAttribute('data-value'));
+  const shown = exchange.match(/exchange.*: ([\d.]+) s of ([\d.]+) s of training/);
+  check(waited > 0 && shown !== null && Number(shown[1]) <= Number(shown[2]),
+    `the page shows the data-parallel run's time in the exchange (${waited} s; "${exchange}")`);
+  console.log(`train all, one run: ${speedOne.toFixed(2)} ex/s on one worker, ${speedTwo.toFixed(2)} on two (${(speedTwo / speedOne).toFixed(2)}×; ${waited.toFixed(1)} s in the exchange)`);
   const parallelModel = await downloadedBytes(() => byId('download-model-A').click());
   check(parallelModel.size > 1e6, `the data-parallel run's model downloads (${parallelModel.size} bytes)`);
   // Stopped mid-run, both workers let go (neither waits for the other's gradients) and the

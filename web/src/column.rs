@@ -315,11 +315,17 @@ fn RunPanel(column: Column) -> impl IntoView {
                 RunStatus::Done => Some(export::model_button(r.id, r.model_bytes, format!("download-model-{name}")).into_any()),
                 _ => None,
             })}
-            {move || run().filter(|r| r.workers > 1 && r.trainable > 0).map(|r| view! {
-                <p class="muted" data-testid=format!("exchange-{name}")>
-                    {format!("on {} workers, each a share of every batch: each sends its gradients ({}) every step and gets their sum back; only trainable parameters travel",
-                        r.workers, format::bytes(4 * r.trainable as u64))}
-                </p>
+            {move || run().filter(|r| r.workers > 1 && r.trainable > 0).map(|r| {
+                // The first replica's time in the exchange, once the run has finished.
+                let waited = r.summary.as_ref().and_then(|s| s.exchange_seconds.map(|x| (x, s.train_seconds)));
+                view! {
+                    <p class="muted" data-testid=format!("exchange-{name}")
+                        data-value=waited.map(|(x, _)| format!("{x:.3}")).unwrap_or_default()>
+                        {format!("on {} workers, each a share of every batch: each sends its gradients ({}) every step and gets their sum back; only trainable parameters travel",
+                            r.workers, format::bytes(4 * r.trainable as u64))}
+                        {waited.map(|(x, train)| format!(" (the exchange, waiting for the other workers included: {x:.1} s of {train:.1} s of training)"))}
+                    </p>
+                }
             })}
             {move || run().and_then(|r| r.below_baseline()).map(|warning| view! {
                 <p class="warning" role="status" data-testid=format!("below-baseline-{name}")>{warning}</p>

@@ -6,22 +6,23 @@
 //! worker loads from those. Runs wait in the page until a worker is free; a new worker is started
 //! when all are busy and the pool is below `Lab::pool_size`. On WebGPU the pool is the lead
 //! alone: the workers would share one adapter whose memory WebGPU does not report.
-//! A data-parallel run takes several workers at once (replicas): each sends its gradients for a
-//! step, the pool adds them in replica order and sends every replica the sum; the first
-//! replica answers for the run (its events, its model), the others only train.
+//! A data-parallel run takes several workers at once (replicas), linked by `MessageChannel`s the
+//! pool hands out with the run: the first replica adds the others' gradients and sends back the
+//! sum, worker to worker (crates/freezelab-worker/src/replica.rs), so the page's thread carries
+//! none of it; the first replica answers for the run (its events, its model), the others only
+//! train. The pool tells the replicas when a run ended, so none waits for ever.
 //! Requests made before a worker's wasm runs are held: a worker drops what arrives before it
 //! has a handler.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use freezelab_protocol::messages::{
-    bytes_f32, f32_bytes, BackendKind, Column, FromWorker, Origin, Request, Share, ToWorker,
-};
+use freezelab_protocol::messages::{BackendKind, Column, FromWorker, Origin, Request, Share, ToWorker};
 use freezelab_protocol::run::{TrainConfig, TrainEvent};
+use js_sys::Array;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
-use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{MessageChannel, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use crate::download;
 use crate::state::{Lab, PoolStatus, RunStatus};
@@ -31,8 +32,8 @@ const WORKER_SCRIPT: &str = "./freezelab-worker_loader.js";
 
 struct Slot {
     worker: Worker,
-    /// Requests held until its wasm says it is alive; `None` once it is.
-    pending: Option<Vec<JsValue>>,
+    /// Requests (and what they transfer) held until its wasm says it is alive; `None` once it is.
+    pending: Option<Vec<(JsValue, Array)>>,
     /// The run it trains now: who asked for it, and which replica this worker is.
     running: Option<Running>,
     /// The run whose model it keeps for each origin (as its shelf does).
@@ -42,10 +43,15 @@ struct Slot {
 
 impl Slot {
     fn deliver(&mut self, value: JsValue) {
+        self.deliver_with(value, Array::new());
+    }
+
+    /// Delivers `value` with objects it transfers (ports).
+    fn deliver_with(&mut self, value: JsValue, transfer: Array) {
         match self.pending.as_mut() {
-            Some(held) => held.push(value),
-            // Posting only fails for values that cannot be cloned; ours are plain objects.
-            None => drop(self.worker.post_message(&value)),
+            Some(held) => held.push((value, transfer)),
+            // Posting only fails for values that cannot be cloned; ours are plain objects and ports.
+            None => drop(self.worker.post_message_with_transfer(&value, &transfer)),
         }
     }
 
@@ -75,11 +81,10 @@ struct Pool {
     slots: Vec<Slot>,
     /// Runs waiting for free workers, oldest first.
     queue: VecDeque<Queued>,
-    /// Data-parallel runs in flight: their replica count, and each step's gradients so far.
-    replicated: HashMap<u32, usize>,
-    handed: HashMap<(u32, usize), Vec<Option<Vec<f32>>>>,
+    /// Data-parallel runs in flight.
+    replicated: HashSet<u32>,
     /// Data-parallel runs a replica's failure ended (the others' failures are not told again).
-    failed: std::collections::HashSet<u32>,
+    failed: HashSet<u32>,
     /// What a new worker is told before its first run: the backend choice, then the model and
     /// the dataset ([`MODEL`], [`DATA`]; from the lead's shared bytes once it has shared them).
     start: Option<ToWorker>,
@@ -98,8 +103,7 @@ thread_local! {
 }
 
 fn encode(message: &ToWorker) -> JsValue {
-    // Summed gradients (bytes) go as a typed array, not an array of numbers.
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
     serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise")
 }
 
@@ -156,7 +160,6 @@ fn lost(lab: Lab) {
         }
         pool.queue.clear();
         pool.replicated.clear();
-        pool.handed.clear();
         pool.loads = [None, None];
         (pool.start.clone(), pool.asked.clone())
     });
@@ -190,14 +193,14 @@ pub fn send(message: &ToWorker) {
         ToWorker::LoadDataset { source, .. } => load(DATA, ToWorker::LoadDataset { source, share }),
         ToWorker::Inspect { .. } => to_lead(message),
         ToWorker::Train { run_id, origin, config, .. } => train(lab, run_id, origin, config, 1),
-        // The pool adds gradients itself; a page never sends these.
-        ToWorker::Summed { .. } => {}
+        // The pool ends replicated runs itself; a page never sends these.
+        ToWorker::RunEnded { .. } => {}
         ToWorker::Stop => POOL.with(|p| {
             let mut pool = p.borrow_mut();
             pool.queue.clear();
             pool.slots.iter_mut().for_each(|slot| slot.deliver(encode(message)));
             // A replica waiting for the others' gradients hears that its run ended.
-            let runs: Vec<u32> = pool.replicated.keys().copied().collect();
+            let runs: Vec<u32> = pool.replicated.iter().copied().collect();
             runs.into_iter().for_each(|run_id| end_replicas(&mut pool, run_id));
         }),
         ToWorker::Predict { text, runs } => predict(lab, text, runs),
@@ -223,11 +226,10 @@ pub fn train(lab: Lab, run_id: u32, origin: Origin, config: TrainConfig, workers
     dispatch(lab);
 }
 
-/// Tells every replica of `run_id` that the run ended, and forgets its gradients.
+/// Tells every replica of `run_id` that the run ended.
 fn end_replicas(pool: &mut Pool, run_id: u32) {
     pool.replicated.remove(&run_id);
-    pool.handed.retain(|(run, _), _| *run != run_id);
-    let end = encode(&ToWorker::Summed { run_id, step: 0, values: None });
+    let end = encode(&ToWorker::RunEnded { run_id });
     for slot in pool.slots.iter_mut().filter(|s| s.running.is_some_and(|r| r.run_id == run_id)) {
         slot.deliver(end.clone());
     }
@@ -300,41 +302,31 @@ fn dispatch(lab: Lab) {
             let mut pool = p.borrow_mut();
             let Queued { run_id, origin, config, .. } = pool.queue.pop_front().expect("a queued run");
             if wanted > 1 {
-                pool.replicated.insert(run_id, wanted);
+                pool.replicated.insert(run_id);
             }
-            for (index, &slot) in free[..wanted].iter().enumerate() {
+            let links = replica_ports(wanted);
+            for ((index, &slot), ports) in free[..wanted].iter().enumerate().zip(links) {
                 let replica = (wanted > 1).then_some(Share { index, count: wanted });
                 let message = ToWorker::Train { run_id, origin, config: config.clone(), replica };
                 pool.slots[slot].running = Some(Running { run_id, origin, replica: index });
-                pool.slots[slot].deliver(encode(&message));
+                pool.slots[slot].deliver_with(encode(&message), ports);
             }
         });
     }
     status(lab);
 }
 
-/// Keeps replica `replica`'s gradients for a step; once every replica's are in, sends each the
-/// sum, added in replica order (the same bits everywhere, whatever order they arrived in).
-fn gradients(run_id: u32, replica: usize, step: usize, values: Vec<f32>) {
-    POOL.with(|p| {
-        let mut pool = p.borrow_mut();
-        let Some(&count) = pool.replicated.get(&run_id) else { return };
-        let handed = pool.handed.entry((run_id, step)).or_insert_with(|| vec![None; count]);
-        handed[replica] = Some(values);
-        if handed.iter().any(Option::is_none) {
-            return;
-        }
-        let handed = pool.handed.remove(&(run_id, step)).expect("just checked");
-        let mut parts = handed.into_iter().flatten();
-        let mut sum = parts.next().expect("at least one replica");
-        for part in parts {
-            sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
-        }
-        let message = encode(&ToWorker::Summed { run_id, step, values: Some(f32_bytes(&sum).into()) });
-        for slot in pool.slots.iter_mut().filter(|s| s.running.is_some_and(|r| r.run_id == run_id)) {
-            slot.deliver(message.clone());
-        }
-    });
+/// The ports each of `count` replicas gets: a channel between the first replica and each
+/// other one (the first holds one end of every channel, in replica order). One replica: none.
+fn replica_ports(count: usize) -> Vec<Array> {
+    let ports: Vec<Array> = (0..count).map(|_| Array::new()).collect();
+    for other in 1..count {
+        // A MessageChannel is created without fail outside a worklet.
+        let channel = MessageChannel::new().expect("a MessageChannel");
+        ports[0].push(&channel.port1());
+        ports[other].push(&channel.port2());
+    }
+    ports
 }
 
 fn on_gpu(lab: Lab) -> bool {
@@ -349,13 +341,12 @@ fn received(lab: Lab, index: usize, message: FromWorker) {
     // A replica other than the first only trains: the first answers for the run.
     let replica = running.map_or(0, |r| r.replica);
     match &message {
-        FromWorker::Gradients { run_id, step, values } => return gradients(*run_id, replica, *step, bytes_f32(values)),
         FromWorker::Run { .. } if replica > 0 => return,
         FromWorker::RunFailed { run_id, .. } => {
             // The run's other replicas stop waiting; the first failure is the one told.
             let told = POOL.with(|p| {
                 let mut pool = p.borrow_mut();
-                if pool.replicated.contains_key(run_id) {
+                if pool.replicated.contains(run_id) {
                     end_replicas(&mut pool, *run_id);
                     pool.failed.insert(*run_id);
                     false
@@ -371,7 +362,9 @@ fn received(lab: Lab, index: usize, message: FromWorker) {
             let held = POOL.with(|p| p.borrow_mut().slots.get_mut(index).and_then(|s| s.pending.take()));
             POOL.with(|p| {
                 if let Some(slot) = p.borrow().slots.get(index) {
-                    held.into_iter().flatten().for_each(|v| drop(slot.worker.post_message(&v)));
+                    held.into_iter()
+                        .flatten()
+                        .for_each(|(v, transfer)| drop(slot.worker.post_message_with_transfer(&v, &transfer)));
                 }
             });
         }

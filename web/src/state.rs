@@ -261,8 +261,8 @@ impl Lab {
                 Some((asked, shown)) if *asked == text => shown.extend(results),
                 _ => *p = Some((text, results)),
             }),
-            // The pool keeps each worker's figures and adds the replicas' gradients.
-            FromWorker::Handled { .. } | FromWorker::Gradients { .. } => {}
+            // The pool keeps each worker's figures.
+            FromWorker::Handled { .. } => {}
             FromWorker::Error { context, message } => {
                 match context {
                     Request::Model => self.model_busy.set(false),

@@ -408,13 +408,15 @@ pub fn page_bench(workers: usize) -> Result<()> {
     let rows = page["rows"].as_array().context("no rows")?;
     let one = rows.first().map(ex_s).unwrap_or(0.0);
     println!(
-        "\none run, train all, SpamAssassin {settings}, {} cores:\n{:>24} {:>8} {:>12} {:>10}",
-        page["cores"], "", "ex/s", "vs 1 worker", "vs native"
+        "\none run, train all, SpamAssassin {settings}, {} cores:\n{:>24} {:>8} {:>12} {:>10} {:>12}",
+        page["cores"], "", "ex/s", "vs 1 worker", "vs native", "exchange s"
     );
     for row in rows {
         let label = format!("page, {} worker(s)", row["workers"]);
+        // The first replica's seconds in the gradient exchange (data-parallel rows only).
+        let exchange = row["exchange_seconds"].as_f64().map_or("".to_string(), |s| format!("{s:.1}"));
         println!(
-            "{label:>24} {:>8.2} {:>12.2} {:>10.2}",
+            "{label:>24} {:>8.2} {:>12.2} {:>10.2} {exchange:>12}",
             ex_s(row),
             ex_s(row) / one.max(1e-12),
             ex_s(row) / native.max(1e-12)

@@ -94,16 +94,6 @@ pub struct Share {
     pub count: usize,
 }
 
-/// f32 values as the little-endian bytes gradients travel in.
-pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// [`f32_bytes`] back to values.
-pub fn bytes_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-}
-
 /// Which backend the user asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,6 +131,9 @@ pub enum ToWorker {
         share: bool,
     },
     /// A run, or one replica of a data-parallel run (`replica`: which of how many workers).
+    /// A replica's message carries `MessagePort`s (the event's `ports`, beside the message):
+    /// the first replica one to each other replica, in replica order; every other replica one
+    /// to the first. Gradients travel over them, worker to worker, never through the page.
     Train {
         run_id: u32,
         origin: Origin,
@@ -148,12 +141,10 @@ pub enum ToWorker {
         #[serde(default)]
         replica: Option<Share>,
     },
-    /// The replicas' gradients for `step` of a data-parallel run, summed (f32, little-endian);
-    /// `None`: the run ends (stopped, or another replica failed).
-    Summed {
+    /// A data-parallel run ended (stopped, or a replica failed): its replicas stop waiting
+    /// for each other's gradients.
+    RunEnded {
         run_id: u32,
-        step: usize,
-        values: Option<serde_bytes::ByteBuf>,
     },
     Stop,
     /// Classify a text with the models of these runs, each shown in its column (a run this
@@ -199,13 +190,6 @@ pub enum FromWorker {
     Run {
         run_id: u32,
         event: TrainEvent,
-    },
-    /// A data-parallel replica's gradients (and weighted loss, last) for `step`, f32
-    /// little-endian: only trainable parameters, so a frozen model sends little.
-    Gradients {
-        run_id: u32,
-        step: usize,
-        values: serde_bytes::ByteBuf,
     },
     /// A run ended with an error; `retry_on_cpu` when the GPU was the cause.
     RunFailed {
@@ -260,7 +244,7 @@ impl Request {
             ToWorker::LoadModel { .. } => Request::Model,
             ToWorker::Inspect { .. } => Request::Upload,
             ToWorker::LoadDataset { .. } => Request::Dataset,
-            ToWorker::Train { .. } | ToWorker::Summed { .. } => Request::Train,
+            ToWorker::Train { .. } | ToWorker::RunEnded { .. } => Request::Train,
             ToWorker::Stop => Request::Stop,
             ToWorker::Predict { .. } => Request::TryIt,
             ToWorker::Export { .. } => Request::Download,

@@ -219,6 +219,10 @@ pub struct RunSummary {
     /// Training steps only (forward, backward, optimizer).
     pub train_seconds: f64,
     pub examples_per_second: f64,
+    /// A data-parallel replica's seconds in the gradient exchange (part of `train_seconds`);
+    /// `None` for a run on one worker.
+    #[serde(default)]
+    pub exchange_seconds: Option<f64>,
     pub cache_used: bool,
     pub cache_over_limit: bool,
     pub cancelled: bool,

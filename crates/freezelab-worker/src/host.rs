@@ -12,6 +12,11 @@ use wasm_bindgen::prelude::*;
 
 use crate::outbox::{post, scope};
 
+/// The worker's clock, in seconds.
+pub fn seconds() -> f64 {
+    scope().performance().map_or(0.0, |p| p.now() / 1000.0)
+}
+
 pub struct WorkerHost {
     pub run_id: u32,
     /// The stop generation now, and the one the run was requested in.
@@ -21,7 +26,7 @@ pub struct WorkerHost {
 
 impl Host for WorkerHost {
     fn now(&self) -> f64 {
-        scope().performance().map_or(0.0, |p| p.now() / 1000.0)
+        seconds()
     }
 
     fn emit(&mut self, event: &TrainEvent) {

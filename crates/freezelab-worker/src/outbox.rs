@@ -32,8 +32,7 @@ pub fn post(message: &FromWorker) {
     if kept {
         return;
     }
-    // Gradients (bytes) go as a typed array, not an array of numbers.
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
     let value = serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise");
     // A closed page has no one to tell.
     let _ = scope().post_message(&value);

@@ -1,59 +1,186 @@
-//! The worker's end of a data-parallel run: a replica's gradients go to the page's pool, which
-//! adds every replica's in replica order and sends the sum back to each (or says the run ended).
-//! Sums arrive beside the request queue (the replica is inside its Train request, waiting).
+//! The worker's end of a data-parallel run. The page links a run's replicas with
+//! `MessagePort`s when it hands the run out: the first replica holds a port to each other one,
+//! each other replica one to the first. Every step, each other replica transfers its gradients
+//! (a `Float32Array`, moved, not copied) to the first, which adds them in replica order, its own
+//! first, and transfers the sum back to each: every replica applies the same bits, and nothing
+//! passes through the page's thread. The page only says when a run ended (stopped, or a replica
+//! failed), so that no replica waits for the others for ever.
 
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Poll, Waker};
 
 use freezelab_core::train::Reducer;
 use freezelab_core::CoreError;
-use freezelab_protocol::messages::{bytes_f32, f32_bytes, FromWorker};
+use js_sys::{Array, Float32Array};
+use wasm_bindgen::prelude::*;
+use web_sys::MessageEvent;
 
-use crate::outbox::post;
+use crate::host::seconds;
 
-/// A sum the page sent: run, step and values; `None` values: the run ended.
-type Sum = (u32, usize, Option<Vec<u8>>);
+#[wasm_bindgen]
+extern "C" {
+    /// A `MessagePort`, bound here rather than through a web-sys feature: a new web-sys feature
+    /// would change the feature set Burn's wasm build sees, and compile Burn again.
+    pub type Port;
+    #[wasm_bindgen(method, js_name = postMessage)]
+    fn post(this: &Port, message: &JsValue, transfer: &Array);
+    #[wasm_bindgen(method, setter)]
+    fn set_onmessage(this: &Port, handler: Option<&js_sys::Function>);
+    #[wasm_bindgen(method)]
+    fn close(this: &Port);
+}
+
+/// A replica: its run and its index in it.
+type Who = (u32, usize);
+
+#[derive(Default)]
+struct Links {
+    /// Ports the page handed over with a replica's Train request, until its run starts.
+    ports: HashMap<Who, Vec<Port>>,
+    /// Values that arrived for a replica: (replica, step, port) → values.
+    arrived: HashMap<(Who, usize, usize), Vec<f32>>,
+    /// Runs the page ended (run ids are never reused within a page).
+    ended: HashSet<u32>,
+    waiting: Vec<Waker>,
+}
 
 thread_local! {
-    static SUMS: RefCell<Vec<Sum>> = const { RefCell::new(Vec::new()) };
-    static WAITING: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+    static LINKS: RefCell<Links> = RefCell::new(Links::default());
 }
 
-/// Keeps a sum (or the end of a run) for the replica waiting on it.
-pub fn deliver(run_id: u32, step: usize, values: Option<Vec<u8>>) {
-    SUMS.with(|s| s.borrow_mut().push((run_id, step, values)));
-    WAITING.with(|w| w.borrow_mut().drain(..).for_each(Waker::wake));
+/// Keeps the ports of replica `index` of `run_id` for its run.
+pub fn link(run_id: u32, index: usize, ports: Vec<Port>) {
+    LINKS.with(|l| l.borrow_mut().ports.insert((run_id, index), ports));
 }
 
-/// Sums through the page: posts this replica's values, waits for the sum.
-pub struct PoolReducer {
-    pub run_id: u32,
+/// Drops the ports of a run that will not train (it was queued before a Stop).
+pub fn unlink(run_id: u32, index: usize) {
+    let ports = LINKS.with(|l| l.borrow_mut().ports.remove(&(run_id, index)));
+    ports.into_iter().flatten().for_each(|port| port.close());
 }
 
-impl Reducer for PoolReducer {
+/// The page ended `run_id`: its replicas stop waiting.
+pub fn end(run_id: u32) {
+    let waiting = LINKS.with(|l| {
+        let mut links = l.borrow_mut();
+        links.ended.insert(run_id);
+        std::mem::take(&mut links.waiting)
+    });
+    waiting.into_iter().for_each(Waker::wake);
+}
+
+/// Moves `values` for `step` through `port`: one copy out of the wasm heap, then transferred.
+fn send(port: &Port, step: usize, values: &[f32]) {
+    let array = Float32Array::from(values);
+    port.post(&Array::of2(&JsValue::from(step as u32), &array), &Array::of1(&array.buffer()));
+}
+
+/// Sums over the ports the page linked this replica with.
+pub struct PortReducer {
+    who: Who,
+    ports: Vec<Port>,
+    /// Kept alive while the ports may deliver.
+    _handlers: Vec<Closure<dyn FnMut(MessageEvent)>>,
+    waited: f64,
+}
+
+impl PortReducer {
+    /// Takes replica `index` of `run_id`'s ports and listens on them. A replica the page did
+    /// not link has none, and its first sum fails.
+    pub fn new(run_id: u32, index: usize) -> Self {
+        let who = (run_id, index);
+        let ports = LINKS.with(|l| l.borrow_mut().ports.remove(&who)).unwrap_or_default();
+        let handlers = ports
+            .iter()
+            .enumerate()
+            .map(|(from, port)| {
+                let handler = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                    let message: Array = event.data().unchecked_into();
+                    let step = message.get(0).as_f64().unwrap_or(f64::NAN) as usize;
+                    let values = message.get(1).unchecked_into::<Float32Array>().to_vec();
+                    let waiting = LINKS.with(|l| {
+                        let mut links = l.borrow_mut();
+                        links.arrived.insert((who, step, from), values);
+                        std::mem::take(&mut links.waiting)
+                    });
+                    waiting.into_iter().for_each(Waker::wake);
+                });
+                port.set_onmessage(Some(handler.as_ref().unchecked_ref()));
+                handler
+            })
+            .collect();
+        PortReducer { who, ports, _handlers: handlers, waited: 0.0 }
+    }
+}
+
+impl Drop for PortReducer {
+    fn drop(&mut self) {
+        for port in &self.ports {
+            port.set_onmessage(None);
+            port.close();
+        }
+        let who = self.who;
+        LINKS.with(|l| l.borrow_mut().arrived.retain(|(w, _, _), _| *w != who));
+    }
+}
+
+impl Reducer for PortReducer {
     fn sum(
         &mut self,
         step: usize,
         values: Vec<f32>,
     ) -> Pin<Box<dyn Future<Output = freezelab_core::Result<Vec<f32>>> + '_>> {
-        let run_id = self.run_id;
-        post(&FromWorker::Gradients { run_id, step, values: f32_bytes(&values).into() });
-        Box::pin(poll_fn(move |cx| {
-            let found = SUMS.with(|s| {
-                let mut sums = s.borrow_mut();
-                let at = sums.iter().position(|(run, at, values)| *run == run_id && (*at == step || values.is_none()));
-                at.map(|i| sums.remove(i).2)
-            });
-            match found {
-                Some(Some(bytes)) => Poll::Ready(Ok(bytes_f32(&bytes))),
-                Some(None) => Poll::Ready(Err(CoreError::Invalid("the run's other workers stopped".into()))),
-                None => {
-                    WAITING.with(|w| w.borrow_mut().push(cx.waker().clone()));
-                    Poll::Pending
-                }
+        let handed_in = seconds();
+        let (run_id, index) = self.who;
+        if index > 0 {
+            if let Some(first) = self.ports.first() {
+                send(first, step, &values);
             }
+        }
+        let mut own = Some(values);
+        Box::pin(poll_fn(move |cx| {
+            let who = self.who;
+            let got = LINKS.with(|l| {
+                let mut links = l.borrow_mut();
+                if links.ended.contains(&run_id) {
+                    return Some(Err(CoreError::Invalid("the run's other workers stopped".into())));
+                }
+                if self.ports.is_empty() {
+                    return Some(Err(CoreError::Invalid("this replica was not linked to the others".into())));
+                }
+                let present = (0..self.ports.len()).all(|from| links.arrived.contains_key(&(who, step, from)));
+                if !present {
+                    links.waiting.push(cx.waker().clone());
+                    return None;
+                }
+                let parts: Vec<Vec<f32>> = (0..self.ports.len())
+                    .map(|from| links.arrived.remove(&(who, step, from)).expect("present"))
+                    .collect();
+                Some(Ok(parts))
+            });
+            let Some(got) = got else { return Poll::Pending };
+            let sum = got.map(|parts| {
+                let mut parts = parts.into_iter();
+                if index > 0 {
+                    // The first replica's sum, over the one port.
+                    return parts.next().expect("one port");
+                }
+                let mut sum = own.take().expect("summed once");
+                for part in parts {
+                    sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+                }
+                self.ports.iter().for_each(|port| send(port, step, &sum));
+                sum
+            });
+            self.waited += seconds() - handed_in;
+            Poll::Ready(sum)
         }))
+    }
+
+    fn waited(&self) -> f64 {
+        self.waited
     }
 }

@@ -18,7 +18,7 @@ use crate::assets::{self, Assets};
 use crate::host::{heap_bytes, WorkerHost};
 use crate::outbox::post;
 use crate::probe;
-use crate::replica::{self, PoolReducer};
+use crate::replica::{self, PortReducer};
 use crate::shelf::{Shelf, Trained};
 
 pub struct Session {
@@ -36,9 +36,9 @@ impl Session {
     /// `arrived_in`: the stop generation when the message arrived.
     pub async fn handle(&mut self, message: ToWorker, arrived_in: u32) {
         let context = Request::of(&message);
-        if let ToWorker::Summed { run_id, step, values } = message {
+        if let ToWorker::RunEnded { run_id } = message {
             // The message loop delivers these at once; here for callers that drive a session.
-            return replica::deliver(run_id, step, values.map(|v| v.into_vec()));
+            return replica::end(run_id);
         }
         let answer = match message {
             ToWorker::Start { choice } => Ok(Some(self.start(choice).await)),
@@ -58,12 +58,17 @@ impl Session {
                 .await
                 .map(|(info, shared)| Some(FromWorker::DatasetLoaded { info, shared })),
             // A run queued before a Stop is dropped; the page already shows it stopped.
-            ToWorker::Train { .. } if arrived_in != self.generation.get() => Ok(None),
+            ToWorker::Train { run_id, replica, .. } if arrived_in != self.generation.get() => {
+                if let Some(share) = replica {
+                    replica::unlink(run_id, share.index);
+                }
+                Ok(None)
+            }
             ToWorker::Train { run_id, origin, config, replica } => {
                 self.train(run_id, origin, config, replica, arrived_in).await;
                 Ok(None)
             }
-            ToWorker::Summed { .. } => Ok(None),
+            ToWorker::RunEnded { .. } => Ok(None),
             ToWorker::Stop => Ok(None),
             ToWorker::Predict { text, runs } => {
                 self.shelf.predict(&text, &runs).await.map(|results| Some(FromWorker::Predictions { text, results }))
@@ -105,6 +110,8 @@ impl Session {
         share: Option<Share>,
         requested_in: u32,
     ) {
+        // Taken first, so a replica that fails before training still lets its ports go.
+        let mut reducer = share.map(|s| PortReducer::new(run_id, s.index));
         let fail = |message: String, retry_on_cpu: bool| {
             post(&FromWorker::RunFailed { run_id, message, retry_on_cpu });
         };
@@ -121,7 +128,6 @@ impl Session {
         };
         let key = CacheKey { model: model.content.clone(), dataset: data.content.clone(), freeze_line: 0, max_len: 0 };
         let mut host = WorkerHost { run_id, generation: self.generation.clone(), requested_in };
-        let mut reducer = PoolReducer { run_id };
         let ctx = RunContext {
             config: &fresh.config,
             tokenizer: &fresh.tokenizer,
@@ -130,7 +136,11 @@ impl Session {
             cache_key: key,
             cache,
             host: &mut host,
-            replica: share.map(|s| Replica { index: s.index, count: s.count, reducer: &mut reducer }),
+            replica: share.zip(reducer.as_mut()).map(|(s, reducer)| Replica {
+                index: s.index,
+                count: s.count,
+                reducer,
+            }),
         };
         match train::train(fresh.classifier, ctx).await {
             Ok(_) if share.is_some_and(|s| s.index > 0) => {}

@@ -25,10 +25,13 @@ pub fn start() {
             match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
                 Ok(ToWorker::Stop) => generation.set(generation.get().wrapping_add(1)),
                 // A replica waits for this inside its Train request: it cannot queue behind it.
-                Ok(ToWorker::Summed { run_id, step, values }) => {
-                    replica::deliver(run_id, step, values.map(|v| v.into_vec()))
-                }
+                Ok(ToWorker::RunEnded { run_id }) => replica::end(run_id),
                 Ok(message) => {
+                    // A replica's links to the others come beside its Train request.
+                    if let ToWorker::Train { run_id, replica: Some(share), .. } = &message {
+                        let ports = event.ports().iter().map(JsCast::unchecked_into).collect();
+                        replica::link(*run_id, share.index, ports);
+                    }
                     let _ = sender.unbounded_send((message, generation.get()));
                 }
                 Err(e) => post(&FromWorker::Error { context: Request::Message, message: e.to_string() }),

@@ -16,7 +16,7 @@ use freezelab_protocol::messages::{
 use freezelab_protocol::run::{RunSummary, TrainEvent};
 use freezelab_worker::outbox::{divert_posts, take_posted};
 use freezelab_worker::session::Session;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
@@ -235,13 +235,32 @@ fn model_shared() -> ToWorker {
     }
 }
 
-/// A data-parallel run on two workers (two sessions here; the test adds their gradients as the
-/// page's pool does) follows the same run on one worker: the loss after each of its 12 steps
-/// within 1e-4, and the same validation loss. The model has no dropout, so neither run draws
-/// anything at random.
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A `MessageChannel`, as the page's pool makes one per replica link.
+    #[wasm_bindgen(js_name = MessageChannel)]
+    type Channel;
+    #[wasm_bindgen(constructor, js_class = "MessageChannel")]
+    fn new() -> Channel;
+    #[wasm_bindgen(method, getter)]
+    fn port1(this: &Channel) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn port2(this: &Channel) -> JsValue;
+}
+
+/// Links replica `index` of `run_id` to a port, as the page does with its Train request.
+fn link(run_id: u32, index: usize, port: JsValue) {
+    freezelab_worker::replica::link(run_id, index, vec![port.unchecked_into()]);
+}
+
+/// A data-parallel run on two workers (two sessions here, linked by a channel as the page's
+/// pool links them; the first adds the gradients and sends the sum back) follows the same run
+/// on one worker: the loss after each of its 12 steps within 1e-4, and the same validation loss.
+/// The model has no dropout, so neither run draws anything at random. Each replica's time in the
+/// exchange is in its summary, and only there.
 #[wasm_bindgen_test]
 async fn a_run_on_two_workers_follows_the_run_on_one() {
-    use freezelab_protocol::messages::{bytes_f32, f32_bytes, Share};
+    use freezelab_protocol::messages::Share;
     divert_posts();
     let mut config = synthetic::config(16, 2, 2);
     config.hidden_dropout_prob = 0.0;
@@ -287,44 +306,25 @@ async fn a_run_on_two_workers_follows_the_run_on_one() {
     };
     let posted = take_posted();
     let (one, one_summary) = (losses(&posted, 1), finished(&posted).remove(0).1);
-    // The page's part: add the two replicas' gradients of each step, send the sum to both.
-    let mut kept = Vec::new();
-    let page = async {
-        let mut handed: std::collections::HashMap<usize, Vec<f32>> = std::collections::HashMap::new();
-        while finished(&kept).len() < 2 {
-            tick().await;
-            for message in take_posted() {
-                if let FromWorker::Gradients { run_id: 2, step, values } = &message {
-                    let values = bytes_f32(values);
-                    match handed.remove(step) {
-                        None => drop(handed.insert(*step, values)),
-                        // Two terms: their sum is the same in either order.
-                        Some(first) => {
-                            let sum: Vec<f32> = first.iter().zip(&values).map(|(a, b)| a + b).collect();
-                            for _ in 0..2 {
-                                freezelab_worker::replica::deliver(2, *step, Some(f32_bytes(&sum)));
-                            }
-                        }
-                    }
-                }
-                kept.push(message);
-            }
-        }
-    };
+    let channel = Channel::new();
+    link(2, 0, channel.port1());
+    link(2, 1, channel.port2());
     let [a, b] = pair else { unreachable!() };
-    let replicas = futures_util::future::join3(
+    futures_util::future::join(
         a.handle(train(2, Some(Share { index: 0, count: 2 })), 0),
         b.handle(train(2, Some(Share { index: 1, count: 2 })), 0),
-        page,
-    );
-    replicas.await;
+    )
+    .await;
+    let kept = take_posted();
     let two = losses(&kept, 2);
     assert!(one.len() >= 10 && two.len() == 2 * one.len(), "{} and {} steps", one.len(), two.len());
     // Each replica reports every step: the two curves interleave.
     for (step, (a, b)) in one.iter().zip(two.iter().step_by(2)).enumerate() {
         assert!((a - b).abs() < 1e-4, "step {step}: one worker {a}, two workers {b}");
     }
+    assert_eq!(one_summary.exchange_seconds, None);
     let summaries = finished(&kept);
+    assert_eq!(summaries.len(), 2);
     for (_, summary) in &summaries {
         assert!(
             (summary.val_loss - one_summary.val_loss).abs() < 1e-4,
@@ -332,12 +332,15 @@ async fn a_run_on_two_workers_follows_the_run_on_one() {
             summary.val_loss,
             one_summary.val_loss
         );
+        let exchange = summary.exchange_seconds.expect("a replica's time in the exchange");
+        assert!((0.0..=summary.train_seconds).contains(&exchange), "{exchange} s of {} s", summary.train_seconds);
     }
 }
 
-/// A data-parallel run stopped mid-way: the Stop moves the generation on and the page ends the
-/// replicas' wait instead of sending a sum; both replicas finish as stopped, with the model they
-/// have (no panic, no replica left waiting).
+/// A data-parallel run stopped mid-way: each replica is linked to a port the test holds (no
+/// sum ever comes back); at the second replica's first gradients the Stop moves the generation
+/// on and the page ends the run; both replicas finish as stopped, with the model they have (no
+/// panic, no replica left waiting).
 #[wasm_bindgen_test]
 async fn a_stopped_data_parallel_run_ends_on_every_replica() {
     use freezelab_protocol::messages::Share;
@@ -353,25 +356,26 @@ async fn a_stopped_data_parallel_run_ends_on_every_replica() {
         }
         _ => unreachable!(),
     };
-    let mut kept = Vec::new();
+    let (first, second) = (Channel::new(), Channel::new());
+    link(5, 0, first.port1());
+    link(5, 1, second.port1());
+    // The test's end of the second replica's link: it hears the gradients.
+    let heard = Rc::new(Cell::new(false));
+    let on_message = {
+        let heard = heard.clone();
+        wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_| heard.set(true))
+    };
+    js_sys::Reflect::set(&second.port2(), &"onmessage".into(), on_message.as_ref()).unwrap();
     let page = async {
-        // At the first gradients: Stop, then the end of the run for both replicas.
-        loop {
+        while !heard.get() {
             tick().await;
-            let posted = take_posted();
-            let stop = posted.iter().any(|m| matches!(m, FromWorker::Gradients { .. }));
-            kept.extend(posted);
-            if stop {
-                generation.set(1);
-                for _ in 0..2 {
-                    freezelab_worker::replica::deliver(5, 0, None);
-                }
-                break;
-            }
         }
+        generation.set(1);
+        freezelab_worker::replica::end(5);
     };
     futures_util::future::join3(a.handle(train(0), 0), b.handle(train(1), 0), page).await;
-    kept.extend(take_posted());
+    drop(on_message);
+    let kept = take_posted();
     let runs = finished(&kept);
     assert_eq!(runs.len(), 2, "{kept:?}");
     assert!(runs.iter().all(|(_, s)| s.cancelled && s.steps == 0), "{runs:?}");

@@ -579,6 +579,7 @@ impl<'a> Run<'a> {
             wall_seconds: self.ctx.host.now() - self.start,
             train_seconds: self.train_seconds,
             examples_per_second: self.seen as f64 / self.train_seconds.max(1e-9),
+            exchange_seconds: self.ctx.replica.as_ref().map(|r| r.reducer.waited()),
             cache_used: self.use_cache,
             cache_over_limit: self.use_cache && self.ctx.cache.over_limit(),
             cancelled,

@@ -22,6 +22,10 @@ pub trait Reducer {
     /// Hands in this replica's values for `step` and returns the sum over all replicas, added
     /// in replica order (so every replica gets the same bits).
     fn sum(&mut self, step: usize, values: Vec<f32>) -> Pin<Box<dyn Future<Output = Result<Vec<f32>>> + '_>>;
+
+    /// Seconds spent in [`Reducer::sum`] so far, from handing in the values to holding the
+    /// sum: the transport, and waiting for replicas that finished their share later.
+    fn waited(&self) -> f64;
 }
 
 /// Which replica of how many a run is, and how its gradients meet the others'.

@@ -1,5 +1,5 @@
-//! A data-parallel run's replicas in one thread: an in-process [`Reducer`] (the page's pool
-//! does this job between workers) and the replicas trained side by side.
+//! A data-parallel run's replicas in one thread: an in-process [`Reducer`] (in the browser the
+//! workers' linked ports do this job) and the replicas trained side by side.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,6 +7,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use freezelab_core::cache::PrefixCache;
@@ -28,6 +29,7 @@ struct Exchange {
 struct Local {
     exchange: Rc<RefCell<Exchange>>,
     index: usize,
+    waited: Duration,
 }
 
 impl Reducer for Local {
@@ -36,6 +38,7 @@ impl Reducer for Local {
         step: usize,
         values: Vec<f32>,
     ) -> Pin<Box<dyn Future<Output = freezelab_core::Result<Vec<f32>>> + '_>> {
+        let handed_in = Instant::now();
         {
             let mut ex = self.exchange.borrow_mut();
             let count = ex.count;
@@ -49,13 +52,19 @@ impl Reducer for Local {
                 ex.waiting.push(cx.waker().clone());
                 return Poll::Pending;
             }
-            // In replica order, as the page's pool adds them.
+            // In replica order, as the first worker adds them in the browser.
             let mut sum = all[0].clone().expect("handed in");
             for other in &all[1..] {
                 sum.iter_mut().zip(other.as_ref().expect("handed in")).for_each(|(s, v)| *s += v);
             }
+            drop(ex);
+            self.waited += handed_in.elapsed();
             Poll::Ready(Ok(sum))
         }))
+    }
+
+    fn waited(&self) -> f64 {
+        self.waited.as_secs_f64()
     }
 }
 
@@ -66,7 +75,8 @@ pub fn train_replicas(config: &BertConfig, cfg: &TrainConfig, count: usize) -> V
     let device = Device::flex().autodiff();
     let data = dataset(96);
     let exchange = Rc::new(RefCell::new(Exchange { count, ..Exchange::default() }));
-    let mut reducers: Vec<Local> = (0..count).map(|index| Local { exchange: exchange.clone(), index }).collect();
+    let mut reducers: Vec<Local> =
+        (0..count).map(|index| Local { exchange: exchange.clone(), index, waited: Duration::ZERO }).collect();
     let mut hosts: Vec<Recorder> = (0..count).map(|_| Recorder::default()).collect();
     let mut caches: Vec<PrefixCache> = (0..count).map(|_| PrefixCache::new()).collect();
     let models: Vec<_> = (0..count).map(|_| model(config, 7, &device)).collect();

@@ -500,7 +500,8 @@ fn lora_trains_low_rank_updates_merged_on_export() {
 /// batch, the shares' gradients are summed, and the loss curve is the single run's to 1e-4
 /// (dropout off: neither draws anything at random). Two replicas; three, where the last batch
 /// of each epoch leaves two of them nothing; and two above a frozen, cached prefix. The
-/// replicas end with the same model: the same validation loss to the bit.
+/// replicas end with the same model: the same validation loss to the bit. Each replica reports
+/// its time in the exchange; the run alone none.
 #[test]
 fn data_parallel_replicas_follow_the_run_alone() {
     let mut config = synthetic::config(32, 2, 2);
@@ -516,7 +517,9 @@ fn data_parallel_replicas_follow_the_run_alone() {
         let replicas = crate::common::replicas::train_replicas(&config, &cfg, count);
         let what = format!("{count} replicas, {}, {} examples", cfg.freeze.label(), cfg.train_size);
         assert!(alone.steps >= 10, "{what}: {} steps", alone.steps);
+        assert_eq!(alone.exchange_seconds, None, "{what}: a run alone exchanges nothing");
         for (summary, recorder) in &replicas {
+            assert!(summary.exchange_seconds.is_some_and(|s| s > 0.0), "{what}: {:?}", summary.exchange_seconds);
             let (a, b) = (host.losses(), recorder.losses());
             assert_eq!(a.len(), b.len(), "{what}");
             for (step, (a, b)) in a.iter().zip(&b).enumerate() {
