@@ -46,7 +46,8 @@ pub fn tools() -> Result<()> {
 /// opt-level 1. Trunk and wasm-pack only orchestrate: opt-level 0.
 struct Build {
     opt_level: &'static str,
-    /// `--locked`: wasm-bindgen-cli's own lockfile pins a webpki-roots that no longer resolves.
+    /// `--locked`, except for wasm-bindgen-cli: its own lockfile pins a webpki-roots that no
+    /// longer resolves.
     locked: bool,
     /// Trunk without its default features: no TLS stack (ring, rustls) and no update check;
     /// it never downloads here (xtask installs wasm-bindgen and wasm-opt itself).

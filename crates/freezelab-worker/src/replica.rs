@@ -135,12 +135,14 @@ impl Reducer for PortReducer {
     ) -> Pin<Box<dyn Future<Output = freezelab_core::Result<Vec<f32>>> + '_>> {
         let handed_in = seconds();
         let (run_id, index) = self.who;
-        if index > 0 {
-            if let Some(first) = self.ports.first() {
+        // Another replica's values are sent now and not held while it waits (90 MB training all).
+        let mut own = match self.ports.first() {
+            Some(first) if index > 0 => {
                 send(first, step, &values);
+                None
             }
-        }
-        let mut own = Some(values);
+            _ => Some(values),
+        };
         Box::pin(poll_fn(move |cx| {
             let who = self.who;
             let got = LINKS.with(|l| {
