@@ -3,16 +3,19 @@
 // both". Prints `DEMO {json}`: the wall time of both runs, each run's accuracy and the
 // majority-class baseline. Run by `cargo xtask bench` (a figure, not a test).
 //
-// usage: node demo-budget.mjs URL [WORKERS] (the pool's size; the page's default without it)
+// usage: node demo-budget.mjs URL [WORKERS] [SETUP]: WORKERS is the pool's size (the page's
+// default without it), SETUP the fragment of a "Copy link" (`train=128&epochs=2&…`)
+// for sizing other budgets; the page's defaults without it.
 import { launch, waitForServer } from './server.mjs';
 
 const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
 const workers = process.argv[3];
+const setup = process.argv[4];
 await waitForServer(url);
 const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
 const byId = (id) => page.getByTestId(id);
-await page.goto(url);
+await page.goto(setup ? `${url}#${setup}` : url);
 await byId('force-cpu').check();
 await page.waitForFunction(() => (document.querySelector('[data-testid=backend-status]')?.textContent ?? '').startsWith('CPU'),
   null, { timeout: 120_000 });

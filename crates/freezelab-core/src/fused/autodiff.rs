@@ -7,8 +7,9 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::Autodiff;
+use burn::backend::{Autodiff, AutodiffBackend};
 
+use super::kernels::AdamWStep;
 use super::{FusedBackward, FusedOps};
 
 #[derive(Debug)]
@@ -109,5 +110,23 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::Tracked(prep) => prep.finish((prob, seed), B::dropout_hashed(x.into_primitive(), prob, seed)),
             OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed)),
         }
+    }
+
+    /// Optimizers update the inner tensors; through autodiff the update is not tracked.
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [param, grad, moment_1, moment_2] = [param, grad, moment_1, moment_2].map(Self::inner);
+        let (param, moment_1, moment_2) = B::adamw_step(param, grad, moment_1, moment_2, step);
+        (Self::from_inner(param), Self::from_inner(moment_1), Self::from_inner(moment_2))
+    }
+
+    /// A norm for clipping: not differentiated.
+    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::squared_sum(Self::inner(x)))
     }
 }

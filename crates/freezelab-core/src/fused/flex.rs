@@ -17,6 +17,17 @@ fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("the fused operations take contiguous f32 tensors")
 }
 
+/// `t` itself when its values fill its buffer in order (to update in place: copied first only
+/// if the buffer is shared), else a contiguous copy.
+fn owned(t: FlexTensor) -> FlexTensor {
+    let len = t.storage::<f32>().len();
+    if t.layout().contiguous_offsets() == Some((0, len)) {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
 fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
@@ -42,6 +53,25 @@ impl FusedOps for Flex {
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
         let x = values(&x);
         tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
+    }
+
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: kernels::AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (mut param, mut moment_1, mut moment_2, grad) =
+            (owned(param), owned(moment_1), owned(moment_2), values(&grad));
+        let (m, v) = (moment_1.storage_mut::<f32>(), moment_2.storage_mut::<f32>());
+        kernels::adamw(param.storage_mut::<f32>(), slice(&grad), m, v, step);
+        (param, moment_1, moment_2)
+    }
+
+    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = values(&x);
+        tensor(vec![kernels::squared_sum(slice(&x))], Shape::new([1]))
     }
 }
 

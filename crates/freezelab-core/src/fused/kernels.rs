@@ -252,6 +252,60 @@ pub fn masked_softmax_grad(y: &[f32], g: &[f32], keys: usize, scale: f32) -> Vec
     out
 }
 
+/// The scalars of one AdamW update (Loshchilov & Hutter), in f32 as Burn's `AdamW` applies them.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWStep {
+    pub lr: f32,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    /// 1 − lr · weight decay: what the parameter is scaled by before the step.
+    pub decay: f32,
+    /// 1 − β₁ᵗ and 1 − β₂ᵗ: the moments' bias corrections at this step.
+    pub correction_1: f32,
+    pub correction_2: f32,
+}
+
+/// One AdamW update in place: the moments, then the parameter, element by element in one pass
+/// (Burn composes it of 14 element-wise ops, each a pass over memory with a new buffer). The same
+/// f32 operations in the same order as Burn's, so the two agree to the last bit.
+pub fn adamw(param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32], s: AdamWStep) {
+    let (factor_1, factor_2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
+    let update = |i: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        let g = &grad[i * ELEMS_PER_TASK..i * ELEMS_PER_TASK + p.len()];
+        for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+            *m = *m * s.beta_1 + g * factor_1;
+            *v = *v * s.beta_2 + g * g * factor_2;
+            let delta = (*m / s.correction_1) / ((*v / s.correction_2).sqrt() + s.epsilon);
+            *p = *p * s.decay - delta * s.lr;
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        let chunks = param.par_chunks_mut(ELEMS_PER_TASK).zip(moment_1.par_chunks_mut(ELEMS_PER_TASK));
+        chunks.zip(moment_2.par_chunks_mut(ELEMS_PER_TASK)).enumerate().for_each(|(i, ((p, m), v))| update(i, p, m, v));
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let chunks = param.chunks_mut(ELEMS_PER_TASK).zip(moment_1.chunks_mut(ELEMS_PER_TASK));
+        chunks.zip(moment_2.chunks_mut(ELEMS_PER_TASK)).enumerate().for_each(|(i, ((p, m), v))| update(i, p, m, v));
+    }
+}
+
+/// Σ x², summed in f64 per chunk, then the chunks in order (no result depends on the threads).
+pub fn squared_sum(x: &[f32]) -> f32 {
+    let partial = |c: &[f32]| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
+    #[cfg(not(target_arch = "wasm32"))]
+    let partials: Vec<f64> = {
+        use rayon::prelude::*;
+        x.par_chunks(ELEMS_PER_TASK).map(partial).collect()
+    };
+    #[cfg(target_arch = "wasm32")]
+    let partials: Vec<f64> = x.chunks(ELEMS_PER_TASK).map(partial).collect();
+    partials.iter().sum::<f64>() as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,18 @@
 //! Fused operations with handwritten backward passes, added to Burn through its backend
 //! extension (`#[backend_extension]`): GELU (erf form), layer normalisation, the attention's
-//! scaled and masked softmax, and dropout with a counter-based mask. Under autodiff Burn runs
+//! scaled and masked softmax, dropout with a counter-based mask, and the optimizer's AdamW
+//! update and gradient norm. Under autodiff Burn runs
 //! layer norm and softmax as several element-wise ops each (and keeps their intermediates for
 //! the backward pass), computes GELU's erf with scalar libm and draws dropout masks from a scalar
-//! ChaCha: on the CPU this element-wise work, not the matmuls, bounded a training step.
+//! ChaCha, and AdamW takes 14 element-wise passes over every trained parameter: on the CPU this
+//! element-wise work, not the matmuls, bounded a training step.
 //!
 //! Each function below runs the fused kernel on Burn's `flex` CPU backend (natively and in
 //! wasm) and Burn's composed operations on any other device (WebGPU, Vulkan), so the model
 //! code calls one function either way. `kernels` holds the arithmetic, `flex` and `autodiff`
 //! the two backend implementations.
 
+mod adamw;
 mod autodiff;
 mod flex;
 pub mod kernels;
@@ -21,6 +24,8 @@ use burn::backend::{backend_extension, Backend, DispatchDevice};
 use burn::nn::{Dropout, LayerNorm};
 use burn::tensor::{activation, Device, Tensor};
 use freezelab_protocol::memory::Kernels;
+
+pub use adamw::FusedAdamW;
 
 /// Operations a backend runs in one pass each. Implemented for `Flex` (kernels) and for
 /// `Autodiff` over a backend that also has [`FusedBackward`].
@@ -36,6 +41,16 @@ pub trait FusedOps: Backend {
     fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
     /// Inverted dropout whose mask is a function of `seed` and the element's position.
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
+    /// One AdamW update: `(param, moment_1, moment_2)` after it.
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: kernels::AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// Σ x² over every element: a one-element tensor.
+    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The backward kernels, run on the backend under autodiff (never through dispatch).
@@ -78,6 +93,14 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return activation::gelu(x);
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::gelu_erf(x.into_dispatch()))
+}
+
+/// Σ x² over every element of `x`, as a one-element tensor (the gradients' global norm).
+pub fn squared_sum<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    if !is_flex(&x.device()) {
+        return x.square().sum();
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::squared_sum(x.into_dispatch()))
 }
 
 /// `norm` applied to `x` (its ε passed in: Burn keeps it private).

@@ -3,12 +3,13 @@
 //! (`max_grad_norm`), the pretrained encoder and the new head at their own learning rates.
 
 use burn::module::{Module, Param, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use crate::bert::Classifier;
 use crate::device::read_f32;
 use crate::freeze::FreezePlan;
+use crate::fused::{squared_sum, FusedAdamW};
 use crate::memory::PeakMeter;
 use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
@@ -35,7 +36,7 @@ struct SquaredNorm<'a> {
 impl ParamAction for SquaredNorm<'_> {
     fn act<const D: usize>(&mut self, param: &Param<Tensor<D>>, _kind: Kind) {
         if let Some(g) = self.grads.get::<D>(param.id) {
-            let s = g.square().sum();
+            let s = squared_sum(g);
             self.sum = Some(match self.sum.take() {
                 Some(acc) => acc + s,
                 None => s,
@@ -117,12 +118,7 @@ pub struct AdamW {
 impl AdamW {
     pub fn new(cfg: &TrainConfig) -> Self {
         let adamw = |weight_decay: f64| {
-            AdamWConfig::new()
-                .with_beta_1(cfg.beta1 as f32)
-                .with_beta_2(cfg.beta2 as f32)
-                .with_epsilon(1e-8)
-                .with_weight_decay(weight_decay as f32)
-                .init()
+            ModuleOptimizer::from(FusedAdamW::new(cfg.beta1 as f32, cfg.beta2 as f32, 1e-8, weight_decay as f32))
         };
         AdamW { decay: adamw(cfg.weight_decay), no_decay: adamw(0.0), max_grad_norm: cfg.grad_clip_norm }
     }
