@@ -28,7 +28,7 @@ pub use freezelab_protocol::run::TrainConfig;
 pub use host::{Host, MemoryReport, RunSummary, TrainEvent};
 pub use optimizer::{AdamW, Rates};
 pub use plan::apply_plan;
-pub use replica::{Reducer, Replica};
+pub use replica::{Exchange, Reducer, Replica};
 
 /// Refuses settings the model or the loop cannot run, with a message for people.
 pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
@@ -186,8 +186,8 @@ pub(crate) struct Batch<'a> {
 
 /// One optimizer update of `model` on `batch` under `plan`: forward (the frozen prefix from
 /// the cache where it holds it), cross-entropy, backward and AdamW at `rates`; in a
-/// data-parallel run the gradients are summed with the other replicas' for step `reduce.1`
-/// first. The run loop and the bench step through here. Returns the model (updated, unless
+/// data-parallel run the gradients are first summed with the other replicas' through
+/// `exchange`. The run loop and the bench step through here. Returns the model (updated, unless
 /// something failed) and the loss of the whole batch.
 pub(crate) async fn update(
     model: Classifier,
@@ -196,7 +196,7 @@ pub(crate) async fn update(
     optim: &mut AdamW,
     rates: &Rates,
     meter: &mut PeakMeter,
-    reduce: Option<(&mut (dyn Reducer + '_), usize)>,
+    exchange: Option<Exchange<'_>>,
 ) -> (Classifier, Result<f64>) {
     let device = model.head.weight.val().device();
     let loss = match batch {
@@ -207,7 +207,7 @@ pub(crate) async fn update(
         None => None,
     };
     meter.sample();
-    optim.step(model, loss, rates, meter, reduce).await
+    optim.step(model, loss, rates, meter, exchange).await
 }
 
 fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
@@ -463,8 +463,12 @@ impl<'a> Run<'a> {
         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
         let weight = share.len() as f64 / chunk.len() as f64;
         let batch = tokens.as_ref().map(|tokens| Batch { tokens, examples: share, labels: &labels, weight, cache });
-        let reduce = self.ctx.replica.as_mut().map(|r| (&mut *r.reducer, self.step));
-        let (model, loss) = update(model, &self.stage, batch, &mut self.optim, &rates, &mut meter, reduce).await;
+        // Every replica lists the whole batch's tokens, so all exchange the same rows.
+        let pad_id = self.ctx.tokenizer.pad_id();
+        let prep = &self.prep;
+        let looked_up = chunk.iter().flat_map(|&e| prep.rows[e].iter().copied()).chain([pad_id]);
+        let exchange = self.ctx.replica.as_mut().map(|r| Exchange::new(&mut *r.reducer, self.step, looked_up));
+        let (model, loss) = update(model, &self.stage, batch, &mut self.optim, &rates, &mut meter, exchange).await;
         self.model = Some(model);
         let loss_value = loss?;
         if !loss_value.is_finite() {

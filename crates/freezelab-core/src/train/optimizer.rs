@@ -14,7 +14,7 @@ use crate::memory::PeakMeter;
 use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
 
-use super::replica::{all_reduce, Reducer};
+use super::replica::{all_reduce, Exchange};
 use super::TrainConfig;
 
 /// Lists parameter ids by group.
@@ -138,7 +138,7 @@ impl AdamW {
 
     /// Backward from `loss` (none: a data-parallel replica whose share of the batch is empty)
     /// and one update, each block at its rate in `rates`; in a data-parallel run the gradients
-    /// are first summed with the other replicas' for step `reduce.1`. Returns the model, updated
+    /// are first summed with the other replicas' through `exchange`. Returns the model, updated
     /// unless something failed (a stopped data-parallel run ends a replica's wait: the run then
     /// finishes with the model it has), and the loss; waits for the update, so a clock around
     /// it measures it.
@@ -148,9 +148,9 @@ impl AdamW {
         loss: Option<Tensor<1>>,
         rates: &Rates,
         meter: &mut PeakMeter,
-        reduce: Option<(&mut (dyn Reducer + '_), usize)>,
+        exchange: Option<Exchange<'_>>,
     ) -> (Classifier, Result<f64>) {
-        match self.gradients(&model, loss, meter, reduce).await {
+        match self.gradients(&model, loss, meter, exchange).await {
             Ok((grads, loss)) => {
                 let (model, done) = self.apply(model, grads, rates).await;
                 (model, done.map(|()| loss))
@@ -166,7 +166,7 @@ impl AdamW {
         model: &Classifier,
         loss: Option<Tensor<1>>,
         meter: &mut PeakMeter,
-        reduce: Option<(&mut (dyn Reducer + '_), usize)>,
+        exchange: Option<Exchange<'_>>,
     ) -> Result<(GradientsParams, f64)> {
         let (mut all, mut loss_value) = match loss {
             Some(loss) => {
@@ -177,8 +177,8 @@ impl AdamW {
             }
             None => (GradientsParams::new(), 0.0),
         };
-        if let Some((reducer, step)) = reduce {
-            (all, loss_value) = all_reduce(model, all, loss_value, step, reducer).await?;
+        if let Some(exchange) = exchange {
+            (all, loss_value) = all_reduce(model, all, loss_value, exchange).await?;
         }
         Ok((all, loss_value))
     }

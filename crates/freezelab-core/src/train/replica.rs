@@ -2,15 +2,16 @@
 //! replica holds the same model, takes its share of every batch, and computes the gradients of
 //! its share's loss weighted by the share's size; a [`Reducer`] sums the replicas' gradients in
 //! replica order, so every replica applies the same update to the same bits. Only trainable
-//! parameters travel: a frozen model exchanges little.
+//! parameters travel: a frozen model exchanges little. Of the word-embedding table only the
+//! rows the batch looks up travel: the others' gradients are zero on every replica.
 
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 
-use burn::module::Param;
+use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::bert::Classifier;
 use crate::device::read_f32;
@@ -43,10 +44,47 @@ impl Replica<'_> {
     }
 }
 
-/// Every trainable parameter's gradient, flattened in module order; zeros where a parameter
-/// got none (a replica with an empty share computed nothing).
+/// One step's exchange: where the sum is made, the step, and the word-embedding rows the whole
+/// batch looks up (every replica lists the same, from the same batch).
+pub struct Exchange<'a> {
+    pub reducer: &'a mut (dyn Reducer + 'a),
+    pub step: usize,
+    pub words: Vec<u32>,
+}
+
+impl<'a> Exchange<'a> {
+    /// `tokens`: the batch's token ids, padding included (in any order, repeated).
+    pub fn new(reducer: &'a mut (dyn Reducer + 'a), step: usize, tokens: impl Iterator<Item = u32>) -> Self {
+        let mut words: Vec<u32> = tokens.collect();
+        words.sort_unstable();
+        words.dedup();
+        Exchange { reducer, step, words }
+    }
+}
+
+/// The rows of one parameter that travel (dimension 0): the word-embedding table's looked-up rows.
+struct Rows {
+    param: ParamId,
+    ids: Tensor<1, Int>,
+    count: usize,
+}
+
+impl Rows {
+    /// `dims` with only the rows that travel.
+    fn shape<const D: usize>(&self, param: ParamId, mut dims: [usize; D]) -> [usize; D] {
+        if param == self.param {
+            dims[0] = self.count;
+        }
+        dims
+    }
+}
+
+/// Every trainable parameter's gradient, flattened in module order (of the word embedding, its
+/// looked-up rows); zeros where a parameter got none (a replica with an empty share computed
+/// nothing).
 struct Flatten<'a> {
     grads: &'a GradientsParams,
+    rows: &'a Rows,
     parts: Vec<Tensor<1>>,
 }
 
@@ -56,8 +94,9 @@ impl ParamAction for Flatten<'_> {
         if !value.is_require_grad() {
             return;
         }
-        let n = value.dims().iter().product::<usize>();
+        let n = self.rows.shape(param.id, value.dims()).iter().product::<usize>();
         let grad = match self.grads.get::<D>(param.id) {
+            Some(g) if param.id == self.rows.param => g.select(0, self.rows.ids.clone()).reshape([n as i64]),
             Some(g) => g.reshape([n as i64]),
             None => Tensor::zeros([n], &value.inner().device()),
         };
@@ -65,9 +104,11 @@ impl ParamAction for Flatten<'_> {
     }
 }
 
-/// Gradients again, from summed flat values in [`Flatten`]'s order.
+/// Gradients again, from summed flat values in [`Flatten`]'s order (zeros in the rows that did
+/// not travel).
 struct Unflatten<'a> {
     values: &'a [f32],
+    rows: &'a Rows,
     at: usize,
     grads: GradientsParams,
 }
@@ -79,29 +120,40 @@ impl ParamAction for Unflatten<'_> {
             return;
         }
         let dims = value.dims();
-        let n = dims.iter().product::<usize>();
+        let device = value.inner().device();
+        let shape = self.rows.shape(param.id, dims);
+        let n = shape.iter().product::<usize>();
         let slice = self.values[self.at..self.at + n].to_vec();
         self.at += n;
-        let grad = Tensor::<D>::from_data(TensorData::new(slice, dims), &value.inner().device());
+        let mut grad = Tensor::<D>::from_data(TensorData::new(slice, shape), &device);
+        if shape != dims {
+            grad = Tensor::zeros(dims, &device).select_assign(0, self.rows.ids.clone(), grad, IndexingUpdateOp::Add);
+        }
         self.grads.register(param.id, grad);
     }
 }
 
-/// The run's gradients and loss for `step`: this replica's, summed with the others'.
+/// The run's gradients and loss for the exchange's step: this replica's, summed with the others'.
 pub(crate) async fn all_reduce(
     model: &Classifier,
     grads: GradientsParams,
     loss: f64,
-    step: usize,
-    reducer: &mut (dyn Reducer + '_),
+    exchange: Exchange<'_>,
 ) -> Result<(GradientsParams, f64)> {
-    let parts = walk(model, Flatten { grads: &grads, parts: Vec::new() }).parts;
+    let device = model.head.weight.val().inner().device();
+    let ids: Vec<i64> = exchange.words.iter().map(|&w| w as i64).collect();
+    let rows = Rows {
+        param: model.bert.embeddings.word.weight.id,
+        count: ids.len(),
+        ids: Tensor::from_data(TensorData::new(ids, [exchange.words.len()]), &device),
+    };
+    let parts = walk(model, Flatten { grads: &grads, rows: &rows, parts: Vec::new() }).parts;
     drop(grads);
     let mut values = if parts.is_empty() { Vec::new() } else { read_f32(Tensor::cat(parts, 0)).await? };
     // The weighted share losses add up to the batch's mean loss.
     values.push(loss as f32);
-    let summed = reducer.sum(step, values).await?;
+    let summed = exchange.reducer.sum(exchange.step, values).await?;
     let (loss, values) = summed.split_last().expect("the loss is the last value");
-    let grads = walk(model, Unflatten { values, at: 0, grads: GradientsParams::new() }).grads;
+    let grads = walk(model, Unflatten { values, rows: &rows, at: 0, grads: GradientsParams::new() }).grads;
     Ok((grads, *loss as f64))
 }

@@ -21,6 +21,8 @@ use super::training::{context, dataset, model};
 #[derive(Default)]
 struct Exchange {
     count: usize,
+    /// The most values one replica handed in for one step.
+    largest: usize,
     handed: HashMap<usize, Vec<Option<Vec<f32>>>>,
     waiting: Vec<Waker>,
 }
@@ -42,6 +44,7 @@ impl Reducer for Local {
         {
             let mut ex = self.exchange.borrow_mut();
             let count = ex.count;
+            ex.largest = ex.largest.max(values.len());
             ex.handed.entry(step).or_insert_with(|| vec![None; count])[self.index] = Some(values);
             ex.waiting.drain(..).for_each(Waker::wake);
         }
@@ -69,8 +72,8 @@ impl Reducer for Local {
 }
 
 /// `count` replicas of the run of `cfg` on the synthetic data, trained side by side; each
-/// replica's summary and events.
-pub fn train_replicas(config: &BertConfig, cfg: &TrainConfig, count: usize) -> Vec<(RunSummary, Recorder)> {
+/// replica's summary and events, and the most values a replica handed in for one step.
+pub fn train_replicas(config: &BertConfig, cfg: &TrainConfig, count: usize) -> (Vec<(RunSummary, Recorder)>, usize) {
     let _turn = super::training::turn();
     let device = Device::flex().autodiff();
     let data = dataset(96);
@@ -113,5 +116,6 @@ pub fn train_replicas(config: &BertConfig, cfg: &TrainConfig, count: usize) -> V
         }
     }));
     drop(runs);
-    done.into_iter().map(|s| s.expect("finished")).zip(hosts).collect()
+    let largest = exchange.borrow().largest;
+    (done.into_iter().map(|s| s.expect("finished")).zip(hosts).collect(), largest)
 }

@@ -507,15 +507,25 @@ fn data_parallel_replicas_follow_the_run_alone() {
     let mut config = synthetic::config(32, 2, 2);
     config.hidden_dropout_prob = 0.0;
     config.attention_probs_dropout_prob = 0.0;
+    // The third element: whether the word embedding trains (its looked-up rows travel).
     let cases = [
-        (2, TrainConfig { train_size: 60, ..small_cfg(FreezePlan::none(2)) }),
-        (3, TrainConfig { train_size: 65, ..small_cfg(FreezePlan::none(2)) }),
-        (2, TrainConfig { train_size: 60, cache: true, ..small_cfg(FreezePlan::bottom(2, 1)) }),
+        (2, TrainConfig { train_size: 60, ..small_cfg(FreezePlan::none(2)) }, true),
+        (3, TrainConfig { train_size: 65, ..small_cfg(FreezePlan::none(2)) }, true),
+        (2, TrainConfig { train_size: 60, cache: true, ..small_cfg(FreezePlan::bottom(2, 1)) }, false),
     ];
-    for (count, cfg) in cases {
+    for (count, cfg, words_train) in cases {
         let (_, alone, host) = run(&config, &cfg, &mut PrefixCache::new());
-        let replicas = crate::common::replicas::train_replicas(&config, &cfg, count);
+        let (replicas, largest) = crate::common::replicas::train_replicas(&config, &cfg, count);
         let what = format!("{count} replicas, {}, {} examples", cfg.freeze.label(), cfg.train_size);
+        // Trainable gradients and the loss; never the rows no token looks up ([UNK] at least:
+        // every synthetic word is in the vocabulary).
+        let dense = alone.trainable_params + 1;
+        let table = config.vocab_size * config.hidden_size;
+        if words_train {
+            assert!(largest <= dense - config.hidden_size && largest > dense - table, "{what}: {largest} of {dense}");
+        } else {
+            assert_eq!(largest, dense, "{what}");
+        }
         assert!(alone.steps >= 10, "{what}: {} steps", alone.steps);
         assert_eq!(alone.exchange_seconds, None, "{what}: a run alone exchanges nothing");
         for (summary, recorder) in &replicas {
