@@ -321,7 +321,7 @@ fn RunPanel(column: Column) -> impl IntoView {
                 view! {
                     <p class="muted" data-testid=format!("exchange-{name}")
                         data-value=waited.map(|(x, _)| format!("{x:.3}")).unwrap_or_default()>
-                        {format!("on {} workers, each a share of every batch: each sends its gradients ({}) every step and gets their sum back; only trainable parameters travel",
+                        {format!("on {} workers, each a share of every batch: each sends its gradients (at most {}) every step and gets their sum back; only trainable parameters travel, and of the word embeddings only the rows the batch uses",
                             r.workers, format::bytes(4 * r.trainable as u64))}
                         {waited.map(|(x, train)| format!(" (the exchange, waiting for the other workers included: {x:.1} s of {train:.1} s of training)"))}
                     </p>
