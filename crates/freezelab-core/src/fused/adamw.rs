@@ -1,17 +1,15 @@
 //! AdamW as Burn's optimizers take it (one parameter at a time, the moments as its state), with
-//! the update fused into one pass on the `flex` CPU backend and Burn's own composed `AdamW` on
-//! any other device.
+//! the update fused into one pass: a loop on the `flex` CPU backend, one kernel launch on the GPU.
 
 use burn::backend::Dispatch;
-use burn::optim::{AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
+use burn::optim::{AdamW, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use super::kernels::AdamWStep;
-use super::{is_flex, FusedOps};
+use super::UpdateOps;
 
 #[derive(Clone)]
 pub struct FusedAdamW {
-    composed: AdamW,
     beta_1: f32,
     beta_2: f32,
     epsilon: f32,
@@ -20,12 +18,7 @@ pub struct FusedAdamW {
 
 impl FusedAdamW {
     pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: f32) -> Self {
-        let config = AdamWConfig::new()
-            .with_beta_1(beta_1)
-            .with_beta_2(beta_2)
-            .with_epsilon(epsilon)
-            .with_weight_decay(weight_decay);
-        FusedAdamW { composed: config.build(), beta_1, beta_2, epsilon, weight_decay }
+        FusedAdamW { beta_1, beta_2, epsilon, weight_decay }
     }
 }
 
@@ -39,9 +32,6 @@ impl Optimizer for FusedAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if !is_flex(&tensor.device()) {
-            return self.composed.step(lr, tensor, grad, state);
-        }
         // Zero moments make the first step's arithmetic Burn's exactly (0·β + x = x).
         let (time, moment_1, moment_2) = match state {
             Some(s) => (s.momentum.time + 1, s.momentum.moment_1, s.momentum.moment_2),
@@ -58,7 +48,7 @@ impl Optimizer for FusedAdamW {
             correction_2: 1.0 - self.beta_2.powi(time as i32),
         };
         let [param, grad, moment_1, moment_2] = [tensor, grad, moment_1, moment_2].map(Tensor::into_dispatch);
-        let (param, moment_1, moment_2) = <Dispatch as FusedOps>::adamw_step(param, grad, moment_1, moment_2, step);
+        let (param, moment_1, moment_2) = <Dispatch as UpdateOps>::adamw_step(param, grad, moment_1, moment_2, step);
         let momentum =
             AdaptiveMomentumState::new(time, Tensor::from_dispatch(moment_1), Tensor::from_dispatch(moment_2));
         (Tensor::from_dispatch(param), Some(AdamWState::new(momentum)))
@@ -72,6 +62,7 @@ impl Optimizer for FusedAdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::AdamWConfig;
     use burn::tensor::{Distribution, TensorData};
 
     /// Three steps of the fused update against Burn's composed AdamW, with and without weight

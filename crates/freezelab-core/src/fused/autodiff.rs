@@ -10,7 +10,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::kernels::AdamWStep;
-use super::{FusedBackward, FusedOps};
+use super::{FusedBackward, FusedOps, UpdateOps};
 
 #[derive(Debug)]
 struct GeluBackward;
@@ -113,6 +113,15 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     }
 
     /// Optimizers update the inner tensors; through autodiff the update is not tracked.
+    /// A norm for clipping: not differentiated.
+    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::squared_sum(Self::inner(x)))
+    }
+}
+
+/// The update runs on the inner backend's tensors: parameters are leaves, and nothing
+/// differentiates an optimizer step.
+impl<B: UpdateOps, C: CheckpointStrategy> UpdateOps for Autodiff<B, C> {
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -123,10 +132,5 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         let [param, grad, moment_1, moment_2] = [param, grad, moment_1, moment_2].map(Self::inner);
         let (param, moment_1, moment_2) = B::adamw_step(param, grad, moment_1, moment_2, step);
         (Self::from_inner(param), Self::from_inner(moment_1), Self::from_inner(moment_2))
-    }
-
-    /// A norm for clipping: not differentiated.
-    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::from_inner(B::squared_sum(Self::inner(x)))
     }
 }

@@ -6,7 +6,7 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_flex::FlexTensor;
 
-use super::{kernels, FusedBackward, FusedOps};
+use super::{kernels, FusedBackward, FusedOps, UpdateOps};
 
 /// The values of `t` in row-major order (copied only when `t` is a strided view).
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -55,6 +55,13 @@ impl FusedOps for Flex {
         tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
     }
 
+    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = values(&x);
+        tensor(vec![kernels::squared_sum(slice(&x))], Shape::new([1]))
+    }
+}
+
+impl UpdateOps for Flex {
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -67,11 +74,6 @@ impl FusedOps for Flex {
         let (m, v) = (moment_1.storage_mut::<f32>(), moment_2.storage_mut::<f32>());
         kernels::adamw(param.storage_mut::<f32>(), slice(&grad), m, v, step);
         (param, moment_1, moment_2)
-    }
-
-    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let x = values(&x);
-        tensor(vec![kernels::squared_sum(slice(&x))], Shape::new([1]))
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod adamw;
 mod autodiff;
+mod cube;
 mod flex;
 pub mod kernels;
 
@@ -41,6 +42,15 @@ pub trait FusedOps: Backend {
     fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
     /// Inverted dropout whose mask is a function of `seed` and the element's position.
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
+    /// Σ x² over every element: a one-element tensor.
+    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The optimizer's update, fused on every backend the page and the CLI run: a kernel of this
+/// crate on the CPU (`flex`) and on the GPU (cubecl, which WebGPU and Vulkan run). Never
+/// differentiated: under autodiff it runs on the inner backend.
+#[backend_extension(Flex, Cube, Autodiff)]
+pub trait UpdateOps: Backend {
     /// One AdamW update: `(param, moment_1, moment_2)` after it.
     fn adamw_step(
         param: FloatTensor<Self>,
@@ -49,8 +59,6 @@ pub trait FusedOps: Backend {
         moment_2: FloatTensor<Self>,
         step: kernels::AdamWStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-    /// Σ x² over every element: a one-element tensor.
-    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The backward kernels, run on the backend under autodiff (never through dispatch).
