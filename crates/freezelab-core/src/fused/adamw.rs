@@ -1,6 +1,8 @@
 //! AdamW as Burn's optimizers take it (one parameter at a time, the moments as its state), with
 //! the update fused into one pass: a loop on the `flex` CPU backend, one kernel launch on the GPU.
 
+use std::sync::{Arc, Mutex};
+
 use burn::backend::Dispatch;
 use burn::optim::{AdamW, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
@@ -8,8 +10,26 @@ use burn::tensor::{Device, Tensor};
 use super::kernels::AdamWStep;
 use super::UpdateOps;
 
+/// The factor every gradient of the next updates is multiplied by (the clipping coefficient, a
+/// one-element tensor on the device), shared between the caller and its optimizers: Burn's
+/// `Optimizer::step` has no place for it.
+#[derive(Clone, Default)]
+pub struct GradientScale(Arc<Mutex<Option<Tensor<1>>>>);
+
+impl GradientScale {
+    /// `None`: no scaling (the gradients as they are).
+    pub fn set(&self, scale: Option<Tensor<1>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = scale;
+    }
+
+    fn get(&self) -> Option<Tensor<1>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 #[derive(Clone)]
 pub struct FusedAdamW {
+    scale: GradientScale,
     beta_1: f32,
     beta_2: f32,
     epsilon: f32,
@@ -18,7 +38,13 @@ pub struct FusedAdamW {
 
 impl FusedAdamW {
     pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: f32) -> Self {
-        FusedAdamW { beta_1, beta_2, epsilon, weight_decay }
+        FusedAdamW { scale: GradientScale::default(), beta_1, beta_2, epsilon, weight_decay }
+    }
+
+    /// The same, its gradients multiplied by what `scale` holds at each step (by 1 while it
+    /// holds nothing: one more small tensor a step on the device).
+    pub fn scaled_by(self, scale: GradientScale) -> Self {
+        FusedAdamW { scale, ..self }
     }
 }
 
@@ -47,8 +73,11 @@ impl Optimizer for FusedAdamW {
             correction_1: 1.0 - self.beta_1.powi(time as i32),
             correction_2: 1.0 - self.beta_2.powi(time as i32),
         };
+        let scale = self.scale.get().unwrap_or_else(|| Tensor::ones([1], &grad.device()));
+        let scale = scale.into_dispatch();
         let [param, grad, moment_1, moment_2] = [tensor, grad, moment_1, moment_2].map(Tensor::into_dispatch);
-        let (param, moment_1, moment_2) = <Dispatch as UpdateOps>::adamw_step(param, grad, moment_1, moment_2, step);
+        let (param, moment_1, moment_2) =
+            <Dispatch as UpdateOps>::adamw_step(param, grad, scale, moment_1, moment_2, step);
         let momentum =
             AdaptiveMomentumState::new(time, Tensor::from_dispatch(moment_1), Tensor::from_dispatch(moment_2));
         (Tensor::from_dispatch(param), Some(AdamWState::new(momentum)))

@@ -125,12 +125,13 @@ impl<B: UpdateOps, C: CheckpointStrategy> UpdateOps for Autodiff<B, C> {
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
         step: AdamWStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [param, grad, moment_1, moment_2] = [param, grad, moment_1, moment_2].map(Self::inner);
-        let (param, moment_1, moment_2) = B::adamw_step(param, grad, moment_1, moment_2, step);
+        let [param, grad, scale, moment_1, moment_2] = [param, grad, scale, moment_1, moment_2].map(Self::inner);
+        let (param, moment_1, moment_2) = B::adamw_step(param, grad, scale, moment_1, moment_2, step);
         (Self::from_inner(param), Self::from_inner(moment_1), Self::from_inner(moment_2))
     }
 }

@@ -14,12 +14,14 @@ use cubecl::{calculate_cube_count_elemwise, CubeDim};
 use super::kernels::AdamWStep;
 use super::UpdateOps;
 
-/// `kernels::adamw`'s arithmetic, one element per unit, the three state tensors updated in place.
+/// `kernels::adamw`'s arithmetic, one element per unit (`scale`: one element, the clipping
+/// coefficient), the three state tensors updated in place.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn adamw_kernel<F: Float>(
     param: &mut Tensor<F>,
     grad: &Tensor<F>,
+    scale: &Tensor<F>,
     moment_1: &mut Tensor<F>,
     moment_2: &mut Tensor<F>,
     lr: f32,
@@ -37,7 +39,7 @@ fn adamw_kernel<F: Float>(
         terminate!();
     }
     let i = ABSOLUTE_POS;
-    let g = grad[i];
+    let g = grad[i] * scale[0];
     let m = moment_1[i] * F::cast_from(beta_1) + g * F::cast_from(factor_1);
     let v = moment_2[i] * F::cast_from(beta_2) + g * g * F::cast_from(factor_2);
     let delta = (m / F::cast_from(correction_1)) / (F::sqrt(v / F::cast_from(correction_2)) + F::cast_from(epsilon));
@@ -60,12 +62,14 @@ impl UpdateOps for Cube {
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
         step: AdamWStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (param, moment_1, moment_2) = (writable(param), writable(moment_1), writable(moment_2));
         let grad = into_contiguous(grad);
+        let scale = into_contiguous(scale);
         let client = param.client.clone();
         let units = param.meta.num_elements();
         let cube_dim = CubeDim::new(&client, units);
@@ -79,6 +83,7 @@ impl UpdateOps for Cube {
                 cube_dim,
                 param.clone().into_tensor_arg(),
                 grad.into_tensor_arg(),
+                scale.into_tensor_arg(),
                 moment_1.clone().into_tensor_arg(),
                 moment_2.clone().into_tensor_arg(),
                 step.lr,

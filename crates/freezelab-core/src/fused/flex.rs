@@ -65,14 +65,16 @@ impl UpdateOps for Flex {
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
         step: kernels::AdamWStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (mut param, mut moment_1, mut moment_2, grad) =
             (owned(param), owned(moment_1), owned(moment_2), values(&grad));
+        let scale = slice(&values(&scale))[0];
         let (m, v) = (moment_1.storage_mut::<f32>(), moment_2.storage_mut::<f32>());
-        kernels::adamw(param.storage_mut::<f32>(), slice(&grad), m, v, step);
+        kernels::adamw(param.storage_mut::<f32>(), slice(&grad), scale, m, v, step);
         (param, moment_1, moment_2)
     }
 }

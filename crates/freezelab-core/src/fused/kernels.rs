@@ -266,14 +266,16 @@ pub struct AdamWStep {
     pub correction_2: f32,
 }
 
-/// One AdamW update in place: the moments, then the parameter, element by element in one pass
-/// (Burn composes it of 14 element-wise ops, each a pass over memory with a new buffer). The same
-/// f32 operations in the same order as Burn's, so the two agree to the last bit.
-pub fn adamw(param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32], s: AdamWStep) {
+/// One AdamW update in place with the gradient `grad · scale`: the moments, then the parameter,
+/// element by element in one pass (Burn composes it of 14 element-wise ops, each a pass over
+/// memory with a new buffer, after a pass of its own to scale the gradient). The same f32
+/// operations in the same order as Burn's, so the two agree to the last bit.
+pub fn adamw(param: &mut [f32], grad: &[f32], scale: f32, moment_1: &mut [f32], moment_2: &mut [f32], s: AdamWStep) {
     let (factor_1, factor_2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
     let update = |i: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
         let g = &grad[i * ELEMS_PER_TASK..i * ELEMS_PER_TASK + p.len()];
         for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+            let g = g * scale;
             *m = *m * s.beta_1 + g * factor_1;
             *v = *v * s.beta_2 + g * g * factor_2;
             let delta = (*m / s.correction_1) / ((*v / s.correction_2).sqrt() + s.epsilon);

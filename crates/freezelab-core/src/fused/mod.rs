@@ -26,7 +26,7 @@ use burn::nn::{Dropout, LayerNorm};
 use burn::tensor::{activation, Device, Tensor};
 use freezelab_protocol::memory::Kernels;
 
-pub use adamw::FusedAdamW;
+pub use adamw::{FusedAdamW, GradientScale};
 
 /// Operations a backend runs in one pass each. Implemented for `Flex` (kernels) and for
 /// `Autodiff` over a backend that also has [`FusedBackward`].
@@ -51,10 +51,12 @@ pub trait FusedOps: Backend {
 /// differentiated: under autodiff it runs on the inner backend.
 #[backend_extension(Flex, Cube, Autodiff)]
 pub trait UpdateOps: Backend {
-    /// One AdamW update: `(param, moment_1, moment_2)` after it.
+    /// One AdamW update with the gradient `grad · scale` (`scale` has one element: the clipping
+    /// coefficient, so clipping costs no pass of its own): `(param, moment_1, moment_2)` after it.
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
         step: kernels::AdamWStep,

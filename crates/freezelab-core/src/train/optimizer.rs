@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use crate::bert::Classifier;
 use crate::device::read_f32;
 use crate::freeze::FreezePlan;
-use crate::fused::{squared_sum, FusedAdamW};
+use crate::fused::{squared_sum, FusedAdamW, GradientScale};
 use crate::memory::PeakMeter;
 use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
@@ -52,11 +52,10 @@ struct Group {
     no_decay: GradientsParams,
 }
 
-/// Moves each gradient of a block, scaled by the clipping coefficient, into the decay group of
-/// the block's learning rate (blocks at the same rate share a group: one optimizer call).
+/// Moves each gradient of a block into the decay group of the block's learning rate (blocks at
+/// the same rate share a group: one optimizer call).
 struct Split<'a> {
     grads: &'a mut GradientsParams,
-    coefficient: Option<&'a Tensor<1>>,
     groups: &'a mut Vec<Group>,
     lr: f64,
 }
@@ -64,10 +63,6 @@ struct Split<'a> {
 impl ParamAction for Split<'_> {
     fn act<const D: usize>(&mut self, param: &Param<Tensor<D>>, kind: Kind) {
         let Some(grad) = self.grads.remove::<D>(param.id) else { return };
-        let grad = match self.coefficient {
-            Some(c) => grad * c.clone().unsqueeze::<D>(),
-            None => grad,
-        };
         let lr = self.lr;
         let group = match self.groups.iter().position(|g| g.lr == lr) {
             Some(i) => &mut self.groups[i],
@@ -113,14 +108,18 @@ pub struct AdamW {
     decay: ModuleOptimizer,
     no_decay: ModuleOptimizer,
     max_grad_norm: Option<f64>,
+    /// The clipping coefficient, applied inside the update (no pass over the gradients of its own).
+    clip: GradientScale,
 }
 
 impl AdamW {
     pub fn new(cfg: &TrainConfig) -> Self {
+        let clip = GradientScale::default();
         let adamw = |weight_decay: f64| {
-            ModuleOptimizer::from(FusedAdamW::new(cfg.beta1 as f32, cfg.beta2 as f32, 1e-8, weight_decay as f32))
+            let adamw = FusedAdamW::new(cfg.beta1 as f32, cfg.beta2 as f32, 1e-8, weight_decay as f32);
+            ModuleOptimizer::from(adamw.scaled_by(clip.clone()))
         };
-        AdamW { decay: adamw(cfg.weight_decay), no_decay: adamw(0.0), max_grad_norm: cfg.grad_clip_norm }
+        AdamW { decay: adamw(cfg.weight_decay), no_decay: adamw(0.0), max_grad_norm: cfg.grad_clip_norm, clip }
     }
 
     /// Tensors of optimizer state held now (a blocking read of Burn's record: CPU only).
@@ -185,19 +184,19 @@ impl AdamW {
 
     /// One update with `all`, each block at its rate in `rates`, clipped by the global norm.
     async fn apply(&mut self, model: Classifier, mut all: GradientsParams, rates: &Rates) -> (Classifier, Result<()>) {
-        let coefficient = self.clip_coefficient(&model, &all);
+        self.clip.set(self.clip_coefficient(&model, &all));
         let mut groups = Vec::new();
         let bert = &model.bert;
         let blocks = std::iter::once((rates.embeddings, None))
             .chain(bert.layers.iter().zip(&rates.layers).map(|(layer, &lr)| (lr, Some(layer))));
         for (lr, layer) in blocks {
-            let split = Split { grads: &mut all, coefficient: coefficient.as_ref(), groups: &mut groups, lr };
+            let split = Split { grads: &mut all, groups: &mut groups, lr };
             match layer {
                 Some(layer) => walk(layer, split),
                 None => walk(&bert.embeddings, split),
             };
         }
-        let split = Split { grads: &mut all, coefficient: coefficient.as_ref(), groups: &mut groups, lr: rates.head };
+        let split = Split { grads: &mut all, groups: &mut groups, lr: rates.head };
         walk(&model.head, split);
         let mut model = model;
         for group in groups {

@@ -90,25 +90,29 @@ pub async fn differences() -> Vec<(String, f32)> {
 }
 
 /// The largest absolute difference between the fused AdamW and Burn's composed `AdamW` on
-/// `device` (parameter and both moments) after three steps with weight decay and a falling rate,
-/// on a tensor of odd size and on one of over a million elements (more units than one
-/// dispatch dimension of a GPU holds at 256 a group).
+/// `device` (parameter and both moments) after three steps with weight decay and a falling rate:
+/// on a tensor of odd size with the gradients as they are, and on one of over a million elements
+/// (more units than one dispatch dimension of a GPU holds at 256 a group) with the gradients
+/// scaled inside the update, as clipping does, and beforehand for Burn's.
 pub async fn adamw_difference(device: &Device) -> f32 {
     use burn::optim::{AdamWConfig, Optimizer};
-    use freezelab_core::fused::FusedAdamW;
+    use freezelab_core::fused::{FusedAdamW, GradientScale};
 
-    let fused = FusedAdamW::new(0.9, 0.999, 1e-8, 0.01);
     let composed = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.01).build();
     let mut largest = 0.0f32;
-    for (shape, seed) in [([37, 29], 10), ([1031, 1027], 20)] {
+    for (shape, seed, scale) in [([37, 29], 10, None), ([1031, 1027], 20, Some(0.37))] {
+        let clip = GradientScale::default();
+        clip.set(scale.map(|c| Tensor::<1>::from_data(TensorData::new(vec![c], [1]), device)));
+        let fused = FusedAdamW::new(0.9, 0.999, 1e-8, 0.01).scaled_by(clip);
         let start = tensor(shape, seed, 1.0, device);
         let (mut a, mut b) = (start.clone(), start);
         let (mut state_a, mut state_b) = (None, None);
         for step in 0..3u32 {
             let grad = tensor(shape, seed + 1 + step, 0.1 * (step + 1) as f32, device);
             let lr = 1e-2 / (step + 1) as f64;
-            (a, state_a) = fused.step(lr, a, grad.clone(), state_a);
-            (b, state_b) = composed.step(lr, b, grad, state_b);
+            let scaled = scale.map_or(grad.clone(), |c| grad.clone() * c);
+            (a, state_a) = fused.step(lr, a, grad, state_a);
+            (b, state_b) = composed.step(lr, b, scaled, state_b);
         }
         let (ma, mb) = (state_a.unwrap().momentum, state_b.unwrap().momentum);
         assert_eq!((ma.time, mb.time), (3, 3));

@@ -29,20 +29,24 @@ pub fn dataset(n: usize) -> Dataset {
 /// from it in turns and lose reproducibility, so test runs take turns.
 static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The process's wgpu device, started once: cubecl registers one runtime per device and
+/// refuses a second start ("Service already initialized") from a test running beside another.
+static WGPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
+
 /// A wgpu device when this machine has an adapter; otherwise `None`, after saying so.
 pub fn wgpu_device(test: &str) -> Option<Device> {
-    let started = std::panic::catch_unwind(|| Device::wgpu_options().init());
+    let started = WGPU.get_or_init(|| match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(e)) => Err(format!("on wgpu: no adapter ({e})")),
+        Err(_) => Err("on wgpu: wgpu panicked while looking for an adapter".into()),
+    });
     match started {
-        Ok(Ok(device)) => {
+        Ok(device) => {
             eprintln!("{test}: running on wgpu ({device:?})");
-            Some(device)
+            Some(device.clone())
         }
-        Ok(Err(e)) => {
-            super::skip(test, &format!("on wgpu: no adapter ({e})"));
-            None
-        }
-        Err(_) => {
-            super::skip(test, "on wgpu: wgpu panicked while looking for an adapter");
+        Err(why) => {
+            super::skip(test, why);
             None
         }
     }
