@@ -120,12 +120,14 @@ mod tests {
     }
 
     #[test]
-    fn the_squared_sum_is_the_sum_of_squares() {
+    fn the_squared_norm_is_the_sum_of_squares() {
         let device = Device::flex();
         let values: Vec<f32> = (0..40_000).map(|i| ((i % 97) as f32 - 48.0) / 16.0).collect();
-        let exact: f64 = values.iter().map(|&v| (v as f64).powi(2)).sum();
-        let x = Tensor::<2>::from_data(TensorData::new(values, [200, 200]), &device);
-        let fused = super::super::squared_sum(x).into_data().try_to_vec::<f32>().unwrap()[0] as f64;
+        let exact: f64 = 2.0 * values.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
+        let x = || Tensor::<1>::from_data(TensorData::new(values.clone(), [40_000]), &device);
+        let fused = super::super::squared_norm(vec![x(), x()]).unwrap();
+        let fused = fused.into_data().try_to_vec::<f32>().unwrap()[0] as f64;
         assert!((fused - exact).abs() / exact < 1e-7, "{fused} vs {exact}");
+        assert!(super::super::squared_norm(Vec::new()).is_none());
     }
 }

@@ -111,16 +111,10 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed)),
         }
     }
-
-    /// Optimizers update the inner tensors; through autodiff the update is not tracked.
-    /// A norm for clipping: not differentiated.
-    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::from_inner(B::squared_sum(Self::inner(x)))
-    }
 }
 
-/// The update runs on the inner backend's tensors: parameters are leaves, and nothing
-/// differentiates an optimizer step.
+/// The update and the clipping norm run on the inner backend's tensors: parameters are leaves,
+/// and nothing differentiates an optimizer step.
 impl<B: UpdateOps, C: CheckpointStrategy> UpdateOps for Autodiff<B, C> {
     fn adamw_step(
         param: FloatTensor<Self>,
@@ -133,5 +127,9 @@ impl<B: UpdateOps, C: CheckpointStrategy> UpdateOps for Autodiff<B, C> {
         let [param, grad, scale, moment_1, moment_2] = [param, grad, scale, moment_1, moment_2].map(Self::inner);
         let (param, moment_1, moment_2) = B::adamw_step(param, grad, scale, moment_1, moment_2, step);
         (Self::from_inner(param), Self::from_inner(moment_1), Self::from_inner(moment_2))
+    }
+
+    fn squared_sum_into(x: FloatTensor<Self>, partials: FloatTensor<Self>, row: usize) -> FloatTensor<Self> {
+        Self::from_inner(B::squared_sum_into(Self::inner(x), Self::inner(partials), row))
     }
 }

@@ -1,7 +1,8 @@
-//! The optimizer's update on Burn's cubecl backend (WebGPU in the page, Vulkan natively): one
-//! kernel launch per parameter tensor. Burn's `AdamW` composes it of about fifteen element-wise
-//! ops, and at MiniLM's size a GPU step is bound by launches, not arithmetic (BENCHMARKS.md,
-//! "The GPU path, counted").
+//! The optimizer's work on Burn's cubecl backend (WebGPU in the page, Vulkan natively): one
+//! kernel launch per parameter tensor for the update, and one per gradient for the clipping
+//! norm's Σg². Burn's `AdamW` composes the update of about fifteen element-wise ops and the norm takes
+//! three launches per gradient; at MiniLM's size a GPU step is bound by launches, not
+//! arithmetic (BENCHMARKS.md, "The GPU path, counted").
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
@@ -9,10 +10,10 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::Cube;
 use cubecl::prelude::*;
-use cubecl::{calculate_cube_count_elemwise, CubeDim};
+use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
 use super::kernels::AdamWStep;
-use super::UpdateOps;
+use super::{UpdateOps, NORM_SLOTS};
 
 /// `kernels::adamw`'s arithmetic, one element per unit (`scale`: one element, the clipping
 /// coefficient), the three state tensors updated in place.
@@ -46,6 +47,47 @@ fn adamw_kernel<F: Float>(
     moment_1[i] = m;
     moment_2[i] = v;
     param[i] = param[i] * F::cast_from(decay) - delta * F::cast_from(lr);
+}
+
+/// Units of a group summing squares (a gradient gets up to `NORM_SLOTS` groups, each writing
+/// one partial sum; the partials of all gradients are then summed in one more launch).
+const GROUP: usize = 256;
+
+/// Σ x² of `x` by each group: its units stride over `x`, then add their sums as a tree in shared
+/// memory; the group's total goes to `partials[first + group]`. No atomics: WebGPU has no
+/// atomic float add.
+#[cube(launch_unchecked)]
+fn squared_sum_kernel<F: Float>(
+    x: &Tensor<F>,
+    partials: &mut Tensor<F>,
+    first: usize,
+    #[comptime] group: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let mut shared = Shared::<[F]>::new_slice(group);
+    let unit = UNIT_POS as usize;
+    let stride = CUBE_COUNT * group;
+    let mut sum = F::new(0.0);
+    let mut i = ABSOLUTE_POS;
+    while i < x.len() {
+        let v = x[i];
+        sum += v * v;
+        i += stride;
+    }
+    shared[unit] = sum;
+    sync_cube();
+    let mut active = CUBE_DIM / 2;
+    while active > 0 {
+        if UNIT_POS < active {
+            let other = shared[unit + active as usize];
+            shared[unit] += other;
+        }
+        sync_cube();
+        active /= 2;
+    }
+    if UNIT_POS == 0 {
+        partials[first + CUBE_POS] = shared[0];
+    }
 }
 
 /// `t` laid out in order in a buffer nothing else holds, so the kernel may write it.
@@ -99,5 +141,25 @@ impl UpdateOps for Cube {
             );
         }
         (param, moment_1, moment_2)
+    }
+
+    fn squared_sum_into(x: FloatTensor<Self>, partials: FloatTensor<Self>, row: usize) -> FloatTensor<Self> {
+        let (x, partials) = (into_contiguous(x), writable(partials));
+        let groups = x.meta.num_elements().div_ceil(GROUP).clamp(1, NORM_SLOTS);
+        // Safety: `x` is read below its length only, and the groups write slots
+        // `row · NORM_SLOTS + group` of `partials`, which has `NORM_SLOTS` for every row.
+        unsafe {
+            squared_sum_kernel::launch_unchecked(
+                &x.client,
+                CubeCount::new_1d(groups as u32),
+                CubeDim::new_1d(GROUP as u32),
+                x.clone().into_tensor_arg(),
+                partials.clone().into_tensor_arg(),
+                row * NORM_SLOTS,
+                GROUP,
+                dtype_to_storage_type(x.dtype),
+            );
+        }
+        partials
     }
 }

@@ -54,11 +54,6 @@ impl FusedOps for Flex {
         let x = values(&x);
         tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
     }
-
-    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let x = values(&x);
-        tensor(vec![kernels::squared_sum(slice(&x))], Shape::new([1]))
-    }
 }
 
 impl UpdateOps for Flex {
@@ -76,6 +71,13 @@ impl UpdateOps for Flex {
         let (m, v) = (moment_1.storage_mut::<f32>(), moment_2.storage_mut::<f32>());
         kernels::adamw(param.storage_mut::<f32>(), slice(&grad), scale, m, v, step);
         (param, moment_1, moment_2)
+    }
+
+    /// The tensor's sum in f64 (`kernels::squared_sum`), in the row's first slot.
+    fn squared_sum_into(x: FloatTensor<Self>, partials: FloatTensor<Self>, row: usize) -> FloatTensor<Self> {
+        let mut partials = owned(partials);
+        partials.storage_mut::<f32>()[row * super::NORM_SLOTS] = kernels::squared_sum(slice(&values(&x)));
+        partials
     }
 }
 

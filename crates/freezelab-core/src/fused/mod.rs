@@ -42,11 +42,9 @@ pub trait FusedOps: Backend {
     fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
     /// Inverted dropout whose mask is a function of `seed` and the element's position.
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
-    /// Σ x² over every element: a one-element tensor.
-    fn squared_sum(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// The optimizer's update, fused on every backend the page and the CLI run: a kernel of this
+/// The optimizer's work, fused on every backend the page and the CLI run: a kernel of this
 /// crate on the CPU (`flex`) and on the GPU (cubecl, which WebGPU and Vulkan run). Never
 /// differentiated: under autodiff it runs on the inner backend.
 #[backend_extension(Flex, Cube, Autodiff)]
@@ -61,6 +59,10 @@ pub trait UpdateOps: Backend {
         moment_2: FloatTensor<Self>,
         step: kernels::AdamWStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// Σ x² of `x` written into row `row` of `partials` (`[rows, NORM_SLOTS]`, zeros before):
+    /// the backend fills as many of the row's slots as it sums in parallel, so the sum of
+    /// `partials` is Σ x² (one launch per tensor on the GPU). Returns `partials`.
+    fn squared_sum_into(x: FloatTensor<Self>, partials: FloatTensor<Self>, row: usize) -> FloatTensor<Self>;
 }
 
 /// The backward kernels, run on the backend under autodiff (never through dispatch).
@@ -105,12 +107,18 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::gelu_erf(x.into_dispatch()))
 }
 
-/// Σ x² over every element of `x`, as a one-element tensor (the gradients' global norm).
-pub fn squared_sum<const D: usize>(x: Tensor<D>) -> Tensor<1> {
-    if !is_flex(&x.device()) {
-        return x.square().sum();
+/// Partial sums a backend may write per tensor in [`UpdateOps::squared_sum_into`].
+pub const NORM_SLOTS: usize = 64;
+
+/// Σ x² over every element of every tensor of `xs`, as a one-element tensor (the gradients'
+/// squared global norm); `None` when there are none.
+pub fn squared_norm(xs: Vec<Tensor<1>>) -> Option<Tensor<1>> {
+    let device = xs.first()?.device();
+    let mut partials = Tensor::<2>::zeros([xs.len(), NORM_SLOTS], &device).into_dispatch();
+    for (row, x) in xs.into_iter().enumerate() {
+        partials = <burn::backend::Dispatch as UpdateOps>::squared_sum_into(x.into_dispatch(), partials, row);
     }
-    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::squared_sum(x.into_dispatch()))
+    Some(Tensor::<2>::from_dispatch(partials).sum())
 }
 
 /// `norm` applied to `x` (its ε passed in: Burn keeps it private).

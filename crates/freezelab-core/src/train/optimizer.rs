@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use crate::bert::Classifier;
 use crate::device::read_f32;
 use crate::freeze::FreezePlan;
-use crate::fused::{squared_sum, FusedAdamW, GradientScale};
+use crate::fused::{squared_norm, FusedAdamW, GradientScale};
 use crate::memory::PeakMeter;
 use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
@@ -27,20 +27,17 @@ impl ParamAction for Ids {
     }
 }
 
-/// Sums the squares of every gradient present.
-struct SquaredNorm<'a> {
+/// Every gradient present, flattened, in module order (for their global norm).
+struct Present<'a> {
     grads: &'a GradientsParams,
-    sum: Option<Tensor<1>>,
+    found: Vec<Tensor<1>>,
 }
 
-impl ParamAction for SquaredNorm<'_> {
+impl ParamAction for Present<'_> {
     fn act<const D: usize>(&mut self, param: &Param<Tensor<D>>, _kind: Kind) {
         if let Some(g) = self.grads.get::<D>(param.id) {
-            let s = squared_sum(g);
-            self.sum = Some(match self.sum.take() {
-                Some(acc) => acc + s,
-                None => s,
-            });
+            let n = g.shape().num_elements();
+            self.found.push(g.reshape([n]));
         }
     }
 }
@@ -131,7 +128,7 @@ impl AdamW {
     /// a one-element tensor, so nothing is read back to the host.
     fn clip_coefficient(&self, model: &Classifier, grads: &GradientsParams) -> Option<Tensor<1>> {
         let max_norm = self.max_grad_norm?;
-        let norm = walk(model, SquaredNorm { grads, sum: None }).sum?.sqrt();
+        let norm = squared_norm(walk(model, Present { grads, found: Vec::new() }).found)?.sqrt();
         Some((norm.add_scalar(1e-6).recip() * max_norm).clamp_max(1.0))
     }
 

@@ -124,3 +124,18 @@ pub async fn adamw_difference(device: &Device) -> f32 {
     }
     largest
 }
+
+/// The relative error of the fused squared global norm on `device` against the sum of squares in
+/// f64, over tensors of over a million, of an odd number and of five elements.
+pub async fn squared_norm_error(device: &Device) -> f64 {
+    let tensors: Vec<Vec<f32>> =
+        [(1031 * 1027, 30), (37 * 29, 31), (5, 32)].iter().map(|&(n, seed)| values(n, seed, 2.0)).collect();
+    let exact: f64 = tensors.iter().flatten().map(|&v| (v as f64) * (v as f64)).sum();
+    let xs = tensors.into_iter().map(|v| {
+        let n = v.len();
+        Tensor::<1>::from_data(TensorData::new(v, [n]), device)
+    });
+    let norm = fused::squared_norm(xs.collect()).expect("three tensors");
+    let norm = read_f32(norm).await.unwrap()[0] as f64;
+    (norm - exact).abs() / exact
+}

@@ -13,16 +13,22 @@ fn fused_operations_equal_the_composed_ones() {
     }
 }
 
-/// The fused AdamW (with and without a clipping scale) against Burn's composed update: to the
-/// bit on the CPU, within 1e-6 on the GPU backend where an adapter exists (cubecl: Vulkan or
-/// OpenGL natively).
+/// The fused optimizer work: AdamW (with and without a clipping scale) against Burn's composed
+/// update, to the bit on the CPU and within 1e-6 on the GPU backend where an adapter exists
+/// (cubecl: Vulkan or OpenGL natively); the clipping norm's Σg² against f64.
 #[test]
-fn the_fused_adamw_equals_burns_update() {
-    let on_cpu = pollster::block_on(fused_cases::adamw_difference(&burn::tensor::Device::flex()));
+fn the_fused_adamw_and_norm_equal_burns_and_f64() {
+    let cpu = burn::tensor::Device::flex();
+    let on_cpu = pollster::block_on(fused_cases::adamw_difference(&cpu));
     assert_eq!(on_cpu, 0.0, "the CPU's fused AdamW differs from Burn's update by {on_cpu}");
-    let test = "the_fused_adamw_equals_burns_update (on the GPU)";
+    let error = pollster::block_on(fused_cases::squared_norm_error(&cpu));
+    assert!(error <= 1e-7, "the CPU's squared norm is off by {error:.2e} (relative)");
+    let test = "the_fused_adamw_and_norm_equal_burns_and_f64 (on the GPU)";
     let Some(device) = crate::common::training::wgpu_device(test) else { return };
     let worst = pollster::block_on(fused_cases::adamw_difference(&device));
     eprintln!("AdamW on wgpu against Burn's: {worst:.2e}");
     assert!(worst <= 1e-6, "the GPU AdamW kernel differs from Burn's update by {worst}");
+    let error = pollster::block_on(fused_cases::squared_norm_error(&device));
+    eprintln!("squared norm on wgpu against f64: {error:.2e} (relative)");
+    assert!(error <= 1e-6, "the GPU squared norm is off by {error:.2e} (relative)");
 }
