@@ -110,8 +110,9 @@ async fn webgpu_adapter() -> bool {
 }
 
 /// On WebGPU where the browser has an adapter (webdriver.json enables SwiftShader's): the tiny
-/// model's logits match the CPU's, the AdamW kernel matches Burn's composed update and the
-/// clipping norm's kernel the sum in f64, and two training steps keep frozen weights fixed.
+/// model's logits match the CPU's, the AdamW kernel matches Burn's composed update, the clipping
+/// norm's kernel the sum in f64 and the GELU kernels the CPU's, and two training steps keep
+/// frozen weights fixed.
 #[wasm_bindgen_test]
 async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     if !webgpu_adapter().await {
@@ -140,6 +141,8 @@ async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     assert!(worst <= 1e-6, "the WebGPU AdamW kernel differs from Burn's update by {worst}");
     let error = fused_cases::squared_norm_error(&gpu).await;
     assert!(error <= 1e-6, "the WebGPU squared norm is off by {error:.2e} (relative)");
+    let (y, dx, _) = fused_cases::gelu_differences(&gpu).await;
+    assert!(y <= fused_cases::TOLERANCE && dx <= fused_cases::TOLERANCE, "WebGPU GELU off by {y} / {dx}");
 
     let before = read_f32(tiny(&gpu).classifier.bert.layers[0].query.weight.val()).await.unwrap();
     let (losses, _, model, _) = tiny_run::train(&gpu, FreezePlan::bottom(2, 1), 1, Some(2)).await;

@@ -10,12 +10,12 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::kernels::AdamWStep;
-use super::{FusedBackward, FusedOps, UpdateOps};
+use super::{FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
 
 #[derive(Debug)]
 struct GeluBackward;
 
-impl<B: FusedBackward> Backward<B, 1> for GeluBackward {
+impl<B: GeluGrad> Backward<B, 1> for GeluBackward {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -70,7 +70,7 @@ impl<B: FusedBackward> Backward<B, 1> for DropoutBackward {
     }
 }
 
-impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+impl<B: GeluGrad, C: CheckpointStrategy> GeluOps for Autodiff<B, C> {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
@@ -80,7 +80,9 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::gelu_erf(x.into_primitive())),
         }
     }
+}
 
+impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         let nodes = [x.node(), w.node(), b.node()];
         let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());

@@ -1,19 +1,20 @@
-//! The optimizer's work on Burn's cubecl backend (WebGPU in the page, Vulkan natively): one
-//! kernel launch per parameter tensor for the update, and one per gradient for the clipping
-//! norm's Σg². Burn's `AdamW` composes the update of about fifteen element-wise ops and the norm takes
+//! Kernels of this crate on Burn's cubecl backend (WebGPU in the page, Vulkan natively): GELU
+//! forward and backward, one launch each, and the optimizer's work: one kernel launch per
+//! parameter tensor for the update, and one per gradient for the clipping norm's Σg². Burn's `AdamW` composes the update of about fifteen element-wise ops and the norm takes
 //! three launches per gradient; at MiniLM's size a GPU step is bound by launches, not
 //! arithmetic (BENCHMARKS.md, "The GPU path, counted").
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::Cube;
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
 use super::kernels::AdamWStep;
-use super::{UpdateOps, NORM_SLOTS};
+use super::{GeluGrad, GeluOps, UpdateOps, NORM_SLOTS};
 
 /// `kernels::adamw`'s arithmetic, one element per unit (`scale`: one element, the clipping
 /// coefficient), the three state tensors updated in place.
@@ -161,5 +162,87 @@ impl UpdateOps for Cube {
             );
         }
         partials
+    }
+}
+
+/// erf(z), Abramowitz & Stegun 7.1.26 as the CPU kernel computes it (`kernels::erf_and_gauss`).
+#[cube]
+fn erf<F: Float>(z: F) -> F {
+    let t = F::new(1.0) / (F::new(1.0) + F::new(0.327_591_1) * F::abs(z));
+    let poly = t
+        * (F::new(0.254_829_6)
+            + t * (F::new(-0.284_496_74)
+                + t * (F::new(1.421_413_8) + t * (F::new(-1.453_152) + t * F::new(1.061_405_4)))));
+    let magnitude = F::new(1.0) - poly * F::exp(F::new(0.0) - z * z);
+    select(z < F::new(0.0), F::new(0.0) - magnitude, magnitude)
+}
+
+#[cube(launch_unchecked)]
+fn gelu_kernel<F: Float>(x: &Tensor<F>, out: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
+    if ABSOLUTE_POS >= out.len() {
+        terminate!();
+    }
+    let v = x[ABSOLUTE_POS];
+    out[ABSOLUTE_POS] = F::new(0.5) * v * (F::new(1.0) + erf::<F>(v * F::new(core::f32::consts::FRAC_1_SQRT_2)));
+}
+
+/// g · (Φ(x) + x·φ(x)), the exact derivative of the erf form.
+#[cube(launch_unchecked)]
+fn gelu_grad_kernel<F: Float>(x: &Tensor<F>, grad: &Tensor<F>, out: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
+    if ABSOLUTE_POS >= out.len() {
+        terminate!();
+    }
+    let v = x[ABSOLUTE_POS];
+    let z = v * F::new(core::f32::consts::FRAC_1_SQRT_2);
+    let gauss = F::exp(F::new(0.0) - z * z) * F::new(0.398_942_3);
+    out[ABSOLUTE_POS] = grad[ABSOLUTE_POS] * (F::new(0.5) * (F::new(1.0) + erf::<F>(z)) + v * gauss);
+}
+
+/// A new contiguous tensor shaped as `like`, and the launch grid over its elements.
+fn output_like(like: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
+    let shape = like.meta.shape().clone();
+    let out = empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype);
+    let units = out.meta.num_elements();
+    let cube_dim = CubeDim::new(&out.client, units);
+    let cube_count = calculate_cube_count_elemwise(&out.client, units, cube_dim);
+    (out, cube_count, cube_dim)
+}
+
+impl GeluOps for Cube {
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let (out, cube_count, cube_dim) = output_like(&x);
+        // Safety: one unit per element of `out`, checked against its length; `x` has as many.
+        unsafe {
+            gelu_kernel::launch_unchecked(
+                &out.client,
+                cube_count,
+                cube_dim,
+                x.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                dtype_to_storage_type(x.dtype),
+            );
+        }
+        out
+    }
+}
+
+impl GeluGrad for Cube {
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, grad) = (into_contiguous(x), into_contiguous(grad));
+        let (out, cube_count, cube_dim) = output_like(&x);
+        // Safety: as above; `grad` has the shape of `x`.
+        unsafe {
+            gelu_grad_kernel::launch_unchecked(
+                &out.client,
+                cube_count,
+                cube_dim,
+                x.clone().into_tensor_arg(),
+                grad.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                dtype_to_storage_type(x.dtype),
+            );
+        }
+        out
     }
 }

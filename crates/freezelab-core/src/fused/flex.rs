@@ -6,7 +6,7 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_flex::FlexTensor;
 
-use super::{kernels, FusedBackward, FusedOps, UpdateOps};
+use super::{kernels, FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
 
 /// The values of `t` in row-major order (copied only when `t` is a strided view).
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -32,12 +32,21 @@ fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-impl FusedOps for Flex {
+impl GeluOps for Flex {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let x = values(&x);
         tensor(kernels::gelu(slice(&x)), x.shape())
     }
+}
 
+impl GeluGrad for Flex {
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, grad) = (values(&x), values(&grad));
+        tensor(kernels::gelu_grad(slice(&x), slice(&grad)), x.shape())
+    }
+}
+
+impl FusedOps for Flex {
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         Self::layer_norm_train(x, w, b, eps).0
     }
@@ -82,11 +91,6 @@ impl UpdateOps for Flex {
 }
 
 impl FusedBackward for Flex {
-    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, grad) = (values(&x), values(&grad));
-        tensor(kernels::gelu_grad(slice(&x), slice(&grad)), x.shape())
-    }
-
     fn layer_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,

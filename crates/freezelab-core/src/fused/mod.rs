@@ -8,9 +8,10 @@
 //! element-wise work, not the matmuls, bounded a training step.
 //!
 //! Each function below runs the fused kernel on Burn's `flex` CPU backend (natively and in
-//! wasm) and Burn's composed operations on any other device (WebGPU, Vulkan), so the model
-//! code calls one function either way. `kernels` holds the arithmetic, `flex` and `autodiff`
-//! the two backend implementations.
+//! wasm); on any other device (WebGPU, Vulkan) GELU and the optimizer's work run kernels of
+//! this crate too (`cube`), the others Burn's composed operations, so the model code calls one
+//! function either way. `kernels` holds the CPU's arithmetic, `flex`, `cube` and `autodiff` the
+//! backend implementations.
 
 mod adamw;
 mod autodiff;
@@ -28,12 +29,25 @@ use freezelab_protocol::memory::Kernels;
 
 pub use adamw::{FusedAdamW, GradientScale};
 
+/// GELU, fused on the CPU and on the GPU, forward and backward. (On the GPU Burn composes the
+/// forward of five launches, and its backward is the derivative of the tanh approximation,
+/// not of the erf form the forward computes.)
+#[backend_extension(Flex, Cube, Autodiff)]
+pub trait GeluOps: Backend {
+    /// 0.5 · x · (1 + erf(x / √2)).
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// GELU's backward kernel, run on the backend under autodiff (never through dispatch).
+pub trait GeluGrad: GeluOps {
+    /// g · (Φ(x) + x·φ(x)).
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
 /// Operations a backend runs in one pass each. Implemented for `Flex` (kernels) and for
 /// `Autodiff` over a backend that also has [`FusedBackward`].
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
-    /// 0.5 · x · (1 + erf(x / √2)).
-    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Layer normalisation: normalises the last axis, then scales by `w` (γ) and shifts by `b`
     /// (β), both 1-D.
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
@@ -67,7 +81,6 @@ pub trait UpdateOps: Backend {
 
 /// The backward kernels, run on the backend under autodiff (never through dispatch).
 pub trait FusedBackward: FusedOps {
-    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The forward pass keeping what the backward pass needs: `(y, x̂, 1/σ per row)`.
     fn layer_norm_train(
         x: FloatTensor<Self>,
@@ -101,10 +114,7 @@ pub fn kernels(device: &Device) -> Kernels {
 }
 
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if !is_flex(&x.device()) {
-        return activation::gelu(x);
-    }
-    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::gelu_erf(x.into_dispatch()))
+    Tensor::from_dispatch(<burn::backend::Dispatch as GeluOps>::gelu_erf(x.into_dispatch()))
 }
 
 /// Partial sums a backend may write per tensor in [`UpdateOps::squared_sum_into`].

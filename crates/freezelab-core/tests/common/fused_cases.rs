@@ -139,3 +139,23 @@ pub async fn squared_norm_error(device: &Device) -> f64 {
     let norm = read_f32(norm).await.unwrap()[0] as f64;
     (norm - exact).abs() / exact
 }
+
+/// GELU's output and gradient (loss = Σ output · weights) on `device`, fused or Burn's.
+async fn gelu_and_grad(device: &Device, fused_op: bool) -> (Vec<f32>, Vec<f32>) {
+    let x = tensor([3, 5, 7], 1, 6.0, device).require_grad();
+    let w = tensor([3, 5, 7], 2, 1.0, device);
+    let y = if fused_op { fused::gelu(x.clone()) } else { activation::gelu(x.clone()) };
+    let grads = (y.clone() * w).sum().backward();
+    (read_f32(y).await.unwrap(), read_f32(x.grad(&grads).unwrap()).await.unwrap())
+}
+
+/// The fused GELU on `device` (autodiff on) against the CPU's, output and gradient; and how far
+/// Burn's own gradient on `device` is from the CPU's (on the GPU it differentiates the tanh
+/// approximation): `(output, gradient, Burn's gradient)`, largest absolute differences.
+pub async fn gelu_differences(device: &Device) -> (f32, f32, f32) {
+    let largest = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let (y_cpu, dx_cpu) = gelu_and_grad(&Device::flex().autodiff(), true).await;
+    let (y, dx) = gelu_and_grad(&device.clone().autodiff(), true).await;
+    let (_, dx_burn) = gelu_and_grad(&device.clone().autodiff(), false).await;
+    (largest(&y, &y_cpu), largest(&dx, &dx_cpu), largest(&dx_burn, &dx_cpu))
+}

@@ -32,3 +32,14 @@ fn the_fused_adamw_and_norm_equal_burns_and_f64() {
     eprintln!("squared norm on wgpu against f64: {error:.2e} (relative)");
     assert!(error <= 1e-6, "the GPU squared norm is off by {error:.2e} (relative)");
 }
+
+/// GELU's kernels on the GPU backend (where an adapter exists) against the CPU's: output and
+/// the exact gradient.
+#[test]
+fn the_gpu_gelu_equals_the_cpus() {
+    let test = "the_gpu_gelu_equals_the_cpus";
+    let Some(device) = crate::common::training::wgpu_device(test) else { return };
+    let (y, dx, burn_dx) = pollster::block_on(fused_cases::gelu_differences(&device));
+    eprintln!("GELU on wgpu against the CPU: output {y:.2e}, gradient {dx:.2e} (Burn's gradient there: {burn_dx:.2e})");
+    assert!(y <= fused_cases::TOLERANCE && dx <= fused_cases::TOLERANCE, "GPU GELU off by {y} / {dx}");
+}
