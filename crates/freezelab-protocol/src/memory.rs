@@ -106,7 +106,8 @@ pub enum Kernels {
     /// x̂, GELU its input, softmax its output, dropout only a seed.
     #[default]
     Fused,
-    /// Burn's composed operations (WebGPU, Vulkan): every intermediate and every dropout mask.
+    /// Burn's composed operations (WebGPU, Vulkan): every intermediate and every dropout mask
+    /// (GELU excepted: FreezeLab's kernel there too).
     Composed,
 }
 
@@ -128,8 +129,8 @@ impl From<crate::messages::BackendKind> for Kernels {
 /// - per head and token pair: the softmax output and the dropped probabilities → 2 × s.
 ///
 /// Composed, in addition: both dropout masks and projections of the hidden size, each norm's
-/// input (12 × h in all), the erf term GELU's backward reads (3 × i), the attention-dropout mask
-/// (3 × s).
+/// input (12 × h in all), the attention-dropout mask (3 × s). GELU is FreezeLab's own kernel on
+/// every backend (its backward reads its input alone), so 2 × i either way.
 ///
 /// Autodiff keeps a matmul's input only for its weight's gradient: when the weights do not
 /// train (a frozen layer above a trainable one, BitFit) the inputs of the q/k/v projection, of
@@ -140,7 +141,7 @@ pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Ke
     let (b, s) = (b as u64, s as u64);
     let (per_h, per_i, per_pair) = match kernels {
         Kernels::Fused => (8, 2, 2),
-        Kernels::Composed => (12, 3, 3),
+        Kernels::Composed => (12, 2, 3),
     };
     let (per_h, per_i) = match weights {
         Weights::Train => (per_h, per_i),
