@@ -111,8 +111,8 @@ async fn webgpu_adapter() -> bool {
 
 /// On WebGPU where the browser has an adapter (webdriver.json enables SwiftShader's): the tiny
 /// model's logits match the CPU's, the AdamW kernel matches Burn's composed update, the clipping
-/// norm's kernel the sum in f64 and the GELU kernels the CPU's, and two training steps keep
-/// frozen weights fixed.
+/// norm's kernel the sum in f64, the GELU kernels the CPU's and dropout the CPU's masks, and two
+/// training steps keep frozen weights fixed.
 #[wasm_bindgen_test]
 async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     if !webgpu_adapter().await {
@@ -143,6 +143,9 @@ async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     assert!(error <= 1e-6, "the WebGPU squared norm is off by {error:.2e} (relative)");
     let (y, dx, _) = fused_cases::gelu_differences(&gpu).await;
     assert!(y <= fused_cases::TOLERANCE && dx <= fused_cases::TOLERANCE, "WebGPU GELU off by {y} / {dx}");
+    let (y, dx, dropped) = fused_cases::dropout_differences(&gpu).await;
+    assert!(y == 0.0 && dx == 0.0, "WebGPU dropout differs from the CPU's by {y} / {dx}");
+    assert!((0.25..0.35).contains(&dropped), "dropped {dropped} at p = 0.3 on WebGPU");
 
     let before = read_f32(tiny(&gpu).classifier.bert.layers[0].query.weight.val()).await.unwrap();
     let (losses, _, model, _) = tiny_run::train(&gpu, FreezePlan::bottom(2, 1), 1, Some(2)).await;

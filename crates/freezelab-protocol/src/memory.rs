@@ -106,8 +106,8 @@ pub enum Kernels {
     /// x̂, GELU its input, softmax its output, dropout only a seed.
     #[default]
     Fused,
-    /// Burn's composed operations (WebGPU, Vulkan): every intermediate and every dropout mask
-    /// (GELU excepted: FreezeLab's kernel there too).
+    /// Burn's composed layer norm and softmax (WebGPU, Vulkan): their intermediates (GELU and
+    /// dropout are FreezeLab's kernels there too).
     Composed,
 }
 
@@ -128,9 +128,9 @@ impl From<crate::messages::BackendKind> for Kernels {
 /// - per token, intermediate-sized: GELU's input and output → 2 × i;
 /// - per head and token pair: the softmax output and the dropped probabilities → 2 × s.
 ///
-/// Composed, in addition: both dropout masks and projections of the hidden size, each norm's
-/// input (12 × h in all), the attention-dropout mask (3 × s). GELU is FreezeLab's own kernel on
-/// every backend (its backward reads its input alone), so 2 × i either way.
+/// Composed, in addition: each norm's input (10 × h in all). GELU and dropout are FreezeLab's own
+/// kernels on every backend (GELU's backward reads its input alone, dropout's its seed), so
+/// 2 × i and 2 × s either way.
 ///
 /// Autodiff keeps a matmul's input only for its weight's gradient: when the weights do not
 /// train (a frozen layer above a trainable one, BitFit) the inputs of the q/k/v projection, of
@@ -141,7 +141,7 @@ pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Ke
     let (b, s) = (b as u64, s as u64);
     let (per_h, per_i, per_pair) = match kernels {
         Kernels::Fused => (8, 2, 2),
-        Kernels::Composed => (12, 2, 3),
+        Kernels::Composed => (10, 2, 2),
     };
     let (per_h, per_i) = match weights {
         Weights::Train => (per_h, per_i),
@@ -162,12 +162,12 @@ pub enum Weights {
     Fixed,
 }
 
-/// Embedding block activations: the norm's x̂ (fused), or also the sum before the norm and the
-/// dropout mask (composed).
+/// Embedding block activations: the norm's x̂ (fused), or the sum before the norm and what the
+/// composed norm keeps (composed).
 fn embedding_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Kernels) -> u64 {
     let per_h = match kernels {
         Kernels::Fused => 1,
-        Kernels::Composed => 3,
+        Kernels::Composed => 2,
     };
     per_h * (b * s * c.hidden_size) as u64
 }

@@ -10,7 +10,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::kernels::AdamWStep;
-use super::{FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
+use super::{DropoutOps, FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
 
 #[derive(Debug)]
 struct GeluBackward;
@@ -60,7 +60,7 @@ impl<B: FusedBackward> Backward<B, 1> for SoftmaxBackward {
 #[derive(Debug)]
 struct DropoutBackward;
 
-impl<B: FusedBackward> Backward<B, 1> for DropoutBackward {
+impl<B: DropoutOps> Backward<B, 1> for DropoutBackward {
     /// Probability and seed: the mask is made again, not stored.
     type State = (f64, u64);
 
@@ -78,6 +78,15 @@ impl<B: GeluGrad, C: CheckpointStrategy> GeluOps for Autodiff<B, C> {
                 prep.finish(x.clone(), B::gelu_erf(x))
             }
             OpsKind::UnTracked(prep) => prep.finish(B::gelu_erf(x.into_primitive())),
+        }
+    }
+}
+
+impl<B: DropoutOps, C: CheckpointStrategy> DropoutOps for Autodiff<B, C> {
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+        match DropoutBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((prob, seed), B::dropout_hashed(x.into_primitive(), prob, seed)),
+            OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed)),
         }
     }
 }
@@ -104,13 +113,6 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 prep.finish((y.clone(), scale), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::softmax_masked(scores.into_primitive(), bias, scale)),
-        }
-    }
-
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
-        match DropoutBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((prob, seed), B::dropout_hashed(x.into_primitive(), prob, seed)),
-            OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed)),
         }
     }
 }

@@ -13,8 +13,8 @@ use burn_cubecl::Cube;
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
-use super::kernels::AdamWStep;
-use super::{GeluGrad, GeluOps, UpdateOps, NORM_SLOTS};
+use super::kernels::{dropout_key, dropout_threshold_and_scale, AdamWStep};
+use super::{DropoutOps, GeluGrad, GeluOps, UpdateOps, NORM_SLOTS};
 
 /// `kernels::adamw`'s arithmetic, one element per unit (`scale`: one element, the clipping
 /// coefficient), the three state tensors updated in place.
@@ -240,6 +240,52 @@ impl GeluGrad for Cube {
                 x.clone().into_tensor_arg(),
                 grad.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
+                dtype_to_storage_type(x.dtype),
+            );
+        }
+        out
+    }
+}
+
+/// `kernels::dropout`: element `i` kept (and scaled) when the hash of (`i`, `key`) reaches
+/// `threshold`; u32 arithmetic wraps as the CPU's `wrapping_mul` does, so the masks are the CPU's.
+#[cube(launch_unchecked)]
+fn dropout_kernel<F: Float>(
+    x: &Tensor<F>,
+    out: &mut Tensor<F>,
+    threshold: u32,
+    key: u32,
+    scale: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    if ABSOLUTE_POS >= out.len() {
+        terminate!();
+    }
+    let mut h = u32::cast_from(ABSOLUTE_POS) * 0x9e37_79b9u32 ^ key;
+    h ^= h >> 16u32;
+    h *= 0x7feb_352du32;
+    h ^= h >> 15u32;
+    h *= 0x846c_a68bu32;
+    h ^= h >> 16u32;
+    out[ABSOLUTE_POS] = select(h >= threshold, x[ABSOLUTE_POS] * F::cast_from(scale), F::new(0.0));
+}
+
+impl DropoutOps for Cube {
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let (out, cube_count, cube_dim) = output_like(&x);
+        let (threshold, scale) = dropout_threshold_and_scale(prob);
+        // Safety: one unit per element of `out`, checked against its length; `x` has as many.
+        unsafe {
+            dropout_kernel::launch_unchecked(
+                &out.client,
+                cube_count,
+                cube_dim,
+                x.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                threshold,
+                dropout_key(seed),
+                scale,
                 dtype_to_storage_type(x.dtype),
             );
         }

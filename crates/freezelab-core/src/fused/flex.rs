@@ -6,7 +6,7 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_flex::FlexTensor;
 
-use super::{kernels, FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
+use super::{kernels, DropoutOps, FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
 
 /// The values of `t` in row-major order (copied only when `t` is a strided view).
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -46,6 +46,13 @@ impl GeluGrad for Flex {
     }
 }
 
+impl DropoutOps for Flex {
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+        let x = values(&x);
+        tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
+    }
+}
+
 impl FusedOps for Flex {
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         Self::layer_norm_train(x, w, b, eps).0
@@ -57,11 +64,6 @@ impl FusedOps for Flex {
         let [_, heads, queries, keys] = shape.dims();
         let y = kernels::masked_softmax(slice(&scores), slice(&bias), keys, heads * queries, scale as f32);
         tensor(y, shape)
-    }
-
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
-        let x = values(&x);
-        tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
     }
 }
 

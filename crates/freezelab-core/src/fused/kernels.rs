@@ -104,18 +104,22 @@ fn hash(index: u32, key: u32) -> u32 {
 }
 
 /// The 32-bit key of a dropout call's `seed`, spread by SplitMix64's finaliser.
-fn dropout_key(seed: u64) -> u32 {
+pub(super) fn dropout_key(seed: u64) -> u32 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     (z ^ (z >> 31)) as u32
 }
 
+/// The hash an element must reach to be kept, and what a kept element is multiplied by.
+pub(super) fn dropout_threshold_and_scale(prob: f64) -> (u32, f32) {
+    ((prob * 4_294_967_296.0).min(u32::MAX as f64) as u32, (1.0 / (1.0 - prob)) as f32)
+}
+
 /// Inverted dropout: element `i` is kept (and scaled by 1/(1-p)) when its hash is at or above
 /// p · 2³². The same `seed` drops the same elements, which is how the backward pass applies it.
 pub fn dropout(x: &[f32], prob: f64, seed: u64) -> Vec<f32> {
-    let threshold = (prob * 4_294_967_296.0).min(u32::MAX as f64) as u32;
-    let scale = (1.0 / (1.0 - prob)) as f32;
+    let (threshold, scale) = dropout_threshold_and_scale(prob);
     let key = dropout_key(seed);
     let mut out = vec![0.0; x.len()];
     map_chunks(&mut out, ELEMS_PER_TASK, |i, o| {

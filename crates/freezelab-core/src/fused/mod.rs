@@ -54,7 +54,13 @@ pub trait FusedOps: Backend {
     /// softmax(scores · scale + bias) over the last axis; scores `[b, h, q, k]`, bias `[b, k]`,
     /// taken as a constant (it comes from the padding mask).
     fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
-    /// Inverted dropout whose mask is a function of `seed` and the element's position.
+}
+
+/// Inverted dropout whose mask is a hash of the seed and the element's position, on the CPU and
+/// on the GPU alike (the same masks: a seeded run drops the same elements on both). Its backward
+/// pass is the same operation on the gradient; no mask is stored.
+#[backend_extension(Flex, Cube, Autodiff)]
+pub trait DropoutOps: Backend {
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
 }
 
@@ -182,13 +188,10 @@ fn next_dropout_seed() -> u64 {
 /// as Burn's `Dropout::forward` decides.
 pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
     let device = x.device();
-    if !is_flex(&device) {
-        return dropout.forward(x);
-    }
     if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {
         return x;
     }
-    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::dropout_hashed(
+    Tensor::from_dispatch(<burn::backend::Dispatch as DropoutOps>::dropout_hashed(
         x.into_dispatch(),
         dropout.prob,
         next_dropout_seed(),

@@ -159,3 +159,25 @@ pub async fn gelu_differences(device: &Device) -> (f32, f32, f32) {
     let (_, dx_burn) = gelu_and_grad(&device.clone().autodiff(), false).await;
     (largest(&y, &y_cpu), largest(&dx, &dx_cpu), largest(&dx_burn, &dx_cpu))
 }
+
+/// Dropout's output and gradient (loss = Σ output · weights) on `device` with autodiff on, the
+/// dropout stream seeded alike.
+async fn dropout_and_grad(device: &Device) -> (Vec<f32>, Vec<f32>) {
+    let device = device.clone().autodiff();
+    let x = tensor([4, 9, 33], 7, 2.0, &device).require_grad();
+    let w = tensor([4, 9, 33], 8, 1.0, &device);
+    fused::seed_dropout(11);
+    let y = fused::dropout(x.clone(), &DropoutConfig::new(0.3).init());
+    let grads = (y.clone() * w).sum().backward();
+    (read_f32(y).await.unwrap(), read_f32(x.grad(&grads).unwrap()).await.unwrap())
+}
+
+/// The hashed dropout on `device` against the CPU's, output and gradient: the same masks, so the
+/// same values (largest absolute differences), and the share of elements dropped on `device`.
+pub async fn dropout_differences(device: &Device) -> (f32, f32, f64) {
+    let largest = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let (y_cpu, dx_cpu) = dropout_and_grad(&Device::flex()).await;
+    let (y, dx) = dropout_and_grad(device).await;
+    let dropped = y.iter().filter(|v| **v == 0.0).count() as f64 / y.len() as f64;
+    (largest(&y, &y_cpu), largest(&dx, &dx_cpu), dropped)
+}

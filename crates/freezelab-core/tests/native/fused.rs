@@ -43,3 +43,16 @@ fn the_gpu_gelu_equals_the_cpus() {
     eprintln!("GELU on wgpu against the CPU: output {y:.2e}, gradient {dx:.2e} (Burn's gradient there: {burn_dx:.2e})");
     assert!(y <= fused_cases::TOLERANCE && dx <= fused_cases::TOLERANCE, "GPU GELU off by {y} / {dx}");
 }
+
+/// Dropout's kernel on the GPU backend (where an adapter exists) drops exactly the elements the
+/// CPU's does for the same seed, forward and backward.
+#[test]
+fn the_gpu_dropout_drops_what_the_cpu_drops() {
+    let test = "the_gpu_dropout_drops_what_the_cpu_drops";
+    let Some(device) = crate::common::training::wgpu_device(test) else { return };
+    let _turn = crate::common::training::turn();
+    let (y, dx, dropped) = pollster::block_on(fused_cases::dropout_differences(&device));
+    eprintln!("dropout on wgpu against the CPU: output {y:.2e}, gradient {dx:.2e}, {dropped:.3} dropped");
+    assert!(y == 0.0 && dx == 0.0, "GPU dropout differs from the CPU's by {y} / {dx}");
+    assert!((0.25..0.35).contains(&dropped), "dropped {dropped} at p = 0.3");
+}
