@@ -50,7 +50,6 @@ fn the_gpu_gelu_equals_the_cpus() {
 fn the_gpu_dropout_drops_what_the_cpu_drops() {
     let test = "the_gpu_dropout_drops_what_the_cpu_drops";
     let Some(device) = crate::common::training::wgpu_device(test) else { return };
-    let _turn = crate::common::training::turn();
     let (y, dx, dropped) = pollster::block_on(fused_cases::dropout_differences(&device));
     eprintln!("dropout on wgpu against the CPU: output {y:.2e}, gradient {dx:.2e}, {dropped:.3} dropped");
     assert!(y == 0.0 && dx == 0.0, "GPU dropout differs from the CPU's by {y} / {dx}");
