@@ -114,9 +114,7 @@ impl UpdateOps for Cube {
         let grad = into_contiguous(grad);
         let scale = into_contiguous(scale);
         let client = param.client.clone();
-        let units = param.meta.num_elements();
-        let cube_dim = CubeDim::new(&client, units);
-        let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
+        let (cube_count, cube_dim) = elementwise_grid(&param);
         // Safety: every index is checked against the parameter's length, and the four tensors
         // have that length (one element per unit, contiguous).
         unsafe {
@@ -198,13 +196,18 @@ fn gelu_grad_kernel<F: Float>(x: &Tensor<F>, grad: &Tensor<F>, out: &mut Tensor<
     out[ABSOLUTE_POS] = grad[ABSOLUTE_POS] * (F::new(0.5) * (F::new(1.0) + erf::<F>(z)) + v * gauss);
 }
 
+/// The launch grid of one unit per element of `t`.
+fn elementwise_grid(t: &CubeTensor) -> (CubeCount, CubeDim) {
+    let units = t.meta.num_elements();
+    let cube_dim = CubeDim::new(&t.client, units);
+    (calculate_cube_count_elemwise(&t.client, units, cube_dim), cube_dim)
+}
+
 /// A new contiguous tensor shaped as `like`, and the launch grid over its elements.
 fn output_like(like: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
     let shape = like.meta.shape().clone();
     let out = empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype);
-    let units = out.meta.num_elements();
-    let cube_dim = CubeDim::new(&out.client, units);
-    let cube_count = calculate_cube_count_elemwise(&out.client, units, cube_dim);
+    let (cube_count, cube_dim) = elementwise_grid(&out);
     (out, cube_count, cube_dim)
 }
 

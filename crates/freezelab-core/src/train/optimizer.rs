@@ -181,7 +181,10 @@ impl AdamW {
 
     /// One update with `all`, each block at its rate in `rates`, clipped by the global norm.
     async fn apply(&mut self, model: Classifier, mut all: GradientsParams, rates: &Rates) -> (Classifier, Result<()>) {
-        self.clip.set(self.clip_coefficient(&model, &all));
+        // Without clipping, one 1 for the step (the optimizer would make one per tensor).
+        let inner = model.head.weight.val().device().inner();
+        let scale = self.clip_coefficient(&model, &all).unwrap_or_else(|| Tensor::ones([1], &inner));
+        self.clip.set(Some(scale));
         let mut groups = Vec::new();
         let bert = &model.bert;
         let blocks = std::iter::once((rates.embeddings, None))

@@ -545,3 +545,15 @@ fn data_parallel_replicas_follow_the_run_alone() {
         }
     }
 }
+
+/// Without clipping the update multiplies the gradients by one: the same losses as clipping at a
+/// norm no gradient reaches (a coefficient of exactly 1).
+#[test]
+fn no_clipping_trains_as_a_clip_that_never_bites() {
+    let config = synthetic::config(16, 2, 2);
+    let cfg = |clip| TrainConfig { grad_clip_norm: clip, max_steps: Some(4), ..small_cfg(FreezePlan::none(2)) };
+    let (_, _, off) = run(&config, &cfg(None), &mut PrefixCache::new());
+    let (_, _, huge) = run(&config, &cfg(Some(1e30)), &mut PrefixCache::new());
+    assert_eq!(off.losses().len(), 4);
+    assert_eq!(off.losses(), huge.losses());
+}
