@@ -35,7 +35,13 @@ const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
 const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
-page.on('worker', (w) => w.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`worker: ${m.text()}`); }));
+// The bundle each worker started from: the CPU-only one, or the one with WebGPU.
+const workerScripts = [];
+const bundleOf = (u) => (u.includes('freezelab-worker-cpu_') ? 'cpu' : u.includes('freezelab-worker_') ? 'gpu' : u);
+page.on('worker', (w) => {
+  workerScripts.push(bundleOf(w.url()));
+  w.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`worker: ${m.text()}`); });
+});
 // Long main-thread tasks, recorded from the start.
 await page.addInitScript(() => {
   window.__longTasks = [];
@@ -60,6 +66,7 @@ await page.waitForFunction(() => (document.querySelector('[data-testid=backend-s
   null, { timeout: 120_000 }).catch(() => {});
 const chosen = await text('backend-status');
 check(/^CPU .*software fallback/.test(chosen), `a software WebGPU adapter is not chosen by default (${chosen})`);
+check(workerScripts.join() === 'cpu', `where the CPU trains, the lead worker is the CPU-only bundle (workers: ${workerScripts.join()})`);
 const chooseBackend = () => byId(backend === 'cpu' ? 'force-cpu' : 'software-gpu').check();
 await chooseBackend();
 const want = backend === 'cpu' ? 'CPU' : 'WebGPU';
@@ -68,6 +75,9 @@ await page.waitForFunction((w) => (document.querySelector('[data-testid=backend-
 const status = await text('backend-status');
 console.log(`backend: ${status}`);
 check(status.startsWith(want), `backend is ${want}`);
+if (backend !== 'cpu') {
+  check(workerScripts.join() === 'cpu,gpu', `asking for the software GPU replaces the CPU-only lead by the WebGPU bundle (workers: ${workerScripts.join()})`);
+}
 
 // The model (45 MB download) and the data load on their own.
 await page.waitForSelector('[data-testid=train-both]:not([disabled])', { timeout: 300_000 });
@@ -361,6 +371,8 @@ if (!synthetic) {
   // BitFit in column A: only the bias terms train (MiniLM: 384 in the embeddings, 4,224 per
   // layer, and the head), at its suggested rate; every block moves, the layers less than full
   // fine-tuning moved them.
+  // A run's drift comes after its history row (it is measured once the run has finished).
+  await page.waitForSelector('[data-testid=drift-A] [data-block=head]', { timeout: 60_000 });
   const fullDrift = await drift('A');
   await byId('mode-A').selectOption('bitfit');
   check(await text('trainable-A') === String(384 + 6 * 4224 + 770) && await byId('lr-A').inputValue() === '0.001',
@@ -482,6 +494,10 @@ const longTasks = await page.evaluate(([from, to]) => window.__longTasks.filter(
 const worst = Math.max(0, ...longTasks.map((t) => t.duration));
 const when = longTasks.map((t) => `${t.duration.toFixed(0)} ms at ${((t.start - trainStart) / 1000).toFixed(1)} s`).join(', ');
 check(worst <= 100, `no main-thread task over 100 ms while training (longest ${worst.toFixed(0)} ms; over 50 ms: ${when || 'none'}; training took ${((trainEnd - trainStart) / 1000).toFixed(1)} s)`);
+if (backend === 'cpu') {
+  check(workerScripts.length > 1 && workerScripts.every((b) => b === 'cpu'),
+    `every CPU worker is the CPU-only bundle (${workerScripts.length} workers: ${workerScripts.join()})`);
+}
 check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? ': ' + consoleErrors.join(' | ') : ''}`);
 
 await browser.close();

@@ -4,6 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 pub mod actions;
+pub mod adapter;
 pub mod app;
 pub mod charts;
 pub mod column;

@@ -13,6 +13,9 @@
 //! train. The pool tells the replicas when a run ended, so none waits for ever.
 //! Requests made before a worker's wasm runs are held: a worker drops what arrives before it
 //! has a handler.
+//! Two worker bundles: every CPU worker loads the CPU-only one; the lead loads the one with
+//! WebGPU when the backend choice would train on the adapter the page found ([`adapter`]), and
+//! the pool starts again from a new lead when a choice needs WebGPU the lead lacks.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -24,14 +27,18 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageChannel, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use crate::download;
 use crate::state::{Lab, PoolStatus, RunStatus};
+use crate::{adapter, download};
 
-/// Trunk writes this loader next to the worker's wasm (web/index.html, data-loader-shim).
-const WORKER_SCRIPT: &str = "./freezelab-worker_loader.js";
+/// The loaders Trunk writes next to the workers' wasm (web/index.html, data-loader-shim): the
+/// bundle with every backend, and the CPU-only one.
+const GPU_WORKER: &str = "./freezelab-worker_loader.js";
+const CPU_WORKER: &str = "./freezelab-worker-cpu_loader.js";
 
 struct Slot {
     worker: Worker,
+    /// Its bundle has the WebGPU backend.
+    gpu: bool,
     /// Requests (and what they transfer) held until its wasm says it is alive; `None` once it is.
     pending: Option<Vec<(JsValue, Array)>>,
     /// The run it trains now: who asked for it, and which replica this worker is.
@@ -92,6 +99,8 @@ struct Pool {
     /// The page's own model and data requests, replayed when the workers are replaced (the
     /// shared bytes died with the lead).
     asked: [Option<ToWorker>; 2],
+    /// The WebGPU adapter the page found when it last started a lead: `Some(fallback)`.
+    adapter: Option<bool>,
 }
 
 /// Places in `Pool::loads` and `Pool::asked`.
@@ -107,19 +116,31 @@ fn encode(message: &ToWorker) -> JsValue {
     serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise")
 }
 
-/// Starts the lead worker; the workers' messages update `lab`.
+/// Starts the lead worker, once the page knows which bundle it needs; the workers' messages
+/// update `lab`. What is sent meanwhile reaches it when it starts (`Pool::start`, `Pool::loads`).
 pub fn spawn(lab: Lab) {
     POOL.with(|p| p.borrow_mut().lab = Some(lab));
-    if let Err(e) = add_worker(lab) {
-        lab.error(e);
-    }
+    leptos::task::spawn_local(async move {
+        let found = adapter::webgpu().await;
+        POOL.with(|p| p.borrow_mut().adapter = found);
+        if let Err(e) = add_worker(lab, takes_gpu(lab)) {
+            lab.error(e);
+        }
+    });
 }
 
-/// Starts one more worker and tells it what the pool was told so far.
-fn add_worker(lab: Lab) -> Result<usize, String> {
+/// Whether the backend choice trains on the adapter the page found.
+fn takes_gpu(lab: Lab) -> bool {
+    let choice = lab.backend_choice.get_untracked();
+    POOL.with(|p| p.borrow().adapter.is_some_and(|fallback| choice.takes_gpu(fallback)))
+}
+
+/// Starts one more worker (from the bundle with WebGPU when `gpu`) and tells it what the pool
+/// was told so far.
+fn add_worker(lab: Lab, gpu: bool) -> Result<usize, String> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Classic);
-    let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
+    let worker = Worker::new_with_options(if gpu { GPU_WORKER } else { CPU_WORKER }, &options)
         .map_err(|e| format!("a training worker could not start: {e:?}"))?;
     let index = POOL.with(|p| p.borrow().slots.len());
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -136,7 +157,7 @@ fn add_worker(lab: Lab) -> Result<usize, String> {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
         let mut slot =
-            Slot { worker, pending: Some(Vec::new()), running: None, trained: HashMap::new(), heap_bytes: 0 };
+            Slot { worker, gpu, pending: Some(Vec::new()), running: None, trained: HashMap::new(), heap_bytes: 0 };
         for message in std::iter::once(&pool.start).chain(&pool.loads).flatten() {
             slot.deliver(encode(message));
         }
@@ -151,9 +172,31 @@ fn add_worker(lab: Lab) -> Result<usize, String> {
 /// (uploads included: their `blob:` URLs live as long as the page). One that never started is
 /// not retried in a loop.
 fn lost(lab: Lab) {
-    let was_alive = lab.worker_alive.get_untracked();
+    if !lab.worker_alive.get_untracked() {
+        lab.worker_lost();
+        stop_workers();
+        status(lab);
+        return lab.error("the training worker could not start (see the browser console)".into());
+    }
+    lab.error("a training worker stopped with an error; the workers were restarted and finished runs are kept".into());
+    restart(lab);
+}
+
+/// Every worker goes; a new lead (the bundle the backend choice needs) starts with what the
+/// page asked for: the backend choice, the model and the data. Finished runs stay.
+fn restart(lab: Lab) {
     lab.worker_lost();
-    let (start, asked) = POOL.with(|p| {
+    let (start, asked) = stop_workers();
+    spawn(lab);
+    for message in std::iter::once(start).chain(asked).flatten() {
+        send(&message);
+    }
+}
+
+/// Terminates every worker and forgets what they were doing: the backend choice and the page's
+/// own model and data requests are what remains.
+fn stop_workers() -> (Option<ToWorker>, [Option<ToWorker>; 2]) {
+    POOL.with(|p| {
         let mut pool = p.borrow_mut();
         for slot in pool.slots.drain(..) {
             slot.worker.terminate();
@@ -162,16 +205,7 @@ fn lost(lab: Lab) {
         pool.replicated.clear();
         pool.loads = [None, None];
         (pool.start.clone(), pool.asked.clone())
-    });
-    if !was_alive {
-        status(lab);
-        return lab.error("the training worker could not start (see the browser console)".into());
-    }
-    lab.error("a training worker stopped with an error; the workers were restarted and finished runs are kept".into());
-    spawn(lab);
-    for message in std::iter::once(start).chain(asked).flatten() {
-        send(&message);
-    }
+    })
 }
 
 /// Sends a request where it belongs: set-up to the lead (and the backend choice to all), a run
@@ -181,14 +215,23 @@ pub fn send(message: &ToWorker) {
     let Some(lab) = POOL.with(|p| p.borrow().lab) else { return };
     let share = lab.pool_size.get_untracked() > 1;
     match message.clone() {
-        ToWorker::Start { .. } => POOL.with(|p| {
-            let mut pool = p.borrow_mut();
-            pool.start = Some(message.clone());
-            for slot in &mut pool.slots {
-                slot.trained.clear();
-                slot.deliver(encode(message));
+        ToWorker::Start { .. } => {
+            let lead_lacks_gpu = POOL.with(|p| {
+                let mut pool = p.borrow_mut();
+                pool.start = Some(message.clone());
+                pool.slots.first().is_some_and(|lead| !lead.gpu)
+            });
+            // A lead without WebGPU cannot take a choice that trains there: a new lead can.
+            if lead_lacks_gpu && takes_gpu(lab) {
+                return restart(lab);
             }
-        }),
+            POOL.with(|p| {
+                for slot in &mut p.borrow_mut().slots {
+                    slot.trained.clear();
+                    slot.deliver(encode(message));
+                }
+            })
+        }
         ToWorker::LoadModel { source, .. } => load(MODEL, ToWorker::LoadModel { source, share }),
         ToWorker::LoadDataset { source, .. } => load(DATA, ToWorker::LoadDataset { source, share }),
         ToWorker::Inspect { .. } => to_lead(message),
@@ -286,7 +329,7 @@ fn dispatch(lab: Lab) {
         let wanted = if on_gpu(lab) { 1 } else { wanted };
         let mut up = up;
         while free.len() < wanted && up < lab.pool_size.get_untracked() && !on_gpu(lab) {
-            match add_worker(lab) {
+            match add_worker(lab, false) {
                 Ok(slot) => free.push(slot),
                 Err(e) => {
                     lab.error(e);

@@ -30,10 +30,15 @@ impl std::str::FromStr for Backend {
 pub async fn init(backend: Backend) -> Result<Device> {
     match backend {
         Backend::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "gpu")]
         Backend::Wgpu => Device::wgpu_options()
             .init_async()
             .await
             .map_err(|e| CoreError::Device(format!("no usable GPU adapter: {e}"))),
+        #[cfg(not(feature = "gpu"))]
+        Backend::Wgpu => {
+            Err(CoreError::Device("this build has no GPU backend (freezelab-core's `gpu` feature)".into()))
+        }
     }
 }
 

@@ -108,6 +108,19 @@ pub enum BackendChoice {
     AnyGpu,
 }
 
+impl BackendChoice {
+    /// Whether this choice trains on WebGPU when the browser offers an adapter (`fallback`: a
+    /// software one). The worker decides by it, and the page by it picks which worker bundle
+    /// to start (the CPU bundle has no WebGPU backend).
+    pub fn takes_gpu(self, fallback: bool) -> bool {
+        match self {
+            BackendChoice::Auto => !fallback,
+            BackendChoice::Cpu => false,
+            BackendChoice::AnyGpu => true,
+        }
+    }
+}
+
 /// Page → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]

@@ -1,4 +1,5 @@
-//! The training worker's entry point (the code is the library's: `lib.rs`).
+// The training worker's entry point (the code is the library's: `lib.rs`), with every backend;
+// src/bin/cpu.rs includes it for the CPU workers' bundle. Plain comments: it is `include!`d.
 
 /// Counts live bytes: on the CPU backend tensors live on the wasm heap, and this is how a run
 /// measures its peak.

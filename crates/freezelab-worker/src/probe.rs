@@ -68,7 +68,7 @@ pub async fn choose(choice: BackendChoice) -> (Device, BackendInfo) {
         Ok(found) => found,
         Err(why) => return cpu(Some(why)),
     };
-    if found.fallback && choice == BackendChoice::Auto {
+    if !choice.takes_gpu(found.fallback) {
         return cpu(Some(format!(
             "the only WebGPU adapter ({}) is a software fallback, slower than the CPU; tick \"use a software GPU\" to train on it anyway",
             found.name

@@ -15,6 +15,7 @@
 
 mod adamw;
 mod autodiff;
+#[cfg(feature = "gpu")]
 mod cube;
 mod flex;
 pub mod kernels;
@@ -32,7 +33,8 @@ pub use adamw::{FusedAdamW, GradientScale};
 /// GELU, fused on the CPU and on the GPU, forward and backward. (On the GPU Burn composes the
 /// forward of five launches, and its backward is the derivative of the tanh approximation,
 /// not of the erf form the forward computes.)
-#[backend_extension(Flex, Cube, Autodiff)]
+#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Autodiff))]
+#[cfg_attr(not(feature = "gpu"), backend_extension(Flex, Autodiff))]
 pub trait GeluOps: Backend {
     /// 0.5 · x · (1 + erf(x / √2)).
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -59,7 +61,8 @@ pub trait FusedOps: Backend {
 /// Inverted dropout whose mask is a hash of the seed and the element's position, on the CPU and
 /// on the GPU alike (the same masks: a seeded run drops the same elements on both). Its backward
 /// pass is the same operation on the gradient; no mask is stored.
-#[backend_extension(Flex, Cube, Autodiff)]
+#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Autodiff))]
+#[cfg_attr(not(feature = "gpu"), backend_extension(Flex, Autodiff))]
 pub trait DropoutOps: Backend {
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
 }
@@ -67,7 +70,8 @@ pub trait DropoutOps: Backend {
 /// The optimizer's work, fused on every backend the page and the CLI run: a kernel of this
 /// crate on the CPU (`flex`) and on the GPU (cubecl, which WebGPU and Vulkan run). Never
 /// differentiated: under autodiff it runs on the inner backend.
-#[backend_extension(Flex, Cube, Autodiff)]
+#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Autodiff))]
+#[cfg_attr(not(feature = "gpu"), backend_extension(Flex, Autodiff))]
 pub trait UpdateOps: Backend {
     /// One AdamW update with the gradient `grad · scale` (`scale` has one element: the clipping
     /// coefficient, so clipping costs no pass of its own): `(param, moment_1, moment_2)` after it.
