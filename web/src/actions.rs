@@ -83,7 +83,7 @@ fn queue_with(
     }
     let backend = lab.backend.get_untracked();
     let limits = backend.as_ref().map(|b| b.limits).unwrap_or_default();
-    let estimate = hyper.planned(&model, Some(&dataset), &plan, lab.kernels());
+    let estimate = hyper.planned(&model, Some(&dataset), &plan);
     let largest = memory::largest_tensor_bytes(&model.shape, hyper.effective_batch(), hyper.max_len);
     if let Err(e) = memory::check_fits(&estimate, largest, &limits) {
         lab.error(format!("{} not started: {e}", plan.label()));

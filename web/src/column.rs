@@ -12,7 +12,7 @@ use crate::{export, format, pool};
 
 /// Computed memory of `plan` at the page's settings, the prefix cache included.
 pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
-    lab.hyper.get().planned(model, lab.dataset.get().as_ref(), plan, lab.kernels())
+    lab.hyper.get().planned(model, lab.dataset.get().as_ref(), plan)
 }
 
 /// The larger of the two columns' computed totals: both bars use it as their full width.

@@ -2,7 +2,7 @@
 //! imply before a run: its steps, the plan at its last step, its computed memory.
 
 use freezelab_protocol::freeze::FreezePlan;
-use freezelab_protocol::memory::{self, ComputedMemory, Kernels};
+use freezelab_protocol::memory::{self, ComputedMemory};
 use freezelab_protocol::messages::{BackendKind, DatasetInfo, ModelInfo};
 use freezelab_protocol::run::TrainConfig;
 
@@ -78,13 +78,7 @@ impl Hyper {
     /// Computed memory of `plan` at these settings, at its schedule's peak, the prefix cache
     /// included where it is used: every training and validation example at the max length (an
     /// upper bound: padding is not cached), within the cache's limit.
-    pub fn planned(
-        &self,
-        model: &ModelInfo,
-        dataset: Option<&DatasetInfo>,
-        plan: &FreezePlan,
-        kernels: Kernels,
-    ) -> ComputedMemory {
+    pub fn planned(&self, model: &ModelInfo, dataset: Option<&DatasetInfo>, plan: &FreezePlan) -> ComputedMemory {
         let plan = &self.peak(plan, dataset);
         let cache = if self.cache && plan.cache_line().is_some() {
             let available = |counts: &[usize], asked: usize| asked.min(counts.iter().sum());
@@ -95,7 +89,7 @@ impl Hyper {
         } else {
             0
         };
-        memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache, kernels)
+        memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache)
     }
 
     /// The settings of a run of `freeze`, at its mode's suggested encoder rate (BitFit's is

@@ -3,7 +3,6 @@
 //! Each run has a signal of its own (`runs`), so a training step reaches only what shows that run.
 
 use freezelab_protocol::freeze::FreezePlan;
-use freezelab_protocol::memory::Kernels;
 use freezelab_protocol::messages::{
     BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction,
     Request, UserFile,
@@ -127,12 +126,6 @@ impl Lab {
             race: RwSignal::new(false),
             race_after: RwSignal::new(None),
         }
-    }
-
-    /// How the worker's backend runs element-wise work (what autodiff keeps depends on it);
-    /// the CPU's fused kernels until a backend is known.
-    pub fn kernels(&self) -> Kernels {
-        self.backend.with(|b| b.as_ref().map_or(Kernels::Fused, |b| b.kind.into()))
     }
 
     /// The editable plan of column A or B.

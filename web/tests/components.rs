@@ -99,8 +99,7 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     assert!(hyper.cache);
     let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
     let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
-    let want =
-        memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, cache, lab.kernels());
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, cache);
     assert!(want.cache > 0);
     assert_eq!(bytes(&root), want.total());
     assert!(bytes(&root) < after, "freezing the embeddings below layer 0 also drops activations");
@@ -110,7 +109,7 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     leptos::task::tick().await;
     let plan = lab.plan_a.get_untracked();
     assert_eq!(plan.freeze_line(), Some(0));
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0, lab.kernels());
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
     assert_eq!(bytes(&root), want.total());
     assert_eq!(find(&root, "cache-skipped-A").text_content().unwrap().trim(), "not cached");
 }
@@ -139,7 +138,7 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     assert_eq!(plan.mode, Mode::Bitfit);
     assert_eq!(trainable(&root), 384 + 6 * 4_224 + 770);
     let hyper = lab.hyper.get_untracked();
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0, lab.kernels());
+    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
     assert_eq!(bytes(&root), want.total());
     assert!(bytes(&root) < all_bytes);
     let lr = || find(&root, "lr-A").unchecked_into::<HtmlInputElement>().value();
@@ -184,8 +183,7 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     let hyper = lab.hyper.get_untracked();
     let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
     let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
-    let want =
-        memory::computed(&model.shape, &model.params, &peak, hyper.batch_size, hyper.max_len, cache, lab.kernels());
+    let want = memory::computed(&model.shape, &model.params, &peak, hyper.batch_size, hyper.max_len, cache);
     assert_eq!(bytes(&root), want.total());
     let text = root.text_content().unwrap();
     assert!(text.contains(&format!("opens at step {}, after this budget", 2 * (steps - 1))), "{text}");

@@ -111,8 +111,9 @@ async fn webgpu_adapter() -> bool {
 
 /// On WebGPU where the browser has an adapter (webdriver.json enables SwiftShader's): the tiny
 /// model's logits match the CPU's, the AdamW kernel matches Burn's composed update, the clipping
-/// norm's kernel the sum in f64, the GELU kernels the CPU's and dropout the CPU's masks, and two
-/// training steps keep frozen weights fixed.
+/// norm's kernel the sum in f64, the GELU kernels the CPU's and dropout the CPU's masks, layer
+/// norm's and the softmax's kernels Burn's composed ops, and two training steps keep frozen
+/// weights fixed.
 #[wasm_bindgen_test]
 async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     if !webgpu_adapter().await {
@@ -146,6 +147,10 @@ async fn webgpu_matches_the_cpu_and_freezing_holds_there() {
     let (y, dx, dropped) = fused_cases::dropout_differences(&gpu).await;
     assert!(y == 0.0 && dx == 0.0, "WebGPU dropout differs from the CPU's by {y} / {dx}");
     assert!((0.25..0.35).contains(&dropped), "dropped {dropped} at p = 0.3 on WebGPU");
+    for (what, worst) in fused_cases::row_differences(&gpu).await {
+        console_log!("{what} on WebGPU: {worst:.2e}");
+        assert!(worst <= fused_cases::TOLERANCE, "WebGPU {what} differs from Burn's composed operations by {worst}");
+    }
 
     let before = read_f32(tiny(&gpu).classifier.bert.layers[0].query.weight.val()).await.unwrap();
     let (losses, _, model, _) = tiny_run::train(&gpu, FreezePlan::bottom(2, 1), 1, Some(2)).await;

@@ -97,52 +97,23 @@ pub fn trainable_params(params: &BlockParams, plan: &FreezePlan) -> usize {
     layers + params.head + params.trainable_in(plan, None)
 }
 
-/// How a backend runs a layer's element-wise work, which decides what autodiff keeps for the
-/// backward pass.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kernels {
-    /// FreezeLab's fused operations (`freezelab_core::fused`, the CPU backend): layer norm keeps
-    /// x̂, GELU its input, softmax its output, dropout only a seed.
-    #[default]
-    Fused,
-    /// Burn's composed layer norm and softmax (WebGPU, Vulkan): their intermediates (GELU and
-    /// dropout are FreezeLab's kernels there too).
-    Composed,
-}
-
-impl From<crate::messages::BackendKind> for Kernels {
-    fn from(kind: crate::messages::BackendKind) -> Self {
-        match kind {
-            crate::messages::BackendKind::Cpu => Kernels::Fused,
-            crate::messages::BackendKind::Webgpu => Kernels::Composed,
-        }
-    }
-}
-
 /// f32 values autodiff keeps for one encoder layer's backward, counted from the ops in
 /// `bert::EncoderLayer::forward` at batch `b`, sequence `s`.
-/// Fused:
+/// Every backend runs FreezeLab's fused operations (`freezelab_core::fused`: layer norm keeps
+/// x̂, GELU its input, softmax its output, dropout only a seed), so the CPU and the GPU keep:
 /// - per token, hidden-sized: the layer input (read by q/k/v), q, k, v, the attention context,
 ///   the first norm's x̂ and output (the feed-forward's input), the second norm's x̂ → 8 × h;
 /// - per token, intermediate-sized: GELU's input and output → 2 × i;
 /// - per head and token pair: the softmax output and the dropped probabilities → 2 × s.
 ///
-/// Composed, in addition: each norm's input (10 × h in all). GELU and dropout are FreezeLab's own
-/// kernels on every backend (GELU's backward reads its input alone, dropout's its seed), so
-/// 2 × i and 2 × s either way.
-///
 /// Autodiff keeps a matmul's input only for its weight's gradient: when the weights do not
 /// train (a frozen layer above a trainable one, BitFit) the inputs of the q/k/v projection, of
 /// the attention output, of the first and of the second feed-forward projection are not kept
 /// (−3 × h, −1 × i); under LoRA on query and value only the q/k/v input is (−2 × h, −1 × i).
-pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Kernels, weights: Weights) -> u64 {
+pub fn layer_activation_floats(c: &EncoderShape, b: usize, s: usize, weights: Weights) -> u64 {
     let (h, i, a) = (c.hidden_size as u64, c.intermediate_size as u64, c.num_attention_heads as u64);
     let (b, s) = (b as u64, s as u64);
-    let (per_h, per_i, per_pair) = match kernels {
-        Kernels::Fused => (8, 2, 2),
-        Kernels::Composed => (10, 2, 2),
-    };
+    let (per_h, per_i, per_pair) = (8, 2, 2);
     let (per_h, per_i) = match weights {
         Weights::Train => (per_h, per_i),
         Weights::QueryValue => (per_h - 2, per_i - 1),
@@ -162,14 +133,9 @@ pub enum Weights {
     Fixed,
 }
 
-/// Embedding block activations: the norm's x̂ (fused), or the sum before the norm and what the
-/// composed norm keeps (composed).
-fn embedding_activation_floats(c: &EncoderShape, b: usize, s: usize, kernels: Kernels) -> u64 {
-    let per_h = match kernels {
-        Kernels::Fused => 1,
-        Kernels::Composed => 2,
-    };
-    per_h * (b * s * c.hidden_size) as u64
+/// Embedding block activations: the norm's x̂.
+fn embedding_activation_floats(c: &EncoderShape, b: usize, s: usize) -> u64 {
+    (b * s * c.hidden_size) as u64
 }
 
 /// The computed breakdown for a step at batch `b`, padded length `s`.
@@ -180,7 +146,6 @@ pub fn computed(
     b: usize,
     s: usize,
     cache_bytes: u64,
-    kernels: Kernels,
 ) -> ComputedMemory {
     let trainable = trainable_params(params, plan) as u64;
     // Layers at or above the freeze line keep activations, frozen ones too (fewer: no weight
@@ -204,11 +169,11 @@ pub fn computed(
                 Mode::Lora { all_linear, .. } if !plan.layers[i] && i > first => params.lora_merged(all_linear),
                 _ => 0,
             };
-            layer_activation_floats(c, b, s, kernels, weights) + merged
+            layer_activation_floats(c, b, s, weights) + merged
         })
         .sum();
     if embeddings_tracked {
-        floats += embedding_activation_floats(c, b, s, kernels);
+        floats += embedding_activation_floats(c, b, s);
     }
     ComputedMemory {
         weights: 4 * params.total() as u64,
@@ -334,8 +299,7 @@ mod tests {
         assert_eq!(count("gradual-4:emb"), count("emb"));
         // Fewer kept activations and no weight gradients: BitFit below full fine-tuning, LoRA's
         // kept dense weights above BitFit.
-        let total =
-            |spec: &str| computed(&mini(), &p, &FreezePlan::parse(spec, 6).unwrap(), 16, 64, 0, Kernels::Fused).total();
+        let total = |spec: &str| computed(&mini(), &p, &FreezePlan::parse(spec, 6).unwrap(), 16, 64, 0).total();
         assert!(total("bitfit") < total("lora-8") && total("lora-8") < total("none"));
     }
 

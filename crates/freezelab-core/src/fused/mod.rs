@@ -7,11 +7,10 @@
 //! ChaCha, and AdamW takes 14 element-wise passes over every trained parameter: on the CPU this
 //! element-wise work, not the matmuls, bounded a training step.
 //!
-//! Each function below runs the fused kernel on Burn's `flex` CPU backend (natively and in
-//! wasm); on any other device (WebGPU, Vulkan) GELU and the optimizer's work run kernels of
-//! this crate too (`cube`), the others Burn's composed operations, so the model code calls one
-//! function either way. `kernels` holds the CPU's arithmetic, `flex`, `cube` and `autodiff` the
-//! backend implementations.
+//! Each function below runs a kernel of this crate on either backend: Burn's `flex` on the CPU
+//! (natively and in wasm), and on the GPU (WebGPU, Vulkan) cubecl's (`cube`), so a step keeps
+//! the same tensors for its backward pass on both. `kernels` holds the CPU's arithmetic, `flex`,
+//! `cube` and `autodiff` the backend implementations.
 
 mod adamw;
 mod autodiff;
@@ -23,10 +22,9 @@ pub mod kernels;
 use std::cell::Cell;
 
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Backend, DispatchDevice};
+use burn::backend::{backend_extension, Backend};
 use burn::nn::{Dropout, LayerNorm};
-use burn::tensor::{activation, Device, Tensor};
-use freezelab_protocol::memory::Kernels;
+use burn::tensor::Tensor;
 
 pub use adamw::{FusedAdamW, GradientScale};
 
@@ -48,7 +46,8 @@ pub trait GeluGrad: GeluOps {
 
 /// Operations a backend runs in one pass each. Implemented for `Flex` (kernels) and for
 /// `Autodiff` over a backend that also has [`FusedBackward`].
-#[backend_extension(Flex, Autodiff)]
+#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Autodiff))]
+#[cfg_attr(not(feature = "gpu"), backend_extension(Flex, Autodiff))]
 pub trait FusedOps: Backend {
     /// Layer normalisation: normalises the last axis, then scales by `w` (γ) and shifts by `b`
     /// (β), both 1-D.
@@ -109,20 +108,6 @@ pub trait FusedBackward: FusedOps {
     fn masked_softmax_grad(y: FloatTensor<Self>, grad: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
 }
 
-/// Whether `device` is Burn's `flex` CPU backend (with or without autodiff).
-fn is_flex(device: &Device) -> bool {
-    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
-}
-
-/// Which kernels a step on `device` runs (what the computed memory counts).
-pub fn kernels(device: &Device) -> Kernels {
-    if is_flex(device) {
-        Kernels::Fused
-    } else {
-        Kernels::Composed
-    }
-}
-
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<burn::backend::Dispatch as GeluOps>::gelu_erf(x.into_dispatch()))
 }
@@ -144,7 +129,8 @@ pub fn squared_norm(xs: Vec<Tensor<1>>) -> Option<Tensor<1>> {
 /// `norm` applied to `x` (its ε passed in: Burn keeps it private).
 pub fn layer_norm(x: Tensor<3>, norm: &LayerNorm, eps: f64) -> Tensor<3> {
     let beta = norm.beta.as_ref().map(|b| b.val());
-    let (true, Some(beta)) = (is_flex(&x.device()), beta) else {
+    // A norm without β (none in BERT) is Burn's.
+    let Some(beta) = beta else {
         return norm.forward(x);
     };
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::normalize(
@@ -157,10 +143,6 @@ pub fn layer_norm(x: Tensor<3>, norm: &LayerNorm, eps: f64) -> Tensor<3> {
 
 /// softmax(scores · scale + bias) over the keys; `bias` is `[batch, keys]`.
 pub fn masked_softmax(scores: Tensor<4>, bias: Tensor<2>, scale: f64) -> Tensor<4> {
-    if !is_flex(&scores.device()) {
-        let [batch, keys] = bias.dims();
-        return activation::softmax(scores * scale + bias.reshape([batch, 1, 1, keys]), 3);
-    }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::softmax_masked(
         scores.into_dispatch(),
         bias.into_dispatch(),

@@ -364,15 +364,8 @@ impl<'a> Run<'a> {
         };
         let truth: Vec<usize> = prep.validation.iter().map(|&e| prep.labels[e]).collect();
         let baseline = Baseline::majority(&truth, &data.labels.names);
-        let planned = memory::computed(
-            &config.shape(),
-            &params,
-            &peak_stage,
-            cfg.batch_size,
-            cfg.max_len,
-            planned_cache,
-            crate::fused::kernels(&device),
-        );
+        let planned =
+            memory::computed(&config.shape(), &params, &peak_stage, cfg.batch_size, cfg.max_len, planned_cache);
         ctx.host.emit(&TrainEvent::Started {
             total_steps,
             train_examples: prep.train.len(),
@@ -560,7 +553,6 @@ impl<'a> Run<'a> {
             cfg.batch_size,
             self.longest_seq.max(1),
             cache_bytes,
-            crate::fused::kernels(&self.device),
         );
         let last = self.evals.last().expect("evaluated at least once");
         let (final_loss, final_metrics) = (last.loss, last.metrics.clone());

@@ -47,34 +47,7 @@ pub async fn differences() -> Vec<(String, f32)> {
     let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
     out.push(("gelu dx".into(), worst(x.grad(&gf).unwrap(), x.grad(&gc).unwrap()).await));
 
-    // Layer norm with trained-looking γ and β, an odd width, BERT's ε.
-    let d = 13;
-    let mut norm = LayerNormConfig::new(d).with_epsilon(1e-12).init(&device);
-    norm.gamma = Param::from_tensor(tensor([d], 3, 1.0, &device) + 1.0);
-    norm.beta = Some(Param::from_tensor(tensor([d], 4, 0.5, &device)));
-    let x = tensor([2, 5, d], 5, 3.0, &device).require_grad();
-    let w = tensor([2, 5, d], 6, 1.0, &device);
-    let (fused, composed) = (fused::layer_norm(x.clone(), &norm, 1e-12), norm.forward(x.clone()));
-    out.push(("layer norm".into(), worst(fused.clone(), composed.clone()).await));
-    let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
-    out.push(("layer norm dx".into(), worst(x.grad(&gf).unwrap(), x.grad(&gc).unwrap()).await));
-    let gamma = norm.gamma.val();
-    out.push(("layer norm dγ".into(), worst(gamma.grad(&gf).unwrap(), gamma.grad(&gc).unwrap()).await));
-    let beta = norm.beta.as_ref().unwrap().val();
-    out.push(("layer norm dβ".into(), worst(beta.grad(&gf).unwrap(), beta.grad(&gc).unwrap()).await));
-
-    // Masked softmax: the second sequence has its last two keys padded.
-    let (b, h, s) = (2, 3, 5);
-    let scores = tensor([b, h, s, s], 7, 4.0, &device).require_grad();
-    let mask = Tensor::<2>::from_data(TensorData::new(vec![1f32, 1., 1., 1., 1., 1., 1., 1., 0., 0.], [b, s]), &device);
-    let bias = (mask - 1.0) * 1.0e9;
-    let w = tensor([b, h, s, s], 8, 1.0, &device);
-    let scale = 0.125;
-    let fused = fused::masked_softmax(scores.clone(), bias.clone(), scale);
-    let composed = activation::softmax(scores.clone() * scale + bias.reshape([b, 1, 1, s]), 3);
-    out.push(("masked softmax".into(), worst(fused.clone(), composed.clone()).await));
-    let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
-    out.push(("masked softmax dscores".into(), worst(scores.grad(&gf).unwrap(), scores.grad(&gc).unwrap()).await));
+    out.extend(row_differences(&Device::flex()).await);
 
     // Dropout: kept elements scaled by 1/(1-p), and the backward pass applies the same mask.
     let prob = 0.25;
@@ -86,6 +59,49 @@ pub async fn differences() -> Vec<(String, f32)> {
     out.push(("dropout".into(), worst(y.clone(), x.clone() * keep.clone()).await));
     let g = (y * w.clone()).sum().backward();
     out.push(("dropout dx".into(), worst(x.grad(&g).unwrap(), (w * keep).inner()).await));
+    out
+}
+
+/// Layer norm and the masked softmax, fused against Burn's composed operations on `device`
+/// (autodiff on), outputs and gradients: rows narrower and wider than a GPU kernel's cube of
+/// units, and a softmax of more rows than one GPU dispatch axis holds (65,535 cubes).
+pub async fn row_differences(device: &Device) -> Vec<(String, f32)> {
+    let device = device.clone().autodiff();
+    let mut out = Vec::new();
+    // Trained-looking γ and β, odd widths, BERT's ε.
+    for (d, seed) in [(13, 3), (397, 13)] {
+        let mut norm = LayerNormConfig::new(d).with_epsilon(1e-12).init(&device);
+        norm.gamma = Param::from_tensor(tensor([d], seed, 1.0, &device) + 1.0);
+        norm.beta = Some(Param::from_tensor(tensor([d], seed + 1, 0.5, &device)));
+        let x = tensor([2, 5, d], seed + 2, 3.0, &device).require_grad();
+        let w = tensor([2, 5, d], seed + 3, 1.0, &device);
+        let (fused, composed) = (fused::layer_norm(x.clone(), &norm, 1e-12), norm.forward(x.clone()));
+        out.push((format!("layer norm, width {d}"), worst(fused.clone(), composed.clone()).await));
+        let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
+        out.push((format!("layer norm dx, width {d}"), worst(x.grad(&gf).unwrap(), x.grad(&gc).unwrap()).await));
+        let gamma = norm.gamma.val();
+        out.push((
+            format!("layer norm dγ, width {d}"),
+            worst(gamma.grad(&gf).unwrap(), gamma.grad(&gc).unwrap()).await,
+        ));
+        let beta = norm.beta.as_ref().unwrap().val();
+        out.push((format!("layer norm dβ, width {d}"), worst(beta.grad(&gf).unwrap(), beta.grad(&gc).unwrap()).await));
+    }
+    // The last sequence has its last two keys padded.
+    for (b, h, q, k, seed) in [(2, 3, 5, 5, 7), (2, 2, 67, 67, 17), (2, 1, 35_003, 3, 27)] {
+        let scores = tensor([b, h, q, k], seed, 4.0, &device).require_grad();
+        let mask: Vec<f32> = (0..b * k).map(|i| if i >= b * k - 2 { 0.0 } else { 1.0 }).collect();
+        let bias = (Tensor::<2>::from_data(TensorData::new(mask, [b, k]), &device) - 1.0) * 1.0e9;
+        let w = tensor([b, h, q, k], seed + 1, 1.0, &device);
+        let scale = 0.125;
+        let fused = fused::masked_softmax(scores.clone(), bias.clone(), scale);
+        let composed = activation::softmax(scores.clone() * scale + bias.reshape([b, 1, 1, k]), 3);
+        let rows = b * h * q;
+        out.push((format!("masked softmax, {rows} rows of {k}"), worst(fused.clone(), composed.clone()).await));
+        let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
+        let dscores = worst(scores.grad(&gf).unwrap(), scores.grad(&gc).unwrap()).await;
+        out.push((format!("masked softmax dscores, {rows} rows of {k}"), dscores));
+    }
     out
 }
 

@@ -6,7 +6,7 @@ use crate::common::fused_cases;
 #[test]
 fn fused_operations_equal_the_composed_ones() {
     let differences = pollster::block_on(fused_cases::differences());
-    assert_eq!(differences.len(), 10);
+    assert_eq!(differences.len(), 18);
     for (what, worst) in &differences {
         eprintln!("{what}: {worst:.2e}");
         assert!(*worst <= fused_cases::TOLERANCE, "{what} differs from Burn's composed operations by {worst}");
@@ -54,4 +54,16 @@ fn the_gpu_dropout_drops_what_the_cpu_drops() {
     eprintln!("dropout on wgpu against the CPU: output {y:.2e}, gradient {dx:.2e}, {dropped:.3} dropped");
     assert!(y == 0.0 && dx == 0.0, "GPU dropout differs from the CPU's by {y} / {dx}");
     assert!((0.25..0.35).contains(&dropped), "dropped {dropped} at p = 0.3");
+}
+
+/// Layer norm and the masked softmax as the GPU backend's kernels (where an adapter exists)
+/// against Burn's composed operations there, outputs and gradients.
+#[test]
+fn the_gpu_layer_norm_and_softmax_equal_burns() {
+    let test = "the_gpu_layer_norm_and_softmax_equal_burns";
+    let Some(device) = crate::common::training::wgpu_device(test) else { return };
+    for (what, worst) in pollster::block_on(fused_cases::row_differences(&device)) {
+        eprintln!("{what} on wgpu: {worst:.2e}");
+        assert!(worst <= fused_cases::TOLERANCE, "GPU {what} differs from Burn's composed operations by {worst}");
+    }
 }
