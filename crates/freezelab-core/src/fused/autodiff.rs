@@ -10,12 +10,12 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::kernels::AdamWStep;
-use super::{DropoutOps, FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
+use super::{FusedBackward, FusedOps, UpdateOps};
 
 #[derive(Debug)]
 struct GeluBackward;
 
-impl<B: GeluGrad> Backward<B, 1> for GeluBackward {
+impl<B: FusedBackward> Backward<B, 1> for GeluBackward {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -60,7 +60,7 @@ impl<B: FusedBackward> Backward<B, 1> for SoftmaxBackward {
 #[derive(Debug)]
 struct DropoutBackward;
 
-impl<B: DropoutOps> Backward<B, 1> for DropoutBackward {
+impl<B: FusedOps> Backward<B, 1> for DropoutBackward {
     /// Probability and seed: the mask is made again, not stored.
     type State = (f64, u64);
 
@@ -70,7 +70,7 @@ impl<B: DropoutOps> Backward<B, 1> for DropoutBackward {
     }
 }
 
-impl<B: GeluGrad, C: CheckpointStrategy> GeluOps for Autodiff<B, C> {
+impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
@@ -80,18 +80,14 @@ impl<B: GeluGrad, C: CheckpointStrategy> GeluOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::gelu_erf(x.into_primitive())),
         }
     }
-}
 
-impl<B: DropoutOps, C: CheckpointStrategy> DropoutOps for Autodiff<B, C> {
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
         match DropoutBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((prob, seed), B::dropout_hashed(x.into_primitive(), prob, seed)),
             OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed)),
         }
     }
-}
 
-impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         let nodes = [x.node(), w.node(), b.node()];
         let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());

@@ -17,7 +17,7 @@ use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
 use super::kernels::{dropout_key, dropout_threshold_and_scale, AdamWStep};
-use super::{DropoutOps, FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps, NORM_SLOTS};
+use super::{FusedBackward, FusedOps, UpdateOps, NORM_SLOTS};
 
 /// `kernels::adamw`'s arithmetic, one element per unit (`scale`: one element, the clipping
 /// coefficient), the three state tensors updated in place.
@@ -202,45 +202,6 @@ fn output_like(like: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
     (out, cube_count, cube_dim)
 }
 
-impl GeluOps for Cube {
-    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let x = into_contiguous(x);
-        let (out, cube_count, cube_dim) = output_like(&x);
-        // Safety: one unit per element of `out`, checked against its length; `x` has as many.
-        unsafe {
-            gelu_kernel::launch_unchecked(
-                &out.client,
-                cube_count,
-                cube_dim,
-                x.clone().into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                dtype_to_storage_type(x.dtype),
-            );
-        }
-        out
-    }
-}
-
-impl GeluGrad for Cube {
-    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, grad) = (into_contiguous(x), into_contiguous(grad));
-        let (out, cube_count, cube_dim) = output_like(&x);
-        // Safety: as above; `grad` has the shape of `x`.
-        unsafe {
-            gelu_grad_kernel::launch_unchecked(
-                &out.client,
-                cube_count,
-                cube_dim,
-                x.clone().into_tensor_arg(),
-                grad.into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                dtype_to_storage_type(x.dtype),
-            );
-        }
-        out
-    }
-}
-
 /// `kernels::dropout`: element `i` kept (and scaled) when the hash of (`i`, `key`) reaches
 /// `threshold`; u32 arithmetic wraps as the CPU's `wrapping_mul` does, so the masks are the CPU's.
 #[cube(launch_unchecked)]
@@ -262,29 +223,6 @@ fn dropout_kernel<F: Float>(
     h *= 0x846c_a68bu32;
     h ^= h >> 16u32;
     out[ABSOLUTE_POS] = select(h >= threshold, x[ABSOLUTE_POS] * F::cast_from(scale), F::new(0.0));
-}
-
-impl DropoutOps for Cube {
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
-        let x = into_contiguous(x);
-        let (out, cube_count, cube_dim) = output_like(&x);
-        let (threshold, scale) = dropout_threshold_and_scale(prob);
-        // Safety: one unit per element of `out`, checked against its length; `x` has as many.
-        unsafe {
-            dropout_kernel::launch_unchecked(
-                &out.client,
-                cube_count,
-                cube_dim,
-                x.clone().into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                threshold,
-                dropout_key(seed),
-                scale,
-                dtype_to_storage_type(x.dtype),
-            );
-        }
-        out
-    }
 }
 
 /// Units of the cube that handles one row (of a layer norm, of a softmax): a power of two, so
@@ -501,6 +439,44 @@ fn last_dim(t: &CubeTensor) -> usize {
 }
 
 impl FusedOps for Cube {
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let (out, cube_count, cube_dim) = output_like(&x);
+        // Safety: one unit per element of `out`, checked against its length; `x` has as many.
+        unsafe {
+            gelu_kernel::launch_unchecked(
+                &out.client,
+                cube_count,
+                cube_dim,
+                x.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                dtype_to_storage_type(x.dtype),
+            );
+        }
+        out
+    }
+
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let (out, cube_count, cube_dim) = output_like(&x);
+        let (threshold, scale) = dropout_threshold_and_scale(prob);
+        // Safety: one unit per element of `out`, checked against its length; `x` has as many.
+        unsafe {
+            dropout_kernel::launch_unchecked(
+                &out.client,
+                cube_count,
+                cube_dim,
+                x.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                threshold,
+                dropout_key(seed),
+                scale,
+                dtype_to_storage_type(x.dtype),
+            );
+        }
+        out
+    }
+
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         Self::layer_norm_train(x, w, b, eps).0
     }
@@ -532,6 +508,24 @@ impl FusedOps for Cube {
 }
 
 impl FusedBackward for Cube {
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, grad) = (into_contiguous(x), into_contiguous(grad));
+        let (out, cube_count, cube_dim) = output_like(&x);
+        // Safety: as above; `grad` has the shape of `x`.
+        unsafe {
+            gelu_grad_kernel::launch_unchecked(
+                &out.client,
+                cube_count,
+                cube_dim,
+                x.clone().into_tensor_arg(),
+                grad.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                dtype_to_storage_type(x.dtype),
+            );
+        }
+        out
+    }
+
     fn layer_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,

@@ -6,7 +6,7 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_flex::FlexTensor;
 
-use super::{kernels, DropoutOps, FusedBackward, FusedOps, GeluGrad, GeluOps, UpdateOps};
+use super::{kernels, FusedBackward, FusedOps, UpdateOps};
 
 /// The values of `t` in row-major order (copied only when `t` is a strided view).
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -32,28 +32,17 @@ fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-impl GeluOps for Flex {
+impl FusedOps for Flex {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let x = values(&x);
         tensor(kernels::gelu(slice(&x)), x.shape())
     }
-}
 
-impl GeluGrad for Flex {
-    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, grad) = (values(&x), values(&grad));
-        tensor(kernels::gelu_grad(slice(&x), slice(&grad)), x.shape())
-    }
-}
-
-impl DropoutOps for Flex {
     fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
         let x = values(&x);
         tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
     }
-}
 
-impl FusedOps for Flex {
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         Self::layer_norm_train(x, w, b, eps).0
     }
@@ -93,6 +82,11 @@ impl UpdateOps for Flex {
 }
 
 impl FusedBackward for Flex {
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, grad) = (values(&x), values(&grad));
+        tensor(kernels::gelu_grad(slice(&x), slice(&grad)), x.shape())
+    }
+
     fn layer_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,

@@ -28,42 +28,25 @@ use burn::tensor::Tensor;
 
 pub use adamw::{FusedAdamW, GradientScale};
 
-/// GELU, fused on the CPU and on the GPU, forward and backward. (On the GPU Burn composes the
-/// forward of five launches, and its backward is the derivative of the tanh approximation,
-/// not of the erf form the forward computes.)
-#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Autodiff))]
-#[cfg_attr(not(feature = "gpu"), backend_extension(Flex, Autodiff))]
-pub trait GeluOps: Backend {
-    /// 0.5 · x · (1 + erf(x / √2)).
-    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
-}
-
-/// GELU's backward kernel, run on the backend under autodiff (never through dispatch).
-pub trait GeluGrad: GeluOps {
-    /// g · (Φ(x) + x·φ(x)).
-    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
-}
-
-/// Operations a backend runs in one pass each. Implemented for `Flex` (kernels) and for
-/// `Autodiff` over a backend that also has [`FusedBackward`].
+/// The model's element-wise operations, each one pass (one kernel launch on the GPU):
+/// implemented for `Flex` (`kernels`), for `Cube` (`cube`) and for `Autodiff` over a backend
+/// that also has [`FusedBackward`]. (Burn composes each of several launches on the GPU, and its
+/// GPU backward of GELU is the derivative of the tanh approximation, not of the erf form.)
 #[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Autodiff))]
 #[cfg_attr(not(feature = "gpu"), backend_extension(Flex, Autodiff))]
 pub trait FusedOps: Backend {
+    /// 0.5 · x · (1 + erf(x / √2)).
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Inverted dropout whose mask is a hash of the seed and the element's position, the same
+    /// on the CPU and the GPU (a seeded run drops the same elements on both). Its backward pass
+    /// is the same operation on the gradient; no mask is stored.
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
     /// Layer normalisation: normalises the last axis, then scales by `w` (γ) and shifts by `b`
     /// (β), both 1-D.
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
     /// softmax(scores · scale + bias) over the last axis; scores `[b, h, q, k]`, bias `[b, k]`,
     /// taken as a constant (it comes from the padding mask).
     fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
-}
-
-/// Inverted dropout whose mask is a hash of the seed and the element's position, on the CPU and
-/// on the GPU alike (the same masks: a seeded run drops the same elements on both). Its backward
-/// pass is the same operation on the gradient; no mask is stored.
-#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube, Autodiff))]
-#[cfg_attr(not(feature = "gpu"), backend_extension(Flex, Autodiff))]
-pub trait DropoutOps: Backend {
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
 }
 
 /// The optimizer's work, fused on every backend the page and the CLI run: a kernel of this
@@ -90,6 +73,8 @@ pub trait UpdateOps: Backend {
 
 /// The backward kernels, run on the backend under autodiff (never through dispatch).
 pub trait FusedBackward: FusedOps {
+    /// GELU's: g · (Φ(x) + x·φ(x)).
+    fn gelu_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The forward pass keeping what the backward pass needs: `(y, x̂, 1/σ per row)`.
     fn layer_norm_train(
         x: FloatTensor<Self>,
@@ -109,7 +94,7 @@ pub trait FusedBackward: FusedOps {
 }
 
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    Tensor::from_dispatch(<burn::backend::Dispatch as GeluOps>::gelu_erf(x.into_dispatch()))
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::gelu_erf(x.into_dispatch()))
 }
 
 /// Partial sums a backend may write per tensor in [`UpdateOps::squared_sum_into`].
@@ -177,7 +162,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
     if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {
         return x;
     }
-    Tensor::from_dispatch(<burn::backend::Dispatch as DropoutOps>::dropout_hashed(
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::dropout_hashed(
         x.into_dispatch(),
         dropout.prob,
         next_dropout_seed(),
