@@ -63,7 +63,8 @@ pub fn dispatches(batch: usize, seq: usize) -> Result<()> {
     println!(
         "\nbatch {batch}, {seq} tokens, MiniLM; adapter: {}. dispatches: kernel launches in one training step \
          (forward, backward, AdamW); new bytes: device memory the pool reserved for the second step beyond the \
-         first's; live allocs: tensors held on the device after it.",
+         first's; live allocs: buffers held on the device after it (weights, optimizer state, and cubecl's cache of up \
+         to 512 launch-info uniforms, which a step's new dropout seeds fill: it grows over the first steps, then stays).",
         if swiftshader { "SwiftShader (Chromium's software Vulkan)" } else { "wgpu's choice of the machine's" }
     );
     Ok(())

@@ -1,6 +1,7 @@
 //! `cargo xtask test`, `demo` and `bench`, and the cargo helpers every task uses.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -429,6 +430,28 @@ pub fn page_bench(workers: usize) -> Result<()> {
         seconds("first_contentful_paint_seconds"),
         seconds("engine_ready_seconds")
     );
+    bundle_sizes(&root.join("dist"))
+}
+
+/// The bundles `trunk serve` built for the bench, gzipped (level 9, as a server would send
+/// them), against what the page (300 kB) and each worker (4 MiB) may take.
+fn bundle_sizes(dist: &Path) -> Result<()> {
+    let mut bundles: Vec<PathBuf> = std::fs::read_dir(dist)?
+        .map(|entry| entry.map(|e| e.path()))
+        .filter(|path| path.as_ref().map_or(true, |p| p.extension().is_some_and(|x| x == "wasm")))
+        .collect::<std::io::Result<_>>()?;
+    bundles.sort();
+    println!("\n{:>32} {:>10} {:>12} {:>12}", "bundle", "raw bytes", "gzip bytes", "at most");
+    for path in bundles {
+        let bytes = std::fs::read(&path)?;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&bytes)?;
+        let gzipped = gzip.finish()?.len();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let limit = if name.starts_with("freezelab-web") { 300_000 } else { 4 << 20 };
+        let verdict = if gzipped <= limit { "within" } else { "over" };
+        println!("{name:>32} {:>10} {gzipped:>12} {limit:>12} {verdict}", bytes.len());
+    }
     Ok(())
 }
 

@@ -33,8 +33,13 @@ static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// refuses a second start ("Service already initialized") from a test running beside another.
 static WGPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
 
-/// A wgpu device when this machine has an adapter; otherwise `None`, after saying so.
-pub fn wgpu_device(test: &str) -> Option<Device> {
+/// Held by a test while it uses the wgpu device: one test's buffers never show in another's
+/// count of the device's pool.
+static ONE_GPU_USER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A wgpu device when this machine has an adapter, the test's turn on it held while the guard
+/// lives; otherwise `None`, after saying so.
+pub fn wgpu_device(test: &str) -> Option<(Device, std::sync::MutexGuard<'static, ()>)> {
     let started = WGPU.get_or_init(|| match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
         Ok(Ok(device)) => Ok(device),
         Ok(Err(e)) => Err(format!("on wgpu: no adapter ({e})")),
@@ -42,8 +47,9 @@ pub fn wgpu_device(test: &str) -> Option<Device> {
     });
     match started {
         Ok(device) => {
+            let turn = ONE_GPU_USER.lock().unwrap_or_else(|e| e.into_inner());
             eprintln!("{test}: running on wgpu ({device:?})");
-            Some(device.clone())
+            Some((device.clone(), turn))
         }
         Err(why) => {
             super::skip(test, why);

@@ -24,7 +24,7 @@ fn the_fused_adamw_and_norm_equal_burns_and_f64() {
     let error = pollster::block_on(fused_cases::squared_norm_error(&cpu));
     assert!(error <= 1e-7, "the CPU's squared norm is off by {error:.2e} (relative)");
     let test = "the_fused_adamw_and_norm_equal_burns_and_f64 (on the GPU)";
-    let Some(device) = crate::common::training::wgpu_device(test) else { return };
+    let Some((device, _gpu)) = crate::common::training::wgpu_device(test) else { return };
     let worst = pollster::block_on(fused_cases::adamw_difference(&device));
     eprintln!("AdamW on wgpu against Burn's: {worst:.2e}");
     assert!(worst <= 1e-6, "the GPU AdamW kernel differs from Burn's update by {worst}");
@@ -38,7 +38,7 @@ fn the_fused_adamw_and_norm_equal_burns_and_f64() {
 #[test]
 fn the_gpu_gelu_equals_the_cpus() {
     let test = "the_gpu_gelu_equals_the_cpus";
-    let Some(device) = crate::common::training::wgpu_device(test) else { return };
+    let Some((device, _gpu)) = crate::common::training::wgpu_device(test) else { return };
     let (y, dx, burn_dx) = pollster::block_on(fused_cases::gelu_differences(&device));
     eprintln!("GELU on wgpu against the CPU: output {y:.2e}, gradient {dx:.2e} (Burn's gradient there: {burn_dx:.2e})");
     assert!(y <= fused_cases::TOLERANCE && dx <= fused_cases::TOLERANCE, "GPU GELU off by {y} / {dx}");
@@ -49,7 +49,7 @@ fn the_gpu_gelu_equals_the_cpus() {
 #[test]
 fn the_gpu_dropout_drops_what_the_cpu_drops() {
     let test = "the_gpu_dropout_drops_what_the_cpu_drops";
-    let Some(device) = crate::common::training::wgpu_device(test) else { return };
+    let Some((device, _gpu)) = crate::common::training::wgpu_device(test) else { return };
     let (y, dx, dropped) = pollster::block_on(fused_cases::dropout_differences(&device));
     eprintln!("dropout on wgpu against the CPU: output {y:.2e}, gradient {dx:.2e}, {dropped:.3} dropped");
     assert!(y == 0.0 && dx == 0.0, "GPU dropout differs from the CPU's by {y} / {dx}");
@@ -61,7 +61,7 @@ fn the_gpu_dropout_drops_what_the_cpu_drops() {
 #[test]
 fn the_gpu_layer_norm_and_softmax_equal_burns() {
     let test = "the_gpu_layer_norm_and_softmax_equal_burns";
-    let Some(device) = crate::common::training::wgpu_device(test) else { return };
+    let Some((device, _gpu)) = crate::common::training::wgpu_device(test) else { return };
     for (what, worst) in pollster::block_on(fused_cases::row_differences(&device)) {
         eprintln!("{what} on wgpu: {worst:.2e}");
         assert!(worst <= fused_cases::TOLERANCE, "GPU {what} differs from Burn's composed operations by {worst}");
