@@ -28,7 +28,7 @@ async fn load_manifest(lab: Lab) {
         let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| "unreadable manifest")?)
             .await
             .map_err(|_| "unreadable manifest")?;
-        serde_json::from_str::<manifest::Manifest>(&text.as_string().unwrap_or_default())
+        crate::json::parse::<manifest::Manifest>(&text.as_string().unwrap_or_default())
             .map_err(|e| format!("static/manifest.json: {e}"))
     }
     .await;

@@ -7,8 +7,8 @@ use freezelab_protocol::messages::{Column, ToWorker};
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
-use crate::download;
 use crate::state::{Lab, RunStatus, RunView};
+use crate::{download, json, legacy};
 
 pub const CSV_HEADER: [&str; 16] = [
     "run",
@@ -59,8 +59,12 @@ pub fn csv(runs: &[RunView]) -> String {
 
 /// Reads an exported JSON file back: each run joins the history as finished, marked imported.
 pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
-    let summaries: Vec<RunSummary> =
-        serde_json::from_str(text).map_err(|e| format!("import: not a FreezeLab results file ({e})"))?;
+    let not_ours = |e: String| format!("import: not a FreezeLab results file ({e})");
+    let value = json::parse_value(text).map_err(not_ours)?;
+    if let Some(list) = value.dyn_ref::<js_sys::Array>() {
+        list.for_each(&mut |summary, _, _| legacy::upgrade_run(&summary));
+    }
+    let summaries: Vec<RunSummary> = json::from_value(value).map_err(not_ours)?;
     let n = summaries.len();
     for summary in summaries {
         let imported = || crate::state::IMPORTED.to_string();
@@ -83,9 +87,9 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-pub fn json(runs: &[RunView]) -> String {
+pub fn json(runs: &[RunView]) -> Result<String, String> {
     let summaries: Vec<_> = runs.iter().filter_map(|r| r.summary.as_ref()).collect();
-    serde_json::to_string_pretty(&summaries).unwrap_or_default()
+    json::pretty(&summaries)
 }
 
 fn text_blob(text: &str, mime: &str) -> Result<web_sys::Blob, wasm_bindgen::JsValue> {

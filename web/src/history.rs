@@ -109,7 +109,10 @@ pub fn History() -> impl IntoView {
             <h2>"Run history"</h2>
             <div class="exports">
                 <button on:click=move |_| export::download("freezelab-runs.csv", "text/csv", &export::csv(&finished()))>"Export CSV"</button>
-                <button on:click=move |_| export::download("freezelab-runs.json", "application/json", &export::json(&finished()))>"Export JSON"</button>
+                <button on:click=move |_| match export::json(&finished()) {
+                    Ok(text) => export::download("freezelab-runs.json", "application/json", &text),
+                    Err(e) => lab.error(format!("export: {e}")),
+                }>"Export JSON"</button>
                 <label>"Import JSON "
                     <input type="file" accept=".json" data-testid="history-import" on:change=move |ev| import_file(lab, &ev)/>
                 </label>

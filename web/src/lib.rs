@@ -13,6 +13,8 @@ pub mod export;
 pub mod format;
 pub mod history;
 pub mod hyper;
+pub mod json;
+pub mod legacy;
 pub mod manifest;
 pub mod memory_bar;
 pub mod pool;

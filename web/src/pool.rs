@@ -28,7 +28,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{MessageChannel, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use crate::state::{Lab, PoolStatus, RunStatus};
-use crate::{adapter, download};
+use crate::{adapter, download, json};
 
 /// The loaders Trunk writes next to the workers' wasm (web/index.html, data-loader-shim): the
 /// bundle with every backend, and the CPU-only one.
@@ -112,8 +112,7 @@ thread_local! {
 }
 
 fn encode(message: &ToWorker) -> JsValue {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise")
+    json::to_value(message).expect("protocol messages serialise")
 }
 
 /// Starts the lead worker, once the page knows which bundle it needs; the workers' messages
@@ -144,7 +143,7 @@ fn add_worker(lab: Lab, gpu: bool) -> Result<usize, String> {
         .map_err(|e| format!("a training worker could not start: {e:?}"))?;
     let index = POOL.with(|p| p.borrow().slots.len());
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        match serde_wasm_bindgen::from_value::<FromWorker>(event.data()) {
+        match json::from_value::<FromWorker>(event.data()) {
             Ok(message) => received(lab, index, message),
             Err(e) => lab.error(format!("unreadable message from a training worker: {e}")),
         }

@@ -164,6 +164,7 @@ pub async fn load() -> Result<(Vec<RunView>, usize), String> {
     let mut runs = Vec::new();
     let mut unreadable = 0;
     for value in values {
+        crate::legacy::upgrade_run(&value);
         match serde_wasm_bindgen::from_value::<RunView>(value) {
             Ok(run) => runs.push(run),
             Err(_) => unreadable += 1,

@@ -33,9 +33,8 @@ pub fn TryIt() -> impl IntoView {
         move || {
             let (_, results) = lab.predictions.get()?;
             let p = results.into_iter().find(|p| p.column == column)?;
-            let pairs: serde_json::Map<String, serde_json::Value> =
-                p.labels.into_iter().zip(p.probabilities).map(|(l, p)| (l, serde_json::json!(p))).collect();
-            Some(serde_json::Value::Object(pairs).to_string())
+            let pairs: std::collections::BTreeMap<String, f32> = p.labels.into_iter().zip(p.probabilities).collect();
+            crate::json::compact(&pairs).ok()
         }
     };
     view! {

@@ -10,7 +10,7 @@ use freezelab_web::column::RunColumn;
 use freezelab_web::share::Shared;
 use freezelab_web::state::{Lab, CACHE_LIMIT_BYTES};
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::{HtmlElement, HtmlInputElement};
 
@@ -404,6 +404,51 @@ fn runs_saved_with_a_column_field_still_load() {
         js_sys::Reflect::delete_property(&old, &"origin".into()).unwrap();
         js_sys::Reflect::set(&old, &"column".into(), &written.into()).unwrap();
         saved = old.into();
+        let loaded: RunView = serde_wasm_bindgen::from_value(saved).unwrap();
+        assert_eq!(loaded, run);
+    }
+}
+
+/// Runs kept and files exported before the protocol's enums became externally tagged wrote the
+/// freeze mode as `{"kind": …}`: they load with the same mode, and new runs are written tagged
+/// by key.
+#[wasm_bindgen_test]
+fn runs_saved_with_an_internally_tagged_mode_still_load() {
+    use freezelab_protocol::run::TrainConfig;
+    use freezelab_web::state::RunView;
+    let set = |target: &JsValue, path: &[&str], value: JsValue| {
+        let mut at = target.clone();
+        for key in &path[..path.len() - 1] {
+            at = js_sys::Reflect::get(&at, &(*key).into()).unwrap();
+        }
+        js_sys::Reflect::set(&at, &(*path.last().unwrap()).into(), &value).unwrap();
+    };
+    let old = |pairs: &[(&str, JsValue)]| {
+        let o = js_sys::Object::new();
+        pairs.iter().for_each(|(k, v)| drop(js_sys::Reflect::set(&o, &(*k).into(), v)));
+        JsValue::from(o)
+    };
+    for (mode, written) in [
+        (Mode::Freeze, old(&[("kind", "freeze".into())])),
+        (Mode::Llrd { decay: 0.8 }, old(&[("kind", "llrd".into()), ("decay", 0.8.into())])),
+        (
+            Mode::Lora { rank: 4, alpha: 8.0, all_linear: true },
+            old(&[("kind", "lora".into()), ("rank", 4.into()), ("alpha", 8.0.into()), ("all_linear", true.into())]),
+        ),
+    ] {
+        let mut config = TrainConfig::default();
+        config.freeze.mode = mode;
+        let run = RunView::queued(3, Column::A.into(), config, "m".into(), "d".into(), "cpu".into());
+        let saved = serde_wasm_bindgen::to_value(&run).unwrap();
+        let new_form = js_sys::Reflect::get(&js_sys::Reflect::get(&saved, &"config".into()).unwrap(), &"freeze".into())
+            .and_then(|f| js_sys::Reflect::get(&f, &"mode".into()))
+            .unwrap();
+        assert!(
+            js_sys::Reflect::get(&new_form, &"kind".into()).map_or(true, |k| k.is_undefined()),
+            "{mode:?} is written tagged by key"
+        );
+        set(&saved, &["config", "freeze", "mode"], written);
+        freezelab_web::legacy::upgrade_run(&saved);
         let loaded: RunView = serde_wasm_bindgen::from_value(saved).unwrap();
         assert_eq!(loaded, run);
     }

@@ -109,8 +109,8 @@ fn train_saves_a_model_that_predict_loads() {
     ]);
     assert!(ok, "{stderr}");
     let events = json_lines(&stdout);
-    assert_eq!(events.first().unwrap()["event"], "started");
-    assert_eq!(events.iter().filter(|e| e["event"] == "step").count(), 4);
+    assert!(events.first().unwrap()["started"]["total_steps"].is_number(), "{:?}", events.first());
+    assert_eq!(events.iter().filter(|e| e["step"]["loss"].is_number()).count(), 4);
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     for key in ["val_accuracy", "macro_f1", "trainable_params", "wall_seconds", "examples_per_second"] {
         assert!(summary[key].is_number(), "{key} missing in {summary}");

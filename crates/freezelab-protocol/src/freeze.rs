@@ -19,7 +19,7 @@ pub struct PlanError {
 
 /// How the blocks a plan leaves unfrozen train: the modes between frozen and free.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Every parameter of an unfrozen block trains at the encoder's learning rate.
     #[default]

@@ -123,7 +123,6 @@ impl BackendChoice {
 
 /// Page → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
 pub enum ToWorker {
     /// Pick a backend.
     Start {
@@ -175,7 +174,6 @@ pub enum ToWorker {
 
 /// Worker → page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
 pub enum FromWorker {
     /// The worker's wasm is running and takes messages.
     Alive,
@@ -333,7 +331,6 @@ pub struct UserFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind")]
 pub enum ModelSource {
     /// Same-origin files of a prepared model: `{base}/config.json`, `{base}/{weights}`,
     /// `{base}/tokenizer.json`.
@@ -343,7 +340,6 @@ pub enum ModelSource {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind")]
 pub enum DataSource {
     /// A prepared dataset's train and validation files (JSONL with `text` and `label`).
     Prepared { id: String, train: String, validation: String },

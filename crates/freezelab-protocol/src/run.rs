@@ -127,7 +127,7 @@ impl TrainConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TrainEvent {
     Started {
         total_steps: usize,
