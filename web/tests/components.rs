@@ -346,7 +346,8 @@ fn charts_draw_the_labelled_baseline() {
         line_chart("validation accuracy", "step", "accuracy", &[("A".into(), vec![(1.0, 0.7)])], None, &[ham(0.68)]);
     assert!(svg.contains("majority class: always ‘ham’ 68.0%"), "{svg}");
     let point = Point { label: "head-only".into(), mode: Mode::Freeze, x: 1.0, y: 0.55, beats_baseline: false };
-    assert!(scatter_chart("accuracy vs time", "s", &[point.clone()], &[false], &[ham(0.68)]).contains("always ‘ham’"));
+    assert!(scatter_chart("accuracy vs time", "s", std::slice::from_ref(&point), &[false], &[ham(0.68)])
+        .contains("always ‘ham’"));
     // Each mode its marker: BitFit a triangle, LLRD a square, the freeze depths a circle.
     let at = |mode, x| Point { mode, x, y: 0.9, beats_baseline: true, ..point.clone() };
     let count = |points: &[Point], tag: &str| scatter_chart("t", "x", points, &[true, false], &[]).matches(tag).count();

@@ -29,8 +29,8 @@ impl Embeddings {
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [_, seq] = ids.dims();
         let words = self.word.forward(ids);
-        let positions = self.position.weight.val().slice([0..seq]).unsqueeze_dim::<3>(0);
-        let token_type = self.token_type.weight.val().slice([0..1]).unsqueeze_dim::<3>(0);
+        let positions = self.position.weight.val().slice(0..seq).unsqueeze_dim::<3>(0);
+        let token_type = self.token_type.weight.val().slice(0..1).unsqueeze_dim::<3>(0);
         fused::dropout(fused::layer_norm(words + positions + token_type, &self.norm, self.eps), &self.dropout)
     }
 }

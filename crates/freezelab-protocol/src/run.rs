@@ -243,7 +243,8 @@ mod tests {
     /// One bad value per setting: each is refused, and the message names that setting.
     #[test]
     fn every_setting_is_range_checked() {
-        let bad: Vec<(&str, fn(&mut TrainConfig))> = vec![
+        type Spoil = fn(&mut TrainConfig);
+        let bad: Vec<(&str, Spoil)> = vec![
             ("train_size", |c| c.train_size = 0),
             ("eval_size", |c| c.eval_size = Some(0)),
             ("epochs", |c| c.epochs = 0),

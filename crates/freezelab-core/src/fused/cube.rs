@@ -216,7 +216,7 @@ fn dropout_kernel<F: Float>(
     if ABSOLUTE_POS >= out.len() {
         terminate!();
     }
-    let mut h = u32::cast_from(ABSOLUTE_POS) * 0x9e37_79b9u32 ^ key;
+    let mut h = (u32::cast_from(ABSOLUTE_POS) * 0x9e37_79b9u32) ^ key;
     h ^= h >> 16u32;
     h *= 0x7feb_352du32;
     h ^= h >> 15u32;
@@ -397,7 +397,7 @@ fn masked_softmax_kernel<F: Float>(
     }
     let inv = F::new(1.0) / cube_reduce::<F>(sum, units, false);
     for j in range_stepped(UNIT_POS as usize, keys, units) {
-        out[start + j] = out[start + j] * inv;
+        out[start + j] *= inv;
     }
 }
 

@@ -526,7 +526,7 @@ impl<'a> Run<'a> {
                     Err(_) if self.ctx.host.cancelled() => return Ok(true),
                     result => result?,
                 }
-                if cfg.eval_every.is_some_and(|n| self.step % n == 0) && self.step < self.total_steps {
+                if cfg.eval_every.is_some_and(|n| self.step.is_multiple_of(n)) && self.step < self.total_steps {
                     self.evaluate(epoch, false).await?;
                 }
             }
