@@ -415,7 +415,7 @@ fn runs_saved_with_a_column_field_still_load() {
 /// by key.
 #[wasm_bindgen_test]
 fn runs_saved_with_an_internally_tagged_mode_still_load() {
-    use freezelab_protocol::run::TrainConfig;
+    use freezelab_protocol::run::{RunSummary, TrainConfig};
     use freezelab_web::state::RunView;
     let set = |target: &JsValue, path: &[&str], value: JsValue| {
         let mut at = target.clone();
@@ -439,7 +439,8 @@ fn runs_saved_with_an_internally_tagged_mode_still_load() {
     ] {
         let mut config = TrainConfig::default();
         config.freeze.mode = mode;
-        let run = RunView::queued(3, Column::A.into(), config, "m".into(), "d".into(), "cpu".into());
+        let mut run = RunView::queued(3, Column::A.into(), config.clone(), "m".into(), "d".into(), "cpu".into());
+        run.summary = Some(RunSummary { val_accuracy: 0.9, config, ..Default::default() });
         let saved = serde_wasm_bindgen::to_value(&run).unwrap();
         let new_form = js_sys::Reflect::get(&js_sys::Reflect::get(&saved, &"config".into()).unwrap(), &"freeze".into())
             .and_then(|f| js_sys::Reflect::get(&f, &"mode".into()))
@@ -448,10 +449,20 @@ fn runs_saved_with_an_internally_tagged_mode_still_load() {
             js_sys::Reflect::get(&new_form, &"kind".into()).map_or(true, |k| k.is_undefined()),
             "{mode:?} is written tagged by key"
         );
-        set(&saved, &["config", "freeze", "mode"], written);
+        set(&saved, &["config", "freeze", "mode"], written.clone());
+        // A copy: the upgrade rewrites the mode's object in place.
+        let written_again = js_sys::JSON::parse(&String::from(js_sys::JSON::stringify(&written).unwrap())).unwrap();
+        set(&saved, &["summary", "config", "freeze", "mode"], written_again);
+        // An exported file of that time: a list of such summaries.
+        let exported = js_sys::Array::of1(&js_sys::Reflect::get(&saved, &"summary".into()).unwrap());
+        let file = String::from(js_sys::JSON::stringify(&exported).unwrap());
         freezelab_web::legacy::upgrade_run(&saved);
         let loaded: RunView = serde_wasm_bindgen::from_value(saved).unwrap();
         assert_eq!(loaded, run);
+        let lab = Lab::new();
+        assert_eq!(freezelab_web::export::import(lab, &file), Ok(1), "{file}");
+        let imported = lab.runs.filter(|_| true);
+        assert_eq!(imported[0].summary, run.summary, "{file}");
     }
 }
 
