@@ -131,7 +131,7 @@ await set('hp-max-len', 16);
 // box keeps its last valid value.
 for (const [id, value, setting] of [['hp-train-size', 0, 'train_size'], ['hp-eval-size', 0, 'eval_size'],
   ['hp-epochs', 0, 'epochs'], ['hp-batch', 0, 'batch_size'], ['hp-max-len', 1, 'max_len'], ['hp-lr', 0, 'lr'],
-  ['hp-lr', 2, 'lr'], ['hp-seed', -1, null]]) {
+  ['hp-lr', 2, 'lr'], ['hp-seed', -1, null], ['hp-seed', '9007199254740992', 'seed']]) {
   const kept = await byId(id).inputValue();
   await set(id, value);
   await expectError(`${id} = ${value}`, setting ? new RegExp(`setting ${setting}: must be`) : /is not a number/);

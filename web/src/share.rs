@@ -38,10 +38,16 @@ impl Shared {
         if query.is_empty() {
             return None;
         }
-        Some(
-            serde_urlencoded::from_str(query)
-                .map_err(|e| format!("this link's set-up is unreadable ({e}); defaults loaded")),
-        )
+        let checked = serde_urlencoded::from_str::<Shared>(query)
+            .map_err(|e| format!("this link's set-up is unreadable ({e}); defaults loaded"))
+            .and_then(|shared| {
+                // The range checks a run would meet, so no setting from a link is out of range.
+                match shared.hyper().config(FreezePlan::none(0)).validate() {
+                    Ok(()) => Ok(shared),
+                    Err(e) => Err(format!("this link's set-up is out of range ({e}); defaults loaded")),
+                }
+            });
+        Some(checked)
     }
 
     pub fn hyper(&self) -> Hyper {

@@ -280,6 +280,10 @@ fn the_set_up_round_trips_through_the_url_fragment() {
     assert!(back.plans(2).is_err(), "layer 2 does not exist in a 2-layer model");
     assert!(Shared::decode("#").is_none());
     assert!(Shared::decode("#model=x").unwrap().is_err());
+    // A seed past what a JavaScript number holds exactly would not reach a worker.
+    let far = Shared { seed: 1 << 60, ..shared };
+    let refused = Shared::decode(&format!("#{}", far.encode())).unwrap().unwrap_err();
+    assert!(refused.contains("setting seed: must be at most"), "{refused}");
 }
 
 /// A run that fails on the GPU offers a CPU retry in its column; the other column's run and

@@ -75,6 +75,10 @@ impl Default for TrainConfig {
     }
 }
 
+/// The largest seed: the page's messages carry numbers as JavaScript numbers, exact up to 2^53 − 1,
+/// and the CLI takes the same range so that a run is reproducible in both.
+pub const MAX_SEED: u64 = (1 << 53) - 1;
+
 impl TrainConfig {
     /// Refuses a setting outside the range the training loop can use, naming it as the CLI's
     /// flag and the page's field do (`max_len` is `--max-len`). The model's own limits (its
@@ -119,6 +123,7 @@ impl TrainConfig {
         if let Some(n) = self.interim_eval_size {
             check(n >= 1, "interim_eval_size", "at least 1 (leave it unset for all)", n)?;
         }
+        check(self.seed <= MAX_SEED, "seed", "at most 2^53 − 1 = 9007199254740991", self.seed)?;
         if let Some(s) = self.time_budget_seconds {
             check(s.is_finite() && s > 0.0, "time_budget", "a positive number of seconds", s)?;
         }
@@ -263,6 +268,7 @@ mod tests {
             ("eval_every", |c| c.eval_every = Some(0)),
             ("interim_eval_size", |c| c.interim_eval_size = Some(0)),
             ("time_budget", |c| c.time_budget_seconds = Some(0.0)),
+            ("seed", |c| c.seed = MAX_SEED + 1),
             ("llrd_decay", |c| c.freeze.mode = crate::freeze::Mode::Llrd { decay: 1.5 }),
         ];
         assert_eq!(TrainConfig::default().validate(), Ok(()));
@@ -280,6 +286,7 @@ mod tests {
             grad_clip_norm: None,
             lr: 1.0,
             max_len: 2,
+            seed: MAX_SEED,
             ..TrainConfig::default()
         };
         assert_eq!(edges.validate(), Ok(()));
