@@ -166,6 +166,8 @@ for (const c of ['A', 'B']) {
 for (const [i, c] of ['A', 'B'].entries()) {
   console.log(`run ${c}: ${(await page.locator('.column .results').nth(i).innerText()).replace(/\n/g, ' ')}`);
 }
+// The CLI's summary of the head-only run (`train --out`), imported into the history below.
+let nativeRun = null;
 if (!synthetic) {
   // The same seeded runs in the native CLI: the browser must reach the same accuracy (the two
   // targets sum in different orders, so one validation example of the 48 may fall the other way).
@@ -176,6 +178,7 @@ if (!synthetic) {
       '--data', 'spam', '--freeze', freeze, '--train-size', '48', '--eval-size', '48', '--max-len', '32', '--epochs', '1',
       '--batch', '16', '--lr', lr, '--seed', '0', '--cache', '--out', out], { stdio: ['ignore', 'ignore', 'inherit'] });
     const native = JSON.parse(readFileSync(out, 'utf8')).val_accuracy;
+    nativeRun = out;
     const page = Number(await text(`accuracy-${c}`));
     // The page shows 4 decimals.
     check(Math.abs(page - native) <= 1 / 48 + 5e-5, `run ${c} (${freeze}): the page's accuracy ${page} is the native CLI's ${native.toFixed(4)} (lr ${lr})`);
@@ -232,6 +235,14 @@ await byId('history-import').setInputFiles({ name: 'runs.json', mimeType: 'appli
 await page.waitForFunction(() => document.querySelectorAll('[data-testid=history-table] tbody tr').length === 4, null, { timeout: 10_000 })
   .catch(() => {});
 check(await page.locator('[data-testid=history-table] tbody tr').count() === 4, 'exported results import back into the history');
+if (nativeRun) {
+  await byId('history-import').setInputFiles(nativeRun);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=history-table] tbody tr').length === 5, null, { timeout: 10_000 })
+    .catch(() => {});
+  const row = await page.locator('[data-testid=history-table] tbody tr').first().innerText().catch(() => '');
+  check(await page.locator('[data-testid=history-table] tbody tr').count() === 5 && row.includes('head-only'),
+    `the CLI's run summary (train --out) imports into the history (${row.replace(/\s+/g, ' ')})`);
+}
 
 await byId('try-input').fill(synthetic ? 'a great and happy day' : 'Congratulations! You have won a free cruise, click here to claim your prize');
 await byId('try-submit').click();

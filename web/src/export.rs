@@ -57,10 +57,14 @@ pub fn csv(runs: &[RunView]) -> String {
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// Reads an exported JSON file back: each run joins the history as finished, marked imported.
+/// Reads a results file back: the page's JSON export or the CLI's `sweep.json` (lists of run
+/// summaries), or one `freezelab train --out` summary. Each run joins the history as finished,
+/// marked imported.
 pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
     let not_ours = |e: String| format!("import: not a FreezeLab results file ({e})");
     let value = json::parse_value(text).map_err(not_ours)?;
+    let value =
+        if value.is_object() && !js_sys::Array::is_array(&value) { js_sys::Array::of1(&value).into() } else { value };
     if let Some(list) = value.dyn_ref::<js_sys::Array>() {
         list.for_each(&mut |summary, _, _| legacy::upgrade_run(&summary));
     }

@@ -467,6 +467,10 @@ fn runs_saved_with_an_internally_tagged_mode_still_load() {
         assert_eq!(freezelab_web::export::import(lab, &file), Ok(1), "{file}");
         let imported = lab.runs.filter(|_| true);
         assert_eq!(imported[0].summary, run.summary, "{file}");
+        // One summary on its own, as `freezelab train --out` writes it, imports too.
+        let single = String::from(js_sys::JSON::stringify(&exported.get(0)).unwrap());
+        assert_eq!(freezelab_web::export::import(lab, &single), Ok(1), "{single}");
+        assert_eq!(lab.runs.filter(|_| true)[1].summary, run.summary);
     }
 }
 
