@@ -92,6 +92,11 @@ impl Hyper {
         memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache)
     }
 
+    /// The protocol's range checks (the CLI's too) on the run these settings would make.
+    pub fn validate(&self) -> Result<(), String> {
+        self.config(FreezePlan::none(0)).validate()
+    }
+
     /// The settings of a run of `freeze`, at its mode's suggested encoder rate (BitFit's is
     /// higher than the page's).
     pub fn config(&self, freeze: FreezePlan) -> TrainConfig {

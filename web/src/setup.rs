@@ -1,6 +1,5 @@
 //! Model, data, backend and hyperparameters.
 
-use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::messages::{
     uploaded_file, BackendChoice, BackendKind, DataSource, ModelSource, ToWorker, UserFile, MAX_UPLOAD_BYTES,
 };
@@ -405,9 +404,8 @@ fn Hyperparameters() -> impl IntoView {
                     on:change=move |ev| {
                         let raw = event_target_value(&ev);
                         let mut h = lab.hyper.get_untracked();
-                        // The same range checks as the CLI's: the protocol's, on the run it would make.
                         let checked = if set(&mut h, raw.trim()) {
-                            h.config(FreezePlan::none(0)).validate()
+                            h.validate()
                         } else {
                             Err(format!("\"{raw}\" is not a number"))
                         };

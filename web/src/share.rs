@@ -41,11 +41,11 @@ impl Shared {
         let checked = serde_urlencoded::from_str::<Shared>(query)
             .map_err(|e| format!("this link's set-up is unreadable ({e}); defaults loaded"))
             .and_then(|shared| {
-                // The range checks a run would meet, so no setting from a link is out of range.
-                match shared.hyper().config(FreezePlan::none(0)).validate() {
-                    Ok(()) => Ok(shared),
-                    Err(e) => Err(format!("this link's set-up is out of range ({e}); defaults loaded")),
-                }
+                // No setting from a link is out of the range a run accepts.
+                let checked = shared.hyper().validate();
+                checked
+                    .map(|()| shared)
+                    .map_err(|e| format!("this link's set-up is out of range ({e}); defaults loaded"))
             });
         Some(checked)
     }
