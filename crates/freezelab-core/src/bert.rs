@@ -59,18 +59,18 @@ impl EncoderLayer {
         let head_dim = hidden / self.heads;
         let split = |t: Tensor<3>| t.reshape([batch, seq, self.heads, head_dim]).swap_dims(1, 2);
 
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3));
+        let q = split(fused::linear(x.clone(), &self.query));
+        let k = split(fused::linear(x.clone(), &self.key));
+        let v = split(fused::linear(x.clone(), &self.value));
+        let scores = fused::matmul(q, k.swap_dims(2, 3));
         let probs = fused::masked_softmax(scores, key_bias, 1.0 / (head_dim as f64).sqrt());
         let probs = fused::dropout(probs, &self.attention_dropout);
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
+        let context = fused::matmul(probs, v).swap_dims(1, 2).reshape([batch, seq, hidden]);
 
-        let attended = fused::dropout(self.attention_output.forward(context), &self.dropout);
+        let attended = fused::dropout(fused::linear(context, &self.attention_output), &self.dropout);
         let attended = fused::layer_norm(attended + x, &self.attention_norm, self.eps);
-        let hidden_ff = fused::gelu(self.intermediate.forward(attended.clone()));
-        let out = fused::dropout(self.output.forward(hidden_ff), &self.dropout);
+        let hidden_ff = fused::gelu(fused::linear(attended.clone(), &self.intermediate));
+        let out = fused::dropout(fused::linear(hidden_ff, &self.output), &self.dropout);
         fused::layer_norm(out + attended, &self.output_norm, self.eps)
     }
 }

@@ -175,6 +175,8 @@ async fn three_adamw_steps_match_pytorch_in_the_browser() {
 /// The fused operations equal Burn's composed ones in wasm too (SIMD128 kernels).
 #[wasm_bindgen_test]
 async fn fused_operations_equal_the_composed_ones_in_the_browser() {
+    // Chromium has relaxed SIMD: the products below run the page's kernel, not gemm's.
+    assert!(freezelab_core::fused::wasm_matmul::available(), "the relaxed-SIMD matmul kernel did not load");
     for (what, worst) in fused_cases::differences().await {
         console_log!("{what}: {worst:.2e}");
         assert!(worst <= fused_cases::TOLERANCE, "{what} differs from Burn's composed operations by {worst}");

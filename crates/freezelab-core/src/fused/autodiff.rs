@@ -5,7 +5,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{binary, unary, Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend};
 
@@ -70,6 +70,26 @@ impl<B: FusedOps> Backward<B, 1> for DropoutBackward {
     }
 }
 
+#[derive(Debug)]
+struct ProductBackward;
+
+impl<B: FusedBackward> Backward<B, 2> for ProductBackward {
+    /// The left operand if the right one is tracked, the right one if the left is.
+    type State = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (lhs, rhs) = ops.state;
+        let transposed = |t: Option<FloatTensor<B>>| B::float_transpose(t.expect("kept for a tracked operand"));
+        binary::<B, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |g| B::product(g, transposed(rhs)),
+            |g| B::product(transposed(lhs), g),
+        );
+    }
+}
+
 impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
@@ -109,6 +129,19 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 prep.finish((y.clone(), scale), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::softmax_masked(scores.into_primitive(), bias, scale)),
+        }
+    }
+
+    fn product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+        let nodes = [lhs.node(), rhs.node()];
+        let (lhs, rhs) = (lhs.into_primitive(), rhs.into_primitive());
+        match ProductBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = (rhs_tracked.then(|| lhs.clone()), lhs_tracked.then(|| rhs.clone()));
+                prep.finish(state, B::product(lhs, rhs))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::product(lhs, rhs)),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! not arithmetic (BENCHMARKS.md, "The GPU path, counted").
 
 use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::Shape;
 use burn_cubecl::kernel::into_contiguous;
@@ -504,6 +505,10 @@ impl FusedOps for Cube {
             );
         }
         out
+    }
+
+    fn product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs)
     }
 }
 

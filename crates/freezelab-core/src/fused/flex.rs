@@ -2,6 +2,7 @@
 //! new buffers out.
 
 use burn::backend::tensor::FloatTensor;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_flex::FlexTensor;
@@ -28,7 +29,7 @@ fn owned(t: FlexTensor) -> FlexTensor {
     }
 }
 
-fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(super) fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -53,6 +54,14 @@ impl FusedOps for Flex {
         let [_, heads, queries, keys] = shape.dims();
         let y = kernels::masked_softmax(slice(&scores), slice(&bias), keys, heads * queries, scale as f32);
         tensor(y, shape)
+    }
+
+    fn product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[cfg(target_arch = "wasm32")]
+        if let Some(y) = super::wasm_matmul::product(&lhs, &rhs) {
+            return y;
+        }
+        <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs)
     }
 }
 

@@ -18,12 +18,14 @@ mod autodiff;
 mod cube;
 mod flex;
 pub mod kernels;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm_matmul;
 
 use std::cell::Cell;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend};
-use burn::nn::{Dropout, LayerNorm};
+use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::tensor::Tensor;
 
 pub use adamw::{FusedAdamW, GradientScale};
@@ -47,6 +49,10 @@ pub trait FusedOps: Backend {
     /// softmax(scores · scale + bias) over the last axis; scores `[b, h, q, k]`, bias `[b, k]`,
     /// taken as a constant (it comes from the padding mask).
     fn softmax_masked(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
+    /// `lhs [.., m, k] · rhs [.., k, n]`, batch dimensions equal: Burn's matmul, except in a
+    /// browser with relaxed SIMD, where the CPU backend runs this crate's kernel (`wasm_matmul`).
+    /// Its backward pass is two more products on transposed views (no copies on the CPU).
+    fn product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The optimizer's work, fused on every backend the page and the CLI run: a kernel of this
@@ -124,6 +130,30 @@ pub fn layer_norm(x: Tensor<3>, norm: &LayerNorm, eps: f64) -> Tensor<3> {
         beta.into_dispatch(),
         eps,
     ))
+}
+
+/// `x · W + b` for `layer`, x `[batch, seq, in]`: one product over all rows, so the weight's
+/// gradient is one product too (Burn's `Linear` multiplies each batch row by the broadcast weight
+/// and sums the gradients).
+pub fn linear(x: Tensor<3>, layer: &Linear) -> Tensor<3> {
+    let [batch, seq, width] = x.dims();
+    let weight = layer.weight.val();
+    let out = weight.dims()[1];
+    let y = Tensor::<2>::from_dispatch(<burn::backend::Dispatch as FusedOps>::product(
+        x.reshape([batch * seq, width]).into_dispatch(),
+        weight.into_dispatch(),
+    ));
+    let y = match &layer.bias {
+        Some(bias) => y + bias.val().unsqueeze_dim(0),
+        None => y,
+    };
+    y.reshape([batch, seq, out])
+}
+
+/// `lhs [b, h, m, k] · rhs [b, h, k, n]` (the attention's products).
+pub fn matmul(lhs: Tensor<4>, rhs: Tensor<4>) -> Tensor<4> {
+    assert_eq!(lhs.dims()[..2], rhs.dims()[..2], "batch dimensions of a product");
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::product(lhs.into_dispatch(), rhs.into_dispatch()))
 }
 
 /// softmax(scores · scale + bias) over the keys; `bias` is `[batch, keys]`.

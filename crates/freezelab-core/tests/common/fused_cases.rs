@@ -3,7 +3,7 @@
 //! natively (tests/native/fused.rs) and in the browser (tests/wasm.rs).
 
 use burn::module::Param;
-use burn::nn::{DropoutConfig, LayerNormConfig};
+use burn::nn::{DropoutConfig, LayerNormConfig, LinearConfig};
 use burn::tensor::{activation, Device, Tensor, TensorData};
 use freezelab_core::device::read_f32;
 use freezelab_core::fused;
@@ -48,6 +48,7 @@ pub async fn differences() -> Vec<(String, f32)> {
     out.push(("gelu dx".into(), worst(x.grad(&gf).unwrap(), x.grad(&gc).unwrap()).await));
 
     out.extend(row_differences(&Device::flex()).await);
+    out.extend(product_differences(&device).await);
 
     // Dropout: kept elements scaled by 1/(1-p), and the backward pass applies the same mask.
     let prob = 0.25;
@@ -59,6 +60,39 @@ pub async fn differences() -> Vec<(String, f32)> {
     out.push(("dropout".into(), worst(y.clone(), x.clone() * keep.clone()).await));
     let g = (y * w.clone()).sum().backward();
     out.push(("dropout dx".into(), worst(x.grad(&g).unwrap(), (w * keep).inner()).await));
+    out
+}
+
+/// The products (`fused::matmul`, `fused::linear`) against Burn's `matmul` and `Linear`, outputs
+/// and every gradient: sizes off the wasm kernel's 4 × 8 tiles, a k past its 256-row blocks and
+/// an m past its 64-row blocks, the right operand a transposed view (as the attention's keys).
+async fn product_differences(device: &Device) -> Vec<(String, f32)> {
+    let mut out = Vec::new();
+    for (b, h, m, k, n, seed) in [(2, 3, 5, 7, 9, 31), (1, 2, 67, 301, 13, 37)] {
+        let lhs = tensor([b, h, m, k], seed, 0.25, device).require_grad();
+        let rhs = tensor([b, h, n, k], seed + 1, 0.25, device).require_grad();
+        let w = tensor([b, h, m, n], seed + 2, 1.0, device);
+        let fused = fused::matmul(lhs.clone(), rhs.clone().swap_dims(2, 3));
+        let composed = lhs.clone().matmul(rhs.clone().swap_dims(2, 3));
+        let what = format!("product {m}×{k}·{k}×{n}");
+        out.push((what.clone(), worst(fused.clone(), composed.clone()).await));
+        let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
+        out.push((format!("{what} dlhs"), worst(lhs.grad(&gf).unwrap(), lhs.grad(&gc).unwrap()).await));
+        out.push((format!("{what} drhs"), worst(rhs.grad(&gf).unwrap(), rhs.grad(&gc).unwrap()).await));
+    }
+    let (width, outputs) = (41, 19);
+    let mut layer = LinearConfig::new(width, outputs).init(device);
+    layer.weight = Param::from_tensor(tensor([width, outputs], 41, 0.5, device));
+    layer.bias = Some(Param::from_tensor(tensor([outputs], 42, 0.5, device)));
+    let x = tensor([2, 37, width], 43, 1.0, device).require_grad();
+    let w = tensor([2, 37, outputs], 44, 1.0, device);
+    let (fused, composed) = (fused::linear(x.clone(), &layer), layer.forward(x.clone()));
+    out.push(("linear".into(), worst(fused.clone(), composed.clone()).await));
+    let (gf, gc) = ((fused * w.clone()).sum().backward(), (composed * w).sum().backward());
+    out.push(("linear dx".into(), worst(x.grad(&gf).unwrap(), x.grad(&gc).unwrap()).await));
+    let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
+    out.push(("linear dW".into(), worst(weight.grad(&gf).unwrap(), weight.grad(&gc).unwrap()).await));
+    out.push(("linear db".into(), worst(bias.grad(&gf).unwrap(), bias.grad(&gc).unwrap()).await));
     out
 }
 
