@@ -147,9 +147,16 @@ fn wasm_pack(crate_dir: &str, test: &str) -> Command {
     cmd
 }
 
-/// The training step in headless Chromium (crates/freezelab-core/tests/wasm_bench.rs, one
-/// worker): the `BENCH {json}` lines it printed, as JSON values.
-pub fn wasm_bench() -> Result<Vec<serde_json::Value>> {
+/// What crates/freezelab-core/tests/wasm_bench.rs printed in headless Chromium (one worker).
+pub struct WasmBench {
+    /// The training step's rows (`BENCH {json}` lines).
+    pub steps: Vec<serde_json::Value>,
+    /// The matrix products, the page's kernel against Burn's (`MATMUL {json}` lines).
+    pub products: Vec<serde_json::Value>,
+}
+
+/// Runs crates/freezelab-core/tests/wasm_bench.rs in headless Chromium.
+pub fn wasm_bench() -> Result<WasmBench> {
     tools()?;
     let mut cmd = wasm_pack("crates/freezelab-core", "wasm_bench");
     cmd.args(["--features", "wasm-bench", "--", "--nocapture"])
@@ -162,11 +169,14 @@ pub fn wasm_bench() -> Result<Vec<serde_json::Value>> {
     if !output.status.success() {
         bail!("the browser bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     }
-    stdout
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("BENCH "))
-        .map(|json| serde_json::from_str(json).context("a BENCH line"))
-        .collect()
+    let lines = |prefix: &str| -> Result<Vec<serde_json::Value>> {
+        stdout
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(prefix))
+            .map(|json| serde_json::from_str(json).with_context(|| format!("a {prefix}line")))
+            .collect()
+    };
+    Ok(WasmBench { steps: lines("BENCH ")?, products: lines("MATMUL ")? })
 }
 
 /// Trunk, finding the pinned wasm-opt first on its PATH.

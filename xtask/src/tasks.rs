@@ -461,7 +461,8 @@ fn ex_s(row: &serde_json::Value) -> f64 {
 }
 
 /// Native Burn on one thread against the same step compiled to wasm in headless Chromium, one
-/// worker: rows none and head-only at seq 64, batch 16, 3 timed steps (as tests/wasm_bench.rs).
+/// worker: rows none and head-only at seq 64, batch 16, 3 timed steps (as tests/wasm_bench.rs);
+/// the step's matrix products there on the page's kernel and on Burn's.
 fn browser_rows(model: &std::path::Path) -> Result<()> {
     let out = target_dir()?.join("bench-native-1-thread.json");
     step(Command::new(freezelab_binary()?).env("RAYON_NUM_THREADS", "1").args([
@@ -481,7 +482,7 @@ fn browser_rows(model: &std::path::Path) -> Result<()> {
     let wasm = browser::wasm_bench()?;
     let demo = browser::demo_budget()?;
     println!("\n{:>10} {:>5} {:>16} {:>12} {:>8}", "freeze", "seq", "native 1 thread", "wasm ex/s", "ratio");
-    for (n, w) in native.iter().zip(&wasm) {
+    for (n, w) in native.iter().zip(&wasm.steps) {
         println!(
             "{:>10} {:>5} {:>16.2} {:>12.2} {:>8.2}",
             n["freeze"].as_str().unwrap_or("?"),
@@ -489,6 +490,19 @@ fn browser_rows(model: &std::path::Path) -> Result<()> {
             ex_s(n),
             ex_s(w),
             ex_s(w) / ex_s(n).max(1e-12)
+        );
+    }
+    println!("\nthe step's matrix products in the browser, one worker, GFLOP/s:");
+    println!("{:>16} {:>5} {:>18} {:>14} {:>8}", "m×k×n", "form", "relaxed-SIMD kernel", "Burn (gemm)", "ratio");
+    for p in &wasm.products {
+        let gflops = |key: &str| p[key].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:>16} {:>5} {:>18.1} {:>14.1} {:>8.2}",
+            p["shape"].as_str().unwrap_or("?"),
+            p["form"].as_str().unwrap_or("?"),
+            gflops("kernel_gflops"),
+            gflops("burn_gflops"),
+            gflops("kernel_gflops") / gflops("burn_gflops")
         );
     }
     let accuracy = |key: &str| demo[key].as_f64().unwrap_or(f64::NAN);

@@ -43,3 +43,59 @@ async fn training_throughput_in_the_browser() {
         console_log!("BENCH {}", serde_json::to_string(&result).unwrap());
     }
 }
+
+/// The matrix products of a MiniLM step at batch 16 × 64 tokens (forward, and the backward's
+/// two transposed forms) on the page's relaxed-SIMD kernel and on Burn's matmul (gemm's
+/// `simd128` kernels), GFLOP/s over 10 products after one, and their largest difference; one
+/// `MATMUL {json}` line per shape.
+#[wasm_bindgen_test]
+async fn matrix_products_in_the_browser() {
+    use burn::tensor::{Distribution, Tensor};
+    use freezelab_core::device::read_f32;
+    use freezelab_core::fused;
+
+    let device = Device::flex();
+    assert!(fused::wasm_matmul::available(), "the relaxed-SIMD kernel did not load");
+    // (products, m, k, n, form): "nn" x·W, "nt" g·Wᵀ, "tn" xᵀ·g; the linear layers' (one
+    // product over all 1024 rows), then the attention's (one per sequence and head, 12 heads).
+    let shapes = [
+        (1, 1024, 384, 384, "nn"),
+        (1, 1024, 384, 1536, "nn"),
+        (1, 1024, 1536, 384, "nt"),
+        (1, 384, 1024, 1536, "tn"),
+        (192, 64, 32, 64, "nt"),
+        (192, 64, 64, 32, "nn"),
+    ];
+    for (count, m, k, n, form) in shapes {
+        let operand = |rows, cols, transposed| {
+            let sequences = count.min(16);
+            let batch = [sequences, count / sequences];
+            let dims = if transposed { [batch[0], batch[1], cols, rows] } else { [batch[0], batch[1], rows, cols] };
+            let t = Tensor::<4>::random(dims, Distribution::Default, &device);
+            if transposed {
+                t.swap_dims(2, 3)
+            } else {
+                t
+            }
+        };
+        let (lhs, rhs) = (operand(m, k, form == "tn"), operand(k, n, form == "nt"));
+        let flops = 2.0 * (count * m * k * n) as f64;
+        let rate = |f: &dyn Fn() -> Tensor<4>| {
+            f();
+            let start = js_sys::Date::now();
+            let reps = 10;
+            for _ in 0..reps {
+                f();
+            }
+            flops * reps as f64 / ((js_sys::Date::now() - start) / 1000.0) / 1e9
+        };
+        let kernel = rate(&|| fused::matmul(lhs.clone(), rhs.clone()));
+        let burn = rate(&|| lhs.clone().matmul(rhs.clone()));
+        let (a, b) = (fused::matmul(lhs.clone(), rhs.clone()), lhs.clone().matmul(rhs.clone()));
+        let (a, b) = (read_f32(a).await.unwrap(), read_f32(b).await.unwrap());
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        console_log!(
+            "MATMUL {{\"shape\":\"{count}·{m}x{k}x{n}\",\"form\":\"{form}\",\"kernel_gflops\":{kernel:.1},\"burn_gflops\":{burn:.1},\"difference\":{worst:e}}}"
+        );
+    }
+}

@@ -1,8 +1,8 @@
 //! The fused operations on Burn's `flex` CPU backend: contiguous f32 buffers in, the kernels,
 //! new buffers out.
 
-use burn::backend::tensor::FloatTensor;
 use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_flex::FlexTensor;

@@ -12,12 +12,13 @@ use wasm_bindgen::JsCast;
 /// `matmul.wat`, assembled by build.rs.
 const KERNEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/matmul.wasm"));
 
-/// Rows of B the kernel packs at a time (its KC).
-const PACK_ROWS: usize = 256;
+/// Rows of B the kernel packs at a time (its KC), and rows of A (its MC).
+const PACK_DEPTH: usize = 256;
+const PACK_ROWS: usize = 64;
 
 #[wasm_bindgen]
 extern "C" {
-    /// The kernel's exported `gemm`, called through `Function.prototype.call` with its 11
+    /// The kernel's exported `gemm`, called through `Function.prototype.call` with its 12
     /// integer arguments typed (no argument array per call).
     type Gemm;
     #[wasm_bindgen(method, js_name = call)]
@@ -35,7 +36,8 @@ extern "C" {
         b_row: u32,
         b_col: u32,
         c: u32,
-        pack: u32,
+        pack_a: u32,
+        pack_b: u32,
     );
 }
 
@@ -114,7 +116,9 @@ pub fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
             return None;
         }
         let mut out = vec![0f32; count * m * n];
-        let mut pack = vec![0f32; k.min(PACK_ROWS) * n.div_ceil(8) * 8];
+        // The kernel pads k to even.
+        let depth = k.min(PACK_DEPTH).next_multiple_of(2);
+        let (mut pack_a, mut pack_b) = (vec![0f32; PACK_ROWS * depth], vec![0f32; depth * n.next_multiple_of(8)]);
         let [ar, ac, br, bc] = [a.strides[rank - 2], a.strides[rank - 1], b.strides[rank - 2], b.strides[rank - 1]];
         for index in 0..count {
             let c = out[index * m * n..].as_mut_ptr() as u32;
@@ -130,7 +134,8 @@ pub fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
                 4 * br as u32,
                 4 * bc as u32,
                 c,
-                pack.as_mut_ptr() as u32,
+                pack_a.as_mut_ptr() as u32,
+                pack_b.as_mut_ptr() as u32,
             );
         }
         Some(super::flex::tensor(out, burn::tensor::Shape::from(shape)))
