@@ -66,6 +66,8 @@ await page.waitForFunction(() => (document.querySelector('[data-testid=backend-s
   null, { timeout: 120_000 }).catch(() => {});
 const chosen = await text('backend-status');
 check(/^CPU .*software fallback/.test(chosen), `a software WebGPU adapter is not chosen by default (${chosen})`);
+// Chromium has relaxed SIMD: the CPU's matrix products run the page's own kernel.
+check(chosen.startsWith('CPU (wasm, relaxed SIMD)'), `the CPU backend names its matrix products' SIMD (${chosen})`);
 check(workerScripts.join() === 'cpu', `where the CPU trains, the lead worker is the CPU-only bundle (workers: ${workerScripts.join()})`);
 const chooseBackend = () => byId(backend === 'cpu' ? 'force-cpu' : 'software-gpu').check();
 await chooseBackend();

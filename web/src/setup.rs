@@ -105,7 +105,11 @@ fn Backend() -> impl IntoView {
             b.adapter.unwrap_or_default(),
             if b.fallback { " (software fallback adapter: slow)" } else { "" }
         ),
-        (true, Some(b)) => format!("CPU (wasm, SIMD){}", b.note.map(|n| format!(" · {n}")).unwrap_or_default()),
+        (true, Some(b)) => format!(
+            "CPU (wasm, {}){}",
+            b.adapter.unwrap_or_else(|| "SIMD".into()),
+            b.note.map(|n| format!(" · {n}")).unwrap_or_default()
+        ),
     };
     view! {
            <div class="field">

@@ -313,6 +313,7 @@ pub fn uploaded_file(id: &str) -> Option<&str> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendInfo {
     pub kind: BackendKind,
+    /// The WebGPU adapter's name; on the CPU, the SIMD the matrix products use.
     pub adapter: Option<String>,
     /// A software (fallback) adapter such as SwiftShader.
     pub fallback: bool,

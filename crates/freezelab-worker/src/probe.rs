@@ -4,6 +4,7 @@
 
 use burn::tensor::Device;
 use freezelab_core::device::{self, Backend};
+use freezelab_core::fused::wasm_matmul;
 use freezelab_protocol::memory::DeviceLimits;
 use freezelab_protocol::messages::{BackendChoice, BackendInfo, BackendKind};
 use js_sys::{Function, Promise, Reflect};
@@ -53,9 +54,16 @@ async fn adapter() -> Result<Adapter, String> {
     Ok(Adapter { name, fallback, buffer_bytes })
 }
 
+/// The CPU backend, named by the SIMD its matrix products use (slower without relaxed SIMD).
 fn cpu(note: Option<String>) -> (Device, BackendInfo) {
     let limits = DeviceLimits { memory_bytes: Some(WASM_MEMORY_BYTES), buffer_bytes: None };
-    (Device::flex(), BackendInfo { kind: BackendKind::Cpu, adapter: None, fallback: false, note, limits })
+    let simd = if wasm_matmul::available() {
+        "relaxed SIMD"
+    } else {
+        "SIMD128; this browser has no relaxed SIMD: slower matrix products"
+    };
+    let info = BackendInfo { kind: BackendKind::Cpu, adapter: Some(simd.into()), fallback: false, note, limits };
+    (Device::flex(), info)
 }
 
 /// WebGPU when a usable adapter exists and starts (a software one only when asked for), else

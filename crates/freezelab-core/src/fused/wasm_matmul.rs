@@ -75,10 +75,12 @@ struct Operand<'a> {
 impl<'a> Operand<'a> {
     /// `None` for what the kernel does not take: another dtype, or negative strides (a flip).
     fn of(t: &'a FlexTensor) -> Option<Self> {
+        if t.dtype() != burn::tensor::DType::F32 {
+            return None;
+        }
         let layout = t.layout();
         let strides = layout.strides().iter().map(|&s| usize::try_from(s).ok()).collect::<Option<Vec<_>>>()?;
-        let values = t.storage::<f32>();
-        (t.dtype() == burn::tensor::DType::F32).then_some(Operand { values, start: layout.start_offset(), strides })
+        Some(Operand { values: t.storage::<f32>(), start: layout.start_offset(), strides })
     }
 
     fn address(&self, offset: usize) -> u32 {
