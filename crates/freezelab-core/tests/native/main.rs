@@ -9,6 +9,7 @@ mod common;
 
 mod fused;
 mod fuzz;
+mod matmul_module;
 mod parity;
 mod tiny_logits;
 mod train;
