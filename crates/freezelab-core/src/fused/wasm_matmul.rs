@@ -64,8 +64,7 @@ fn instantiate() -> Result<Option<Gemm>, JsValue> {
     Ok(Some(Reflect::get(&instance.exports(), &"gemm".into())?.unchecked_into()))
 }
 
-/// An f32 operand's matrices: base address of its first element, and for each batch index the
-/// offset (in elements) of its matrix, with its row and column strides (elements).
+/// An f32 operand: its buffer, the offset of its first element and its strides (elements).
 struct Operand<'a> {
     values: &'a [f32],
     start: usize,
@@ -83,63 +82,59 @@ impl<'a> Operand<'a> {
         Some(Operand { values: t.storage::<f32>(), start: layout.start_offset(), strides })
     }
 
-    fn address(&self, offset: usize) -> u32 {
-        self.values[self.start..].as_ptr().wrapping_add(offset) as u32
-    }
-
-    /// Offset of batch index `index` (row-major over `dims`; a dimension of 1 broadcasts).
-    fn batch_offset(&self, dims: &[usize], shape: &[usize], mut index: usize) -> usize {
+    /// Address of the matrix at batch index `index` (row-major over the batch dimensions `dims`).
+    fn matrix(&self, dims: &[usize], mut index: usize) -> u32 {
         let mut offset = 0;
         for axis in (0..dims.len()).rev() {
-            let i = index % dims[axis];
+            offset += index % dims[axis] * self.strides[axis];
             index /= dims[axis];
-            if shape[axis] != 1 {
-                offset += i * self.strides[axis];
-            }
         }
-        offset
+        self.values[self.start..].as_ptr().wrapping_add(offset) as u32
     }
 }
 
-/// `lhs [.., m, k] · rhs [.., k, n]` (the same rank; batch dimensions equal or 1) as a new
-/// contiguous tensor, or `None` when the kernel is unavailable or the operands are not plain f32.
+/// `lhs [.., m, k] · rhs [.., k, n]` (the same batch dimensions) as a new contiguous tensor, or
+/// `None` when the kernel is unavailable or the operands are not plain f32 (Burn's matmul then).
 pub fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
     GEMM.with(|gemm| {
         let gemm = gemm.as_ref()?;
         let (a, b) = (Operand::of(lhs)?, Operand::of(rhs)?);
         let (ls, rs) = (lhs.shape().to_vec(), rhs.shape().to_vec());
         let rank = ls.len();
-        let (m, k, n) = (ls[rank - 2], ls[rank - 1], rs[rank - 1]);
-        let batch: Vec<usize> = ls[..rank - 2].iter().zip(&rs[..rank - 2]).map(|(&l, &r)| l.max(r)).collect();
-        let count: usize = batch.iter().product();
-        let mut shape = batch.clone();
-        shape.extend([m, n]);
-        if m == 0 || n == 0 || k == 0 {
+        let (batch, (m, k, n)) = (&ls[..rank - 2], (ls[rank - 2], ls[rank - 1], rs[rank - 1]));
+        if rank != rs.len() || batch != &rs[..rank - 2] || m == 0 || n == 0 || k == 0 {
             return None;
         }
-        let mut out = vec![0f32; count * m * n];
-        // The kernel pads k to even.
+        let count: usize = batch.iter().product();
+        // Not zeroed: the kernel writes every element of C, and fills its packing buffers before
+        // it reads them. The kernel pads k to even.
         let depth = k.min(PACK_DEPTH).next_multiple_of(2);
-        let (mut pack_a, mut pack_b) = (vec![0f32; PACK_ROWS * depth], vec![0f32; depth * n.next_multiple_of(8)]);
+        let mut out = Vec::<f32>::with_capacity(count * m * n);
+        let mut pack_a = Vec::<f32>::with_capacity(PACK_ROWS * depth);
+        let mut pack_b = Vec::<f32>::with_capacity(depth * n.next_multiple_of(8));
         let [ar, ac, br, bc] = [a.strides[rank - 2], a.strides[rank - 1], b.strides[rank - 2], b.strides[rank - 1]];
         for index in 0..count {
-            let c = out[index * m * n..].as_mut_ptr() as u32;
             gemm.run(
                 &JsValue::UNDEFINED,
                 m as u32,
                 n as u32,
                 k as u32,
-                a.address(a.batch_offset(&batch, &ls, index)),
+                a.matrix(batch, index),
                 4 * ar as u32,
                 4 * ac as u32,
-                b.address(b.batch_offset(&batch, &rs, index)),
+                b.matrix(batch, index),
                 4 * br as u32,
                 4 * bc as u32,
-                c,
+                out.as_mut_ptr().wrapping_add(index * m * n) as u32,
                 pack_a.as_mut_ptr() as u32,
                 pack_b.as_mut_ptr() as u32,
             );
         }
+        // SAFETY: the kernel wrote all `count` matrices of m × n floats (m, n, k ≥ 1), within
+        // the capacity.
+        unsafe { out.set_len(count * m * n) };
+        let mut shape = batch.to_vec();
+        shape.extend([m, n]);
         Some(super::flex::tensor(out, burn::tensor::Shape::from(shape)))
     })
 }
