@@ -31,8 +31,12 @@ pub fn cut_chars(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
+/// The workspace: from the variable `cargo run` sets, not the path compiled in, because checkouts
+/// sharing one CARGO_TARGET_DIR (CI's clone and a working copy) may run each other's build.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let xtask =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    xtask.parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {

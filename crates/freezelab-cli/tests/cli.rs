@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The checkout `cargo test` runs in (not the path compiled in: checkouts sharing one target
+/// folder may run each other's test binaries).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("../..")
 }
 
 fn model_dir(test: &str) -> Option<PathBuf> {

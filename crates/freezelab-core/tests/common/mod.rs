@@ -13,8 +13,10 @@ pub mod training;
 
 use std::path::PathBuf;
 
+/// The checkout `cargo test` runs in (not the path compiled in: checkouts sharing one target
+/// folder may run each other's test binaries).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("../..")
 }
 
 /// The default model folder, or `None` (with a message) when assets are not prepared.
