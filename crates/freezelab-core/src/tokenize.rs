@@ -27,7 +27,12 @@ impl EncodedBatch {
 
     /// Stitches per-example rows back into one batch, padding to the longest.
     pub fn from_rows(rows: &[Vec<u32>], pad_id: u32) -> Self {
-        let seq_len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        Self::from_rows_to(rows, pad_id, 0)
+    }
+
+    /// `rows` padded to `seq_len` tokens, or to the longest row where that is longer.
+    pub fn from_rows_to(rows: &[Vec<u32>], pad_id: u32, seq_len: usize) -> Self {
+        let seq_len = rows.iter().map(Vec::len).max().unwrap_or(0).max(seq_len);
         let mut ids = Vec::with_capacity(rows.len() * seq_len);
         let mut mask = Vec::with_capacity(rows.len() * seq_len);
         for row in rows {

@@ -256,15 +256,14 @@ fn link(run_id: u32, index: usize, port: JsValue) {
 /// A data-parallel run on two workers (two sessions here, linked by a channel as the page's
 /// pool links them; the first adds the gradients and sends the sum back) follows the same run
 /// on one worker: the loss after each of its 12 steps within 1e-4, and the same validation loss.
-/// The model has no dropout, so neither run draws anything at random. Each replica's time in the
-/// exchange is in its summary, and only there.
+/// The model has dropout: each worker's share of a batch drops what the run on one worker drops
+/// there. Each replica's time in the exchange is in its summary, and only there.
 #[wasm_bindgen_test]
 async fn a_run_on_two_workers_follows_the_run_on_one() {
     use freezelab_protocol::messages::Share;
     divert_posts();
-    let mut config = synthetic::config(16, 2, 2);
-    config.hidden_dropout_prob = 0.0;
-    config.attention_probs_dropout_prob = 0.0;
+    let config = synthetic::config(16, 2, 2);
+    assert!(config.hidden_dropout_prob > 0.0 && config.attention_probs_dropout_prob > 0.0);
     let (config, weights, tokenizer) = synthetic::files_of(&config, 7);
     let load = || ToWorker::LoadModel {
         source: ModelSource::Files {

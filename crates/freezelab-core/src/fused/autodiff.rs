@@ -61,12 +61,12 @@ impl<B: FusedBackward> Backward<B, 1> for SoftmaxBackward {
 struct DropoutBackward;
 
 impl<B: FusedOps> Backward<B, 1> for DropoutBackward {
-    /// Probability and seed: the mask is made again, not stored.
-    type State = (f64, u64);
+    /// Probability, seed and offset: the mask is made again, not stored.
+    type State = (f64, u64, u32);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (prob, seed) = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |g| B::dropout_hashed(g, prob, seed));
+        let (prob, seed, offset) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| B::dropout_hashed(g, prob, seed, offset));
     }
 }
 
@@ -101,10 +101,12 @@ impl<B: FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64, offset: u32) -> FloatTensor<Self> {
         match DropoutBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((prob, seed), B::dropout_hashed(x.into_primitive(), prob, seed)),
-            OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed)),
+            OpsKind::Tracked(prep) => {
+                prep.finish((prob, seed, offset), B::dropout_hashed(x.into_primitive(), prob, seed, offset))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::dropout_hashed(x.into_primitive(), prob, seed, offset)),
         }
     }
 

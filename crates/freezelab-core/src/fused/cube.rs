@@ -203,21 +203,23 @@ fn output_like(like: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
     (out, cube_count, cube_dim)
 }
 
-/// `kernels::dropout`: element `i` kept (and scaled) when the hash of (`i`, `key`) reaches
-/// `threshold`; u32 arithmetic wraps as the CPU's `wrapping_mul` does, so the masks are the CPU's.
+/// `kernels::dropout`: element `i` kept (and scaled) when the hash of (`offset + i`, `key`)
+/// reaches `threshold`; u32 arithmetic wraps as the CPU's `wrapping_*` does, so the masks are the
+/// CPU's.
 #[cube(launch_unchecked)]
 fn dropout_kernel<F: Float>(
     x: &Tensor<F>,
     out: &mut Tensor<F>,
     threshold: u32,
     key: u32,
+    offset: u32,
     scale: f32,
     #[define(F)] _dtype: ElemType,
 ) {
     if ABSOLUTE_POS >= out.len() {
         terminate!();
     }
-    let mut h = (u32::cast_from(ABSOLUTE_POS) * 0x9e37_79b9u32) ^ key;
+    let mut h = ((u32::cast_from(ABSOLUTE_POS) + offset) * 0x9e37_79b9u32) ^ key;
     h ^= h >> 16u32;
     h *= 0x7feb_352du32;
     h ^= h >> 15u32;
@@ -457,7 +459,7 @@ impl FusedOps for Cube {
         out
     }
 
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64, offset: u32) -> FloatTensor<Self> {
         let x = into_contiguous(x);
         let (out, cube_count, cube_dim) = output_like(&x);
         let (threshold, scale) = dropout_threshold_and_scale(prob);
@@ -471,6 +473,7 @@ impl FusedOps for Cube {
                 out.clone().into_tensor_arg(),
                 threshold,
                 dropout_key(seed),
+                offset,
                 scale,
                 dtype_to_storage_type(x.dtype),
             );

@@ -39,9 +39,9 @@ impl FusedOps for Flex {
         tensor(kernels::gelu(slice(&x)), x.shape())
     }
 
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self> {
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64, offset: u32) -> FloatTensor<Self> {
         let x = values(&x);
-        tensor(kernels::dropout(slice(&x), prob, seed), x.shape())
+        tensor(kernels::dropout(slice(&x), prob, seed, offset), x.shape())
     }
 
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {

@@ -116,16 +116,17 @@ pub(super) fn dropout_threshold_and_scale(prob: f64) -> (u32, f32) {
     ((prob * 4_294_967_296.0).min(u32::MAX as f64) as u32, (1.0 / (1.0 - prob)) as f32)
 }
 
-/// Inverted dropout: element `i` is kept (and scaled by 1/(1-p)) when its hash is at or above
-/// p · 2³². The same `seed` drops the same elements, which is how the backward pass applies it.
-pub fn dropout(x: &[f32], prob: f64, seed: u64) -> Vec<f32> {
+/// Inverted dropout: element `i` is kept (and scaled by 1/(1-p)) when the hash of its position
+/// `offset + i` is at or above p · 2³². The same `seed` drops the same elements, which is how the
+/// backward pass applies it.
+pub fn dropout(x: &[f32], prob: f64, seed: u64, offset: u32) -> Vec<f32> {
     let (threshold, scale) = dropout_threshold_and_scale(prob);
     let key = dropout_key(seed);
     let mut out = vec![0.0; x.len()];
     map_chunks(&mut out, ELEMS_PER_TASK, |i, o| {
         let (start, n) = (i * ELEMS_PER_TASK, o.len());
         for (j, (o, &x)) in o.iter_mut().zip(&x[start..start + n]).enumerate() {
-            let keep = hash((start + j) as u32, key) >= threshold;
+            let keep = hash(offset.wrapping_add((start + j) as u32), key) >= threshold;
             *o = if keep { x * scale } else { 0.0 };
         }
     });
@@ -357,11 +358,11 @@ mod tests {
     #[test]
     fn dropout_keeps_about_one_minus_p_and_repeats_with_its_seed() {
         let x = vec![1.0f32; 100_000];
-        let a = dropout(&x, 0.1, 7);
+        let a = dropout(&x, 0.1, 7, 0);
         let kept = a.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64;
         assert!((kept - 0.9).abs() < 0.005, "kept {kept}");
         assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-6));
-        assert_eq!(a, dropout(&x, 0.1, 7));
-        assert_ne!(a, dropout(&x, 0.1, 8));
+        assert_eq!(a, dropout(&x, 0.1, 7, 0));
+        assert_ne!(a, dropout(&x, 0.1, 8, 0));
     }
 }

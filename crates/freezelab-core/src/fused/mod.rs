@@ -39,10 +39,10 @@ pub use adamw::{FusedAdamW, GradientScale};
 pub trait FusedOps: Backend {
     /// 0.5 · x · (1 + erf(x / √2)).
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// Inverted dropout whose mask is a hash of the seed and the element's position, the same
-    /// on the CPU and the GPU (a seeded run drops the same elements on both). Its backward pass
-    /// is the same operation on the gradient; no mask is stored.
-    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64) -> FloatTensor<Self>;
+    /// Inverted dropout whose mask is a hash of the seed and the element's position (its index
+    /// plus `offset`), the same on the CPU and the GPU (a seeded run drops the same elements on
+    /// both). Its backward pass is the same operation on the gradient; no mask is stored.
+    fn dropout_hashed(x: FloatTensor<Self>, prob: f64, seed: u64, offset: u32) -> FloatTensor<Self>;
     /// Layer normalisation: normalises the last axis, then scales by `w` (γ) and shifts by `b`
     /// (β), both 1-D.
     fn normalize(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
@@ -165,24 +165,47 @@ pub fn masked_softmax(scores: Tensor<4>, bias: Tensor<2>, scale: f64) -> Tensor<
     ))
 }
 
+/// A run's dropout stream: its seed, the masks drawn so far, and which examples of each batch
+/// this replica computes (`first`, `count`; a run alone computes them all). Each mask hashes the
+/// seed, the calls so far and the element's position; a share's elements take the positions they
+/// have in the whole batch, so data-parallel replicas drop what the run alone drops.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Dropouts {
+    pub seed: u64,
+    pub calls: u64,
+    pub first: usize,
+    pub count: usize,
+}
+
+impl Dropouts {
+    pub fn new(seed: u64) -> Self {
+        Dropouts { seed, ..Dropouts::default() }
+    }
+
+    /// The next call's seed and where `numel` elements of this share start in the whole batch.
+    fn draw(&mut self, numel: usize) -> (u64, u32) {
+        let seed = self.seed.rotate_left(32) ^ self.calls;
+        self.calls += 1;
+        // Positions are u32 (wrapping) on both backends, as a run alone indexes its elements.
+        let offset = if self.count == 0 { 0 } else { (numel / self.count * self.first) as u32 };
+        (seed, offset)
+    }
+}
+
 thread_local! {
-    /// The dropout stream of this thread: (run seed, calls so far). Training runs on one thread
-    /// (the CLI's executor, the browser worker), so a seeded run draws the same masks natively
-    /// and in wasm.
-    static DROPOUT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// The stream of the forward pass running on this thread, lent by `with_dropouts`.
+    static STREAM: Cell<Dropouts> = const { Cell::new(Dropouts { seed: 0, calls: 0, first: 0, count: 0 }) };
 }
 
-/// Starts this thread's dropout stream for a run seeded with `seed`.
-pub fn seed_dropout(seed: u64) {
-    DROPOUT.with(|d| d.set((seed, 0)));
-}
-
-fn next_dropout_seed() -> u64 {
-    DROPOUT.with(|d| {
-        let (seed, calls) = d.get();
-        d.set((seed, calls + 1));
-        seed.rotate_left(32) ^ calls
-    })
+/// Runs `forward` (synchronous: nothing else runs on the thread meanwhile) drawing its masks from
+/// `stream`, which then counts them. The stream is the run's, not the thread's: runs on one
+/// thread (replicas in a test) interleave between passes, never within one. A seeded run draws
+/// the same masks natively and in wasm.
+pub fn with_dropouts<R>(stream: &Cell<Dropouts>, forward: impl FnOnce() -> R) -> R {
+    let outer = STREAM.replace(stream.get());
+    let out = forward();
+    stream.set(STREAM.replace(outer));
+    out
 }
 
 /// `dropout` applied to `x`: only while training (an autodiff device and the layer not frozen),
@@ -192,9 +215,16 @@ pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
     if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {
         return x;
     }
+    let (seed, offset) = STREAM.with(|s| {
+        let mut stream = s.get();
+        let drawn = stream.draw(x.shape().num_elements());
+        s.set(stream);
+        drawn
+    });
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::dropout_hashed(
         x.into_dispatch(),
         dropout.prob,
-        next_dropout_seed(),
+        seed,
+        offset,
     ))
 }

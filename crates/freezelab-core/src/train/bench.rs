@@ -1,6 +1,8 @@
 //! Training throughput at fixed shapes, for `freezelab bench`: the same step the training loop
 //! runs (forward, backward, AdamW), timed over a few steps after one warm-up step.
 
+use std::cell::Cell;
+
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +10,7 @@ use super::{apply_plan, forward_batch, update, AdamW, Batch, Host, Rates, TrainC
 use crate::bert::Classifier;
 use crate::cache::{CacheKey, PrefixCache};
 use crate::freeze::FreezePlan;
+use crate::fused::Dropouts;
 use crate::memory::PeakMeter;
 use crate::tokenize::EncodedBatch;
 use crate::{CoreError, Result};
@@ -80,15 +83,17 @@ pub async fn run(
         u64::MAX,
     );
     if cache {
-        forward_batch(&model, plan, batch, &examples, Some(&mut store), &device).await?;
+        forward_batch(&model, plan, batch, &examples, Some(&mut store), None, &device).await?;
     }
     let mut peak = None;
     let mut elapsed = 0.0;
+    let dropouts = Cell::new(Dropouts::new(0));
     for step in 0..=steps {
         let mut meter = PeakMeter::start(&device);
         let t0 = host.now();
         let cache = if cache { Some(&mut store) } else { None };
-        let this = Batch { tokens: batch, examples: &examples, labels: &labels, weight: 1.0, cache };
+        let this =
+            Batch { tokens: batch, examples: &examples, labels: &labels, weight: 1.0, cache, dropouts: &dropouts };
         let (updated, loss) = update(model, plan, Some(this), &mut optim, &rates, &mut meter, None).await;
         model = updated;
         loss?;

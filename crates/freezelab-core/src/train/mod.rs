@@ -14,6 +14,7 @@ use crate::config::BertConfig;
 use crate::data::{stratified_subset, Dataset};
 use crate::device::read_f32;
 use crate::freeze::FreezePlan;
+use crate::fused::{self, Dropouts};
 use crate::loaded::block_params;
 use crate::memory::{self, MeasureSource, PeakMeter};
 use crate::seeded::{self, Draw};
@@ -22,6 +23,7 @@ use crate::{CoreError, Result};
 use burn::module::Module;
 use burn::tensor::{activation, Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
+use std::cell::Cell;
 
 use freezelab_protocol::metrics::{argmax, Baseline, Metrics};
 pub use freezelab_protocol::run::TrainConfig;
@@ -66,10 +68,19 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// `examples` as one padded batch.
+    /// `examples` as one batch, padded to their longest row.
     fn batch(&self, examples: &[usize], pad_id: u32) -> EncodedBatch {
+        self.batch_to(examples, pad_id, 0)
+    }
+
+    /// `examples` padded to `seq_len` tokens (at least their longest row's).
+    fn batch_to(&self, examples: &[usize], pad_id: u32, seq_len: usize) -> EncodedBatch {
         let rows: Vec<Vec<u32>> = examples.iter().map(|&e| self.rows[e].clone()).collect();
-        EncodedBatch::from_rows(&rows, pad_id)
+        EncodedBatch::from_rows_to(&rows, pad_id, seq_len)
+    }
+
+    fn longest(&self, examples: &[usize]) -> usize {
+        examples.iter().map(|&e| self.rows[e].len()).max().unwrap_or(0)
     }
 }
 
@@ -149,39 +160,57 @@ async fn prefix_states(
 
 /// Logits of `batch` under `plan`, as training computes them: the frozen prefix (cached, or
 /// computed and detached), then the layers above it. `examples` index the cache.
+/// `dropouts`: the run's stream, where the pass trains (its masks drawn from it).
 async fn forward_batch(
     model: &Classifier,
     plan: &FreezePlan,
     batch: &EncodedBatch,
     examples: &[usize],
     cache: Option<&mut PrefixCache>,
+    dropouts: Option<&Cell<Dropouts>>,
     device: &Device,
 ) -> Result<Tensor<2>> {
     let input = BatchTensors::new(batch, device);
-    let hidden = match plan.freeze_line() {
-        Some(line) => {
-            let x = prefix_states(&model.bert, line, examples, batch, &input, cache, device).await?;
-            model.bert.forward_from(x, line, &input)
-        }
-        None => model.bert.forward(&input),
+    let prefix = match plan.freeze_line() {
+        Some(line) => Some((line, prefix_states(&model.bert, line, examples, batch, &input, cache, device).await?)),
+        None => None,
     };
-    Ok(model.logits(hidden, &input.mask))
+    let above = || {
+        let hidden = match prefix {
+            Some((line, x)) => model.bert.forward_from(x, line, &input),
+            None => model.bert.forward(&input),
+        };
+        model.logits(hidden, &input.mask)
+    };
+    Ok(match dropouts {
+        Some(stream) => fused::with_dropouts(stream, above),
+        None => above(),
+    })
 }
 
-/// Logits of `batch` under `plan` without a cache (what a training step differentiates).
-pub async fn logits(model: &Classifier, plan: &FreezePlan, batch: &EncodedBatch, device: &Device) -> Result<Tensor<2>> {
-    forward_batch(model, plan, batch, &[], None, device).await
+/// Logits of `batch` under `plan` without a cache (what a training step differentiates), masks
+/// drawn from `dropouts` where the model trains with dropout.
+pub async fn logits(
+    model: &Classifier,
+    plan: &FreezePlan,
+    batch: &EncodedBatch,
+    dropouts: &Cell<Dropouts>,
+    device: &Device,
+) -> Result<Tensor<2>> {
+    forward_batch(model, plan, batch, &[], None, Some(dropouts), device).await
 }
 
 /// One training batch: its padded tokens, the prepared examples its rows are (they index the
-/// prefix cache, when one serves the run), their labels, and the weight of its mean loss (a
-/// data-parallel replica's share of a batch weighs its share of the examples; else 1).
+/// prefix cache, when one serves the run), their labels, the weight of its mean loss (a
+/// data-parallel replica's share of a batch weighs its share of the examples; else 1), and the
+/// run's dropout stream.
 pub(crate) struct Batch<'a> {
     pub tokens: &'a EncodedBatch,
     pub examples: &'a [usize],
     pub labels: &'a [usize],
     pub weight: f64,
     pub cache: Option<&'a mut PrefixCache>,
+    pub dropouts: &'a Cell<Dropouts>,
 }
 
 /// One optimizer update of `model` on `batch` under `plan`: forward (the frozen prefix from
@@ -200,10 +229,14 @@ pub(crate) async fn update(
 ) -> (Classifier, Result<f64>) {
     let device = model.head.weight.val().device();
     let loss = match batch {
-        Some(batch) => match forward_batch(&model, plan, batch.tokens, batch.examples, batch.cache, &device).await {
-            Ok(logits) => Some(cross_entropy(logits, batch.labels, &device) * batch.weight),
-            Err(e) => return (model, Err(e)),
-        },
+        Some(batch) => {
+            match forward_batch(&model, plan, batch.tokens, batch.examples, batch.cache, Some(batch.dropouts), &device)
+                .await
+            {
+                Ok(logits) => Some(cross_entropy(logits, batch.labels, &device) * batch.weight),
+                Err(e) => return (model, Err(e)),
+            }
+        }
         None => None,
     };
     meter.sample();
@@ -241,7 +274,7 @@ async fn evaluate(
     let (mut predicted, mut truth, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
     for chunk in examples.chunks(cfg.batch_size.max(1)) {
         let batch = prep.batch(chunk, pad_id);
-        let logits = forward_batch(&valid, plan, &batch, chunk, cache.as_deref_mut(), &device).await?;
+        let logits = forward_batch(&valid, plan, &batch, chunk, cache.as_deref_mut(), None, &device).await?;
         let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
         let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
         for (row, &label) in log_probs.chunks(k).zip(&labels) {
@@ -307,6 +340,7 @@ pub struct Run<'a> {
     measure: Option<MeasureSource>,
     longest_seq: usize,
     evals: Vec<Evaluation>,
+    dropouts: Cell<Dropouts>,
 }
 
 impl<'a> Run<'a> {
@@ -337,7 +371,6 @@ impl<'a> Run<'a> {
             }
         }
         device.seed(cfg.seed);
-        crate::fused::seed_dropout(cfg.seed);
         let params = block_params(&model);
         let prep = prepare(ctx.tokenizer, data, cfg)?;
         let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
@@ -398,6 +431,7 @@ impl<'a> Run<'a> {
             peak_bytes: None,
             measure,
             longest_seq: 0,
+            dropouts: Cell::new(Dropouts::new(cfg.seed)),
             evals: Vec::new(),
             ctx,
         };
@@ -439,13 +473,14 @@ impl<'a> Run<'a> {
         }
         let t0 = self.ctx.host.now();
         let mut meter = PeakMeter::start(&self.device);
-        // A replica computes its share of the batch; the shares' gradients are summed.
-        let share = match &self.ctx.replica {
-            Some(replica) => &chunk[replica.share(chunk.len())],
-            None => chunk,
-        };
+        // A replica computes its share of the batch, padded as the whole batch is and with its
+        // place in the dropout masks; the shares' gradients are summed.
+        let range = self.ctx.replica.as_ref().map_or(0..chunk.len(), |replica| replica.share(chunk.len()));
+        self.dropouts.set(Dropouts { first: range.start, count: range.len(), ..self.dropouts.get() });
+        let share = &chunk[range];
         let labels: Vec<usize> = share.iter().map(|&e| self.prep.labels[e]).collect();
-        let tokens = (!share.is_empty()).then(|| self.prep.batch(share, self.ctx.tokenizer.pad_id()));
+        let seq_len = self.prep.longest(chunk);
+        let tokens = (!share.is_empty()).then(|| self.prep.batch_to(share, self.ctx.tokenizer.pad_id(), seq_len));
         self.longest_seq = self.longest_seq.max(tokens.as_ref().map_or(0, |t| t.seq_len));
         let factor = match cfg.time_budget_seconds {
             Some(budget) => schedule::lr_factor_by_time(self.train_seconds / budget, cfg.warmup_fraction),
@@ -455,12 +490,14 @@ impl<'a> Run<'a> {
         let model = self.take_model();
         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
         let weight = share.len() as f64 / chunk.len() as f64;
-        let batch = tokens.as_ref().map(|tokens| Batch { tokens, examples: share, labels: &labels, weight, cache });
+        let dropouts = &self.dropouts;
+        let batch =
+            tokens.as_ref().map(|tokens| Batch { tokens, examples: share, labels: &labels, weight, cache, dropouts });
         // Every replica lists the whole batch's tokens, so all exchange the same rows.
         let pad_id = self.ctx.tokenizer.pad_id();
         let prep = &self.prep;
         let looked_up = chunk.iter().flat_map(|&e| prep.rows[e].iter().copied()).chain([pad_id]);
-        let exchange = self.ctx.replica.as_mut().map(|r| Exchange::new(&mut *r.reducer, self.step, looked_up));
+        let exchange = self.ctx.replica.as_mut().map(|r| Exchange::new(r, self.step, looked_up, dropouts));
         let (model, loss) = update(model, &self.stage, batch, &mut self.optim, &rates, &mut meter, exchange).await;
         self.model = Some(model);
         let loss_value = loss?;

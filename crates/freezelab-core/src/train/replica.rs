@@ -5,6 +5,7 @@
 //! parameters travel: a frozen model exchanges little. Of the word-embedding table only the
 //! rows the batch looks up travel: the others' gradients are zero on every replica.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::bert::Classifier;
 use crate::device::read_f32;
+use crate::fused::Dropouts;
 use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
 
@@ -44,21 +46,33 @@ impl Replica<'_> {
     }
 }
 
-/// One step's exchange: where the sum is made, the step, and the word-embedding rows the whole
-/// batch looks up (every replica lists the same, from the same batch).
+/// One step's exchange: where the sum is made, the step, the word-embedding rows the whole
+/// batch looks up (every replica lists the same, from the same batch), and the run's dropout
+/// stream as the step began. The last replica's share is never empty, so it tells the others how
+/// many masks the step drew: a replica with nothing to compute (a short last batch) draws none,
+/// and would otherwise fall behind.
 pub struct Exchange<'a> {
     pub reducer: &'a mut (dyn Reducer + 'a),
     pub step: usize,
     pub words: Vec<u32>,
+    dropouts: &'a Cell<Dropouts>,
+    calls_before: u64,
+    last: bool,
 }
 
 impl<'a> Exchange<'a> {
     /// `tokens`: the batch's token ids, padding included (in any order, repeated).
-    pub fn new(reducer: &'a mut (dyn Reducer + 'a), step: usize, tokens: impl Iterator<Item = u32>) -> Self {
+    pub fn new(
+        replica: &'a mut Replica<'_>,
+        step: usize,
+        tokens: impl Iterator<Item = u32>,
+        dropouts: &'a Cell<Dropouts>,
+    ) -> Self {
         let mut words: Vec<u32> = tokens.collect();
         words.sort_unstable();
         words.dedup();
-        Exchange { reducer, step, words }
+        let last = replica.index + 1 == replica.count;
+        Exchange { reducer: &mut *replica.reducer, step, words, dropouts, calls_before: dropouts.get().calls, last }
     }
 }
 
@@ -150,10 +164,14 @@ pub(crate) async fn all_reduce(
     let parts = walk(model, Flatten { grads: &grads, rows: &rows, parts: Vec::new() }).parts;
     drop(grads);
     let mut values = if parts.is_empty() { Vec::new() } else { read_f32(Tensor::cat(parts, 0)).await? };
+    let drawn = exchange.dropouts.get().calls - exchange.calls_before;
+    values.push(if exchange.last { drawn as f32 } else { 0.0 });
     // The weighted share losses add up to the batch's mean loss.
     values.push(loss as f32);
     let summed = exchange.reducer.sum(exchange.step, values).await?;
     let (loss, values) = summed.split_last().expect("the loss is the last value");
+    let (drawn, values) = values.split_last().expect("the masks drawn come before the loss");
+    exchange.dropouts.set(Dropouts { calls: exchange.calls_before + *drawn as u64, ..exchange.dropouts.get() });
     let grads = walk(model, Unflatten { values, rows: &rows, at: 0, grads: GradientsParams::new() }).grads;
     Ok((grads, *loss as f64))
 }

@@ -2,11 +2,13 @@
 //! every gradient (loss = Σ output · random weights), at odd sizes and with padded keys. Run
 //! natively (tests/native/fused.rs) and in the browser (tests/wasm.rs).
 
+use std::cell::Cell;
+
 use burn::module::Param;
 use burn::nn::{DropoutConfig, LayerNormConfig, LinearConfig};
 use burn::tensor::{activation, Device, Tensor, TensorData};
 use freezelab_core::device::read_f32;
-use freezelab_core::fused;
+use freezelab_core::fused::{self, Dropouts};
 
 pub const TOLERANCE: f32 = 1e-5;
 
@@ -54,12 +56,16 @@ pub async fn differences() -> Vec<(String, f32)> {
     let prob = 0.25;
     let x = (tensor([4, 33], 9, 1.0, &device).abs() + 0.1).require_grad();
     let w = tensor([4, 33], 10, 1.0, &device);
-    fused::seed_dropout(3);
-    let y = fused::dropout(x.clone(), &DropoutConfig::new(prob).init());
+    let layer = DropoutConfig::new(prob).init();
+    let y = fused::with_dropouts(&Cell::new(Dropouts::new(3)), || fused::dropout(x.clone(), &layer));
     let keep = y.clone().not_equal_elem(0.0).float() / (1.0 - prob);
     out.push(("dropout".into(), worst(y.clone(), x.clone() * keep.clone()).await));
-    let g = (y * w.clone()).sum().backward();
+    let g = (y.clone() * w.clone()).sum().backward();
     out.push(("dropout dx".into(), worst(x.grad(&g).unwrap(), (w * keep).inner()).await));
+    // A data-parallel replica's share (rows 1 and 2 of 4) drops what the whole batch drops there.
+    let share = Dropouts { first: 1, count: 2, ..Dropouts::new(3) };
+    let y_share = fused::with_dropouts(&Cell::new(share), || fused::dropout(x.clone().slice(1..3), &layer));
+    out.push(("dropout share".into(), worst(y_share, y.slice(1..3)).await));
     out
 }
 
@@ -211,13 +217,13 @@ pub async fn gelu_differences(device: &Device) -> (f32, f32, f32) {
 }
 
 /// Dropout's output and gradient (loss = Σ output · weights) on `device` with autodiff on, the
-/// dropout stream seeded alike.
+/// dropout stream seeded alike, as a replica's share (its positions offset).
 async fn dropout_and_grad(device: &Device) -> (Vec<f32>, Vec<f32>) {
     let device = device.clone().autodiff();
     let x = tensor([4, 9, 33], 7, 2.0, &device).require_grad();
     let w = tensor([4, 9, 33], 8, 1.0, &device);
-    fused::seed_dropout(11);
-    let y = fused::dropout(x.clone(), &DropoutConfig::new(0.3).init());
+    let stream = Cell::new(Dropouts { first: 3, count: 4, ..Dropouts::new(11) });
+    let y = fused::with_dropouts(&stream, || fused::dropout(x.clone(), &DropoutConfig::new(0.3).init()));
     let grads = (y.clone() * w).sum().backward();
     (read_f32(y).await.unwrap(), read_f32(x.grad(&grads).unwrap()).await.unwrap())
 }

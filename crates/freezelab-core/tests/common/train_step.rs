@@ -1,11 +1,14 @@
 //! Replays tests/fixtures/train_step.json (three AdamW steps by PyTorch + transformers, made by
 //! tests/fixtures/make_train_step.py) with FreezeLab's training step, natively and in the browser.
 
+use std::cell::Cell;
+
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use freezelab_core::config::BertConfig;
 use freezelab_core::freeze::FreezePlan;
+use freezelab_core::fused::Dropouts;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::memory::PeakMeter;
 use freezelab_core::synthetic;
@@ -81,7 +84,7 @@ pub async fn replay(fx: &Fixture, device: &Device) -> (Vec<f64>, std::collection
     let mut losses = Vec::new();
     for (step, (rows, labels)) in fx.batches.iter().zip(&fx.labels).enumerate() {
         let batch = EncodedBatch::from_rows(rows, 0);
-        let logits = train::logits(&classifier, &plan, &batch, &device).await.unwrap();
+        let logits = train::logits(&classifier, &plan, &batch, &Cell::new(Dropouts::new(0)), &device).await.unwrap();
         let loss = train::cross_entropy(logits, labels, &device);
         let factor = schedule::lr_factor(step, fx.steps, fx.warmup_steps);
         let mut meter = PeakMeter::start(&device);

@@ -1,11 +1,14 @@
 //! Freezing has its real effects, training is reproducible, the cache changes nothing but
 //! speed. Tiny random models, CPU backend.
 
+use std::cell::Cell;
+
 use burn::module::Module;
 use burn::tensor::Device;
 use freezelab_core::cache::PrefixCache;
 use freezelab_core::config::BertConfig;
 use freezelab_core::freeze::FreezePlan;
+use freezelab_core::fused::Dropouts;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
 use freezelab_core::synthetic;
 use freezelab_core::tokenize::EncodedBatch;
@@ -112,7 +115,8 @@ fn grads_present(config: &BertConfig, plan: &FreezePlan) -> (bool, Vec<bool>, bo
     let m = model(config, 3, &device);
     let classifier = apply_plan(m.classifier, plan);
     let batch = m.tokenizer.encode_batch(&["the movie was great", "bad day"], 16).unwrap();
-    let logits = pollster::block_on(train::logits(&classifier, plan, &batch, &device)).unwrap();
+    let logits =
+        pollster::block_on(train::logits(&classifier, plan, &batch, &Cell::new(Dropouts::new(0)), &device)).unwrap();
     let grads = logits.sum().backward();
     let b = &classifier.bert;
     (
@@ -521,29 +525,38 @@ fn lora_trains_low_rank_updates_merged_on_export() {
 }
 
 /// A run on data-parallel replicas follows the run alone: each replica takes its share of every
-/// batch, the shares' gradients are summed, and the loss curve is the single run's to 1e-4
-/// (dropout off: neither draws anything at random). Two replicas; three, where the last batch
-/// of each epoch leaves two of them nothing; and two above a frozen, cached prefix. The
-/// replicas end with the same model: the same validation loss to the bit. Each replica reports
-/// its time in the exchange; the run alone none.
+/// batch, the shares' gradients are summed, and the loss curve is the single run's to 1e-4, with
+/// dropout (each share drops what the run alone drops there) and without. Two replicas; three,
+/// where the last batch of each epoch leaves two of them nothing (they draw no masks that step,
+/// and still drop the run's afterwards); and two above a frozen, cached prefix. The replicas end
+/// with the same model: the same validation loss to the bit. Each replica reports its time in
+/// the exchange; the run alone none.
 #[test]
 fn data_parallel_replicas_follow_the_run_alone() {
-    let mut config = synthetic::config(32, 2, 2);
-    config.hidden_dropout_prob = 0.0;
-    config.attention_probs_dropout_prob = 0.0;
-    // The third element: whether the word embedding trains (its looked-up rows travel).
+    let with_dropout = synthetic::config(32, 2, 2);
+    assert!(with_dropout.hidden_dropout_prob > 0.0 && with_dropout.attention_probs_dropout_prob > 0.0);
+    let mut without = with_dropout.clone();
+    without.hidden_dropout_prob = 0.0;
+    without.attention_probs_dropout_prob = 0.0;
+    // The last element: whether the word embedding trains (its looked-up rows travel).
     let cases = [
-        (2, TrainConfig { train_size: 60, ..small_cfg(FreezePlan::none(2)) }, true),
-        (3, TrainConfig { train_size: 65, ..small_cfg(FreezePlan::none(2)) }, true),
-        (2, TrainConfig { train_size: 60, cache: true, ..small_cfg(FreezePlan::bottom(2, 1)) }, false),
+        (&without, 2, TrainConfig { train_size: 60, ..small_cfg(FreezePlan::none(2)) }, true),
+        (&with_dropout, 2, TrainConfig { train_size: 60, ..small_cfg(FreezePlan::none(2)) }, true),
+        (&with_dropout, 3, TrainConfig { train_size: 65, ..small_cfg(FreezePlan::none(2)) }, true),
+        (&with_dropout, 2, TrainConfig { train_size: 60, cache: true, ..small_cfg(FreezePlan::bottom(2, 1)) }, false),
     ];
-    for (count, cfg, words_train) in cases {
-        let (_, alone, host) = run(&config, &cfg, &mut PrefixCache::new());
-        let (replicas, largest) = crate::common::replicas::train_replicas(&config, &cfg, count);
-        let what = format!("{count} replicas, {}, {} examples", cfg.freeze.label(), cfg.train_size);
-        // Trainable gradients and the loss; never the rows no token looks up ([UNK] at least:
-        // every synthetic word is in the vocabulary).
-        let dense = alone.trainable_params + 1;
+    for (config, count, cfg, words_train) in cases {
+        let (_, alone, host) = run(config, &cfg, &mut PrefixCache::new());
+        let (replicas, largest) = crate::common::replicas::train_replicas(config, &cfg, count);
+        let what = format!(
+            "{count} replicas, {}, {} examples, dropout {}",
+            cfg.freeze.label(),
+            cfg.train_size,
+            config.hidden_dropout_prob
+        );
+        // Trainable gradients, the masks drawn and the loss; never the rows no token looks up
+        // ([UNK] at least: every synthetic word is in the vocabulary).
+        let dense = alone.trainable_params + 2;
         let table = config.vocab_size * config.hidden_size;
         if words_train {
             assert!(largest <= dense - config.hidden_size && largest > dense - table, "{what}: {largest} of {dense}");
