@@ -187,7 +187,7 @@ impl Dropouts {
         let seed = self.seed.rotate_left(32) ^ self.calls;
         self.calls += 1;
         // Positions are u32 (wrapping) on both backends, as a run alone indexes its elements.
-        let offset = if self.count == 0 { 0 } else { (numel / self.count * self.first) as u32 };
+        let offset = numel.checked_div(self.count).map_or(0, |per_example| (per_example * self.first) as u32);
         (seed, offset)
     }
 }
