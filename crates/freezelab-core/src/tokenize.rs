@@ -106,6 +106,14 @@ mod tests {
         assert_eq!(b.tokens(1), vec![101, 102]);
     }
 
+    /// A data-parallel share is padded as its whole batch is; a shorter length never cuts a row.
+    #[test]
+    fn rows_are_padded_to_a_given_length_or_their_longest() {
+        let b = EncodedBatch::from_rows_to(&[vec![101, 102]], 0, 4);
+        assert_eq!((b.seq_len, b.ids, b.mask), (4, vec![101, 102, 0, 0], vec![1, 1, 0, 0]));
+        assert_eq!(EncodedBatch::from_rows_to(&[vec![101, 7, 102]], 0, 2).seq_len, 3);
+    }
+
     #[test]
     fn garbage_tokenizer_is_an_error() {
         assert!(Tokenizer::from_bytes(b"{\"nope\": 1}").is_err());
