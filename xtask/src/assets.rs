@@ -34,8 +34,7 @@ pub fn cut_chars(text: &str, max: usize) -> String {
 /// The workspace: from the variable `cargo run` sets, not the path compiled in, because checkouts
 /// sharing one CARGO_TARGET_DIR (CI's clone and a working copy) may run each other's build.
 pub fn root() -> PathBuf {
-    let xtask =
-        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let xtask = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by `cargo xtask`"));
     xtask.parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
