@@ -6,24 +6,25 @@ use freezelab_protocol::metrics::Baseline;
 use leptos::prelude::*;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::export;
 use crate::state::{Lab, RunView, INTERIM_EVAL_EXAMPLES};
 
 const COLORS: [RGBColor; 2] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28)];
+/// BitFit's marker, pointing up, in pixels around its point.
+const TRIANGLE: [(i32, i32); 3] = [(0, -5), (4, 3), (-4, 3)];
 
 type Axes<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
 /// SVG text of a chart on white axes from 0 to `x_max` and `y_min` to `y_max`, labelled, with
-/// `draw` adding the data, and a legend of the labelled series when `legend`. A drawing error
-/// becomes a short note in place of the chart.
+/// `draw` adding the data. A drawing error becomes a short note in place of the chart.
 fn svg_chart(
     size: (u32, u32),
     title: &str,
     (x_desc, x_max): (&str, f64),
     (y_desc, y_min, y_max): (&str, f64, f64),
-    legend: bool,
     draw: impl FnOnce(&mut Axes<'_, '_>) -> DrawResult,
 ) -> String {
     let mut svg = String::new();
@@ -32,16 +33,13 @@ fn svg_chart(
         let result = (|| {
             root.fill(&WHITE)?;
             let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 15))
+                .caption(title, (FontFamily::SansSerif, 15))
                 .margin(8)
                 .x_label_area_size(30)
                 .y_label_area_size(46)
                 .build_cartesian_2d(0f64..x_max, y_min..y_max)?;
             chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).light_line_style(WHITE.mix(0.0)).draw()?;
             draw(&mut chart)?;
-            if legend {
-                chart.configure_series_labels().border_style(BLACK.mix(0.3)).background_style(WHITE.mix(0.9)).draw()?;
-            }
             root.present()
         })();
         result.map_err(|e| e.to_string())
@@ -74,7 +72,7 @@ fn draw_baselines(chart: &mut Axes<'_, '_>, baselines: &[Baseline], x_max: f64) 
         chart.draw_series([Text::new(
             label,
             (x_max * 0.02, b.accuracy),
-            ("sans-serif", 11).into_font().color(&grey),
+            (FontFamily::SansSerif, 11).into_font().color(&grey),
         )])?;
     }
     Ok(())
@@ -101,19 +99,72 @@ pub fn line_chart(
             (lo.min(0.0), hi * 1.05 + 1e-9)
         }
     });
-    let legend = series.iter().any(|(_, p)| !p.is_empty());
-    svg_chart((560, 260), title, (x_label, x_max), (y_label, y_min, y_max), legend, |chart| {
+    svg_chart((560, 260), title, (x_label, x_max), (y_label, y_min, y_max), |chart| {
         draw_baselines(chart, baselines, x_max)?;
-        for (i, (name, pts)) in series.iter().enumerate().filter(|(_, (_, p))| !p.is_empty()) {
+        let drawn: Vec<_> = series.iter().enumerate().filter(|(_, (_, p))| !p.is_empty()).collect();
+        for &(i, (_, pts)) in &drawn {
             let color = COLORS[i % COLORS.len()];
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?;
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
-        Ok(())
+        let entries: Vec<_> = drawn.iter().map(|&(i, (name, _))| (name.as_str(), COLORS[i % COLORS.len()])).collect();
+        let baselines = baselines.iter().map(|b| vec![(0.0, b.accuracy), (x_max, b.accuracy)]);
+        let lines: Vec<_> = drawn.iter().map(|(_, (_, pts))| pts.clone()).chain(baselines).collect();
+        draw_legend(chart, &entries, &lines)
     })
+}
+
+/// A legend box, a line in each series' colour and its name, in the corner of the plot that the
+/// lines (and the baselines) cross least. Drawn here rather than by plotters' series labels, whose
+/// default font is named by a string that plotters lowercases: that pulled Unicode's case tables
+/// into the page (8 kB gzipped).
+fn draw_legend(chart: &Axes<'_, '_>, entries: &[(&str, RGBColor)], lines: &[Vec<(f64, f64)>]) -> DrawResult {
+    const ROW: i32 = 16;
+    const MARGIN: i32 = 8;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let area = chart.plotting_area().strip_coord_spec();
+    let font = TextStyle::from((FontFamily::SansSerif, 12)).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut text_width = 0;
+    for (name, _) in entries {
+        text_width = text_width.max(area.estimate_text_size(name, &font)?.0 as i32);
+    }
+    let (w, h) = (text_width + 32, entries.len() as i32 * ROW + 8);
+    // Points along every line, in the plot's pixels: the count in a corner is what it would hide.
+    let (base_x, base_y) = area.get_base_pixel();
+    let pixel = |p: &(f64, f64)| {
+        let (x, y) = chart.backend_coord(p);
+        (x - base_x, y - base_y)
+    };
+    let along: Vec<(i32, i32)> = lines
+        .iter()
+        .flat_map(|line| {
+            let px: Vec<_> = line.iter().map(pixel).collect();
+            let segments = px.windows(2).flat_map(|s| (0..16).map(move |k| lerp(s[0], s[1], k, 16)));
+            segments.chain(px.last().copied()).collect::<Vec<_>>()
+        })
+        .collect();
+    let (width, height) = area.dim_in_pixel();
+    let (right, bottom) = (width as i32 - w - MARGIN, height as i32 - h - MARGIN);
+    let corners = [(right, MARGIN), (right, bottom), (MARGIN, bottom), (MARGIN, MARGIN)];
+    let hidden = |&(x, y): &(i32, i32)| {
+        along.iter().filter(|(px, py)| (x..=x + w).contains(px) && (y..=y + h).contains(py)).count()
+    };
+    let (x, y) = corners.into_iter().min_by_key(hidden).unwrap_or(corners[0]);
+    area.draw(&Rectangle::new([(x, y), (x + w, y + h)], WHITE.mix(0.9).filled()))?;
+    area.draw(&Rectangle::new([(x, y), (x + w, y + h)], BLACK.mix(0.3)))?;
+    for (row, &(name, color)) in entries.iter().enumerate() {
+        let mid = y + 4 + ROW / 2 + row as i32 * ROW;
+        area.draw(&PathElement::new(vec![(x + 6, mid), (x + 22, mid)], color.stroke_width(2)))?;
+        area.draw(&Text::new(name, (x + 26, mid), font.clone()))?;
+    }
+    Ok(())
+}
+
+/// The point `k / n` of the way from `a` to `b`.
+fn lerp(a: (i32, i32), b: (i32, i32), k: i32, n: i32) -> (i32, i32) {
+    (a.0 + (b.0 - a.0) * k / n, a.1 + (b.1 - a.1) * k / n)
 }
 
 /// One labelled point of a scatter chart.
@@ -137,7 +188,7 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
         max => max * 1.15,
     };
     let (y_min, y_max) = accuracy_range(points.iter().map(|p| p.y), baselines);
-    svg_chart((420, 260), title, (x_label, x_max), ("accuracy", y_min, y_max), false, |chart| {
+    svg_chart((420, 260), title, (x_label, x_max), ("accuracy", y_min, y_max), |chart| {
         draw_baselines(chart, baselines, x_max)?;
         let color = COLORS[0];
         let mut on_front: Vec<(f64, f64)> =
@@ -150,7 +201,10 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
                 let marker = EmptyElement::at((p.x, p.y))
                     + match p.mode {
                         Mode::Freeze => Circle::new((0, 0), 4, style).into_dyn(),
-                        Mode::Bitfit => TriangleMarker::new((0, 0), 5, style).into_dyn(),
+                        // Not plotters' TriangleMarker: its corners come from sin and cos,
+                        // which bring libm's trigonometry into the page (3 kB gzipped).
+                        Mode::Bitfit if f => Polygon::new(TRIANGLE, style).into_dyn(),
+                        Mode::Bitfit => PathElement::new([&TRIANGLE[..], &TRIANGLE[..1]].concat(), style).into_dyn(),
                         Mode::Llrd { .. } => Rectangle::new([(-4, -4), (4, 4)], style).into_dyn(),
                         Mode::Lora { .. } => Rectangle::new([(-6, -2), (6, 2)], style).into_dyn(),
                         Mode::Gradual { .. } => Circle::new((0, 0), 6, color.stroke_width(2)).into_dyn(),
@@ -159,7 +213,7 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
             } else {
                 chart.draw_series([Cross::new((p.x, p.y), 4, RGBColor(0x90, 0x90, 0x90).stroke_width(1))])?;
             }
-            chart.draw_series([Text::new(p.label.clone(), (p.x, p.y), ("sans-serif", 11))])?;
+            chart.draw_series([Text::new(p.label.clone(), (p.x, p.y), (FontFamily::SansSerif, 11))])?;
         }
         Ok(())
     })

@@ -51,7 +51,7 @@ pub fn csv(runs: &[RunView]) -> String {
             opt(s.map(|s| s.wall_seconds.to_string())),
             opt(s.map(|s| s.memory.computed_total.to_string())),
             opt(s.and_then(|s| s.memory.measured_peak_bytes).map(|b| b.to_string())),
-            format!("{:?}", run.status).split([' ', '{']).next().unwrap_or_default().to_string(),
+            run.status.name().to_string(),
         ]);
     }
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()

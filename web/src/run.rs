@@ -16,6 +16,19 @@ pub enum RunStatus {
     Failed { message: String, retry_on_cpu: bool },
 }
 
+impl RunStatus {
+    /// The state's name, as the CSV export writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunStatus::Queued => "Queued",
+            RunStatus::Running => "Running",
+            RunStatus::Done => "Done",
+            RunStatus::Stopped => "Stopped",
+            RunStatus::Failed { .. } => "Failed",
+        }
+    }
+}
+
 /// What an imported run shows for its model, data and backend.
 pub const IMPORTED: &str = "imported";
 

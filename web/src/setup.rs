@@ -286,7 +286,7 @@ fn DataPicker() -> impl IntoView {
             let find = |names: &[&str], fallback: usize| {
                 p.columns
                     .iter()
-                    .find(|c| names.contains(&c.to_lowercase().as_str()))
+                    .find(|c| names.iter().any(|n| c.eq_ignore_ascii_case(n)))
                     .cloned()
                     .or_else(|| p.columns.get(fallback).cloned())
                     .unwrap_or_default()

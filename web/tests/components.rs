@@ -359,6 +359,48 @@ fn charts_draw_the_labelled_baseline() {
     let circles = [at(Mode::Freeze, 1.0), at(Mode::Freeze, 2.0)];
     assert_eq!((count(&modes, "<polygon"), count(&modes, "<circle")), (1, 0));
     assert_eq!(count(&modes, "<rect"), count(&circles, "<rect") + 1);
+    // Off the front the triangle is hollow: an outline, no filled polygon.
+    let hollow = [at(Mode::Llrd { decay: 0.9 }, 1.0), at(Mode::Bitfit, 2.0)];
+    assert_eq!(count(&hollow, "<polygon"), 0);
+    assert_eq!(count(&hollow, "<polyline"), count(&circles, "<polyline") + 1);
+}
+
+#[wasm_bindgen_test]
+fn the_legend_names_each_drawn_series_in_its_colour() {
+    use freezelab_web::charts::line_chart;
+    let series = |b: Vec<(f64, f64)>| {
+        vec![("A · #1 none".to_string(), vec![(1.0, 0.7), (2.0, 0.8)]), ("B · #2 head-only".to_string(), b)]
+    };
+    let both = line_chart("loss", "step", "loss", &series(vec![(1.0, 0.6)]), None, &[]);
+    for (name, colour) in [("A · #1 none", "#1F77B4"), ("B · #2 head-only", "#D62728")] {
+        assert_eq!(both.matches(name).count(), 1, "{both}");
+        assert!(both.contains(&format!("stroke=\"{colour}\"")), "{both}");
+    }
+    // A series without points is neither drawn nor named; with none there is no legend box.
+    let only_a = line_chart("loss", "step", "loss", &series(vec![]), None, &[]);
+    assert!(only_a.contains("A · #1 none") && !only_a.contains("B · #2"), "{only_a}");
+    let empty = line_chart("loss", "step", "loss", &[("A".into(), vec![])], None, &[]);
+    assert_eq!(empty.matches("<rect").count() + 2, only_a.matches("<rect").count(), "{empty}");
+}
+
+#[wasm_bindgen_test]
+fn the_legend_sits_in_a_corner_the_lines_leave_free() {
+    use freezelab_web::charts::line_chart;
+    // The legend's background: its one rectangle at opacity 0.9, read as (x, y).
+    let legend_at = |svg: &str| -> (f64, f64) {
+        let tag = svg.split("<rect").find(|t| t.contains("opacity=\"0.9\"")).expect(svg);
+        let attr =
+            |name: &str| tag.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next()?.parse().ok());
+        (attr("x").expect(tag), attr("y").expect(tag))
+    };
+    let chart = |points: Vec<(f64, f64)>| line_chart("t", "step", "y", &[("A".into(), points)], Some((0.0, 1.0)), &[]);
+    let line = |from: f64, to: f64| (0..=10).map(|i| (i as f64, from + (to - from) * i as f64 / 10.0)).collect();
+    // A falling loss leaves the upper right free, a rising accuracy the lower right.
+    let (falling, rising) = (legend_at(&chart(line(0.9, 0.1))), legend_at(&chart(line(0.1, 0.9))));
+    assert!(falling.0 > 280.0 && falling.1 < 130.0, "{falling:?}");
+    assert!(rising.0 > 280.0 && rising.1 > 130.0, "{rising:?}");
+    // Flat along the top: the bottom.
+    assert!(legend_at(&chart(line(0.95, 0.95))).1 > 130.0);
 }
 
 /// The sweep at the page's old CPU defaults: every point within a few points of a 0.68
