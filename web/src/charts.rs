@@ -132,15 +132,10 @@ fn draw_legend(chart: &Axes<'_, '_>, entries: &[(&str, RGBColor)], lines: &[Vec<
     }
     let (w, h) = (text_width + 32, entries.len() as i32 * ROW + 8);
     // Points along every line, in the plot's pixels: the count in a corner is what it would hide.
-    let (base_x, base_y) = area.get_base_pixel();
-    let pixel = |p: &(f64, f64)| {
-        let (x, y) = chart.backend_coord(p);
-        (x - base_x, y - base_y)
-    };
     let along: Vec<(i32, i32)> = lines
         .iter()
         .flat_map(|line| {
-            let px: Vec<_> = line.iter().map(pixel).collect();
+            let px: Vec<_> = line.iter().map(|p| pixel(chart, p)).collect();
             let segments = px.windows(2).flat_map(|s| (0..16).map(move |k| lerp(s[0], s[1], k, 16)));
             segments.chain(px.last().copied()).collect::<Vec<_>>()
         })
@@ -158,6 +153,45 @@ fn draw_legend(chart: &Axes<'_, '_>, entries: &[(&str, RGBColor)], lines: &[Vec<
         let mid = y + 4 + ROW / 2 + row as i32 * ROW;
         area.draw(&PathElement::new(vec![(x + 6, mid), (x + 22, mid)], color.stroke_width(2)))?;
         area.draw(&Text::new(name, (x + 26, mid), font.clone()))?;
+    }
+    Ok(())
+}
+
+/// Where a data point lies in the plot, in pixels from the plot's top left.
+fn pixel(chart: &Axes<'_, '_>, p: &(f64, f64)) -> (i32, i32) {
+    let (x, y) = chart.backend_coord(p);
+    let (base_x, base_y) = chart.plotting_area().get_base_pixel();
+    (x - base_x, y - base_y)
+}
+
+/// Pixels two boxes (left, top, right, bottom) share.
+fn overlap(a: (i32, i32, i32, i32), b: (i32, i32, i32, i32)) -> i32 {
+    let w = a.2.min(b.2) - a.0.max(b.0);
+    let h = a.3.min(b.3) - a.1.max(b.1);
+    w.max(0) * h.max(0)
+}
+
+/// Writes each label beside its point, on the first side (right below, right above, left below,
+/// left above) inside the plot that covers no marker and no label written before, or that covers
+/// least: a sweep's points often share a cost (train all and LLRD) or crowd the axis.
+fn draw_labels(chart: &Axes<'_, '_>, labels: &[(&str, (f64, f64))]) -> DrawResult {
+    const GAP: i32 = 6;
+    let area = chart.plotting_area().strip_coord_spec();
+    let font = TextStyle::from((FontFamily::SansSerif, 11));
+    let (width, height) = area.dim_in_pixel();
+    let at: Vec<_> = labels.iter().map(|(_, p)| pixel(chart, p)).collect();
+    let mut taken: Vec<_> = at.iter().map(|&(x, y)| (x - GAP, y - GAP, x + GAP, y + GAP)).collect();
+    for (&(text, _), &(x, y)) in labels.iter().zip(&at) {
+        let (w, h) = area.estimate_text_size(text, &font)?;
+        let (w, h) = (w as i32, h as i32);
+        let sides = [(x + GAP, y), (x + GAP, y - h), (x - GAP - w, y), (x - GAP - w, y - h)];
+        let cost = |&(left, top): &(i32, i32)| {
+            let outside = left < 0 || top < 0 || left + w > width as i32 || top + h > height as i32;
+            (outside, taken.iter().map(|&t| overlap((left, top, left + w, top + h), t)).sum::<i32>())
+        };
+        let (left, top) = sides.into_iter().min_by_key(cost).unwrap_or(sides[0]);
+        taken.push((left, top, left + w, top + h));
+        area.draw(&Text::new(text, (left, top), font.clone()))?;
     }
     Ok(())
 }
@@ -213,9 +247,9 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
             } else {
                 chart.draw_series([Cross::new((p.x, p.y), 4, RGBColor(0x90, 0x90, 0x90).stroke_width(1))])?;
             }
-            chart.draw_series([Text::new(p.label.clone(), (p.x, p.y), (FontFamily::SansSerif, 11))])?;
         }
-        Ok(())
+        let labels: Vec<_> = points.iter().map(|p| (p.label.as_str(), (p.x, p.y))).collect();
+        draw_labels(chart, &labels)
     })
 }
 

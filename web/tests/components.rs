@@ -384,6 +384,31 @@ fn the_legend_names_each_drawn_series_in_its_colour() {
 }
 
 #[wasm_bindgen_test]
+fn scatter_labels_of_points_in_one_place_do_not_overwrite_each_other() {
+    use freezelab_web::charts::{scatter_chart, Point};
+    // Where the SVG writes `label`: its text element's x and y.
+    let written_at = |svg: &str, label: &str| -> (i32, i32) {
+        let tag = svg.split("<text").find(|t| t.contains(&format!(">\n{label}\n"))).expect(svg);
+        let attr =
+            |name: &str| tag.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next()?.parse().ok());
+        (attr("x").expect(tag), attr("y").expect(tag))
+    };
+    let at = |label: &str, x: f64| Point { label: label.into(), mode: Mode::Freeze, x, y: 0.9, beats_baseline: true };
+    // Train all and LLRD share a cost; head only sits on the axis.
+    let points = [at("none", 10.0), at("llrd-0.9", 10.0), at("lora-8", 10.0), at("bitfit", 10.0), at("head-only", 0.0)];
+    let svg = scatter_chart("t", "x", &points, &[false; 5], &[]);
+    let places: Vec<_> = points.iter().map(|p| written_at(&svg, &p.label)).collect();
+    for (i, a) in places.iter().enumerate() {
+        assert!(places[i + 1..].iter().all(|b| b != a), "{places:?}");
+    }
+    // Four sides for four labels: each beside the point, two to its left and two to its right.
+    let left = places[..4].iter().filter(|p| p.0 < places[0].0).count();
+    assert_eq!(left, 2, "{places:?}");
+    // On the axis the label goes right, inside the plot.
+    assert!(written_at(&svg, "head-only").0 > 46 + 8, "{svg}");
+}
+
+#[wasm_bindgen_test]
 fn the_legend_sits_in_a_corner_the_lines_leave_free() {
     use freezelab_web::charts::line_chart;
     // The legend's background: its one rectangle at opacity 0.9, read as (x, y).
