@@ -108,8 +108,9 @@ pub fn line_chart(
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
         let entries: Vec<_> = drawn.iter().map(|&(i, (name, _))| (name.as_str(), COLORS[i % COLORS.len()])).collect();
-        let baselines = baselines.iter().map(|b| vec![(0.0, b.accuracy), (x_max, b.accuracy)]);
-        let lines: Vec<_> = drawn.iter().map(|(_, (_, pts))| pts.clone()).chain(baselines).collect();
+        let rules: Vec<_> = baselines.iter().map(|b| [(0.0, b.accuracy), (x_max, b.accuracy)]).collect();
+        let lines: Vec<&[(f64, f64)]> =
+            drawn.iter().map(|(_, (_, pts))| pts.as_slice()).chain(rules.iter().map(|r| &r[..])).collect();
         draw_legend(chart, &entries, &lines)
     })
 }
@@ -118,7 +119,7 @@ pub fn line_chart(
 /// lines (and the baselines) cross least. Drawn here rather than by plotters' series labels, whose
 /// default font is named by a string that plotters lowercases: that pulled Unicode's case tables
 /// into the page (8 kB gzipped).
-fn draw_legend(chart: &Axes<'_, '_>, entries: &[(&str, RGBColor)], lines: &[Vec<(f64, f64)>]) -> DrawResult {
+fn draw_legend(chart: &Axes<'_, '_>, entries: &[(&str, RGBColor)], lines: &[&[(f64, f64)]]) -> DrawResult {
     const ROW: i32 = 16;
     const MARGIN: i32 = 8;
     if entries.is_empty() {
