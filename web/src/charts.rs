@@ -228,7 +228,7 @@ pub fn scatter_chart(title: &str, x_label: &str, points: &[Point], front: &[bool
         let color = COLORS[0];
         let mut on_front: Vec<(f64, f64)> =
             points.iter().zip(front).filter(|(_, &f)| f).map(|(p, _)| (p.x, p.y)).collect();
-        on_front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        on_front.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         chart.draw_series(LineSeries::new(on_front, color.stroke_width(1)))?;
         for (p, &f) in points.iter().zip(front) {
             if p.beats_baseline {

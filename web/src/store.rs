@@ -160,6 +160,7 @@ pub fn download_kept(lab: Lab, run_id: u32) {
 pub async fn load() -> Result<(Vec<RunView>, usize), String> {
     let db = open().await?;
     let tx = db.transaction(&[RUNS], TransactionMode::ReadOnly).map_err(describe)?;
+    // getAll lists records in key order: by run id, which counts up, so oldest first.
     let values = tx.store(RUNS).map_err(describe)?.get_all(None, None).await.map_err(describe)?;
     let mut runs = Vec::new();
     let mut unreadable = 0;
@@ -170,7 +171,6 @@ pub async fn load() -> Result<(Vec<RunView>, usize), String> {
             Err(_) => unreadable += 1,
         }
     }
-    runs.sort_by_key(|r| r.id);
     Ok((runs, unreadable))
 }
 

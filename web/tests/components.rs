@@ -704,3 +704,22 @@ async fn a_step_of_the_other_column_leaves_a_column_alone() {
     leptos::task::tick().await;
     assert_eq!(reads(), 2, "A's own event wakes what reads A's run");
 }
+
+/// Saved runs load oldest first whatever order they were saved in (IndexedDB lists them by id).
+#[wasm_bindgen_test]
+async fn saved_runs_load_in_the_order_they_ran() {
+    use freezelab_protocol::run::TrainConfig;
+    use freezelab_web::state::{RunStatus, RunView};
+    use freezelab_web::store;
+    store::clear().await.unwrap();
+    for id in [12, 3, 7] {
+        let mut run =
+            RunView::queued(id, Column::A.into(), TrainConfig::default(), "m".into(), "d".into(), "cpu".into());
+        run.status = RunStatus::Done;
+        store::save(&run).await.unwrap();
+    }
+    let (runs, unreadable) = store::load().await.unwrap();
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [3, 7, 12]);
+    assert_eq!(unreadable, 0);
+    store::clear().await.unwrap();
+}
