@@ -2,8 +2,10 @@
 //! `MessagePort`s when it hands the run out: the first replica holds a port to each other one,
 //! each other replica one to the first. Every step, each other replica transfers its gradients
 //! (a `Float32Array`, moved, not copied) to the first, which adds them in replica order, its own
-//! first, and transfers the sum back to each: every replica applies the same bits, and nothing
-//! passes through the page's thread. The page only says when a run ended (stopped, or a replica
+//! first, and transfers the sum back to each in the buffer that replica sent: every replica
+//! applies the same bits, and nothing passes through the page's thread. The buffers go back and
+//! forth from step to step: a fresh 45 MB `ArrayBuffer` cost a send 25–35 ms, filling one
+//! already in use 4–8 ms (BENCHMARKS.md). The page only says when a run ended (stopped, or a replica
 //! failed), so that no replica waits for the others for ever.
 
 use std::cell::RefCell;
@@ -14,7 +16,7 @@ use std::task::{Poll, Waker};
 
 use freezelab_core::train::Reducer;
 use freezelab_core::CoreError;
-use js_sys::{Array, Float32Array};
+use js_sys::{Array, ArrayBuffer, Float32Array};
 use wasm_bindgen::prelude::*;
 use web_sys::MessageEvent;
 
@@ -42,6 +44,9 @@ struct Links {
     ports: HashMap<Who, Vec<Port>>,
     /// Values that arrived for a replica: (replica, step, port) → values.
     arrived: HashMap<(Who, usize, usize), Vec<f32>>,
+    /// The buffer that last came in through each port, to send through it again:
+    /// (replica, port) → buffer.
+    buffers: HashMap<(Who, usize), ArrayBuffer>,
     /// Runs the page ended (run ids are never reused within a page).
     ended: HashSet<u32>,
     waiting: Vec<Waker>,
@@ -72,10 +77,23 @@ pub fn end(run_id: u32) {
     waiting.into_iter().for_each(Waker::wake);
 }
 
-/// Moves `values` for `step` through `port`: one copy out of the wasm heap, then transferred.
-fn send(port: &Port, step: usize, values: &[f32]) {
-    let array = Float32Array::from(values);
-    port.post(&Array::of2(&JsValue::from(step as u32), &array), &Array::of1(&array.buffer()));
+/// Moves `values` for `step` through `port`: one copy out of the wasm heap into `buffer` (a new
+/// one when it is missing or too small), then transferred.
+fn send(port: &Port, step: usize, values: &[f32], buffer: Option<ArrayBuffer>) {
+    let len = values.len() as u32;
+    let buffer = match buffer {
+        Some(b) if b.byte_length() >= 4 * len => b,
+        // Headroom: a step's count of word-embedding rows differs a little from the last one's.
+        _ => ArrayBuffer::new(4 * (len + len / 8)),
+    };
+    let array = Float32Array::new_with_byte_offset_and_length(&buffer, 0, len);
+    array.copy_from(values);
+    port.post(&Array::of2(&JsValue::from(step as u32), &array), &Array::of1(&buffer));
+}
+
+/// The buffer that last came in through `port` of replica `who`.
+fn last_buffer(who: Who, port: usize) -> Option<ArrayBuffer> {
+    LINKS.with(|l| l.borrow_mut().buffers.remove(&(who, port)))
 }
 
 /// Sums over the ports the page linked this replica with.
@@ -100,10 +118,12 @@ impl PortReducer {
                 let handler = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                     let message: Array = event.data().unchecked_into();
                     let step = message.get(0).as_f64().unwrap_or(f64::NAN) as usize;
-                    let values = message.get(1).unchecked_into::<Float32Array>().to_vec();
+                    let array = message.get(1).unchecked_into::<Float32Array>();
+                    let values = array.to_vec();
                     let waiting = LINKS.with(|l| {
                         let mut links = l.borrow_mut();
                         links.arrived.insert((who, step, from), values);
+                        links.buffers.insert((who, from), array.buffer());
                         std::mem::take(&mut links.waiting)
                     });
                     waiting.into_iter().for_each(Waker::wake);
@@ -123,7 +143,11 @@ impl Drop for PortReducer {
             port.close();
         }
         let who = self.who;
-        LINKS.with(|l| l.borrow_mut().arrived.retain(|(w, _, _), _| *w != who));
+        LINKS.with(|l| {
+            let mut links = l.borrow_mut();
+            links.arrived.retain(|(w, _, _), _| *w != who);
+            links.buffers.retain(|(w, _), _| *w != who);
+        });
     }
 }
 
@@ -139,7 +163,7 @@ impl Reducer for PortReducer {
         // training all of MiniLM).
         let mut own = match self.ports.first() {
             Some(first) if index > 0 => {
-                send(first, step, &values);
+                send(first, step, &values, last_buffer(self.who, 0));
                 None
             }
             _ => Some(values),
@@ -175,7 +199,9 @@ impl Reducer for PortReducer {
                 for part in parts {
                     sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
                 }
-                self.ports.iter().for_each(|port| send(port, step, &sum));
+                for (from, port) in self.ports.iter().enumerate() {
+                    send(port, step, &sum, last_buffer(who, from));
+                }
                 sum
             });
             self.waited += seconds() - handed_in;

@@ -388,3 +388,33 @@ async fn tick() {
     });
     wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
 }
+
+/// Three replicas linked as the page links them (the first to each other one) sum their values
+/// over steps whose lengths change, as a step's count of word-embedding rows does: longer than
+/// the buffers sent before, then shorter. Every replica gets exactly the sum, added in replica
+/// order, of exactly that step's length.
+#[wasm_bindgen_test]
+async fn replicas_sum_steps_of_changing_length_through_their_buffers() {
+    use freezelab_core::train::Reducer;
+    use freezelab_worker::replica::PortReducer;
+    let (first_second, first_third) = (Channel::new(), Channel::new());
+    freezelab_worker::replica::link(
+        8,
+        0,
+        vec![first_second.port1().unchecked_into(), first_third.port1().unchecked_into()],
+    );
+    link(8, 1, first_second.port2());
+    link(8, 2, first_third.port2());
+    let mut replicas: Vec<PortReducer> = (0..3).map(|index| PortReducer::new(8, index)).collect();
+    let value = |replica: usize, i: usize| (replica * 7 + i % 13) as f32 * 0.1;
+    for (step, len) in [1000, 1100, 2000, 500, 2000].into_iter().enumerate() {
+        let [a, b, c] = &mut replicas[..] else { unreachable!() };
+        let own = |replica: usize| (0..len).map(|i| value(replica, i)).collect::<Vec<f32>>();
+        let (sa, sb, sc) =
+            futures_util::future::join3(a.sum(step, own(0)), b.sum(step, own(1)), c.sum(step, own(2))).await;
+        let expected: Vec<f32> = (0..len).map(|i| value(0, i) + value(1, i) + value(2, i)).collect();
+        for (replica, sum) in [sa, sb, sc].into_iter().enumerate() {
+            assert_eq!(sum.unwrap(), expected, "step {step}, replica {replica}");
+        }
+    }
+}
