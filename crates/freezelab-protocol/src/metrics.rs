@@ -16,8 +16,15 @@ impl Metrics {
         for (&t, &p) in truth.iter().zip(predicted) {
             confusion[t][p] += 1;
         }
+        Self::from_confusion(confusion)
+    }
+
+    /// From `confusion[true][predicted]` counts (a square table).
+    pub fn from_confusion(confusion: Vec<Vec<usize>>) -> Self {
+        let num_labels = confusion.len();
+        let total: usize = confusion.iter().flatten().sum();
         let correct: usize = (0..num_labels).map(|k| confusion[k][k]).sum();
-        let accuracy = if truth.is_empty() { 0.0 } else { correct as f64 / truth.len() as f64 };
+        let accuracy = if total == 0 { 0.0 } else { correct as f64 / total as f64 };
         // F1 per class (0 where a class has no true and no predicted examples), averaged.
         let f1: Vec<f64> = (0..num_labels)
             .map(|k| {

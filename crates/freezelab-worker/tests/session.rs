@@ -257,7 +257,8 @@ fn link(run_id: u32, index: usize, port: JsValue) {
 /// pool links them; the first adds the gradients and sends the sum back) follows the same run
 /// on one worker: the loss after each of its 12 steps within 1e-4, and the same validation loss.
 /// The model has dropout: each worker's share of a batch drops what the run on one worker drops
-/// there. Each replica's time in the exchange is in its summary, and only there.
+/// there. Each replica's time in the exchange is in its summary, and only there. The evaluations,
+/// split between the workers, count what the one worker counts.
 #[wasm_bindgen_test]
 async fn a_run_on_two_workers_follows_the_run_on_one() {
     use freezelab_protocol::messages::Share;
@@ -331,6 +332,8 @@ async fn a_run_on_two_workers_follows_the_run_on_one() {
             summary.val_loss,
             one_summary.val_loss
         );
+        // Each worker evaluated half the validation set; together they counted what one did.
+        assert_eq!(summary.confusion, one_summary.confusion);
         let exchange = summary.exchange_seconds.expect("a replica's time in the exchange");
         assert!((0.0..=summary.train_seconds).contains(&exchange), "{exchange} s of {} s", summary.train_seconds);
     }

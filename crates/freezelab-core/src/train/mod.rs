@@ -267,23 +267,46 @@ async fn evaluate(
     cfg: &TrainConfig,
     pad_id: u32,
     mut cache: Option<&mut PrefixCache>,
-) -> Result<(f64, Metrics)> {
+) -> Result<Tally> {
     let valid = model.valid();
     let device = valid.head.weight.val().device();
     let k = valid.num_labels();
-    let (mut predicted, mut truth, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
+    let mut tally = Tally { loss_sum: 0.0, confusion: vec![vec![0; k]; k] };
     for chunk in examples.chunks(cfg.batch_size.max(1)) {
         let batch = prep.batch(chunk, pad_id);
         let logits = forward_batch(&valid, plan, &batch, chunk, cache.as_deref_mut(), None, &device).await?;
-        let labels: Vec<usize> = chunk.iter().map(|&e| prep.labels[e]).collect();
         let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
-        for (row, &label) in log_probs.chunks(k).zip(&labels) {
-            loss_sum -= row[label] as f64;
-            predicted.push(argmax(row));
+        for (row, &e) in log_probs.chunks(k).zip(chunk) {
+            let label = prep.labels[e];
+            tally.loss_sum -= row[label] as f64;
+            tally.confusion[label][argmax(row)] += 1;
         }
-        truth.extend(labels);
     }
-    Ok((loss_sum / truth.len() as f64, Metrics::from_predictions(&truth, &predicted, k)))
+    Ok(tally)
+}
+
+/// An evaluation's sums: the loss over its examples and the confusion counts, which replicas
+/// that each evaluated a share add up.
+struct Tally {
+    loss_sum: f64,
+    confusion: Vec<Vec<usize>>,
+}
+
+impl Tally {
+    /// The sum over every replica's share, in replica order (counts add exactly; the loss as
+    /// f32, within 1e-7 of the sum alone).
+    async fn summed(mut self, reducer: &mut dyn Reducer, key: usize) -> Result<Tally> {
+        let mut values: Vec<f32> = self.confusion.iter().flatten().map(|&c| c as f32).collect();
+        values.push(self.loss_sum as f32);
+        let summed = reducer.sum(key, values).await?;
+        let (loss, counts) = summed.split_last().expect("the loss is the last value");
+        self.loss_sum = *loss as f64;
+        let k = self.confusion.len();
+        for (row, sums) in self.confusion.iter_mut().zip(counts.chunks(k.max(1))) {
+            row.iter_mut().zip(sums).for_each(|(c, &s)| *c = s as usize);
+        }
+        Ok(self)
+    }
 }
 
 /// One evaluation: at which step, its loss and metrics, and whether it saw every validation
@@ -340,6 +363,8 @@ pub struct Run<'a> {
     measure: Option<MeasureSource>,
     longest_seq: usize,
     evals: Vec<Evaluation>,
+    /// Seconds the evaluations of a data-parallel run spent adding their sums.
+    eval_waited: f64,
     dropouts: Cell<Dropouts>,
 }
 
@@ -433,6 +458,7 @@ impl<'a> Run<'a> {
             longest_seq: 0,
             dropouts: Cell::new(Dropouts::new(cfg.seed)),
             evals: Vec::new(),
+            eval_waited: 0.0,
             ctx,
         };
         run.bind_cache();
@@ -535,7 +561,30 @@ impl<'a> Run<'a> {
         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
         let model = self.model.as_ref().expect("the model is back after every step");
         let examples = &self.prep.validation[..n];
-        let (val_loss, metrics) = evaluate(model, &self.stage, &self.prep, examples, cfg, pad_id, cache).await?;
+        // A data-parallel run's replicas each evaluate a share and add their sums; a stopped one
+        // evaluates alone (the others may be gone). Keys follow the steps' (one per evaluation).
+        let key = self.total_steps + self.evals.len();
+        let tally = match self.ctx.replica.as_mut().filter(|r| r.count > 1 && !self.ctx.host.cancelled()) {
+            Some(replica) => {
+                let share = &examples[replica.share(n)];
+                let mine = evaluate(model, &self.stage, &self.prep, share, cfg, pad_id, cache).await?;
+                let before = replica.reducer.waited();
+                let summed = mine.summed(&mut *replica.reducer, key).await;
+                // The exchange's time in the summary is the training's.
+                self.eval_waited += replica.reducer.waited() - before;
+                match summed {
+                    Ok(tally) => tally,
+                    Err(_) if self.ctx.host.cancelled() => {
+                        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
+                        evaluate(model, &self.stage, &self.prep, examples, cfg, pad_id, cache).await?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => evaluate(model, &self.stage, &self.prep, examples, cfg, pad_id, cache).await?,
+        };
+        let val_loss = tally.loss_sum / n.max(1) as f64;
+        let metrics = Metrics::from_confusion(tally.confusion);
         let step = self.step;
         self.ctx.host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone(), examples: n });
         self.evals.push(Evaluation { step, loss: val_loss, metrics, full: n == all });
@@ -612,7 +661,7 @@ impl<'a> Run<'a> {
             wall_seconds: self.ctx.host.now() - self.start,
             train_seconds: self.train_seconds,
             examples_per_second: self.seen as f64 / self.train_seconds.max(1e-9),
-            exchange_seconds: self.ctx.replica.as_ref().map(|r| r.reducer.waited()),
+            exchange_seconds: self.ctx.replica.as_ref().map(|r| r.reducer.waited() - self.eval_waited),
             cache_used: self.use_cache,
             cache_over_limit: self.use_cache && self.ctx.cache.over_limit(),
             cancelled,

@@ -529,7 +529,8 @@ fn lora_trains_low_rank_updates_merged_on_export() {
 /// dropout (each share drops what the run alone drops there) and without. Two replicas; three,
 /// where the last batch of each epoch leaves two of them nothing (they draw no masks that step,
 /// and still drop the run's afterwards); and two above a frozen, cached prefix. The replicas end
-/// with the same model: the same validation loss to the bit. Each replica reports its time in
+/// with the same model: the same validation loss to the bit, and the confusion counts of the run
+/// alone (each replica evaluates a share of the validation set). Each replica reports its time in
 /// the exchange; the run alone none.
 #[test]
 fn data_parallel_replicas_follow_the_run_alone() {
@@ -573,6 +574,9 @@ fn data_parallel_replicas_follow_the_run_alone() {
                 assert!((a - b).abs() < 1e-4, "{what}: step {step}: alone {a}, replica {b}");
             }
             assert_eq!(summary.val_loss, replicas[0].0.val_loss, "{what}: the replicas hold one model");
+            // Each replica evaluated a share; the counts they added are the run alone's.
+            assert_eq!(summary.confusion, alone.confusion, "{what}");
+            assert_eq!(summary.val_accuracy, alone.val_accuracy, "{what}");
             assert!(
                 (summary.val_loss - alone.val_loss).abs() < 1e-4,
                 "{what}: {} vs {}",
