@@ -58,7 +58,15 @@ const started = Date.now();
 await page.goto(url);
 const paint = await page.waitForFunction(
   () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime, null, { timeout: 30_000 });
-console.log(`first contentful paint: ${(await paint.jsonValue()).toFixed(0)} ms`);
+const paintedAt = await paint.jsonValue();
+console.log(`first contentful paint: ${paintedAt.toFixed(0)} ms`);
+// The charts' drawing code is a module of its own, fetched once the page has painted; then the
+// (still empty) charts are drawn.
+await page.waitForSelector('[data-testid=chart-loss] svg', { timeout: 30_000 }).catch(() => {});
+const chartsModule = await page.evaluate(() =>
+  performance.getEntriesByType('resource').find((e) => e.name.endsWith('/freezelab-charts_bg.wasm'))?.startTime);
+check(chartsModule > paintedAt, `the charts module is fetched after the first paint (at ${chartsModule?.toFixed(0)} ms)`);
+check(await page.locator('[data-testid=chart-accuracy] svg').count() === 1, 'the charts module draws the charts');
 
 // Headless Chromium's only adapter is SwiftShader, a software fallback: left to choose, the page
 // takes the CPU and says why; the WebGPU run asks for the software adapter explicitly.

@@ -1,6 +1,6 @@
 //! JSON text through the browser's own `JSON`, with `serde_wasm_bindgen` between its values and
-//! Rust's: the page then carries one serde data format (the one its worker messages need), not
-//! serde_json's parser and printer as well (BENCHMARKS.md, "In the browser").
+//! Rust's: the page then carries one serde data format for JavaScript values (its requests to the
+//! workers and the saved runs need it), not serde_json's parser and printer as well (BENCHMARKS.md, "In the browser").
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

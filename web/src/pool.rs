@@ -143,7 +143,7 @@ fn add_worker(lab: Lab, gpu: bool) -> Result<usize, String> {
         .map_err(|e| format!("a training worker could not start: {e:?}"))?;
     let index = POOL.with(|p| p.borrow().slots.len());
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        match json::from_value::<FromWorker>(event.data()) {
+        match FromWorker::decode(&js_sys::Uint8Array::new(&event.data()).to_vec()) {
             Ok(message) => received(lab, index, message),
             Err(e) => lab.error(format!("unreadable message from a training worker: {e}")),
         }

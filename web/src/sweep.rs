@@ -10,9 +10,11 @@ use freezelab_protocol::metrics::results_front;
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
-use crate::charts::{baselines, downloads, scatter_chart, Point};
+use freezelab_charts::{Chart, Point};
+
+use crate::charts::{baselines, downloads};
 use crate::state::{Lab, RunStatus, RunView};
-use crate::{actions, format};
+use crate::{actions, format, painter};
 
 /// Queues the whole sweep; returns nothing when no model or data is loaded (the page says so).
 pub fn start(lab: Lab) {
@@ -94,10 +96,15 @@ pub fn Sweep() -> impl IntoView {
     };
     let chart = move |i: usize| {
         let (axis, plotted) = (&AXES[i], plotted[i]);
-        let svg = move || {
-            let title = format!("accuracy vs {}", axis.title);
-            plotted.with(|(pts, front)| floor.with(|b| scatter_chart(&title, axis.title, pts, front, b)))
-        };
+        let svg = painter::drawn(move || {
+            plotted.with(|(points, front)| Chart::Scatter {
+                title: format!("accuracy vs {}", axis.title),
+                x_label: axis.title.into(),
+                points: points.clone(),
+                front: front.clone(),
+                baselines: floor.get(),
+            })
+        });
         let points = move || plotted.with(|(pts, _)| pts.len().to_string());
         let on_front = move || plotted.with(|(_, front)| front.iter().filter(|&&f| f).count().to_string());
         view! {

@@ -1,5 +1,6 @@
-//! What the page and the training worker say to each other. Both sides import these types and
-//! exchange them with `serde-wasm-bindgen`; files the user picks travel as same-origin `blob:`
+//! What the page and the training worker say to each other. Both sides import these types: the
+//! page's requests travel as JavaScript objects (`serde-wasm-bindgen`), the worker's messages as
+//! bytes ([`FromWorker::encode`]); files the user picks travel as same-origin `blob:`
 //! URLs that the worker fetches, so no large byte arrays cross the message boundary.
 
 use serde::{Deserialize, Serialize};
@@ -231,6 +232,20 @@ pub enum FromWorker {
     },
 }
 
+impl FromWorker {
+    /// The message as postcard bytes, which the worker posts. Decoding them takes the page one
+    /// pass over a byte slice and a fraction of the code of reading a JavaScript object field by
+    /// field (BENCHMARKS.md, "In the browser"). NaN and infinities travel as they are.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("protocol messages serialise")
+    }
+
+    /// The message [`FromWorker::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        postcard::from_bytes(bytes).map_err(|e| e.to_string())
+    }
+}
+
 /// Which kind of request failed: the page clears that request's busy state and prefixes the
 /// message with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -385,4 +400,100 @@ pub struct Prediction {
     pub run_id: u32,
     pub labels: Vec<String>,
     pub probabilities: Vec<f32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::run::{BlockDrift, RunSummary, TrainEvent};
+
+    /// Every kind of field the worker's messages hold (options both ways, nested enums, boxed
+    /// summaries, maximal integers, text beyond ASCII) comes back equal from its bytes.
+    #[test]
+    fn worker_messages_come_back_from_their_bytes() {
+        let summary = RunSummary {
+            labels: vec!["ham".into(), "spam".into()],
+            confusion: vec![vec![3, 1], vec![0, 4]],
+            exchange_seconds: Some(0.25),
+            optimizer_state_tensors: None,
+            drift: vec![BlockDrift {
+                block: "layer-0".into(),
+                relative_change: 0.01,
+                parts: vec![("attention".into(), 0.02)],
+                cka: Some(0.99),
+            }],
+            ..RunSummary::default()
+        };
+        let messages = vec![
+            FromWorker::Alive,
+            FromWorker::Progress { what: "modèle".into(), loaded: u64::MAX, total: None },
+            FromWorker::Progress { what: "data".into(), loaded: 1, total: Some(2) },
+            FromWorker::DatasetLoaded {
+                info: DatasetInfo {
+                    name: "spam".into(),
+                    labels: vec!["ham".into(), "spam".into()],
+                    train_counts: vec![200, 56],
+                    validation_counts: vec![50, 14],
+                },
+                shared: Some(DataSource::Upload {
+                    file: UserFile { name: "a.csv".into(), url: "blob:x".into() },
+                    text_column: "text".into(),
+                    label_column: "label".into(),
+                    validation_fraction: 0.2,
+                    seed: 7,
+                }),
+            },
+            FromWorker::Run {
+                run_id: 3,
+                event: TrainEvent::Eval {
+                    step: 4,
+                    epoch: 1,
+                    val_loss: 0.5,
+                    metrics: Metrics { accuracy: 0.75, macro_f1: 0.7, confusion: vec![vec![1, 0], vec![1, 2]] },
+                    examples: 4,
+                },
+            },
+            FromWorker::Run { run_id: 3, event: TrainEvent::Finished { summary: Box::new(summary) } },
+            FromWorker::RunFailed { run_id: 3, message: "device lost ✗".into(), retry_on_cpu: true },
+            FromWorker::Handled { request: Request::Train, heap_bytes: 1 << 33 },
+            FromWorker::Error { context: Request::Message, message: String::new() },
+        ];
+        for message in messages {
+            assert_eq!(FromWorker::decode(&message.encode()), Ok(message));
+        }
+    }
+
+    /// A loss that overflowed still arrives as what it is, not as an unreadable message.
+    #[test]
+    fn non_finite_losses_travel() {
+        let step = |loss| FromWorker::Run {
+            run_id: 1,
+            event: TrainEvent::Step {
+                step: 1,
+                epoch: 0,
+                loss,
+                lr: 1e-4,
+                examples_per_second: 0.0,
+                elapsed_seconds: 0.1,
+            },
+        };
+        for loss in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            match FromWorker::decode(&step(loss).encode()) {
+                Ok(FromWorker::Run { event: TrainEvent::Step { loss: back, .. }, .. }) => {
+                    assert_eq!(back.to_bits(), loss.to_bits())
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// Cut-off or foreign bytes are an error the page reports, never a panic.
+    #[test]
+    fn truncated_bytes_are_refused() {
+        let bytes = FromWorker::Handled { request: Request::Model, heap_bytes: 1 << 20 }.encode();
+        assert!(FromWorker::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(FromWorker::decode(&[200]).is_err());
+        assert!(FromWorker::decode(&[]).is_err());
+    }
 }

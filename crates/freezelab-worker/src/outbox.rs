@@ -26,14 +26,13 @@ pub fn take_posted() -> Vec<FromWorker> {
     DIVERTED.with(|d| d.borrow_mut().as_mut().map(std::mem::take).unwrap_or_default())
 }
 
-/// Posts a message to the page. Serialisation of our own types cannot fail.
+/// Posts a message to the page, as its bytes.
 pub fn post(message: &FromWorker) {
     let kept = DIVERTED.with(|d| d.borrow_mut().as_mut().map(|kept| kept.push(message.clone())).is_some());
     if kept {
         return;
     }
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    let value = serde::Serialize::serialize(message, &serializer).expect("protocol messages serialise");
+    let bytes = js_sys::Uint8Array::from(&message.encode()[..]);
     // A closed page has no one to tell.
-    let _ = scope().post_message(&value);
+    let _ = scope().post_message(&bytes);
 }
