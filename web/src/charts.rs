@@ -34,13 +34,7 @@ fn x_label(lab: Lab) -> &'static str {
 
 /// The distinct baselines of `runs`, in order (runs on the same data share one).
 pub fn baselines<'a>(runs: impl IntoIterator<Item = &'a RunView>) -> Vec<Baseline> {
-    let mut out: Vec<Baseline> = Vec::new();
-    for b in runs.into_iter().filter_map(|r| r.baseline.as_ref()) {
-        if !out.contains(b) {
-            out.push(b.clone());
-        }
-    }
-    out
+    freezelab_charts::distinct(runs.into_iter().filter_map(|r| r.baseline.as_ref()))
 }
 
 /// A chart's download buttons: `{file}.svg` as drawn, `{file}.png` rasterised by the browser.

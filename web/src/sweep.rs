@@ -4,13 +4,11 @@
 //! measured peak memory, wall time), the Pareto front of each plot highlighted, a marker per
 //! mode. Stop cancels the rest; finished points stay.
 
+use freezelab_charts::sweep::{self, Axis, AXES};
+use freezelab_charts::Point;
 use freezelab_protocol::freeze::{FreezePlan, Mode};
 use freezelab_protocol::messages::Origin;
-use freezelab_protocol::metrics::results_front;
-use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
-
-use freezelab_charts::{Chart, Point};
 
 use crate::charts::{baselines, downloads};
 use crate::state::{Lab, RunStatus, RunView};
@@ -34,44 +32,9 @@ fn runs_of(lab: Lab) -> Vec<RunView> {
     lab.runs.filter(|r| r.sweep == Some(sweep))
 }
 
-/// A cost axis: its name, unit, and how to read it off a summary.
-pub struct Axis {
-    pub id: &'static str,
-    pub title: &'static str,
-    pub cost: fn(&RunSummary) -> Option<f64>,
-}
-
-/// Trainable parameters, measured peak memory, wall time.
-pub static AXES: [Axis; 3] = [
-    Axis { id: "params", title: "trainable parameters (millions)", cost: |s| Some(s.trainable_params as f64 / 1e6) },
-    Axis {
-        id: "memory",
-        title: "measured peak memory (MB)",
-        cost: |s| s.memory.measured_peak_bytes.map(|b| b as f64 / 1e6),
-    },
-    Axis { id: "time", title: "wall time (s)", cost: |s| Some(s.wall_seconds) },
-];
-
-/// The finished runs' points on `axis` and which are on its Pareto front. A run that does not
-/// clear its baseline is plotted but kept off the front: it is not a result to trade against.
+/// The finished runs' points on `axis` and which are on its Pareto front.
 pub fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
-    let points: Vec<Point> = runs
-        .iter()
-        .filter(|r| r.status == RunStatus::Done)
-        .filter_map(|r| {
-            let s = r.summary.as_ref()?;
-            let beats_baseline = s.baseline.beaten_by(s.val_accuracy);
-            Some(Point {
-                label: r.config.freeze.label(),
-                mode: r.config.freeze.mode,
-                x: (axis.cost)(s)?,
-                y: s.val_accuracy,
-                beats_baseline,
-            })
-        })
-        .collect();
-    let front = results_front(&points.iter().map(|p| (p.x, p.y, p.beats_baseline)).collect::<Vec<_>>());
-    (points, front)
+    sweep::points(runs.iter().filter(|r| r.status == RunStatus::Done).filter_map(|r| r.summary.as_ref()), axis)
 }
 
 #[component]
@@ -96,15 +59,7 @@ pub fn Sweep() -> impl IntoView {
     };
     let chart = move |i: usize| {
         let (axis, plotted) = (&AXES[i], plotted[i]);
-        let svg = painter::drawn(move || {
-            plotted.with(|(points, front)| Chart::Scatter {
-                title: format!("accuracy vs {}", axis.title),
-                x_label: axis.title.into(),
-                points: points.clone(),
-                front: front.clone(),
-                baselines: floor.get(),
-            })
-        });
+        let svg = painter::drawn(move || axis.chart(plotted.get(), floor.get()));
         let points = move || plotted.with(|(pts, _)| pts.len().to_string());
         let on_front = move || plotted.with(|(_, front)| front.iter().filter(|&&f| f).count().to_string());
         view! {

@@ -334,10 +334,11 @@ fn ham(accuracy: f64) -> freezelab_protocol::metrics::Baseline {
 /// baseline, head only below it. Only runs that clear it by the margin may be on the front.
 #[wasm_bindgen_test]
 fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
+    use freezelab_charts::sweep::AXES;
     use freezelab_protocol::run::{RunSummary, TrainConfig};
     use freezelab_web::charts::baselines;
     use freezelab_web::state::{RunStatus, RunView};
-    use freezelab_web::sweep::{points, AXES};
+    use freezelab_web::sweep::points;
     let done = |id: u32, freeze: FreezePlan, trainable_params: usize, val_accuracy: f64| {
         let config = TrainConfig { freeze, ..TrainConfig::default() };
         let mut run = RunView::queued(id, Origin::Sweep, config, "m".into(), "d".into(), "cpu".into());

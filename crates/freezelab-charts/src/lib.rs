@@ -1,11 +1,12 @@
 //! The playground's charts. The page says what a chart shows ([`Chart`]); a wasm module of its
 //! own (`src/main.rs`), which the page imports after it has painted, draws it as SVG text with
 //! plotters. Drawing would be a twelfth of the page's wasm, and none of it is needed to paint the
-//! page (BENCHMARKS.md, "In the browser").
+//! page (BENCHMARKS.md, "In the browser"). The CLI's sweep draws the same plots ([`sweep`]).
 
 mod axes;
 mod line;
 mod scatter;
+pub mod sweep;
 
 use freezelab_protocol::metrics::Baseline;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,17 @@ pub enum Chart {
     },
     /// Labelled points of accuracy against a cost, `front` marking the Pareto front's.
     Scatter { title: String, x_label: String, points: Vec<Point>, front: Vec<bool>, baselines: Vec<Baseline> },
+}
+
+/// The distinct baselines among `baselines`, in order (runs on the same data share one).
+pub fn distinct<'a>(baselines: impl IntoIterator<Item = &'a Baseline>) -> Vec<Baseline> {
+    let mut out: Vec<Baseline> = Vec::new();
+    for b in baselines {
+        if !out.contains(b) {
+            out.push(b.clone());
+        }
+    }
+    out
 }
 
 impl Chart {

@@ -253,7 +253,7 @@ async fn run(cli: Cli) -> Result<()> {
                 None => sweep::Plans::Depths,
             };
             sweep::run(&run, &which, &out_dir, &device).await?;
-            eprintln!("sweep: wrote sweep.csv, sweep.json, sweep.svg in {}", out_dir.display());
+            eprintln!("sweep: wrote sweep.csv, sweep.json, sweep-{{params,memory,time}}.svg in {}", out_dir.display());
         }
         Command::Bench { model, batch, seq, steps, json, rows } => {
             let dir = ModelDir::read(&model, None)?;

@@ -1,15 +1,14 @@
 //! `freezelab sweep`: the same budget under progressively deeper freezing (and, with `--modes`,
-//! the modes between frozen and free), as a table and a plot.
+//! the modes between frozen and free), as a table and the page's three plots.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
+use freezelab_charts::sweep::{self, Axis, AXES};
 use freezelab_core::cache::PrefixCache;
-use freezelab_core::freeze::{FreezePlan, Mode};
-use freezelab_core::metrics::results_front;
+use freezelab_core::freeze::FreezePlan;
 use freezelab_core::train::{RunSummary, TrainConfig};
-use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::host::CliHost;
@@ -55,9 +54,10 @@ pub struct Row {
     /// Always answering the majority label, and whether the run clears it by the margin.
     pub baseline_accuracy: f64,
     pub beats_baseline: bool,
-    /// On the Pareto front of accuracy against trainable parameters, and against training time
-    /// (runs that do not beat the baseline never are), as the page's sweep marks them.
+    /// On the Pareto front of accuracy against trainable parameters, measured peak memory and
+    /// wall time (runs that do not beat the baseline never are), as the page's sweep marks them.
     pub front_params: bool,
+    pub front_memory: bool,
     pub front_time: bool,
 }
 
@@ -78,22 +78,16 @@ impl From<&RunSummary> for Row {
             baseline_accuracy: s.baseline.accuracy,
             beats_baseline: s.baseline.beaten_by(s.val_accuracy),
             front_params: false,
+            front_memory: false,
             front_time: false,
         }
     }
 }
 
-/// Marks each row's place on the two fronts.
-fn mark_fronts(rows: &mut [Row]) {
-    let front = |cost: fn(&Row) -> f64, rows: &[Row]| {
-        results_front(&rows.iter().map(|r| (cost(r), r.val_accuracy, r.beats_baseline)).collect::<Vec<_>>())
-    };
-    let by_params = front(|r| r.trainable_params as f64, rows);
-    let by_time = front(|r| r.train_seconds, rows);
-    for ((row, p), t) in rows.iter_mut().zip(by_params).zip(by_time) {
-        row.front_params = p;
-        row.front_time = t;
-    }
+/// Whether each run is on the Pareto front of `axis` (one without that cost is not).
+fn on_front(summaries: &[RunSummary], axis: &Axis) -> Vec<bool> {
+    let mut front = sweep::points(summaries, axis).1.into_iter();
+    summaries.iter().map(|s| (axis.cost)(s).is_some() && front.next().unwrap_or(false)).collect()
 }
 
 pub async fn run(args: &RunArgs, which: &Plans, out_dir: &Path, device: &Device) -> Result<Vec<RunSummary>> {
@@ -124,86 +118,24 @@ pub async fn run(args: &RunArgs, which: &Plans, out_dir: &Path, device: &Device)
     Ok(summaries)
 }
 
-/// Writes sweep.csv, sweep.json and sweep.svg (rewritten after every run, so partial sweeps
-/// leave results).
+/// Writes sweep.csv, sweep.json and the page's plots, sweep-params.svg, sweep-memory.svg and
+/// sweep-time.svg (rewritten after every run, so partial sweeps leave results).
 fn write(out_dir: &Path, summaries: &[RunSummary]) -> Result<()> {
     let mut rows: Vec<Row> = summaries.iter().map(Row::from).collect();
-    mark_fronts(&mut rows);
+    let [params, memory, time] = AXES.each_ref().map(|axis| on_front(summaries, axis));
+    for (i, row) in rows.iter_mut().enumerate() {
+        (row.front_params, row.front_memory, row.front_time) = (params[i], memory[i], time[i]);
+    }
     let mut csv = csv::Writer::from_path(out_dir.join("sweep.csv"))?;
     for row in &rows {
         csv.serialize(row)?;
     }
     csv.flush()?;
     std::fs::write(out_dir.join("sweep.json"), serde_json::to_vec_pretty(summaries)?)?;
-    plot(&out_dir.join("sweep.svg"), &rows)
-}
-
-fn plot(path: &Path, rows: &[Row]) -> Result<()> {
-    let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(480);
-    let max_params = rows.iter().map(|r| r.trainable_params).max().unwrap_or(1) as f64 / 1e6;
-    let max_time = rows.iter().map(|r| r.train_seconds).fold(1.0, f64::max);
-    // The y-axis fits the accuracies and the baseline, so a few points of difference show.
-    let baseline = rows.first().map_or(0.0, |r| r.baseline_accuracy);
-    let lowest = rows.iter().map(|r| r.val_accuracy).fold(baseline, f64::min);
-    let highest = rows.iter().map(|r| r.val_accuracy).fold(baseline, f64::max);
-    let y_range = (lowest - 0.05).max(0.0)..(highest + 0.05).min(1.0);
-    type Axis = (&'static str, f64, fn(&Row) -> f64, fn(&Row) -> bool);
-    let panels: [Axis; 2] = [
-        ("trainable parameters (millions)", max_params, |r| r.trainable_params as f64 / 1e6, |r| r.front_params),
-        ("training time (s)", max_time, |r| r.train_seconds, |r| r.front_time),
-    ];
-    for (area, (x_label, x_max, x_of, on_front)) in [&left, &right].into_iter().zip(panels) {
-        let mut chart = ChartBuilder::on(area)
-            .caption(format!("validation accuracy vs {x_label}"), ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(44)
-            .build_cartesian_2d(0.0..x_max * 1.1, y_range.clone())?;
-        chart.configure_mesh().x_desc(x_label).y_desc("accuracy").draw()?;
-        let points: Vec<(f64, f64)> = rows.iter().map(|r| (x_of(r), r.val_accuracy)).collect();
-        // The freeze depths joined in sweep order; the other modes stand alone.
-        let depths = rows.iter().zip(&points).filter(|(r, _)| r.mode == Mode::Freeze.id()).map(|(_, &p)| p);
-        chart.draw_series(LineSeries::new(depths, &BLUE))?;
-        // The Pareto front in green; a run below the baseline as a grey cross, as in the page.
-        let mut front: Vec<(f64, f64)> =
-            rows.iter().zip(&points).filter(|(r, _)| on_front(r)).map(|(_, &p)| p).collect();
-        front.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart.draw_series(LineSeries::new(front.clone(), GREEN.stroke_width(2)))?;
-        chart.draw_series(rows.iter().zip(&points).map(|(r, &p)| {
-            let style = if on_front(r) { GREEN.filled() } else { BLUE.filled() };
-            EmptyElement::at(p)
-                + match (r.beats_baseline, r.mode) {
-                    (false, _) => Cross::new((0, 0), 4, RGBColor(128, 128, 128).stroke_width(2)).into_dyn(),
-                    (true, "bitfit") => TriangleMarker::new((0, 0), 5, style).into_dyn(),
-                    (true, "llrd") => Rectangle::new([(-4, -4), (4, 4)], style).into_dyn(),
-                    (true, "lora") => Rectangle::new([(-6, -2), (6, 2)], style).into_dyn(),
-                    (true, "gradual") => {
-                        Circle::new((0, 0), 6, ShapeStyle { filled: false, stroke_width: 2, ..style }).into_dyn()
-                    }
-                    (true, _) => Circle::new((0, 0), 4, style).into_dyn(),
-                }
-        }))?;
-        let offset = (y_range.end - y_range.start) / 25.0;
-        chart.draw_series(
-            rows.iter()
-                .zip(&points)
-                .map(|(r, &p)| Text::new(r.freeze.clone(), (p.0, p.1 - offset), ("sans-serif", 11))),
-        )?;
-        chart.draw_series([Text::new(
-            "green: Pareto front · ▲ BitFit · ▬ LoRA · ■ LLRD · ◯ gradual · grey ×: not above the majority class",
-            (x_max * 0.25, y_range.end - offset),
-            ("sans-serif", 11).into_font().color(&RGBColor(60, 60, 60)),
-        )])?;
-        let red = RED.stroke_width(1);
-        chart.draw_series(LineSeries::new([(0.0, baseline), (x_max * 1.1, baseline)], red))?;
-        chart.draw_series([Text::new(
-            format!("majority class {:.1}%", 100.0 * baseline),
-            (0.0, baseline + offset / 2.0),
-            ("sans-serif", 11).into_font().color(&RED),
-        )])?;
+    let baselines = freezelab_charts::distinct(summaries.iter().map(|s| &s.baseline));
+    for axis in &AXES {
+        let svg = axis.chart(sweep::points(summaries, axis), baselines.clone()).draw();
+        std::fs::write(out_dir.join(format!("sweep-{}.svg", axis.id)), svg)?;
     }
-    root.present()?;
     Ok(())
 }

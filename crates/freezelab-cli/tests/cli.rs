@@ -212,7 +212,9 @@ fn sweep_with_modes_marks_the_pareto_fronts() {
     assert!(number(bitfit, "trainable_params") < number(all, "trainable_params") / 10.0);
     assert!(number(lora, "trainable_params") < number(all, "trainable_params") / 2.0);
     assert_eq!(number(&rows[rows.len() - 1], "trainable_params"), number(all, "trainable_params"));
-    for (front, cost) in [("front_params", "trainable_params"), ("front_time", "train_seconds")] {
+    let axes =
+        [("front_params", "trainable_params"), ("front_memory", "measured_peak_bytes"), ("front_time", "wall_seconds")];
+    for (front, cost) in axes {
         let on: Vec<_> = rows.iter().filter(|r| r[front] == "true").collect();
         assert!(on.iter().all(|r| r["beats_baseline"] == "true"), "{front}: a run below the baseline is on it");
         for r in &on {
@@ -228,7 +230,12 @@ fn sweep_with_modes_marks_the_pareto_fronts() {
         let tops: Vec<_> = above.iter().filter(|r| number(r, "val_accuracy") == top).collect();
         assert!(tops.is_empty() || tops.iter().any(|r| r[front] == "true"), "{front}: no most accurate run on it");
     }
-    assert!(std::fs::read_to_string(out.join("sweep.svg")).unwrap().contains("Pareto front"));
+    // The page's three plots: every plan labelled beside its point, the baseline across.
+    for axis in ["params", "memory", "time"] {
+        let svg = std::fs::read_to_string(out.join(format!("sweep-{axis}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("majority class: always"), "{axis}: {svg}");
+        assert!(rows.iter().all(|r| svg.contains(&format!(">\n{}\n<", r["freeze"]))), "{axis}: {svg}");
+    }
     // A list of plans, one of them unknown: refused before any training, naming it.
     let (_, stderr, ok) = freezelab(&[
         "sweep",
