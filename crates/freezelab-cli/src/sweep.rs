@@ -84,9 +84,10 @@ impl From<&RunSummary> for Row {
     }
 }
 
-/// Whether each run is on the Pareto front of `axis` (one without that cost is not).
-fn on_front(summaries: &[RunSummary], axis: &Axis) -> Vec<bool> {
-    let mut front = sweep::points(summaries, axis).1.into_iter();
+/// Whether each run is on the Pareto front its axis's `front` marks (`front` lists only the
+/// runs with a cost on that axis; the others are not on it).
+fn on_front(summaries: &[RunSummary], axis: &Axis, front: &[bool]) -> Vec<bool> {
+    let mut front = front.iter().copied();
     summaries.iter().map(|s| (axis.cost)(s).is_some() && front.next().unwrap_or(false)).collect()
 }
 
@@ -122,7 +123,8 @@ pub async fn run(args: &RunArgs, which: &Plans, out_dir: &Path, device: &Device)
 /// sweep-time.svg (rewritten after every run, so partial sweeps leave results).
 fn write(out_dir: &Path, summaries: &[RunSummary]) -> Result<()> {
     let mut rows: Vec<Row> = summaries.iter().map(Row::from).collect();
-    let [params, memory, time] = AXES.each_ref().map(|axis| on_front(summaries, axis));
+    let plotted = AXES.each_ref().map(|axis| sweep::points(summaries, axis));
+    let [params, memory, time] = [0, 1, 2].map(|i| on_front(summaries, &AXES[i], &plotted[i].1));
     for (i, row) in rows.iter_mut().enumerate() {
         (row.front_params, row.front_memory, row.front_time) = (params[i], memory[i], time[i]);
     }
@@ -133,8 +135,8 @@ fn write(out_dir: &Path, summaries: &[RunSummary]) -> Result<()> {
     csv.flush()?;
     std::fs::write(out_dir.join("sweep.json"), serde_json::to_vec_pretty(summaries)?)?;
     let baselines = freezelab_charts::distinct(summaries.iter().map(|s| &s.baseline));
-    for axis in &AXES {
-        let svg = axis.chart(sweep::points(summaries, axis), baselines.clone()).draw();
+    for (axis, plotted) in AXES.iter().zip(plotted) {
+        let svg = axis.chart(plotted, baselines.clone()).draw();
         std::fs::write(out_dir.join(format!("sweep-{}.svg", axis.id)), svg)?;
     }
     Ok(())
