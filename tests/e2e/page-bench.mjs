@@ -2,7 +2,7 @@
 // training everything (A) at fixed settings, once untimed on K workers (warm-up), then timed on
 // one worker and on K (data-parallel).
 // Prints `PAGEBENCH {json}`: the settings, the first contentful paint, the engine's start (page
-// load to a chosen backend) and each run's training examples/s as the page shows it. Run by
+// load to a chosen backend) and each run's training examples/s and wall time as the page shows them. Run by
 // `cargo xtask bench --browser` (a figure, not a test), beside the native CLI on the same
 // settings.
 //
@@ -51,7 +51,8 @@ for (const workers of [1, k]) {
   await set('hp-workers', workers);
   await trainA();
   const exchange = workers > 1 ? Number(await byId('exchange-A').getAttribute('data-value')) : null;
-  rows.push({ workers, examples_per_second: Number(await byId('speed-A').getAttribute('data-value')), exchange_seconds: exchange });
+  const wall = Number(await byId('wall-A').getAttribute('data-value'));
+  rows.push({ workers, examples_per_second: Number(await byId('speed-A').getAttribute('data-value')), wall_seconds: wall, exchange_seconds: exchange });
 }
 console.log(`PAGEBENCH ${JSON.stringify({ settings, first_contentful_paint_seconds: firstPaint, engine_ready_seconds: engineReady, cores: await page.evaluate(() => navigator.hardwareConcurrency), rows })}`);
 await browser.close();

@@ -107,7 +107,10 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", default="64,128")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (the bench sets Burn's alike)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n = BertModel.from_pretrained(args.model_dir, add_pooling_layer=False).config.num_hidden_layers
     for seq in [int(s) for s in args.seq.split(",")]:
         for frozen, cache in [(None, False), (3, False), (3, True), (n, False), (n, True)]:

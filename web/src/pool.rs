@@ -96,9 +96,16 @@ struct Pool {
     /// the dataset ([`MODEL`], [`DATA`]; from the lead's shared bytes once it has shared them).
     start: Option<ToWorker>,
     loads: [Option<ToWorker>; 2],
-    /// The page's own model and data requests, replayed when the workers are replaced (the
-    /// shared bytes died with the lead).
+    /// The page's own model and data requests that the lead loaded, replayed when the workers
+    /// are replaced (the shared bytes died with the lead).
     asked: [Option<ToWorker>; 2],
+    /// Requests sent to the lead and not yet answered, oldest first: each becomes `asked` when
+    /// the lead says it loaded, and is dropped when it refuses (or dies on) it. A request that
+    /// killed a worker is so never replayed.
+    unanswered: [VecDeque<ToWorker>; 2],
+    /// The workers were replaced and no request has succeeded since: a second death now is not
+    /// followed by a third start.
+    restarted: bool,
     /// The WebGPU adapter the page found when it last started a lead: `Some(fallback)`.
     adapter: Option<bool>,
 }
@@ -171,13 +178,29 @@ fn add_worker(lab: Lab, gpu: bool) -> Result<usize, String> {
 /// (uploads included: their `blob:` URLs live as long as the page). One that never started is
 /// not retried in a loop.
 fn lost(lab: Lab) {
-    if !lab.worker_alive.get_untracked() {
+    let (again, dropped) = POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let dropped: Vec<ToWorker> = pool.unanswered.iter_mut().flat_map(|q| q.drain(..)).collect();
+        (pool.restarted, dropped)
+    });
+    if !lab.worker_alive.get_untracked() || again {
         lab.worker_lost();
         stop_workers();
         status(lab);
-        return lab.error("the training worker could not start (see the browser console)".into());
+        let what = if again { "stopped again after a restart" } else { "could not start" };
+        return lab.error(format!("the training worker {what} (see the browser console); reload the page"));
+    }
+    // What the worker was loading when it died is not asked of the new one: the last model and
+    // data that loaded come back instead.
+    for request in dropped {
+        let context = Request::of(&request);
+        lab.apply(FromWorker::Error {
+            context,
+            message: "the training worker stopped while loading this; the previous one is kept".into(),
+        });
     }
     lab.error("a training worker stopped with an error; the workers were restarted and finished runs are kept".into());
+    POOL.with(|p| p.borrow_mut().restarted = true);
     restart(lab);
 }
 
@@ -203,6 +226,7 @@ fn stop_workers() -> (Option<ToWorker>, [Option<ToWorker>; 2]) {
         pool.queue.clear();
         pool.replicated.clear();
         pool.loads = [None, None];
+        pool.unanswered.iter_mut().for_each(VecDeque::clear);
         (pool.start.clone(), pool.asked.clone())
     })
 }
@@ -277,14 +301,30 @@ fn end_replicas(pool: &mut Pool, run_id: u32) {
     }
 }
 
-/// A model or dataset request: the lead downloads it; the pool keeps it for workers to come.
+/// A model or dataset request: the lead downloads it; once it has loaded, the pool keeps it for
+/// workers to come ([`loaded`]).
 fn load(which: usize, message: ToWorker) {
+    POOL.with(|p| p.borrow_mut().unanswered[which].push_back(message.clone()));
+    to_lead(&message);
+}
+
+/// The lead answered the oldest request of its kind: loaded, it is what new and restarted
+/// workers are told (the lead's shared copy when it shares one); refused, it is forgotten.
+fn answered(which: usize, loaded: bool, shared: Option<ToWorker>) {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
-        pool.loads[which] = Some(message.clone());
-        pool.asked[which] = Some(message.clone());
+        let Some(request) = pool.unanswered[which].pop_front() else { return };
+        if loaded {
+            pool.restarted = false;
+            if shared.is_none() {
+                pool.loads[which] = Some(request.clone());
+            }
+            pool.asked[which] = Some(request);
+        }
     });
-    to_lead(&message);
+    if let Some(message) = shared {
+        load_shared(which, message);
+    }
 }
 
 /// What the lead loaded, from the bytes it shares: for every other worker, now and to come.
@@ -411,14 +451,17 @@ fn received(lab: Lab, index: usize, message: FromWorker) {
             });
         }
         FromWorker::Backend { info } if lead && info.kind == BackendKind::Webgpu => shrink_to_lead(lab),
-        FromWorker::ModelLoaded { shared: Some(source), .. } if lead => {
-            load_shared(MODEL, ToWorker::LoadModel { source: source.clone(), share: false })
+        FromWorker::ModelLoaded { shared, .. } if lead => {
+            answered(MODEL, true, shared.clone().map(|source| ToWorker::LoadModel { source, share: false }))
         }
-        FromWorker::DatasetLoaded { shared: Some(source), .. } if lead => {
-            load_shared(DATA, ToWorker::LoadDataset { source: source.clone(), share: false })
+        FromWorker::DatasetLoaded { shared, .. } if lead => {
+            answered(DATA, true, shared.clone().map(|source| ToWorker::LoadDataset { source, share: false }))
         }
+        FromWorker::Error { context: Request::Model, .. } if lead => answered(MODEL, false, None),
+        FromWorker::Error { context: Request::Dataset, .. } if lead => answered(DATA, false, None),
         FromWorker::Run { run_id, event: TrainEvent::Finished { .. } } => POOL.with(|p| {
             let mut pool = p.borrow_mut();
+            pool.restarted = false;
             pool.replicated.remove(run_id);
             if let Some(slot) = pool.slots.get_mut(index) {
                 if let Some(running) = slot.running.filter(|r| r.run_id == *run_id) {

@@ -3,6 +3,7 @@
 mod assets;
 mod browser;
 mod dispatches;
+mod fair_bench;
 mod manifest;
 mod model_asset;
 mod registry;
@@ -57,6 +58,9 @@ enum Command {
         /// Timed steps per configuration.
         #[arg(long, default_value_t = 3)]
         steps: usize,
+        /// Rounds of Burn and PyTorch, alternating which runs first; medians are reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
         /// Python with torch and transformers (default: python3).
         #[arg(long, env = "FREEZELAB_PYTHON", default_value = "python3")]
         python: String,
@@ -89,7 +93,7 @@ fn main() -> Result<()> {
         Command::Demo => tasks::demo(),
         Command::Bench { browser: true, workers, .. } => tasks::page_bench(workers),
         Command::Bench { dispatches: true, batch, seq, .. } => dispatches::dispatches(batch, seq),
-        Command::Bench { steps, python, .. } => tasks::bench(steps, &python),
+        Command::Bench { steps, rounds, python, .. } => tasks::bench(steps, rounds as usize, &python),
         Command::Reference { seeds, data, plans, python } => tasks::reference(seeds, &data, &plans, &python),
     }
 }

@@ -67,6 +67,6 @@ impl ModelDir {
 
     /// Names the model by its content (all three files) for cache keys.
     pub fn fingerprint(&self) -> String {
-        freezelab_core::cache::content_id(&[&self.config, &self.weights, &self.tokenizer])
+        self.files().content_id()
     }
 }

@@ -183,6 +183,31 @@ fn bad_input_gets_a_clear_message() {
     assert!(!ok && stderr.contains("setting max_len: must be at most the model's 512 positions"), "{stderr}");
 }
 
+/// A model folder whose config.json is out of range (dropout 1.0, heads not dividing the
+/// width) is refused with the field, its value and its range: an error, never a panic.
+#[test]
+fn a_bad_model_config_is_named_not_a_panic() {
+    let model = scratch("bad-config").join("model");
+    let (_, stderr, ok) = freezelab(&["synthetic", "--out", model.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let good = std::fs::read(model.join("config.json")).unwrap();
+    let data = model.join("data.csv");
+    let spoiled = [
+        ("hidden_dropout_prob", serde_json::json!(1.0), "hidden_dropout_prob is 1; it must be in [0, 1)"),
+        ("attention_probs_dropout_prob", serde_json::json!(-0.5), "attention_probs_dropout_prob is -0.5"),
+        ("num_attention_heads", serde_json::json!(5), "is not divisible by num_attention_heads 5"),
+        ("layer_norm_eps", serde_json::json!(0), "layer_norm_eps is 0; it must be in (0, 1)"),
+    ];
+    for (field, value, message) in spoiled {
+        let mut config: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        config[field] = value;
+        std::fs::write(model.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+        let (_, stderr, ok) =
+            freezelab(&["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--steps", "1"]);
+        assert!(!ok && stderr.contains(message) && !stderr.contains("panicked"), "{field}: {stderr}");
+    }
+}
+
 /// The sweep's table (with the modes) marks the Pareto fronts as the page's sweep does: never a
 /// run below the majority class, and on each axis no front run beaten by a cheaper or equal one.
 #[test]
@@ -226,6 +251,8 @@ fn sweep_with_modes_marks_the_pareto_fronts() {
             assert!(!dominated, "{front}: {} is dominated", r["freeze"]);
         }
         let above: Vec<_> = rows.iter().filter(|r| r["beats_baseline"] == "true").collect();
+        // The front is checked on runs that beat the baseline: there must be some, and a front.
+        assert!(!above.is_empty() && !on.is_empty(), "{front}: no run beats the majority class");
         let top = above.iter().map(|r| number(r, "val_accuracy")).fold(f64::NEG_INFINITY, f64::max);
         let tops: Vec<_> = above.iter().filter(|r| number(r, "val_accuracy") == top).collect();
         assert!(tops.is_empty() || tops.iter().any(|r| r[front] == "true"), "{front}: no most accurate run on it");

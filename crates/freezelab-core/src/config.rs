@@ -69,15 +69,47 @@ impl BertConfig {
         }
     }
 
+    /// Checks every field the encoder reads, so a bad config.json is an error naming the field,
+    /// its value and the allowed range, never a panic inside Burn (`DropoutConfig::init` panics
+    /// outside [0, 1)) or a silently wrong model.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(CoreError::Config(m));
-        if self.hidden_size == 0 || self.num_attention_heads == 0 {
-            return bad("hidden_size and num_attention_heads must be positive".into());
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        if let Some((field, value)) = sizes.iter().find(|(_, value)| *value == 0) {
+            return bad(format!("{field} is {value}; it must be at least 1"));
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad(format!(
-                "hidden_size {} is not divisible by num_attention_heads {}",
+                "hidden_size {} is not divisible by num_attention_heads {}; it must be a multiple",
                 self.hidden_size, self.num_attention_heads
+            ));
+        }
+        for (field, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("{field} is {p}; it must be in [0, 1)"));
+            }
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+            return bad(format!("layer_norm_eps is {}; it must be in (0, 1)", self.layer_norm_eps));
+        }
+        if !(self.initializer_range.is_finite() && (0.0..=1.0).contains(&self.initializer_range)) {
+            return bad(format!("initializer_range is {}; it must be in [0, 1]", self.initializer_range));
+        }
+        if self.pad_token_id >= self.vocab_size {
+            return bad(format!(
+                "pad_token_id is {}; it must be below vocab_size ({})",
+                self.pad_token_id, self.vocab_size
             ));
         }
         if self.hidden_act != "gelu" {
@@ -88,12 +120,6 @@ impl BertConfig {
                 "position_embedding_type \"{}\" is not supported (only \"absolute\")",
                 self.position_embedding_type
             ));
-        }
-        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
-            return bad(format!("initializer_range must be a non-negative number, got {}", self.initializer_range));
-        }
-        if self.vocab_size == 0 || self.max_position_embeddings == 0 || self.type_vocab_size == 0 {
-            return bad("vocab_size, max_position_embeddings and type_vocab_size must be positive".into());
         }
         Ok(())
     }
@@ -139,6 +165,29 @@ mod tests {
     fn rejects_indivisible_heads() {
         let c = BertConfig::tiny(10, 10, 1, 3);
         assert!(c.validate().is_err());
+    }
+
+    /// Each out-of-range field is refused with its name, its value and the range.
+    #[test]
+    fn out_of_range_fields_are_named() {
+        let cases: [(&str, fn(&mut BertConfig), &str); 9] = [
+            ("hidden_dropout_prob", |c| c.hidden_dropout_prob = 1.0, "hidden_dropout_prob is 1; it must be in [0, 1)"),
+            ("negative dropout", |c| c.hidden_dropout_prob = -0.1, "hidden_dropout_prob is -0.1"),
+            ("attention dropout", |c| c.attention_probs_dropout_prob = f64::NAN, "attention_probs_dropout_prob is NaN"),
+            ("eps", |c| c.layer_norm_eps = 0.0, "layer_norm_eps is 0; it must be in (0, 1)"),
+            ("intermediate", |c| c.intermediate_size = 0, "intermediate_size is 0; it must be at least 1"),
+            ("layers", |c| c.num_hidden_layers = 0, "num_hidden_layers is 0"),
+            ("heads", |c| c.num_attention_heads = 3, "hidden_size 8 is not divisible by num_attention_heads 3"),
+            ("init", |c| c.initializer_range = f64::INFINITY, "initializer_range is inf"),
+            ("pad", |c| c.pad_token_id = 10, "pad_token_id is 10; it must be below vocab_size (10)"),
+        ];
+        for (name, spoil, message) in cases {
+            let mut c = BertConfig::tiny(10, 8, 1, 2);
+            spoil(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.starts_with("config.json: ") && err.contains(message), "{name}: {err}");
+        }
+        assert!(BertConfig::tiny(10, 8, 1, 2).validate().is_ok());
     }
 
     #[test]

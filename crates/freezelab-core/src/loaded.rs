@@ -22,6 +22,14 @@ pub struct ModelFiles<'a> {
     pub tokenizer: &'a [u8],
 }
 
+impl ModelFiles<'_> {
+    /// The name the prefix cache knows this model by: all three files' bytes, never their
+    /// names, so two checkpoints of one shape under the same file names never share states.
+    pub fn content_id(&self) -> String {
+        crate::cache::content_id(&[self.config, self.weights, self.tokenizer])
+    }
+}
+
 pub struct LoadedModel {
     pub config: BertConfig,
     pub tokenizer: Tokenizer,

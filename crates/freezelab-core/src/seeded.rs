@@ -15,6 +15,8 @@ pub enum Draw {
     Head,
     /// The order of the training examples in epoch `n` (from 1).
     Epoch(usize),
+    /// LoRA's down-projection factors, in layer order.
+    Lora,
 }
 
 /// The generator for `draw` under `seed`.
@@ -24,6 +26,8 @@ pub fn rng(seed: u64, draw: Draw) -> ChaCha8Rng {
         Draw::Data => 0,
         Draw::Head => 1,
         Draw::Epoch(n) => 1 + n as u64,
+        // The last stream: epochs count up from 2 and never reach it.
+        Draw::Lora => u64::MAX,
     });
     rng
 }
@@ -46,6 +50,8 @@ mod tests {
             first(1, Draw::Data),
             first(1, Draw::Head),
             first(1, Draw::Epoch(1)),
+            first(0, Draw::Lora),
+            first(1, Draw::Lora),
         ];
         for (i, a) in draws.iter().enumerate() {
             assert!(draws[i + 1..].iter().all(|b| b != a), "draw {i} repeats");

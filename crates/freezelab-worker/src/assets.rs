@@ -90,6 +90,7 @@ impl Assets {
             vocab_size: loaded.config.vocab_size,
         };
         drop(loaded);
+        let content = files.content_id();
         let shared = match source {
             _ if !share => None,
             ModelSource::Prepared { .. } => {
@@ -103,7 +104,6 @@ impl Assets {
             }
             files @ ModelSource::Files { .. } => Some(files),
         };
-        let content = content_id(&[&config, &weights, &tokenizer]);
         // States cached under another model are never needed again: free them now.
         self.cache.clear();
         self.model = Some(Model { content, config, weights, tokenizer });

@@ -4,7 +4,7 @@
 
 use burn::tensor::Device;
 use freezelab_core::device::{self, Backend};
-use freezelab_core::fused::wasm_matmul;
+use freezelab_core::fused::wasm_matmul::{self, Kernel};
 use freezelab_protocol::memory::DeviceLimits;
 use freezelab_protocol::messages::{BackendChoice, BackendInfo, BackendKind};
 use js_sys::{Function, Promise, Reflect};
@@ -57,12 +57,12 @@ async fn adapter() -> Result<Adapter, String> {
 /// The CPU backend, named by the SIMD its matrix products use (slower without relaxed SIMD).
 fn cpu(note: Option<String>) -> (Device, BackendInfo) {
     let limits = DeviceLimits { memory_bytes: Some(WASM_MEMORY_BYTES), buffer_bytes: None };
-    let simd = if wasm_matmul::available() {
-        "relaxed SIMD"
-    } else {
-        "SIMD128; this browser has no relaxed SIMD: slower matrix products"
+    let simd = match wasm_matmul::kernel() {
+        Kernel::RelaxedSimd => "relaxed SIMD".to_string(),
+        Kernel::NoRelaxedSimd => "SIMD128; this browser has no relaxed SIMD: slower matrix products".to_string(),
+        Kernel::Failed(why) => format!("SIMD128; {why}"),
     };
-    let info = BackendInfo { kind: BackendKind::Cpu, adapter: Some(simd.into()), fallback: false, note, limits };
+    let info = BackendInfo { kind: BackendKind::Cpu, adapter: Some(simd), fallback: false, note, limits };
     (Device::flex(), info)
 }
 

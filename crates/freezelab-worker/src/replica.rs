@@ -14,6 +14,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Poll, Waker};
 
+use freezelab_core::train::replica::add_replica_values;
 use freezelab_core::train::Reducer;
 use freezelab_core::CoreError;
 use js_sys::{Array, ArrayBuffer, Float32Array};
@@ -189,20 +190,18 @@ impl Reducer for PortReducer {
                 Some(Ok(parts))
             });
             let Some(got) = got else { return Poll::Pending };
-            let sum = got.map(|parts| {
+            let sum = got.and_then(|parts| {
                 let mut parts = parts.into_iter();
                 if index > 0 {
                     // The first replica's sum, over the one port.
-                    return parts.next().expect("one port");
+                    return Ok(parts.next().expect("one port"));
                 }
                 let mut sum = own.take().expect("summed once");
-                for part in parts {
-                    sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
-                }
+                parts.try_for_each(|part| add_replica_values(&mut sum, &part))?;
                 for (from, port) in self.ports.iter().enumerate() {
                     send(port, step, &sum, last_buffer(who, from));
                 }
-                sum
+                Ok(sum)
             });
             self.waited += seconds() - handed_in;
             Poll::Ready(sum)

@@ -41,16 +41,46 @@ extern "C" {
     );
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
+}
+
+/// Which matrix-product kernel this thread runs.
+pub enum Kernel {
+    /// The relaxed-SIMD kernel.
+    RelaxedSimd,
+    /// gemm's `simd128` kernels: the browser has no relaxed SIMD (the module does not validate).
+    NoRelaxedSimd,
+    /// gemm's `simd128` kernels: the kernel validated but did not start, for this reason.
+    Failed(String),
+}
+
 thread_local! {
-    static GEMM: Option<Gemm> = instantiate().ok().flatten();
+    static GEMM: Result<Option<Gemm>, String> = instantiate().map_err(|e| {
+        let message = format!("the relaxed-SIMD matrix kernel did not start, gemm runs instead: {e:?}");
+        console_warn(&message);
+        message
+    });
 }
 
 /// Whether this browser runs the relaxed-SIMD kernel (false: gemm's kernels are used).
 pub fn available() -> bool {
-    GEMM.with(Option::is_some)
+    GEMM.with(|g| matches!(g, Ok(Some(_))))
 }
 
-/// `Ok(None)` where the browser lacks relaxed SIMD (the module does not validate).
+/// The kernel this thread runs, and why not the relaxed-SIMD one.
+pub fn kernel() -> Kernel {
+    GEMM.with(|g| match g {
+        Ok(Some(_)) => Kernel::RelaxedSimd,
+        Ok(None) => Kernel::NoRelaxedSimd,
+        Err(e) => Kernel::Failed(e.clone()),
+    })
+}
+
+/// `Ok(None)` where the browser lacks relaxed SIMD (the module does not validate); any other
+/// failure is an error, reported (console and the backend line) before gemm takes over.
 fn instantiate() -> Result<Option<Gemm>, JsValue> {
     let bytes = Uint8Array::from(KERNEL);
     if !WebAssembly::validate(&bytes)? {
@@ -97,7 +127,7 @@ impl<'a> Operand<'a> {
 /// `None` when the kernel is unavailable or the operands are not plain f32 (Burn's matmul then).
 pub fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
     GEMM.with(|gemm| {
-        let gemm = gemm.as_ref()?;
+        let gemm = gemm.as_ref().ok()?.as_ref()?;
         let (a, b) = (Operand::of(lhs)?, Operand::of(rhs)?);
         let (ls, rs) = (lhs.shape().to_vec(), rhs.shape().to_vec());
         let rank = ls.len();

@@ -72,7 +72,7 @@ pub async fn run(
         return Err(CoreError::Invalid(format!("{}: nothing frozen at the bottom to cache", plan.label())));
     }
     let cfg = TrainConfig { freeze: plan.clone(), ..TrainConfig::default() };
-    let mut model = apply_plan(model, plan);
+    let mut model = apply_plan(model, plan, cfg.seed);
     let mut optim = AdamW::new(&cfg);
     let rates = Rates::new(plan, cfg.lr, cfg.head_lr, 1.0);
     let labels: Vec<usize> = (0..batch.batch_size).map(|i| i % model.num_labels()).collect();

@@ -437,7 +437,7 @@ impl<'a> Run<'a> {
         let start = ctx.host.now();
         let measure = PeakMeter::source(&device);
         let mut run = Run {
-            model: Some(apply_plan(model, &stage)),
+            model: Some(apply_plan(model, &stage, cfg.seed)),
             device,
             params,
             prep,
@@ -494,7 +494,7 @@ impl<'a> Run<'a> {
         if next != self.stage {
             self.stage = next;
             let model = self.take_model();
-            self.model = Some(apply_plan(model, &self.stage));
+            self.model = Some(apply_plan(model, &self.stage, cfg.seed));
             self.bind_cache();
         }
         let t0 = self.ctx.host.now();

@@ -31,6 +31,21 @@ pub trait Reducer {
     fn waited(&self) -> f64;
 }
 
+/// Adds another replica's values to `sum`. Both come from the same model and the same step, so
+/// their lengths agree; when they do not (a replica of another run or model), the sum is
+/// refused rather than cut to the shorter.
+pub fn add_replica_values(sum: &mut [f32], part: &[f32]) -> Result<()> {
+    if sum.len() != part.len() {
+        return Err(crate::CoreError::Invalid(format!(
+            "the replicas' gradients differ in length ({} and {} values): they train different models",
+            sum.len(),
+            part.len()
+        )));
+    }
+    sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+    Ok(())
+}
+
 /// Which replica of how many a run is, and how its gradients meet the others'.
 pub struct Replica<'a> {
     pub index: usize,
@@ -174,4 +189,19 @@ pub(crate) async fn all_reduce(
     exchange.dropouts.set(Dropouts { calls: exchange.calls_before + *drawn as u64, ..exchange.dropouts.get() });
     let grads = walk(model, Unflatten { values, rows: &rows, at: 0, grads: GradientsParams::new() }).grads;
     Ok((grads, *loss as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_replica_values;
+
+    #[test]
+    fn replica_values_add_only_at_equal_lengths() {
+        let mut sum = vec![1.0, 2.0];
+        add_replica_values(&mut sum, &[0.5, -2.0]).unwrap();
+        assert_eq!(sum, [1.5, 0.0]);
+        let err = add_replica_values(&mut sum, &[1.0]).unwrap_err().to_string();
+        assert!(err.contains("2 and 1 values"), "{err}");
+        assert_eq!(sum, [1.5, 0.0]);
+    }
 }

@@ -216,24 +216,80 @@ pub async fn gelu_differences(device: &Device) -> (f32, f32, f32) {
     (largest(&y, &y_cpu), largest(&dx, &dx_cpu), largest(&dx_burn, &dx_cpu))
 }
 
-/// Dropout's output and gradient (loss = Σ output · weights) on `device` with autodiff on, the
-/// dropout stream seeded alike, as a replica's share (its positions offset).
-async fn dropout_and_grad(device: &Device) -> (Vec<f32>, Vec<f32>) {
+const DROPOUT: f64 = 0.3;
+
+/// Dropout's input, output and gradient (loss = Σ output · weights) on `device` with autodiff
+/// on, the dropout stream seeded alike, as a replica's share (its positions offset); and the
+/// weights.
+async fn dropout_and_grad(device: &Device) -> [Vec<f32>; 4] {
     let device = device.clone().autodiff();
     let x = tensor([4, 9, 33], 7, 2.0, &device).require_grad();
     let w = tensor([4, 9, 33], 8, 1.0, &device);
     let stream = Cell::new(Dropouts { first: 3, count: 4, ..Dropouts::new(11) });
-    let y = fused::with_dropouts(&stream, || fused::dropout(x.clone(), &DropoutConfig::new(0.3).init()));
-    let grads = (y.clone() * w).sum().backward();
-    (read_f32(y).await.unwrap(), read_f32(x.grad(&grads).unwrap()).await.unwrap())
+    let y = fused::with_dropouts(&stream, || fused::dropout(x.clone(), &DropoutConfig::new(DROPOUT).init()));
+    let grads = (y.clone() * w.clone()).sum().backward();
+    let dx = read_f32(x.grad(&grads).unwrap()).await.unwrap();
+    [read_f32(x).await.unwrap(), read_f32(y).await.unwrap(), dx, read_f32(w).await.unwrap()]
 }
 
-/// The hashed dropout on `device` against the CPU's, output and gradient: the same masks, so the
-/// same values (largest absolute differences), and the share of elements dropped on `device`.
-pub async fn dropout_differences(device: &Device) -> (f32, f32, f64) {
+/// What one dropout call did on a device, checked by [`DropoutCheck::assert`].
+#[derive(Debug)]
+pub struct DropoutCheck {
+    /// Largest differences from the CPU's output and gradient (the same masks: 0 on every device).
+    pub output_vs_cpu: f32,
+    pub gradient_vs_cpu: f32,
+    /// The share of elements kept, and how far it may be from 1 − p: four binomial standard
+    /// deviations.
+    pub kept: f64,
+    pub bound: f64,
+    /// Largest relative error of a kept output from x / (1 − p) and of its gradient from
+    /// w / (1 − p); a dropped element's output or gradient that is not exactly 0 counts as 1.
+    pub scale_error: f32,
+}
+
+impl DropoutCheck {
+    pub fn assert(&self, on: &str) {
+        assert!(
+            self.output_vs_cpu == 0.0 && self.gradient_vs_cpu == 0.0,
+            "{on}: dropout differs from the CPU's: {self:?}"
+        );
+        assert!(
+            (self.kept - (1.0 - DROPOUT)).abs() <= self.bound,
+            "{on}: kept {} at p = {DROPOUT}: {self:?}",
+            self.kept
+        );
+        assert!(self.scale_error <= 1e-5, "{on}: kept values are not scaled by 1/(1 - p): {self:?}");
+    }
+}
+
+/// The hashed dropout on `device` against the CPU's, and its statistics there.
+pub async fn dropout_check(device: &Device) -> DropoutCheck {
     let largest = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-    let (y_cpu, dx_cpu) = dropout_and_grad(&Device::flex()).await;
-    let (y, dx) = dropout_and_grad(device).await;
-    let dropped = y.iter().filter(|v| **v == 0.0).count() as f64 / y.len() as f64;
-    (largest(&y, &y_cpu), largest(&dx, &dx_cpu), dropped)
+    let [_, y_cpu, dx_cpu, _] = dropout_and_grad(&Device::flex()).await;
+    let [x, y, dx, w] = dropout_and_grad(device).await;
+    let scale = 1.0 / (1.0 - DROPOUT as f32);
+    let relative = |got: f32, want: f32| ((got - want) / want).abs();
+    let (mut kept, mut scale_error) = (0usize, 0.0f32);
+    for i in 0..x.len() {
+        // The inputs are never 0, so a 0 output is a dropped element.
+        let error = if y[i] == 0.0 {
+            if dx[i] == 0.0 {
+                0.0
+            } else {
+                1.0
+            }
+        } else {
+            kept += 1;
+            relative(y[i], x[i] * scale).max(relative(dx[i], w[i] * scale))
+        };
+        scale_error = scale_error.max(error);
+    }
+    let n = x.len() as f64;
+    DropoutCheck {
+        output_vs_cpu: largest(&y, &y_cpu),
+        gradient_vs_cpu: largest(&dx, &dx_cpu),
+        kept: kept as f64 / n,
+        bound: 4.0 * (DROPOUT * (1.0 - DROPOUT) / n).sqrt(),
+        scale_error,
+    }
 }

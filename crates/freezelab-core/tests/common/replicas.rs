@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::Device;
 use freezelab_core::cache::PrefixCache;
 use freezelab_core::config::BertConfig;
+use freezelab_core::train::replica::add_replica_values;
 use freezelab_core::train::{self, Reducer, Replica, RunSummary, TrainConfig};
 
 use super::recorder::Recorder;
@@ -57,12 +58,11 @@ impl Reducer for Local {
             }
             // In replica order, as the first worker adds them in the browser.
             let mut sum = all[0].clone().expect("handed in");
-            for other in &all[1..] {
-                sum.iter_mut().zip(other.as_ref().expect("handed in")).for_each(|(s, v)| *s += v);
-            }
+            let added =
+                all[1..].iter().try_for_each(|other| add_replica_values(&mut sum, other.as_ref().expect("handed in")));
             drop(ex);
             self.waited += handed_in.elapsed();
-            Poll::Ready(Ok(sum))
+            Poll::Ready(added.map(|()| sum))
         }))
     }
 

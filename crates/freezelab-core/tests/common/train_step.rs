@@ -80,7 +80,7 @@ pub async fn replay(fx: &Fixture, device: &Device) -> (Vec<f64>, std::collection
     assert_eq!(schedule::warmup_steps(fx.steps, cfg.warmup_fraction), fx.warmup_steps);
     let plan = FreezePlan::none(2);
     let mut optim = AdamW::new(&cfg);
-    let mut classifier = train::apply_plan(model.classifier, &plan);
+    let mut classifier = train::apply_plan(model.classifier, &plan, 0);
     let mut losses = Vec::new();
     for (step, (rows, labels)) in fx.batches.iter().zip(&fx.labels).enumerate() {
         let batch = EncodedBatch::from_rows(rows, 0);
