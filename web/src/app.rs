@@ -7,6 +7,7 @@ pub use crate::actions::{queue, race_to_b, stop, train, train_both, RACE_MAX_EPO
 use crate::charts::Charts;
 use crate::column::RunColumn;
 use crate::history::{Comparison, History};
+use crate::offline::Offline;
 use crate::setup::Setup;
 use crate::share;
 use crate::state::Lab;
@@ -86,6 +87,7 @@ pub fn App() -> impl IntoView {
             <History/>
             <Explainer/>
         </main>
+        <footer><Offline/></footer>
     }
 }
 

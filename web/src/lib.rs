@@ -17,6 +17,7 @@ pub mod json;
 pub mod legacy;
 pub mod manifest;
 pub mod memory_bar;
+pub mod offline;
 pub mod painter;
 pub mod pool;
 pub mod run;

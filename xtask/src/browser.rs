@@ -187,6 +187,13 @@ fn trunk(args: &[&str]) -> Result<Command> {
     Ok(cmd)
 }
 
+/// `trunk build` of the release page into `out`, its URLs under `base` (`cargo xtask dist`).
+pub fn build_page(out: &std::path::Path, base: &str) -> Result<()> {
+    rust_web_tools()?;
+    let out = out.to_str().context("non-UTF-8 path")?;
+    step(&mut trunk(&["build", "--release", "--public-url", base, "--dist", out])?)
+}
+
 /// `cargo xtask serve`: assets, tools, then Trunk serves the release page on 127.0.0.1:8080.
 pub fn serve(port: u16) -> Result<()> {
     assets::prepare()?;
@@ -301,6 +308,35 @@ pub fn end_to_end() -> Result<Tally> {
             counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
         total = total + Tally { passed, failed, skipped: 0 };
     }
+    // The static build from a plain file server, under a sub-path, online and offline, and an
+    // update from one release to the next.
+    let mut cmd = static_offline()?;
+    let (passed, failed) =
+        counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
+    total = total + Tally { passed, failed, skipped: 0 };
     eprintln!("xtask: screenshots in {}", shots.display());
     Ok(total)
+}
+
+/// tests/e2e/static-offline.mjs on two releases of the static build under /freezelab/.
+fn static_offline() -> Result<Command> {
+    let [first, next] = crate::dist::two_releases("/freezelab/")?;
+    let mut cmd = Command::new("node");
+    cmd.arg("static-offline.mjs").arg(&first).arg(&next);
+    cmd.env("SHOTS", target_dir()?.join("e2e-screenshots")).current_dir(e2e_dir());
+    Ok(cmd)
+}
+
+/// The static build's first and repeat visit, timed by tests/e2e/static-offline.mjs: the
+/// `STATIC {json}` line it printed.
+pub fn static_visits() -> Result<serde_json::Value> {
+    tools()?;
+    step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
+    let output = static_offline()?.output().context("running node")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("static-offline.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let line = stdout.lines().find_map(|l| l.strip_prefix("STATIC ")).context("no STATIC line")?;
+    Ok(serde_json::from_str(line)?)
 }

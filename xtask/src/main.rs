@@ -3,6 +3,7 @@
 mod assets;
 mod browser;
 mod dispatches;
+mod dist;
 mod fair_bench;
 mod manifest;
 mod model_asset;
@@ -35,6 +36,16 @@ enum Command {
     Serve {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+    },
+    /// The page as a static folder any file server serves, offline after the first visit:
+    /// the default model and data inside, the policy in the page, a service worker.
+    Dist {
+        /// Where to write it (default: dist-static/ in the checkout).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// The path the host serves it under, e.g. /user/repo/ on GitHub Pages.
+        #[arg(long, default_value = "/")]
+        base: String,
     },
     /// The story on the command line: train all vs head only on the default data, compared.
     Demo,
@@ -91,6 +102,7 @@ fn main() -> Result<()> {
         Command::Tools => browser::tools(),
         Command::Serve { port } => browser::serve(port),
         Command::Demo => tasks::demo(),
+        Command::Dist { out, base } => dist::dist(&out.unwrap_or_else(dist::default_out), &base),
         Command::Bench { browser: true, workers, .. } => tasks::page_bench(workers),
         Command::Bench { dispatches: true, batch, seq, .. } => dispatches::dispatches(batch, seq),
         Command::Bench { steps, rounds, python, .. } => tasks::bench(steps, rounds as usize, &python),

@@ -438,6 +438,22 @@ pub fn page_bench(workers: usize) -> Result<()> {
         seconds("first_contentful_paint_seconds"),
         seconds("engine_ready_seconds")
     );
+    let visits = browser::static_visits()?;
+    println!("\nthe static build (cargo xtask dist) from a plain file server, headless Chromium:");
+    println!(
+        "{:>14} {:>24} {:>16} {:>18}",
+        "visit", "first contentful paint s", "ready to train s", "from the network MB"
+    );
+    for (name, key) in [("first", "first_visit"), ("repeat (cached)", "repeat_visit")] {
+        let v = &visits[key];
+        let number = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{name:>14} {:>24.2} {:>16.1} {:>18.2}",
+            number("first_contentful_paint_seconds"),
+            number("ready_seconds"),
+            number("network_bytes") / 1e6
+        );
+    }
     bundle_sizes(&root.join("dist"))
 }
 

@@ -1,0 +1,36 @@
+// FreezeLab's service worker, written into the static build by `cargo xtask dist` with its
+// version (a hash of every other file) and the files it keeps. It stores the whole page (the
+// wasm bundles, the charts module, the default model and data) on the first visit and serves it
+// from there, network or not. A new version installs beside the old one and waits: the page
+// says "a new version is available — reload", and only that click lets it take over.
+const VERSION = '__FREEZELAB_VERSION__';
+const FILES = [/* __FREEZELAB_FILES__ */];
+const CACHE = `freezelab-${VERSION}`;
+
+self.addEventListener('install', (event) => {
+  // `no-cache`: revalidated against the server, so what the page just downloaded comes from
+  // the browser's HTTP cache (a 304) rather than over the network a second time.
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(FILES.map((f) => new Request(f, { cache: 'no-cache' })))));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const key of await caches.keys()) {
+      if (key.startsWith('freezelab-') && key !== CACHE) await caches.delete(key);
+    }
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener('message', (event) => {
+  if (event.data === 'take-new-version') self.skipWaiting();
+});
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET' || new URL(request.url).origin !== self.location.origin) return;
+  event.respondWith((async () => {
+    const cache = await caches.open(CACHE);
+    return (await cache.match(request, { ignoreSearch: true })) ?? fetch(request);
+  })());
+});
