@@ -596,6 +596,37 @@ fn lora_factors_follow_the_run_seed_not_the_backend() {
     assert_eq!(first, losses(2));
 }
 
+/// A run whose loss leaves the numbers (here a head of infinite weights, as a
+/// checkpoint holding them would give) ends with README's message, naming the
+/// step and what to change, not with NaN accuracies.
+#[test]
+fn a_non_finite_loss_ends_the_run_with_its_message() {
+    use burn::module::Param;
+    use freezelab_core::train::RunContext;
+    let config = synthetic::config(16, 2, 2);
+    let cfg = small_cfg(FreezePlan::none(2));
+    let _turn = turn();
+    let device = Device::flex().autodiff();
+    let mut m = model(&config, 7, &device);
+    let weight = m.classifier.head.weight.val();
+    let shape = weight.dims();
+    let values: Vec<f32> = weight.into_data().to_vec::<f32>().unwrap().iter().map(|w| w * f32::INFINITY).collect();
+    let huge = burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(values, shape), &device);
+    m.classifier.head.weight = Param::from_tensor(huge);
+    let data = crate::common::training::dataset(96);
+    let (mut cache, mut host) = (PrefixCache::new(), Recorder::default());
+    let ctx: RunContext =
+        crate::common::training::context((&m.config, &m.tokenizer), "m", &data, &cfg, &mut cache, &mut host, None);
+    let Err(e) = pollster::block_on(train::train(m.classifier, ctx)) else {
+        panic!("the run ended with a finite loss")
+    };
+    let message = e.to_string();
+    assert!(
+        message.starts_with("loss became ") && message.ends_with("at step 0: lower the learning rate"),
+        "{message}"
+    );
+}
+
 /// A run on data-parallel replicas follows the run alone: each replica takes its share of every
 /// batch, the shares' gradients are summed, and the loss curve is the single run's to 1e-4, with
 /// dropout (each share drops what the run alone drops there) and without. Two replicas; three,
