@@ -170,7 +170,8 @@ mod tests {
     /// Each out-of-range field is refused with its name, its value and the range.
     #[test]
     fn out_of_range_fields_are_named() {
-        let cases: [(&str, fn(&mut BertConfig), &str); 9] = [
+        type Spoil = fn(&mut BertConfig);
+        let cases: [(&str, Spoil, &str); 9] = [
             ("hidden_dropout_prob", |c| c.hidden_dropout_prob = 1.0, "hidden_dropout_prob is 1; it must be in [0, 1)"),
             ("negative dropout", |c| c.hidden_dropout_prob = -0.1, "hidden_dropout_prob is -0.1"),
             ("attention dropout", |c| c.attention_probs_dropout_prob = f64::NAN, "attention_probs_dropout_prob is NaN"),

@@ -610,7 +610,7 @@ fn a_non_finite_loss_ends_the_run_with_its_message() {
     let mut m = model(&config, 7, &device);
     let weight = m.classifier.head.weight.val();
     let shape = weight.dims();
-    let values: Vec<f32> = weight.into_data().to_vec::<f32>().unwrap().iter().map(|w| w * f32::INFINITY).collect();
+    let values: Vec<f32> = weight.into_data().try_to_vec::<f32>().unwrap().iter().map(|w| w * f32::INFINITY).collect();
     let huge = burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(values, shape), &device);
     m.classifier.head.weight = Param::from_tensor(huge);
     let data = crate::common::training::dataset(96);
