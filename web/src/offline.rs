@@ -7,7 +7,6 @@
 use js_sys::Function;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::state::Lab;
 
