@@ -1,7 +1,8 @@
 ;; The page's matrix product: C = A · B in f32 with wasm's relaxed-SIMD fused multiply-add,
-;; which neither Rust's stable wasm target nor gemm's kernels emit. A module of its own because a
-;; module using relaxed SIMD does not validate in browsers without it (fused/wasm_matmul.rs checks,
-;; and falls back to gemm). It runs on the worker's memory (imported): it has no data, no globals
+;; which gemm's kernels do not use. Handwritten, in a module of its own, because one function
+;; using relaxed SIMD makes its whole module fail to validate in browsers without it (the page's
+;; module must load everywhere; fused/wasm_matmul.rs validates this one and falls back to gemm),
+;; and a Rust-built module would bring a stack pointer and data segments of its own. It runs on the worker's memory (imported): it has no data, no globals
 ;; and no stack, so it writes nothing but C and the packing buffers it is given.
 ;;
 ;; Blocking: KC = 256 rows of B are packed into panels of 8 columns, and MC = 64 rows of A
