@@ -1,5 +1,5 @@
 //! The page's own look at WebGPU, before a worker starts: the pool loads the worker bundle with
-//! the WebGPU backend (4.2 MB gzipped, the CPU bundle 1.8) only when the backend choice would
+//! the WebGPU backend (more than twice the CPU bundle's size) only when the backend choice would
 //! train on the adapter found. Which backend a run gets is still the worker's decision
 //! (crates/freezelab-worker/src/probe.rs), by the same rule ([`BackendChoice::takes_gpu`]).
 //!

@@ -41,8 +41,8 @@ pub fn tools() -> Result<()> {
 }
 
 /// How a tool is compiled. What the tools compute is seconds next to the builds and browsers
-/// they drive, so none gets LTO (Trunk's profile asks for fat LTO in one codegen unit: ~14 min of
-/// a cold run, 8.4 without it). wasm-bindgen rewrites every test and bundle wasm (tens of MB):
+/// they drive, so none gets LTO (Trunk's profile asks for fat LTO in one codegen unit, the
+/// longest part of its cold install). wasm-bindgen rewrites every test and bundle wasm (tens of MB):
 /// opt-level 1. Trunk and wasm-pack only orchestrate: opt-level 0.
 struct Build {
     opt_level: &'static str,

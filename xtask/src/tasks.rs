@@ -188,9 +188,8 @@ fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(Tally, Tally)> 
     })?;
     // Tests that need the default assets fail (not skip) when they are missing.
     std::env::set_var("FREEZELAB_REQUIRE_ASSETS", "1");
-    // The browser tools install beside the native build, filling what it leaves of the cores
-    // (cold run, 2 cores: the native build took 24 min with the tools, 12.5 min of installs,
-    // beside it). Their output goes to a log, so the tests' stays readable.
+    // The browser tools install beside the native build, filling what it leaves of the cores.
+    // Their output goes to a log, so the tests' stays readable.
     let tools_log = target_dir()?.with_file_name("tools.log");
     let log = std::fs::File::create(&tools_log)?;
     let tools = Command::new(std::env::current_exe()?)

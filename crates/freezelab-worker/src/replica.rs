@@ -4,8 +4,8 @@
 //! (a `Float32Array`, moved, not copied) to the first, which adds them in replica order, its own
 //! first, and transfers the sum back to each in the buffer that replica sent: every replica
 //! applies the same bits, and nothing passes through the page's thread. The buffers go back and
-//! forth from step to step: a fresh 45 MB `ArrayBuffer` cost a send 25–35 ms, filling one
-//! already in use 4–8 ms (BENCHMARKS.md). The page only says when a run ended (stopped, or a replica
+//! forth from step to step: filling a buffer already in use costs a send far less than a fresh
+//! one of that size (BENCHMARKS.md). The page only says when a run ended (stopped, or a replica
 //! failed), so that no replica waits for the others for ever.
 
 use std::cell::RefCell;
