@@ -30,7 +30,12 @@ fn file(name: &str, bytes: &[u8]) -> UserFile {
 
 /// The synthetic model of width `hidden`, always under the same three file names.
 fn model(hidden: usize) -> ToWorker {
-    let (config, weights, tokenizer) = synthetic::model_files(hidden, 2, 2, 7);
+    model_of(hidden, 7)
+}
+
+/// [`model`] with the weights `seed` draws.
+fn model_of(hidden: usize, seed: u64) -> ToWorker {
+    let (config, weights, tokenizer) = synthetic::model_files(hidden, 2, 2, seed);
     ToWorker::LoadModel {
         source: ModelSource::Files {
             config: file("config.json", &config),
@@ -43,7 +48,12 @@ fn model(hidden: usize) -> ToWorker {
 
 /// One CSV with the synthetic label and a second label column that ignores the text.
 fn data(label_column: &str) -> ToWorker {
-    let rows: Vec<String> = synthetic::examples(96, 3)
+    data_of(label_column, 3)
+}
+
+/// [`data`] with the texts `seed` draws (the same size and columns).
+fn data_of(label_column: &str, seed: u64) -> ToWorker {
+    let rows: Vec<String> = synthetic::examples(96, seed)
         .into_iter()
         .enumerate()
         .map(|(i, e)| format!("{},{},{}", e.text, e.label, if i % 3 == 0 { "x" } else { "y" }))
@@ -153,12 +163,14 @@ async fn a_failed_request_leaves_the_model_and_the_data_as_they_were() {
     assert_eq!((after.labels.clone(), after.val_loss), (before.labels.clone(), before.val_loss));
 }
 
-/// Two models under the same file names, and one file read with two label columns: each
-/// cached run gives what the same run gives without the cache.
+/// Models under the same file names (one of the same shape with other weights, one wider), a
+/// file of the same size and columns with other texts, and one file read with two label columns:
+/// each cached run gives what the same run gives without the cache.
 #[wasm_bindgen_test]
 async fn the_prefix_cache_follows_content_not_file_names() {
     let (mut session, _) = session().await;
-    for (i, step) in [None, Some(model(32)), Some(data("other"))].into_iter().enumerate() {
+    let steps = [None, Some(model_of(16, 8)), Some(data_of("label", 4)), Some(model(32)), Some(data("other"))];
+    for (i, step) in steps.into_iter().enumerate() {
         if let Some(message) = step {
             session.handle(message, 0).await;
         }
