@@ -1,5 +1,6 @@
 // The prefix cache never serves another model's or dataset's activations (release page, CPU
-// backend). Two random models under the same three file names (hidden 32 and hidden 16), and
+// backend). Three random models under the same three file names (hidden 32, hidden 16, and
+// hidden 32 again with other weights), and
 // one CSV read with two label columns: each run with the cache must give exactly what the same
 // run gives without it.
 //
@@ -15,6 +16,9 @@ const url = process.argv[2] ?? 'http://127.0.0.1:8080/';
 const wide = process.argv[3];
 const narrow = mkdtempSync(join(tmpdir(), 'freezelab-narrow-'));
 execFileSync(process.env.FREEZELAB ?? 'freezelab', ['synthetic', '--out', narrow, '--hidden', '16']);
+// The same shape as the first model, other weights: only a key naming the content tells them apart.
+const sameShape = mkdtempSync(join(tmpdir(), 'freezelab-same-shape-'));
+execFileSync(process.env.FREEZELAB ?? 'freezelab', ['synthetic', '--out', sameShape, '--hidden', '32', '--seed', '8']);
 const { check, failures } = checker();
 
 await waitForServer(url);
@@ -74,7 +78,9 @@ async function plan() {
 
 // Each case trains twice, cached then not; the exported summaries give the validation losses.
 const cases = [];
-for (const [name, dir, hidden] of [['hidden 32', wide, 32], ['hidden 16', narrow, 16]]) {
+// (A model of another width between the two of one shape: the page's summary then shows when the
+// third has loaded.)
+for (const [name, dir, hidden] of [['hidden 32', wide, 32], ['hidden 16', narrow, 16], ['hidden 32, other weights', sameShape, 32]]) {
   await loadModel(dir, hidden);
   await loadData('label');
   await plan();

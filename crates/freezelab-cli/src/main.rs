@@ -151,6 +151,9 @@ enum Command {
         heads: usize,
         #[arg(long, default_value_t = 240)]
         examples: usize,
+        /// Seed of the random weights.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
     },
 }
 
@@ -312,8 +315,8 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::json!({"text": t, "label": names[best], "probabilities": probabilities}));
             }
         }
-        Command::Synthetic { out, hidden, layers, heads, examples } => {
-            let (config, weights, tokenizer) = synthetic::model_files(hidden, layers, heads, 7);
+        Command::Synthetic { out, hidden, layers, heads, examples, seed } => {
+            let (config, weights, tokenizer) = synthetic::model_files(hidden, layers, heads, seed);
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let mut csv = csv::Writer::from_writer(Vec::new());
             csv.write_record(["text", "label", "note"])?;
