@@ -183,13 +183,6 @@ fn lost(lab: Lab) {
         let dropped: Vec<ToWorker> = pool.unanswered.iter_mut().flat_map(|q| q.drain(..)).collect();
         (pool.restarted, dropped)
     });
-    if !lab.worker_alive.get_untracked() || again {
-        lab.worker_lost();
-        stop_workers();
-        status(lab);
-        let what = if again { "stopped again after a restart" } else { "could not start" };
-        return lab.error(format!("the training worker {what} (see the browser console); reload the page"));
-    }
     // What the worker was loading when it died is not asked of the new one: the last model and
     // data that loaded come back instead.
     for request in dropped {
@@ -199,6 +192,13 @@ fn lost(lab: Lab) {
             message: "the training worker stopped while loading this; the previous one is kept".into(),
         });
     }
+    if !lab.worker_alive.get_untracked() || again {
+        lab.worker_lost();
+        stop_workers();
+        status(lab);
+        let what = if again { "stopped again after a restart" } else { "could not start" };
+        return lab.error(format!("the training worker {what} (see the browser console); reload the page"));
+    }
     lab.error("a training worker stopped with an error; the workers were restarted and finished runs are kept".into());
     POOL.with(|p| p.borrow_mut().restarted = true);
     restart(lab);
@@ -206,18 +206,20 @@ fn lost(lab: Lab) {
 
 /// Every worker goes; a new lead (the bundle the backend choice needs) starts with what the
 /// page asked for: the backend choice, the model and the data. Finished runs stay.
+/// Requests the old lead had not answered yet are asked again, after what it had loaded (a lead
+/// that died has had them dropped first, in [`lost`]).
 fn restart(lab: Lab) {
     lab.worker_lost();
-    let (start, asked) = stop_workers();
+    let (start, asked, unanswered) = stop_workers();
     spawn(lab);
-    for message in std::iter::once(start).chain(asked).flatten() {
+    for message in std::iter::once(start).chain(asked).flatten().chain(unanswered) {
         send(&message);
     }
 }
 
-/// Terminates every worker and forgets what they were doing: the backend choice and the page's
-/// own model and data requests are what remains.
-fn stop_workers() -> (Option<ToWorker>, [Option<ToWorker>; 2]) {
+/// Terminates every worker and forgets what they were doing: the backend choice, the page's own
+/// model and data requests that loaded, and those not yet answered are what remains.
+fn stop_workers() -> (Option<ToWorker>, [Option<ToWorker>; 2], Vec<ToWorker>) {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
         for slot in pool.slots.drain(..) {
@@ -226,8 +228,8 @@ fn stop_workers() -> (Option<ToWorker>, [Option<ToWorker>; 2]) {
         pool.queue.clear();
         pool.replicated.clear();
         pool.loads = [None, None];
-        pool.unanswered.iter_mut().for_each(VecDeque::clear);
-        (pool.start.clone(), pool.asked.clone())
+        let unanswered = pool.unanswered.iter_mut().flat_map(|q| q.drain(..)).collect();
+        (pool.start.clone(), pool.asked.clone(), unanswered)
     })
 }
 
