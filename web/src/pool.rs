@@ -167,6 +167,10 @@ fn add_worker(lab: Lab, gpu: bool) -> Result<usize, String> {
         for message in std::iter::once(&pool.start).chain(&pool.loads).flatten() {
             slot.deliver(encode(message));
         }
+        // A new lead also gets the requests no lead has answered (sent while there was none).
+        if pool.slots.is_empty() {
+            pool.unanswered.iter().flatten().for_each(|message| slot.deliver(encode(message)));
+        }
         pool.slots.push(slot);
     });
     status(lab);
