@@ -110,6 +110,13 @@ struct Pool {
     adapter: Option<bool>,
 }
 
+impl Pool {
+    /// The requests no lead has answered, model ones first, each kind oldest first.
+    fn take_unanswered(&mut self) -> Vec<ToWorker> {
+        self.unanswered.iter_mut().flat_map(|q| q.drain(..)).collect()
+    }
+}
+
 /// Places in `Pool::loads` and `Pool::asked`.
 const MODEL: usize = 0;
 const DATA: usize = 1;
@@ -184,8 +191,7 @@ fn add_worker(lab: Lab, gpu: bool) -> Result<usize, String> {
 fn lost(lab: Lab) {
     let (again, dropped) = POOL.with(|p| {
         let mut pool = p.borrow_mut();
-        let dropped: Vec<ToWorker> = pool.unanswered.iter_mut().flat_map(|q| q.drain(..)).collect();
-        (pool.restarted, dropped)
+        (pool.restarted, pool.take_unanswered())
     });
     // What the worker was loading when it died is not asked of the new one: the last model and
     // data that loaded come back instead.
@@ -232,8 +238,7 @@ fn stop_workers() -> (Option<ToWorker>, [Option<ToWorker>; 2], Vec<ToWorker>) {
         pool.queue.clear();
         pool.replicated.clear();
         pool.loads = [None, None];
-        let unanswered = pool.unanswered.iter_mut().flat_map(|q| q.drain(..)).collect();
-        (pool.start.clone(), pool.asked.clone(), unanswered)
+        (pool.start.clone(), pool.asked.clone(), pool.take_unanswered())
     })
 }
 
@@ -308,7 +313,7 @@ fn end_replicas(pool: &mut Pool, run_id: u32) {
 }
 
 /// A model or dataset request: the lead downloads it; once it has loaded, the pool keeps it for
-/// workers to come ([`loaded`]).
+/// workers to come ([`answered`]).
 fn load(which: usize, message: ToWorker) {
     POOL.with(|p| p.borrow_mut().unanswered[which].push_back(message.clone()));
     to_lead(&message);
