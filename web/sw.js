@@ -8,9 +8,19 @@ const FILES = [/* __FREEZELAB_FILES__ */];
 const CACHE = `freezelab-${VERSION}`;
 
 self.addEventListener('install', (event) => {
-  // `no-cache`: revalidated against the server, so what the page just downloaded comes from
-  // the browser's HTTP cache (a 304) rather than over the network a second time.
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(FILES.map((f) => new Request(f, { cache: 'no-cache' })))));
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    // The model and data the page's worker just downloaded, staged for this version (a model
+    // is too large for the browser's HTTP cache); the rest is revalidated (`no-cache`), so
+    // what the HTTP cache holds comes as a 304 rather than over the network a second time.
+    const stage = `freezelab-fetched-${VERSION}`;
+    const staged = await caches.open(stage);
+    await Promise.all(FILES.map(async (file) => {
+      const copy = await staged.match(file);
+      await (copy ? cache.put(file, copy) : cache.add(new Request(file, { cache: 'no-cache' })));
+    }));
+    await caches.delete(stage);
+  })());
 });
 
 self.addEventListener('activate', (event) => {

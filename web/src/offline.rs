@@ -1,9 +1,10 @@
 //! The page kept for offline use, in the static build only (`cargo xtask dist`, which writes
 //! the service worker web/sw.js and tags the page with its version): registered once the model
-//! and the data have loaded (so the worker's first fill revalidates what the page just
-//! downloaded), the stored size shown, a new version taken only when the user says so, and the
+//! and the data have loaded (its install takes what the worker just downloaded, see [`stage`]),
+//! the stored size shown, a new version taken only when the user says so, and the
 //! whole copy removable.
 
+use freezelab_protocol::messages::Stage;
 use js_sys::Function;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -14,6 +15,9 @@ use crate::state::Lab;
 export function built_version() {
   return document.querySelector('meta[name=freezelab-version]')?.content ?? null;
 }
+export function first_visit() {
+  return 'serviceWorker' in navigator && !navigator.serviceWorker.controller;
+}
 export async function keep_offline(on_update) {
   if (!('serviceWorker' in navigator)) throw new Error('this browser has no service workers');
   const registration = await navigator.serviceWorker.register(new URL('sw.js', document.baseURI).href);
@@ -23,7 +27,21 @@ export async function keep_offline(on_update) {
   watch(registration.installing);
   offer();
   await navigator.serviceWorker.ready;
-  return (await navigator.storage.estimate()).usage ?? 0;
+  const look = () => registration.update().catch(() => {});
+  // register() does not look for a new sw.js once one is registered, and the browser's own look
+  // after a visit waits until its worker idles (the test saw none in 5 minutes): look now, and
+  // when a tab left open (a classroom's) comes back into view. Offline, the look fails quietly.
+  look();
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') look(); });
+  // The copy's own size (the browser's usage estimate lags, and counts the run history too).
+  const copy = await caches.open(`freezelab-${built_version()}`);
+  let bytes = 0;
+  for (const request of await copy.keys()) {
+    const response = await copy.match(request);
+    const length = response?.headers.get('content-length');
+    bytes += length ? Number(length) : (await response?.blob())?.size ?? 0;
+  }
+  return bytes;
 }
 export async function take_new_version() {
   const registration = await navigator.serviceWorker.getRegistration();
@@ -37,12 +55,21 @@ export async function remove_offline_copy() {
 "#)]
 extern "C" {
     fn built_version() -> Option<String>;
+    fn first_visit() -> bool;
     #[wasm_bindgen(catch)]
     async fn keep_offline(on_update: &Function) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch)]
     async fn take_new_version() -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch)]
     async fn remove_offline_copy() -> Result<JsValue, JsValue>;
+}
+
+/// Where the worker puts what it downloads on a static build's first visit: the cache that
+/// web/sw.js's install (of the same version) fills itself from. Later visits read the service
+/// worker's copy, so they stage nothing.
+pub fn stage() -> Option<Stage> {
+    let version = built_version()?;
+    first_visit().then(|| Stage { cache: format!("freezelab-fetched-{version}") })
 }
 
 #[derive(Clone, PartialEq)]

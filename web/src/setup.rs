@@ -9,7 +9,7 @@ use web_sys::HtmlInputElement;
 
 use crate::manifest::{DatasetEntry, Manifest, ModelEntry};
 use crate::state::{Hyper, Lab, PoolStatus};
-use crate::{format, pool};
+use crate::{format, offline, pool};
 
 const UPLOAD: &str = "upload";
 
@@ -17,7 +17,7 @@ fn load_model(lab: Lab, entry: &ModelEntry) {
     lab.model_busy.set(true);
     let weights = entry.weights().path.rsplit('/').next().unwrap_or_default().to_string();
     pool::send(&ToWorker::LoadModel {
-        source: ModelSource::Prepared { id: entry.id.clone(), base: entry.base(), weights },
+        source: ModelSource::Prepared { id: entry.id.clone(), base: entry.base(), weights, stage: offline::stage() },
         share: false,
     });
 }
@@ -29,6 +29,7 @@ fn load_dataset(lab: Lab, entry: &DatasetEntry) {
             id: entry.id.clone(),
             train: entry.file("train.jsonl"),
             validation: entry.file("validation.jsonl"),
+            stage: offline::stage(),
         },
         share: false,
     });

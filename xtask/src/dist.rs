@@ -45,7 +45,8 @@ pub fn finish(out: &Path) -> Result<()> {
     std::fs::write(&index, html)?;
     let mut files = listed(out)?;
     files.retain(|f| f != "sw.js");
-    let version = version(out, &files)?;
+    let template = std::fs::read_to_string(assets::root().join("web/sw.js"))?;
+    let version = version(out, &files, &template)?;
     // The page knows it was built to work offline by this tag (the dev server's page has none).
     let html = std::fs::read_to_string(&index)?;
     let tag = format!("<meta name=\"freezelab-version\" content=\"{version}\">");
@@ -54,7 +55,6 @@ pub fn finish(out: &Path) -> Result<()> {
     // The scope's own URL is the page too (`/freezelab/` serves index.html).
     let mut urls = vec!["./".to_string()];
     urls.extend(files.iter().map(|f| format!("./{f}")));
-    let template = std::fs::read_to_string(assets::root().join("web/sw.js"))?;
     let worker = template
         .replace("__FREEZELAB_VERSION__", &version)
         .replace("[/* __FREEZELAB_FILES__ */]", &serde_json::to_string(&urls)?);
@@ -161,9 +161,11 @@ fn listed(dir: &Path) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// The first 16 hex digits of sha256 over every file's name and bytes.
-fn version(dir: &Path, files: &[String]) -> Result<String> {
+/// The first 16 hex digits of sha256 over the service worker's template and every file's name
+/// and bytes.
+fn version(dir: &Path, files: &[String], template: &str) -> Result<String> {
     let mut hash = Sha256::new();
+    hash.update(template.as_bytes());
     for file in files {
         hash.update(file.as_bytes());
         hash.update(std::fs::read(dir.join(file))?);
@@ -178,7 +180,10 @@ fn size(dir: &Path) -> Result<(usize, u64)> {
 }
 
 /// Two releases of the page under `base` for the end-to-end test of updates: the second differs
-/// from the first by a comment in its page, so its version (and its service worker) differ.
+/// from the first by a comment in its page, so its version (and its service worker) differ. The
+/// first is dated an hour back, as an earlier release would be: file servers date files to the
+/// second, and two releases written in the same second would revalidate as unchanged (a 304 for
+/// the new sw.js, so no update is ever found).
 pub fn two_releases(base: &str) -> Result<[PathBuf; 2]> {
     let root = crate::tasks::target_dir()?.join("e2e-static");
     let raw = root.join("trunk");
@@ -198,6 +203,10 @@ pub fn two_releases(base: &str) -> Result<[PathBuf; 2]> {
             std::fs::write(&index, std::fs::read_to_string(&index)? + note)?;
         }
         finish(dir)?;
+    }
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for file in listed(&releases[0])? {
+        std::fs::File::options().write(true).open(releases[0].join(file))?.set_modified(hour_ago)?;
     }
     Ok(releases)
 }

@@ -339,6 +339,14 @@ pub struct BackendInfo {
     pub limits: DeviceLimits,
 }
 
+/// On the static build's first visit, the Cache Storage cache where the worker also puts the
+/// prepared files it downloads: the service worker's install takes them from there instead of
+/// downloading the model and data a second time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub cache: String,
+}
+
 /// A file the user picked, readable by the worker at `url` (a `blob:` URL).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserFile {
@@ -350,7 +358,13 @@ pub struct UserFile {
 pub enum ModelSource {
     /// Same-origin files of a prepared model: `{base}/config.json`, `{base}/{weights}`,
     /// `{base}/tokenizer.json`.
-    Prepared { id: String, base: String, weights: String },
+    Prepared {
+        id: String,
+        base: String,
+        weights: String,
+        #[serde(default)]
+        stage: Option<Stage>,
+    },
     /// The user's own checkpoint.
     Files { config: UserFile, weights: UserFile, tokenizer: UserFile },
 }
@@ -358,7 +372,13 @@ pub enum ModelSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DataSource {
     /// A prepared dataset's train and validation files (JSONL with `text` and `label`).
-    Prepared { id: String, train: String, validation: String },
+    Prepared {
+        id: String,
+        train: String,
+        validation: String,
+        #[serde(default)]
+        stage: Option<Stage>,
+    },
     /// One user file, split into train and validation here (stratified, seeded).
     Upload { file: UserFile, text_column: String, label_column: String, validation_fraction: f64, seed: u64 },
 }

@@ -68,18 +68,19 @@ impl Assets {
         device: &Device,
         share: bool,
     ) -> Result<(ModelInfo, Option<ModelSource>), String> {
-        let (id, urls) = match &source {
-            ModelSource::Prepared { id, base, weights } => (
+        let (id, urls, staged) = match &source {
+            ModelSource::Prepared { id, base, weights, stage } => (
                 id.clone(),
                 [format!("{base}/config.json"), format!("{base}/{weights}"), format!("{base}/tokenizer.json")],
+                stage.as_ref(),
             ),
             ModelSource::Files { config, weights, tokenizer } => {
-                (upload_id(&weights.name), [config.url.clone(), weights.url.clone(), tokenizer.url.clone()])
+                (upload_id(&weights.name), [config.url.clone(), weights.url.clone(), tokenizer.url.clone()], None)
             }
         };
-        let config = fetch::bytes(&urls[0], "config.json").await?;
-        let weights = fetch::bytes(&urls[1], "model.safetensors").await?;
-        let tokenizer = fetch::bytes(&urls[2], "tokenizer.json").await?;
+        let config = fetch::bytes(&urls[0], "config.json", staged).await?;
+        let weights = fetch::bytes(&urls[1], "model.safetensors", staged).await?;
+        let tokenizer = fetch::bytes(&urls[2], "tokenizer.json", staged).await?;
         let files = ModelFiles { config: &config, weights: &weights, tokenizer: &tokenizer };
         let loaded = LoadedModel::load(files, None, 0, device).map_err(|e| e.to_string())?;
         let info = ModelInfo {
@@ -117,10 +118,10 @@ impl Assets {
         share: bool,
     ) -> Result<(DatasetInfo, Option<DataSource>), String> {
         let (name, content, dataset, shared) = match source {
-            DataSource::Prepared { id, train, validation } => {
+            DataSource::Prepared { id, train, validation, stage } => {
                 let read = |name: &str, bytes: &[u8]| data::parse(name, bytes, Format::Jsonl, &Columns::default());
-                let train = fetch::bytes(&train, "train.jsonl").await?;
-                let validation = fetch::bytes(&validation, "validation.jsonl").await?;
+                let train = fetch::bytes(&train, "train.jsonl", stage.as_ref()).await?;
+                let validation = fetch::bytes(&validation, "validation.jsonl", stage.as_ref()).await?;
                 let t = read("train.jsonl", &train).map_err(|e| e.to_string())?;
                 let v = read("validation.jsonl", &validation).map_err(|e| e.to_string())?;
                 let content = content_id(&[&train, &validation]);
@@ -129,7 +130,7 @@ impl Assets {
                     true => {
                         let urls = self::share(&mut self.shared_data, &[&train, &validation])?;
                         let [train, validation] = [urls[0].clone(), urls[1].clone()];
-                        Some(DataSource::Prepared { id: id.clone(), train, validation })
+                        Some(DataSource::Prepared { id: id.clone(), train, validation, stage: None })
                     }
                     false => None,
                 };
@@ -144,7 +145,7 @@ impl Assets {
                     seed,
                 });
                 let format = Format::from_file_name(&file.name).map_err(|e| e.to_string())?;
-                let bytes = fetch::bytes(&file.url, &file.name).await?;
+                let bytes = fetch::bytes(&file.url, &file.name, None).await?;
                 // The examples depend on the bytes, the columns read and the split: all name the cache's states.
                 let content = content_id(&[
                     &bytes,
@@ -175,7 +176,7 @@ impl Assets {
 /// The first rows and the columns of a user's file, before it is loaded.
 pub async fn inspect(file: UserFile) -> Result<FilePreview, String> {
     let format = Format::from_file_name(&file.name).map_err(|e| e.to_string())?;
-    let bytes = fetch::bytes(&file.url, &file.name).await?;
+    let bytes = fetch::bytes(&file.url, &file.name, None).await?;
     let (columns, rows) = data::preview(&file.name, &bytes, format, PREVIEW_ROWS).map_err(|e| e.to_string())?;
     Ok(FilePreview { name: file.name, columns, rows })
 }

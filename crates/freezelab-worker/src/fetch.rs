@@ -1,6 +1,6 @@
 //! Same-origin downloads (and the user's `blob:` files) with byte progress for the page.
 
-use freezelab_protocol::messages::FromWorker;
+use freezelab_protocol::messages::{FromWorker, Stage};
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -14,8 +14,37 @@ fn js_error(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// Fetches `url`, reporting progress under `what` about every 4 MiB.
-pub async fn bytes(url: &str, what: &str) -> Result<Vec<u8>, String> {
+#[wasm_bindgen]
+extern "C" {
+    #[derive(Clone)]
+    type CacheStorage;
+    #[wasm_bindgen(thread_local_v2, js_name = caches)]
+    static CACHES: Option<CacheStorage>;
+    #[wasm_bindgen(method)]
+    fn open(this: &CacheStorage, name: &str) -> js_sys::Promise;
+    type Cache;
+    #[wasm_bindgen(method)]
+    fn put(this: &Cache, url: &str, response: &Response) -> js_sys::Promise;
+    #[wasm_bindgen(js_namespace = console)]
+    fn warn(message: &str);
+}
+
+/// Puts a copy of `response` in the stage's cache; a failure (no Cache Storage, quota) only
+/// costs the service worker a second download, so it is logged, not raised.
+async fn stage(stage: &Stage, url: &str, response: Response) {
+    let put = async {
+        let caches = CACHES.with(Clone::clone).ok_or_else(|| JsValue::from("no Cache Storage"))?;
+        let cache: Cache = JsFuture::from(caches.open(&stage.cache)).await?.unchecked_into();
+        JsFuture::from(cache.put(url, &response)).await
+    };
+    if let Err(e) = put.await {
+        warn(&format!("{url} was not kept for the offline copy: {}", js_error(e)));
+    }
+}
+
+/// Fetches `url`, reporting progress under `what` about every 4 MiB; with `staged`, a copy
+/// also goes to its cache.
+pub async fn bytes(url: &str, what: &str, staged: Option<&Stage>) -> Result<Vec<u8>, String> {
     let response: Response = JsFuture::from(scope().fetch_with_str(url))
         .await
         .map_err(|e| format!("{what}: could not fetch {url}: {}", js_error(e)))?
@@ -23,6 +52,17 @@ pub async fn bytes(url: &str, what: &str) -> Result<Vec<u8>, String> {
     if !response.ok() {
         return Err(format!("{what}: {url} answered {} {}", response.status(), response.status_text()));
     }
+    match staged {
+        // The copy streams into the cache while the body is read (a clone tees it).
+        Some(staged) => {
+            let copy = response.clone().map_err(|e| format!("{what}: {}", js_error(e)))?;
+            futures_util::future::join(read(&response, url, what), stage(staged, url, copy)).await.0
+        }
+        None => read(&response, url, what).await,
+    }
+}
+
+async fn read(response: &Response, url: &str, what: &str) -> Result<Vec<u8>, String> {
     let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
     let body = response.body().ok_or_else(|| format!("{what}: {url} has no body"))?;
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();

@@ -206,6 +206,7 @@ async fn a_second_worker_trains_on_the_bytes_the_first_shares() {
         id: "synthetic".into(),
         train: train_file.url.clone(),
         validation: validation_file.url.clone(),
+        stage: None,
     };
     first.handle(ToWorker::LoadDataset { source: prepared, share: true }, 0).await;
     let shared = take_posted().into_iter().find_map(|m| match m {
