@@ -1,4 +1,4 @@
-// Bad input, tried on purpose in the release page (CPU backend): every row of README's
+// Bad input, tried on purpose in the release page (CPU backend): every row of docs/bad-input.md's
 // "Bad input" table that is a page concern. Each bad file or setting must produce its message in
 // the page, and leave the loaded model, the loaded data, the settings and the finished runs as
 // they were.

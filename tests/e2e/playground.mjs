@@ -165,7 +165,7 @@ await page.waitForFunction(() => ['A', 'B'].every((c) => document.querySelector(
   null, { timeout: 900_000 });
 const trainEnd = await page.evaluate(() => performance.now());
 console.log(`both runs took ${((trainEnd - trainStart) / 1000).toFixed(1)} s; pool: ${await text('pool-status')}`);
-// On the CPU the pool has two workers here; on WebGPU one worker trains (README, "Workers").
+// On the CPU the pool has two workers here; on WebGPU one worker trains (docs/playground.md, "Workers").
 const atOnce = backend === 'cpu' ? 2 : 1;
 check(await maxBusy() === atOnce, `Train both on ${backend}: ${atOnce} run(s) at once (at most ${await maxBusy()} training at once; ${await text('pool-status')})`);
 for (const c of ['A', 'B']) {

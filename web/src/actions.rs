@@ -1,9 +1,10 @@
-//! What the toolbar's and the columns' buttons do: queue runs (checked against the device
-//! first), the equal-time race's second run, Stop.
+//! What the page's controls ask of the workers, the one place components reach the pool from:
+//! the backend, the model and the data, runs (checked against the device first), the
+//! equal-time race's second run, Stop, predictions and model downloads.
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory;
-use freezelab_protocol::messages::{Column, Origin, ToWorker};
+use freezelab_protocol::messages::{BackendChoice, Column, DataSource, ModelSource, Origin, ToWorker, UserFile};
 use freezelab_protocol::run::TrainConfig;
 use leptos::prelude::*;
 
@@ -109,4 +110,38 @@ pub fn stop(lab: Lab) {
     lab.race_after.set(None);
     pool::send(&ToWorker::Stop);
     lab.runs.update_where(|r| r.status == RunStatus::Queued, |run| run.status = RunStatus::Stopped);
+}
+
+/// Picks the backend: every worker hears it (a lead without WebGPU makes way for one with it).
+pub fn choose_backend(lab: Lab, choice: BackendChoice) {
+    lab.backend_choice.set(choice);
+    pool::send(&ToWorker::Start { choice });
+}
+
+/// Loads a model in the lead worker (then in the others).
+pub fn load_model(lab: Lab, source: ModelSource) {
+    lab.model_busy.set(true);
+    pool::send(&ToWorker::LoadModel { source, share: false });
+}
+
+/// Loads a dataset in the lead worker (then in the others).
+pub fn load_dataset(lab: Lab, source: DataSource) {
+    lab.dataset_busy.set(true);
+    pool::send(&ToWorker::LoadDataset { source, share: false });
+}
+
+/// The columns and first rows of an uploaded file, before its columns are picked.
+pub fn inspect(file: UserFile) {
+    pool::send(&ToWorker::Inspect { file });
+}
+
+/// Classifies `text` with the runs pinned to the columns.
+pub fn predict(lab: Lab, text: String) {
+    let runs = Column::BOTH.iter().filter_map(|&c| lab.pinned.with_untracked(|p| p[c as usize]).map(|id| (c, id)));
+    pool::send(&ToWorker::Predict { text, runs: runs.collect() });
+}
+
+/// Asks the worker holding `run_id` for its model folder as a zip.
+pub fn export(run_id: u32) {
+    pool::send(&ToWorker::Export { run_id });
 }

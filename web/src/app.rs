@@ -1,6 +1,6 @@
 //! The page: set-up, the two columns, charts, comparison, history, try-it, and the explainer.
 
-use freezelab_protocol::messages::{BackendKind, Column, ToWorker};
+use freezelab_protocol::messages::{BackendKind, Column};
 use leptos::prelude::*;
 
 pub use crate::actions::{queue, race_to_b, stop, train, train_both, RACE_MAX_EPOCHS};
@@ -64,7 +64,7 @@ pub fn App() -> impl IntoView {
     // The equal-time race's B follows its A.
     Effect::new(move || race_to_b(lab));
     pool::spawn(lab);
-    pool::send(&ToWorker::Start { choice: lab.backend_choice.get_untracked() });
+    crate::actions::choose_backend(lab, lab.backend_choice.get_untracked());
     store::keep(lab);
     leptos::task::spawn_local(load_manifest(lab));
     view! {

@@ -3,12 +3,12 @@
 
 use freezelab_protocol::freeze::{FreezePlan, Mode, Preset};
 use freezelab_protocol::memory::{self, ComputedMemory};
-use freezelab_protocol::messages::{BackendChoice, Column, ModelInfo, ToWorker};
+use freezelab_protocol::messages::{BackendChoice, Column, ModelInfo};
 use leptos::prelude::*;
 
 use crate::memory_bar::MemoryBar;
 use crate::state::{Lab, RunStatus, RunView};
-use crate::{export, format, pool};
+use crate::{export, format};
 
 /// Computed memory of `plan` at the page's settings, the prefix cache included.
 pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
@@ -307,8 +307,7 @@ fn RunPanel(column: Column) -> impl IntoView {
             {move || run().and_then(|r| match r.status {
                 RunStatus::Failed { retry_on_cpu: true, .. } => Some(view! {
                     <button data-testid=format!("retry-cpu-{name}") on:click=move |_| {
-                        lab.backend_choice.set(BackendChoice::Cpu);
-                        pool::send(&ToWorker::Start { choice: BackendChoice::Cpu });
+                        crate::actions::choose_backend(lab, BackendChoice::Cpu);
                         crate::actions::train(lab, column);
                     }>"Retry on CPU"</button>
                 }.into_any()),

@@ -3,7 +3,7 @@
 
 use wasm_bindgen::JsCast;
 
-use freezelab_protocol::messages::{Column, ToWorker};
+use freezelab_protocol::messages::Column;
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
@@ -119,7 +119,7 @@ pub fn model_button(run_id: u32, bytes: Option<u64>, testid: String) -> impl Int
     };
     view! {
         <button data-testid=testid title="config.json, model.safetensors and tokenizer.json, as a zip"
-            on:click=move |_| crate::pool::send(&ToWorker::Export { run_id })>{label}</button>
+            on:click=move |_| crate::actions::export(run_id)>{label}</button>
     }
 }
 

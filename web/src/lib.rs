@@ -9,6 +9,7 @@ pub mod app;
 pub mod charts;
 pub mod column;
 pub mod download;
+pub mod engine;
 pub mod export;
 pub mod format;
 pub mod history;

@@ -1,7 +1,7 @@
 //! Model, data, backend and hyperparameters.
 
 use freezelab_protocol::messages::{
-    uploaded_file, BackendChoice, BackendKind, DataSource, ModelSource, ToWorker, UserFile, MAX_UPLOAD_BYTES,
+    uploaded_file, BackendChoice, BackendKind, DataSource, ModelSource, UserFile, MAX_UPLOAD_BYTES,
 };
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -9,30 +9,26 @@ use web_sys::HtmlInputElement;
 
 use crate::manifest::{DatasetEntry, Manifest, ModelEntry};
 use crate::state::{Hyper, Lab, PoolStatus};
-use crate::{format, offline, pool};
+use crate::{actions, format, offline};
 
 const UPLOAD: &str = "upload";
 
 fn load_model(lab: Lab, entry: &ModelEntry) {
-    lab.model_busy.set(true);
     let weights = entry.weights().path.rsplit('/').next().unwrap_or_default().to_string();
-    pool::send(&ToWorker::LoadModel {
-        source: ModelSource::Prepared { id: entry.id.clone(), base: entry.base(), weights, stage: offline::stage() },
-        share: false,
-    });
+    let stage = offline::stage();
+    actions::load_model(lab, ModelSource::Prepared { id: entry.id.clone(), base: entry.base(), weights, stage });
 }
 
 fn load_dataset(lab: Lab, entry: &DatasetEntry) {
-    lab.dataset_busy.set(true);
-    pool::send(&ToWorker::LoadDataset {
-        source: DataSource::Prepared {
+    actions::load_dataset(
+        lab,
+        DataSource::Prepared {
             id: entry.id.clone(),
             train: entry.file("train.jsonl"),
             validation: entry.file("validation.jsonl"),
             stage: offline::stage(),
         },
-        share: false,
-    });
+    );
 }
 
 /// Loaded as soon as the page opens: the model and dataset a link names, else the manifest's
@@ -94,10 +90,7 @@ pub fn Setup() -> impl IntoView {
 #[component]
 fn Backend() -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let choose = move |choice: BackendChoice| {
-        lab.backend_choice.set(choice);
-        pool::send(&ToWorker::Start { choice });
-    };
+    let choose = move |choice: BackendChoice| actions::choose_backend(lab, choice);
     let status = move || match (lab.worker_alive.get(), lab.backend.get()) {
         (false, _) => "loading the training engine…".to_string(),
         (true, None) => "choosing a backend…".to_string(),
@@ -116,6 +109,7 @@ fn Backend() -> impl IntoView {
            <div class="field">
                <span class="label">"Backend"</span>
                <span data-testid="backend-status" aria-live="polite">{status}</span>
+               <crate::engine::EngineStatus/>
                <label class="inline">
                    <input type="checkbox" data-testid="force-cpu"
                        prop:checked=move || lab.backend_choice.get() == BackendChoice::Cpu disabled=move || lab.busy()
@@ -195,8 +189,7 @@ fn ModelPicker() -> impl IntoView {
         let [Some(config), Some(weights), Some(tokenizer)] = files.map(|f| f.get_untracked()) else {
             return lab.error("model: pick config.json, model.safetensors and tokenizer.json".into());
         };
-        lab.model_busy.set(true);
-        pool::send(&ToWorker::LoadModel { source: ModelSource::Files { config, weights, tokenizer }, share: false });
+        actions::load_model(lab, ModelSource::Files { config, weights, tokenizer });
     };
     let file_input = move |label: &'static str, testid: &'static str, accept: &'static str, slot: usize| {
         view! {
@@ -279,7 +272,7 @@ fn DataPicker() -> impl IntoView {
         let Some(file) = picked(&input) else { return };
         lab.preview.set(None);
         lab.upload.set(Some(file.clone()));
-        pool::send(&ToWorker::Inspect { file });
+        actions::inspect(file);
     };
     // Column pickers start on the likeliest columns of the preview.
     Effect::new(move || {
@@ -306,17 +299,16 @@ fn DataPicker() -> impl IntoView {
                 file.name
             ));
         }
-        lab.dataset_busy.set(true);
-        pool::send(&ToWorker::LoadDataset {
-            source: DataSource::Upload {
+        actions::load_dataset(
+            lab,
+            DataSource::Upload {
                 file,
                 text_column: text_column.get_untracked(),
                 label_column: label_column.get_untracked(),
                 validation_fraction: fraction.get_untracked(),
                 seed: lab.hyper.get_untracked().seed,
             },
-            share: false,
-        });
+        );
     };
     let column_select = move |testid: &'static str, label: &'static str, target: RwSignal<String>| {
         view! {

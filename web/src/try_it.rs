@@ -1,9 +1,8 @@
 //! "Try it": one text through the model of the run shown in each column.
 
-use freezelab_protocol::messages::{Column, ToWorker};
+use freezelab_protocol::messages::Column;
 use leptos::prelude::*;
 
-use crate::pool;
 use crate::state::Lab;
 
 #[component]
@@ -13,9 +12,7 @@ pub fn TryIt() -> impl IntoView {
     let ask = move || {
         let t = text.get_untracked();
         if !t.trim().is_empty() {
-            let runs =
-                Column::BOTH.iter().filter_map(|&c| lab.pinned.with_untracked(|p| p[c as usize]).map(|id| (c, id)));
-            pool::send(&ToWorker::Predict { text: t, runs: runs.collect() });
+            crate::actions::predict(lab, t);
         }
     };
     let output = move |column: Column| {

@@ -7,6 +7,7 @@ use freezelab_protocol::freeze::{FreezePlan, Mode};
 use freezelab_protocol::memory::{self, BlockParams, EncoderShape};
 use freezelab_protocol::messages::{Column, ModelInfo, Origin};
 use freezelab_web::column::RunColumn;
+use freezelab_web::engine::{engine, Engine};
 use freezelab_web::share::Shared;
 use freezelab_web::state::{Lab, CACHE_LIMIT_BYTES};
 use leptos::prelude::*;
@@ -625,4 +626,22 @@ async fn saved_runs_load_in_the_order_they_ran() {
     assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [3, 7, 12]);
     assert_eq!(unreadable, 0);
     store::clear().await.unwrap();
+}
+
+/// The engine `engine-status` names, told from real user agents.
+#[wasm_bindgen_test]
+fn the_three_engines_are_told_apart_from_their_user_agents() {
+    let chromium =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+    let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36 Edg/150.0.1";
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0";
+    let webkit =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/60.5 Safari/605.1.15";
+    let safari = "Mozilla/5.0 (iPad; CPU OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
+    assert_eq!(engine(chromium), Engine { family: "chromium", name: "Chrome 156 (Blink)".into() });
+    assert_eq!(engine(edge), Engine { family: "chromium", name: "Edge 150 (Blink)".into() });
+    assert_eq!(engine(firefox), Engine { family: "firefox", name: "Firefox 153 (Gecko)".into() });
+    assert_eq!(engine(webkit), Engine { family: "webkit", name: "WebKit 605.1.15 Safari 60.5".into() });
+    assert_eq!(engine(safari).family, "webkit");
+    assert_eq!(engine("curl/8").family, "other");
 }

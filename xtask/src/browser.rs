@@ -17,6 +17,10 @@ const TRUNK_VERSION: &str = "0.21.14";
 const BINARYEN_VERSION: &str = "132.0.0";
 /// What the project's users run the browser tests with.
 const WASM_PACK_VERSION: &str = "0.15.1";
+/// Firefox's WebDriver server (crates.io), for wasm-pack `--firefox` and the engines e2e.
+const GECKODRIVER_VERSION: &str = "0.37.1";
+/// The engines the page's story runs in (tests/e2e/engines.mjs).
+const ENGINES: [&str; 3] = ["chromium", "firefox", "webkit"];
 /// Where the end-to-end test serves the page (the README's serve command uses 8080).
 const E2E_PORT: u16 = 8093;
 
@@ -32,12 +36,13 @@ fn reports_version(program: &str, version: &str) -> bool {
     Command::new(program).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version))
 }
 
-/// Everything the browser suites need, installed when missing: the Rust web tools, wasm-pack
-/// and Debian's Chromium.
+/// Everything the browser suites need, installed when missing: the Rust web tools, wasm-pack,
+/// geckodriver and Debian's three engines.
 pub fn tools() -> Result<()> {
     rust_web_tools()?;
     install("wasm-pack", WASM_PACK_VERSION, Build::ORCHESTRATOR)?;
-    chromium()
+    install("geckodriver", GECKODRIVER_VERSION, Build::ORCHESTRATOR)?;
+    debian_browsers()
 }
 
 /// How a tool is compiled. What the tools compute is seconds next to the builds and browsers
@@ -107,12 +112,24 @@ fn binaryen() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Debian's chromium and chromedriver (as root, when missing).
-fn chromium() -> Result<()> {
-    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+/// Debian's engines and their drivers (as root, when missing): Chromium and chromedriver,
+/// Firefox ESR, WebKitGTK's WebKitWebDriver and MiniBrowser, and the Xvfb MiniBrowser needs.
+fn debian_browsers() -> Result<()> {
+    let packages = [
+        ("/usr/bin/chromedriver", "chromium chromium-driver"),
+        ("/usr/bin/firefox-esr", "firefox-esr"),
+        ("/usr/bin/WebKitWebDriver", "webkit2gtk-driver"),
+        ("/usr/bin/xvfb-run", "xvfb"),
+    ];
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(program, _)| !std::path::Path::new(program).exists())
+        .flat_map(|(_, names)| names.split(' '))
+        .collect();
+    if !missing.is_empty() {
         step(Command::new("apt-get").arg("update"))
-            .and_then(|()| step(Command::new("apt-get").args(["install", "-y", "chromium", "chromium-driver"])))
-            .context("installing chromium chromium-driver (Debian: apt-get install, as root)")?;
+            .and_then(|()| step(Command::new("apt-get").args(["install", "-y"]).args(&missing)))
+            .with_context(|| format!("installing {} (Debian: apt-get install, as root)", missing.join(" ")))?;
     }
     Ok(())
 }
@@ -128,23 +145,62 @@ pub fn wasm_tests() -> Result<Tally> {
         // Chromium runs with WebGPU on (webdriver.json): a missing adapter is a failure here.
         ("FREEZELAB_REQUIRE_WEBGPU", "1"),
     ];
-    let core = wasm_pack_test("crates/freezelab-core", "wasm", &envs)?;
-    let worker = wasm_pack_test("crates/freezelab-worker", "session", &envs)?;
-    let page = wasm_pack_test("web", "components", &envs)?;
-    Ok(core + worker + page)
+    let suites = [("crates/freezelab-core", "wasm"), ("crates/freezelab-worker", "session"), ("web", "components")];
+    let mut total = Tally::default();
+    for (crate_dir, test) in suites {
+        total = total + run_tests(&mut wasm_pack(Engine::Chrome, crate_dir, test)?, &envs)?;
+    }
+    // The same suites in Firefox (Gecko) and WebKitGTK (Safari's engine), which offer no
+    // WebGPU adapter here: the WebGPU test prints that it is skipped (shown with --nocapture),
+    // and is counted so.
+    for engine in [Engine::Firefox, Engine::WebKit] {
+        for (crate_dir, test) in suites {
+            total = total + run_tests(wasm_pack(engine, crate_dir, test)?.args(["--", "--nocapture"]), &[])?;
+        }
+    }
+    Ok(total)
 }
 
-/// `--release`: the suites then share Burn's wasm32 build with the page's (Trunk builds release),
-/// so Burn is compiled for wasm once per run, not twice.
-fn wasm_pack_test(crate_dir: &str, test: &str, envs: &[(&str, &str)]) -> Result<Tally> {
-    run_tests(&mut wasm_pack(crate_dir, test), envs)
+/// The engines wasm-pack drives here.
+#[derive(Clone, Copy)]
+enum Engine {
+    Chrome,
+    Firefox,
+    /// WebKitWebDriver as wasm-pack's `safaridriver`, starting MiniBrowser (each crate's
+    /// webdriver.json), which needs a display: an Xvfb.
+    WebKit,
 }
 
-fn wasm_pack(crate_dir: &str, test: &str) -> Command {
-    let mut cmd = Command::new("wasm-pack");
-    cmd.args(["test", "--release", "--headless", "--chrome", "--chromedriver", "/usr/bin/chromedriver", crate_dir]);
-    cmd.args(["--test", test]);
-    cmd
+/// `wasm-pack test --release --headless` in `engine`. `--release`: the suites then share Burn's
+/// wasm32 build with the page's (Trunk builds release), so Burn is compiled for wasm once per
+/// run, not twice.
+fn wasm_pack(engine: Engine, crate_dir: &str, test: &str) -> Result<Command> {
+    let mut cmd = match engine {
+        Engine::WebKit => {
+            let mut cmd = Command::new("xvfb-run");
+            cmd.args(["-a", "wasm-pack"]);
+            cmd
+        }
+        _ => Command::new("wasm-pack"),
+    };
+    cmd.args(["test", "--release", "--headless"]);
+    match engine {
+        Engine::Chrome => cmd.args(["--chrome", "--chromedriver", "/usr/bin/chromedriver"]),
+        // Named, or wasm-pack would download one.
+        Engine::Firefox => cmd.args(["--firefox", "--geckodriver"]).arg(on_path("geckodriver")?),
+        Engine::WebKit => cmd.args(["--safari", "--safaridriver", "/usr/bin/WebKitWebDriver"]),
+    };
+    cmd.args([crate_dir, "--test", test]);
+    Ok(cmd)
+}
+
+/// Where `program` is on the PATH.
+fn on_path(program: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("{program} is not on the PATH"))
 }
 
 /// What crates/freezelab-core/tests/wasm_bench.rs printed in headless Chromium (one worker).
@@ -158,7 +214,7 @@ pub struct WasmBench {
 /// Runs crates/freezelab-core/tests/wasm_bench.rs in headless Chromium.
 pub fn wasm_bench() -> Result<WasmBench> {
     tools()?;
-    let mut cmd = wasm_pack("crates/freezelab-core", "wasm_bench");
+    let mut cmd = wasm_pack(Engine::Chrome, "crates/freezelab-core", "wasm_bench")?;
     cmd.args(["--features", "wasm-bench", "--", "--nocapture"])
         .env("CARGO_TARGET_DIR", target_dir()?)
         .current_dir(assets::root());
@@ -258,9 +314,9 @@ pub fn demo_budget() -> Result<serde_json::Value> {
 }
 
 /// One run training everything in the page's workers, on 1 and on `workers` workers, timed in
-/// headless Chromium (tests/e2e/page-bench.mjs): the `PAGEBENCH {json}` line it printed.
-pub fn page_bench(workers: usize) -> Result<serde_json::Value> {
-    timing_script("page-bench.mjs", &[&workers.to_string()], "PAGEBENCH ")
+/// `engine` (tests/e2e/page-bench.mjs): the `PAGEBENCH {json}` line it printed.
+pub fn page_bench(workers: usize, engine: &str) -> Result<serde_json::Value> {
+    timing_script("page-bench.mjs", &[&workers.to_string(), engine], "PAGEBENCH ")
 }
 
 /// Serves the page, runs a timing script of tests/e2e against it, and reads the JSON it printed
@@ -309,20 +365,27 @@ pub fn end_to_end() -> Result<Tally> {
         total = total + Tally { passed, failed, skipped: 0 };
     }
     // The static build from a plain file server, under a sub-path, online and offline, and an
-    // update from one release to the next.
-    let mut cmd = static_offline()?;
-    let (passed, failed) =
-        counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
-    total = total + Tally { passed, failed, skipped: 0 };
+    // update from one release to the next; then the page's story in each engine.
+    let releases = crate::dist::two_releases("/freezelab/")?;
+    let mut runs = vec![static_offline(&releases)?];
+    for engine in ENGINES {
+        let mut cmd = Command::new("node");
+        cmd.arg("engines.mjs").arg(engine).arg(&releases[0]).env("SHOTS", &shots).current_dir(&e2e);
+        runs.push(cmd);
+    }
+    for mut cmd in runs {
+        let (passed, failed) =
+            counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
+        total = total + Tally { passed, failed, skipped: 0 };
+    }
     eprintln!("xtask: screenshots in {}", shots.display());
     Ok(total)
 }
 
 /// tests/e2e/static-offline.mjs on two releases of the static build under /freezelab/.
-fn static_offline() -> Result<Command> {
-    let [first, next] = crate::dist::two_releases("/freezelab/")?;
+fn static_offline([first, next]: &[PathBuf; 2]) -> Result<Command> {
     let mut cmd = Command::new("node");
-    cmd.arg("static-offline.mjs").arg(&first).arg(&next);
+    cmd.arg("static-offline.mjs").arg(first).arg(next);
     cmd.env("SHOTS", target_dir()?.join("e2e-screenshots")).current_dir(e2e_dir());
     Ok(cmd)
 }
@@ -332,7 +395,7 @@ fn static_offline() -> Result<Command> {
 pub fn static_visits() -> Result<serde_json::Value> {
     tools()?;
     step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
-    let output = static_offline()?.output().context("running node")?;
+    let output = static_offline(&crate::dist::two_releases("/freezelab/")?)?.output().context("running node")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("static-offline.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));

@@ -75,10 +75,13 @@ enum Command {
         /// Python with torch and transformers (default: python3).
         #[arg(long, env = "FREEZELAB_PYTHON", default_value = "python3")]
         python: String,
-        /// Only the page: one run on 1 and on K workers in headless Chromium beside the native
+        /// Only the page: one run on 1 and on K workers in a headless browser beside the native
         /// CLI on the same settings.
         #[arg(long)]
         browser: bool,
+        /// The page's engine (with --browser): chromium, firefox or webkit.
+        #[arg(long, default_value = "chromium", value_parser = ["chromium", "firefox", "webkit"])]
+        engine: String,
         /// Workers of the data-parallel page run (with --browser).
         #[arg(long, default_value_t = 2)]
         workers: usize,
@@ -103,7 +106,7 @@ fn main() -> Result<()> {
         Command::Serve { port } => browser::serve(port),
         Command::Demo => tasks::demo(),
         Command::Dist { out, base } => dist::dist(&out.unwrap_or_else(dist::default_out), &base),
-        Command::Bench { browser: true, workers, .. } => tasks::page_bench(workers),
+        Command::Bench { browser: true, workers, engine, .. } => tasks::page_bench(workers, &engine),
         Command::Bench { dispatches: true, batch, seq, .. } => dispatches::dispatches(batch, seq),
         Command::Bench { steps, rounds, python, .. } => tasks::bench(steps, rounds as usize, &python),
         Command::Reference { seeds, data, plans, python } => tasks::reference(seeds, &data, &plans, &python),

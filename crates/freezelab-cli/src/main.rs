@@ -4,6 +4,7 @@ mod data_arg;
 mod host;
 mod malloc;
 mod model_dir;
+mod probe;
 mod run_args;
 mod sweep;
 
@@ -102,6 +103,20 @@ enum Command {
         /// "none;bitfit;llrd-0.8;bitfit:emb,0-3;head-only").
         #[arg(long)]
         plans: Option<String>,
+    },
+    /// What each layer knows before training: a logistic-regression probe (C = 1) per block on
+    /// the pretrained model's mean-pooled outputs of the training examples, scored on the
+    /// validation examples (the examples `train` with the same sizes and seed uses).
+    Probe {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Write the table as JSON.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write every block's features and the labels as JSON (tests/fixtures/make_probe.py
+        /// fits scikit-learn on them).
+        #[arg(long)]
+        features_out: Option<PathBuf>,
     },
     /// Training throughput (examples/s) and peak memory at fixed shapes: freeze none, bottom 3,
     /// head only; with and without the prefix cache. Threads: all cores (`RAYON_NUM_THREADS`
@@ -247,6 +262,10 @@ async fn run(cli: Cli) -> Result<()> {
                     std::fs::write(dir.join(name), bytes).with_context(|| format!("writing {name}"))?;
                 }
             }
+        }
+        Command::Probe { run, out, features_out } => {
+            let device = device::init(cli.device).await?;
+            probe::run(&run, out.as_deref(), features_out.as_deref(), &device).await?;
         }
         Command::Sweep { run, out_dir, modes, plans } => {
             let device = device::init(cli.device).await?;

@@ -277,3 +277,85 @@ fn sweep_with_modes_marks_the_pareto_fronts() {
     ]);
     assert!(!ok && stderr.contains("\"lorax\" is not a mode"), "{stderr}");
 }
+
+/// `freezelab probe` on the tiny model: a row per block (embeddings, then each layer), the
+/// majority class beside them, as printed and as JSON; the features it exports are the ones it
+/// fitted (the same blocks, one row of `dim` values per example).
+#[test]
+fn probe_reports_every_block_and_exports_its_features() {
+    let tmp = scratch("probe");
+    let model = tmp.join("model");
+    let (_, stderr, ok) = freezelab(&["synthetic", "--out", model.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let (out, features) = (tmp.join("probe.json"), tmp.join("features.json"));
+    let data = model.join("data.csv");
+    let (stdout, stderr, ok) = freezelab(&[
+        "probe",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--train-size",
+        "60",
+        "--eval-size",
+        "30",
+        "--max-len",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+        "--features-out",
+        features.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let blocks: Vec<&str> = report["rows"].as_array().unwrap().iter().map(|r| r["block"].as_str().unwrap()).collect();
+    assert_eq!(blocks, ["emb", "layer-0", "layer-1"]);
+    for row in report["rows"].as_array().unwrap() {
+        let accuracy = row["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{row}");
+        assert!(stdout.contains(&format!("{:<10} {accuracy:.4}", row["block"].as_str().unwrap())), "{stdout}");
+    }
+    assert!(stdout.contains(&format!("majority   {:.4}", report["majority_class"].as_f64().unwrap())), "{stdout}");
+    assert_eq!((report["train_examples"].as_u64(), report["validation_examples"].as_u64()), (Some(60), Some(30)));
+    let exported: serde_json::Value = serde_json::from_slice(&std::fs::read(&features).unwrap()).unwrap();
+    for (set, n) in [("train", 60), ("validation", 30)] {
+        let blocks = exported[set].as_array().unwrap();
+        assert_eq!(blocks.len(), 3);
+        for block in blocks {
+            assert_eq!(block["rows"].as_array().unwrap().len(), n * block["dim"].as_u64().unwrap() as usize);
+        }
+    }
+}
+
+/// On MiniLM and SpamAssassin the top layers already carry the task: their probes beat always
+/// answering "ham" (BENCHMARKS.md, "What each layer knows", has the table and its command).
+#[test]
+fn on_minilm_the_top_layers_probe_beats_the_majority_class() {
+    let Some(dir) = model_dir("on_minilm_the_top_layers_probe_beats_the_majority_class") else {
+        return;
+    };
+    let out = scratch("probe-minilm").join("probe.json");
+    let (_, stderr, ok) = freezelab(&[
+        "probe",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        "spam",
+        "--train-size",
+        "128",
+        "--eval-size",
+        "100",
+        "--max-len",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let majority = report["majority_class"].as_f64().unwrap();
+    assert_eq!(rows.len(), 7);
+    for row in &rows[5..] {
+        assert!(row["accuracy"].as_f64().unwrap() > majority + 0.05, "{row} against the majority class {majority}");
+    }
+}

@@ -16,6 +16,7 @@ pub mod fused;
 pub mod loaded;
 pub mod memory;
 pub mod params;
+pub mod probe;
 mod seeded;
 pub mod synthetic;
 pub mod tokenize;

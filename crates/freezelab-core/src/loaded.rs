@@ -90,7 +90,7 @@ impl LoadedModel {
         block_params(&self.classifier)
     }
 
-    fn check_max_len(&self, max_len: usize) -> Result<()> {
+    pub fn check_max_len(&self, max_len: usize) -> Result<()> {
         if max_len > self.config.max_position_embeddings {
             return Err(CoreError::Invalid(format!(
                 "max length {max_len} exceeds the model's {} positions",

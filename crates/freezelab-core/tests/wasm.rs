@@ -173,8 +173,14 @@ async fn three_adamw_steps_match_pytorch_in_the_browser() {
 /// The fused operations equal Burn's composed ones in wasm too (SIMD128 kernels).
 #[wasm_bindgen_test]
 async fn fused_operations_equal_the_composed_ones_in_the_browser() {
-    // Chromium has relaxed SIMD: the products below run the page's kernel, not gemm's.
-    assert!(freezelab_core::fused::wasm_matmul::available(), "the relaxed-SIMD matmul kernel did not load");
+    use freezelab_core::fused::wasm_matmul::{kernel, Kernel};
+    // Where the engine has relaxed SIMD (Chromium, Firefox) the products run the page's kernel;
+    // where it has not (WebKit) gemm's. A kernel that validated but did not start is a failure.
+    match kernel() {
+        Kernel::RelaxedSimd => console_log!("products on the relaxed-SIMD kernel"),
+        Kernel::NoRelaxedSimd => console_log!("products on gemm: this engine has no relaxed SIMD"),
+        Kernel::Failed(why) => panic!("{why}"),
+    }
     for (what, worst) in fused_cases::differences().await {
         console_log!("{what}: {worst:.2e}");
         assert!(worst <= fused_cases::TOLERANCE, "{what} differs from Burn's composed operations by {worst}");

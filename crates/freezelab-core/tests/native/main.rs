@@ -11,6 +11,7 @@ mod fused;
 mod fuzz;
 mod matmul_module;
 mod parity;
+mod probe;
 mod tiny_logits;
 mod train;
 mod train_step;

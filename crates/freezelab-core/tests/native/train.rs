@@ -597,7 +597,7 @@ fn lora_factors_follow_the_run_seed_not_the_backend() {
 }
 
 /// A run whose loss leaves the numbers (here a head of infinite weights, as a
-/// checkpoint holding them would give) ends with README's message, naming the
+/// checkpoint holding them would give) ends with docs/bad-input.md's message, naming the
 /// step and what to change, not with NaN accuracies.
 #[test]
 fn a_non_finite_loss_ends_the_run_with_its_message() {

@@ -1,0 +1,63 @@
+//! `freezelab probe`: what each block of the pretrained model already knows about the task, as
+//! the accuracy of a linear probe on its pooled output (freezelab_core::probe), beside the
+//! majority class.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use freezelab_core::freeze::FreezePlan;
+use freezelab_core::probe::{self, pooled_features, Features};
+use serde::Serialize;
+
+use crate::run_args::RunArgs;
+
+fn texts(set: &[(String, usize)]) -> Vec<&str> {
+    set.iter().map(|(t, _)| t.as_str()).collect()
+}
+
+/// What `--features-out` writes: every block's features of the examples the probe saw.
+#[derive(Serialize)]
+struct FeatureSet<'a> {
+    labels: &'a [String],
+    c: f64,
+    train_labels: Vec<usize>,
+    train: Vec<Features>,
+    validation_labels: Vec<usize>,
+    validation: Vec<Features>,
+}
+
+pub async fn run(run: &RunArgs, out: Option<&Path>, features_out: Option<&Path>, device: &Device) -> Result<()> {
+    let loaded = run.load()?;
+    let cfg = run.config(FreezePlan::none(0), false);
+    let (train, validation) = freezelab_core::train::examples(&loaded.dataset, &cfg);
+    let names = &loaded.dataset.labels.names;
+    let model = loaded.dir.load(Some(names.len()), device)?;
+    let labels = |set: &[(String, usize)]| set.iter().map(|(_, l)| *l).collect::<Vec<_>>();
+    eprintln!("probe: pooling every block's output of {} + {} examples", train.len(), validation.len());
+    let train_features = pooled_features(&model, &texts(&train), cfg.max_len, cfg.batch_size).await?;
+    let validation_features = pooled_features(&model, &texts(&validation), cfg.max_len, cfg.batch_size).await?;
+    let (train_labels, validation_labels) = (labels(&train), labels(&validation));
+    let report = probe::report(&train_features, &train_labels, &validation_features, &validation_labels, names.len());
+    println!("block      probe accuracy  (logistic regression, C = {}, on the pretrained model)", report.c);
+    for row in &report.rows {
+        println!("{:<10} {:.4}", row.block, row.accuracy);
+    }
+    println!("majority   {:.4}  (always the training set's most common class)", report.majority_class);
+    if let Some(path) = out {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = features_out {
+        let set = FeatureSet {
+            labels: names,
+            c: report.c,
+            train_labels,
+            train: train_features,
+            validation_labels,
+            validation: validation_features,
+        };
+        std::fs::write(path, serde_json::to_vec(&set)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
