@@ -278,6 +278,21 @@ fn sweep_with_modes_marks_the_pareto_fronts() {
     assert!(!ok && stderr.contains("\"lorax\" is not a mode"), "{stderr}");
 }
 
+/// `freezelab probe` on `model` and `data` with [train size, eval size, max length], its table
+/// written to `out`.
+fn probe(
+    model: &std::path::Path,
+    data: &str,
+    sizes: [&str; 3],
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (String, String, bool) {
+    let [train, eval, len] = sizes;
+    let args =
+        ["probe", "--model", model.to_str().unwrap(), "--data", data, "--train-size", train, "--eval-size", eval];
+    freezelab(&[&args[..], &["--max-len", len, "--out", out.to_str().unwrap()], extra].concat())
+}
+
 /// `freezelab probe` on the tiny model: a row per block (embeddings, then each layer), the
 /// majority class beside them, as printed and as JSON; the features it exports are the ones it
 /// fitted (the same blocks, one row of `dim` values per example).
@@ -289,23 +304,13 @@ fn probe_reports_every_block_and_exports_its_features() {
     assert!(ok, "{stderr}");
     let (out, features) = (tmp.join("probe.json"), tmp.join("features.json"));
     let data = model.join("data.csv");
-    let (stdout, stderr, ok) = freezelab(&[
-        "probe",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
+    let (stdout, stderr, ok) = probe(
+        &model,
         data.to_str().unwrap(),
-        "--train-size",
-        "60",
-        "--eval-size",
-        "30",
-        "--max-len",
-        "16",
-        "--out",
-        out.to_str().unwrap(),
-        "--features-out",
-        features.to_str().unwrap(),
-    ]);
+        ["60", "30", "16"],
+        &out,
+        &["--features-out", features.to_str().unwrap()],
+    );
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let blocks: Vec<&str> = report["rows"].as_array().unwrap().iter().map(|r| r["block"].as_str().unwrap()).collect();
@@ -335,21 +340,7 @@ fn on_minilm_the_top_layers_probe_beats_the_majority_class() {
         return;
     };
     let out = scratch("probe-minilm").join("probe.json");
-    let (_, stderr, ok) = freezelab(&[
-        "probe",
-        "--model",
-        dir.to_str().unwrap(),
-        "--data",
-        "spam",
-        "--train-size",
-        "128",
-        "--eval-size",
-        "100",
-        "--max-len",
-        "32",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (_, stderr, ok) = probe(&dir, "spam", ["128", "100", "32"], &out, &[]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let rows = report["rows"].as_array().unwrap();
