@@ -137,6 +137,34 @@ const link = page.url();
   check(a.join() === 'true,false,false' && b.every(Boolean), `a copied link restores both freeze plans (A ${a}, B ${b})`);
   await other.context().close();
 }
+// What each layer knows, before any training: a first probe is cancelled (the page stays
+// usable), the second runs to the end; on MiniLM its table is the native CLI's.
+const layers = synthetic ? 2 : 6;
+await byId('probe-run').click();
+await byId('probe-cancel').click();
+check(await byId('probe-run').isEnabled() && await byId('probe-progress').textContent() === '',
+  'a probe request is cancelled, and the page can ask again');
+await byId('probe-run').click();
+await page.waitForSelector('[data-testid=probe-chart] [data-block]', { timeout: 300_000 }).catch(() => {});
+const probed = await page.locator('[data-testid=probe-chart] [data-block]').evaluateAll(
+  (rows) => rows.map((e) => [e.dataset.block, Number(e.dataset.accuracy)]));
+check(probed.length === layers + 1 && probed.every(([, a]) => a >= 0 && a <= 1),
+  `the probe chart has a bar per block, each an accuracy (${JSON.stringify(probed)})`);
+const probeLine = await byId('probe-line-A').count() + await byId('probe-line-B').count();
+check(probeLine === 2, `each column names the probe below its freeze line (${await byId('probe-line-B').textContent().catch(() => 'none')})`);
+check(await page.locator('[data-testid^=freeze-A-] ~ [data-probe]').count() === layers + 1,
+  "column A's freeze stack shows each block's probe");
+if (!synthetic) {
+  const out = join(mkdtempSync(join(tmpdir(), 'freezelab-probe-')), 'probe.json');
+  execFileSync(process.env.FREEZELAB, ['probe', '--model', '../../static/models/minilm-l6', '--static', '../../static',
+    '--data', 'spam', '--train-size', '48', '--eval-size', '48', '--max-len', '32', '--batch', '16', '--seed', '0',
+    '--out', out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const native = JSON.parse(readFileSync(out, 'utf8'));
+  const cli = native.rows.slice().reverse().map((r) => [r.block, r.accuracy]);
+  check(JSON.stringify(cli) === JSON.stringify(probed), `the page's probe table is the CLI's (page ${JSON.stringify(probed)}, CLI ${JSON.stringify(cli)})`);
+  const majority = Number(await byId('probe-chart').getAttribute('data-majority'));
+  check(Math.abs(majority - native.majority_class) < 1e-9, `the probe's majority class is the CLI's (${majority})`);
+}
 await byId('preset-A-all').click();
 const trainableA = Number(await text('trainable-A'));
 const trainableB = Number(await text('trainable-B'));
@@ -216,10 +244,41 @@ await page.waitForSelector('[data-testid=drift-B] [data-block=head]', { timeout:
 const drift = async (c) => page.locator(`[data-testid=drift-${c}] [data-block]`).evaluateAll(
   (cells) => cells.map((e) => [e.dataset.block, Number(e.dataset.drift)]));
 const [driftA, driftB] = [await drift('A'), await drift('B')];
-const layers = synthetic ? 2 : 6;
 check(driftA.length === layers + 2 && driftB.length === layers + 2, `drift heatmaps have a cell per block (A ${driftA.length}, B ${driftB.length})`);
 check(driftB.every(([b, v]) => (b === 'head' ? v > 0 : v === 0)), `head-only B: every frozen block drifted exactly 0 (${JSON.stringify(driftB)})`);
 check(driftA.some(([b, v]) => b.startsWith('layer') && v > 0), `A's trained layers moved (${JSON.stringify(driftA)})`);
+// The map of the examples: every validation example on each map, coloured by label; a run's
+// ringed misses are the examples its accuracy did not count.
+const evalSize = synthetic ? 32 : 48;
+await page.waitForSelector('[data-testid=map-B] circle', { timeout: 60_000 }).catch(() => {});
+for (const id of ['map-pretrained', 'map-A', 'map-B']) {
+  const labels = await page.locator(`[data-testid=${id}] circle[data-label]`).evaluateAll((c) => c.map((e) => e.dataset.label));
+  check(labels.length === evalSize && new Set(labels).size === 2, `${id} shows the ${evalSize} validation examples in 2 colours (${labels.length})`);
+}
+for (const c of ['A', 'B']) {
+  const missed = await page.locator(`[data-testid=map-${c}] circle[data-missed=true]`).count();
+  const accuracy = Number(await text(`accuracy-${c}`));
+  check(missed === Math.round((1 - accuracy) * evalSize), `map ${c} rings the ${missed} examples run ${c} got wrong (accuracy ${accuracy})`);
+}
+const hover = await page.locator('[data-testid=map-A] circle title').first().textContent();
+check(hover.length > 3 && !hover.includes('<'), `a point's hover text is its example (${hover.slice(0, 60)}…)`);
+const disagree = await page.locator('[data-testid=disagree-table] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.kind));
+const [accA, accB] = [Number(await text('accuracy-A')), Number(await text('accuracy-B'))];
+// More right answers overall means some example the other run missed; A's wins come first.
+const kindsInOrder = disagree.join() === [...disagree].sort().join();
+const wins = (k) => disagree.includes(k);
+check(disagree.length <= 8 && kindsInOrder && (accA <= accB || wins('A-right')) && (accB <= accA || wins('B-right'))
+  && (accA !== accB || wins('A-right') === wins('B-right')),
+  `the disagreement table lists examples one run got right and the other wrong (${disagree.join(', ') || 'none'}; A ${accA}, B ${accB})`);
+{
+  // The probe, both maps and the disagreement table in one picture (README), in page coordinates.
+  const span = await page.evaluate(() => {
+    const box = (s) => document.querySelector(s)?.getBoundingClientRect();
+    const [top, bottom] = [box('.layer-probe'), box('.example-maps')];
+    return top && bottom && { y: top.top + scrollY - 8, height: bottom.bottom - top.top + 16 };
+  });
+  if (span) await page.screenshot({ path: `${shots}/layers-${backend}.png`, fullPage: true, clip: { x: 0, width: 1280, ...span } });
+}
 check(await page.locator('[data-testid=history-table] tbody tr').count() === 2, 'history lists both runs');
 const downloaded = async (click) => {
   const [download] = await Promise.all([page.waitForEvent('download'), click()]);
@@ -241,6 +300,13 @@ const png = await downloadedBytes(() => byId('download-chart-accuracy-png').clic
 check(png.name === 'freezelab-accuracy.png' && png.head === '89504e470d0a1a0a' && png.size > 5000,
   `the accuracy chart downloads as PNG (${png.size} bytes)`);
 const [, results] = await downloaded(() => page.getByRole('button', { name: 'Export JSON' }).click());
+{
+  const exported = JSON.parse(results);
+  const mapped = exported.runs.filter((r) => r.examples?.points?.length > 0).length;
+  check(exported.probe?.report?.rows?.length === layers + 1 && exported.probe.map.points.length > 0 && mapped >= 2
+    && Array.isArray(exported.disagreements),
+    `the JSON export holds the probe, the pretrained map, the runs' maps (${mapped}) and the disagreements (${exported.disagreements?.length})`);
+}
 await byId('history-import').setInputFiles({ name: 'runs.json', mimeType: 'application/json', buffer: Buffer.from(results) });
 await page.waitForFunction(() => document.querySelectorAll('[data-testid=history-table] tbody tr').length === 4, null, { timeout: 10_000 })
   .catch(() => {});

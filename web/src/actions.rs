@@ -1,6 +1,6 @@
 //! What the page's controls ask of the workers, the one place components reach the pool from:
 //! the backend, the model and the data, runs (checked against the device first), the
-//! equal-time race's second run, Stop, predictions and model downloads.
+//! equal-time race's second run, Stop, predictions, model downloads and the layers' probe.
 
 use freezelab_protocol::freeze::FreezePlan;
 use freezelab_protocol::memory;
@@ -139,6 +139,29 @@ pub fn inspect(file: UserFile) {
 pub fn predict(lab: Lab, text: String) {
     let runs = Column::BOTH.iter().filter_map(|&c| lab.pinned.with_untracked(|p| p[c as usize]).map(|id| (c, id)));
     pool::send(&ToWorker::Predict { text, runs: runs.collect() });
+}
+
+/// Probes each block of the loaded model on the examples the page's settings pick (A's
+/// learning settings play no part: nothing is trained).
+pub fn probe(lab: Lab) {
+    if lab.model.get_untracked().is_none() || lab.dataset.get_untracked().is_none() {
+        return lab.error("probe: load a model and a dataset first".into());
+    }
+    let config = lab.hyper.get_untracked().config(lab.plan_a.get_untracked());
+    if let Err(e) = config.validate() {
+        return lab.error(format!("probe: {e}"));
+    }
+    let probe_id = lab.probe.new_id();
+    lab.probe.running.set(Some((probe_id, 0, 0)));
+    pool::send(&ToWorker::Probe { probe_id, config });
+}
+
+/// Stops the probe in progress; the page forgets it at once.
+pub fn cancel_probe(lab: Lab) {
+    if let Some((probe_id, _, _)) = lab.probe.running.get_untracked() {
+        lab.probe.running.set(None);
+        pool::send(&ToWorker::CancelProbe { probe_id });
+    }
 }
 
 /// Asks the worker holding `run_id` for its model folder as a zip.

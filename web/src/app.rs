@@ -6,7 +6,9 @@ use leptos::prelude::*;
 pub use crate::actions::{queue, race_to_b, stop, train, train_both, RACE_MAX_EPOCHS};
 use crate::charts::Charts;
 use crate::column::RunColumn;
+use crate::examples::ExampleMaps;
 use crate::history::{Comparison, History};
+use crate::layers::LayerProbe;
 use crate::offline::Offline;
 use crate::setup::Setup;
 use crate::share;
@@ -80,6 +82,8 @@ pub fn App() -> impl IntoView {
                 <RunColumn column=Column::A/>
                 <RunColumn column=Column::B/>
             </div>
+            <LayerProbe/>
+            <ExampleMaps/>
             <Charts/>
             <Comparison/>
             <Sweep/>

@@ -6,6 +6,7 @@ use freezelab_protocol::memory::{self, ComputedMemory};
 use freezelab_protocol::messages::{BackendChoice, Column, ModelInfo};
 use leptos::prelude::*;
 
+use crate::layers::{block_probe, freeze_line_note};
 use crate::memory_bar::MemoryBar;
 use crate::state::{Lab, RunStatus, RunView};
 use crate::{export, format};
@@ -48,6 +49,7 @@ pub fn RunColumn(column: Column) -> impl IntoView {
             </div>
             <ModePicker column=column/>
             <LayerStack column=column/>
+            {freeze_line_note(lab, plan, column)}
             <div class="memory">
                 <h3>"Computed memory per step"</h3>
                 <p>
@@ -232,6 +234,7 @@ fn LayerStack(column: Column) -> impl IntoView {
                         }/>
                     <label for=id>{format!("layer {i}")}</label>
                     <span class="params">{format::count(params)}</span>
+                    {block_probe(lab, format!("layer-{i}"))}
                     {mode_note(&model, &plan.get(), Some(i), steps)}
                     {cached(in_prefix).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
                 </li>
@@ -261,6 +264,7 @@ fn LayerStack(column: Column) -> impl IntoView {
                     }/>
                 <label for=emb_id>"embeddings"</label>
                 <span class="params">{format::count(model.params.embeddings)}</span>
+                {block_probe(lab, "emb".into())}
                 {mode_note(&model, &plan.get(), None, steps)}
                 {cached(emb_cached).then(|| view! { <span class="badge" title="served from the frozen-prefix cache after the first epoch">"cached"</span> })}
                 {emb_note}

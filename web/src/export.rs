@@ -1,12 +1,14 @@
-//! Results as files: CSV (one row per run) and JSON (the runs' full summaries), offered as
-//! downloads made in the page.
+//! Results as files: CSV (one row per run) and JSON (the runs' full summaries, the layers' probe,
+//! the disagreements), offered as downloads made in the page.
 
 use wasm_bindgen::JsCast;
 
 use freezelab_protocol::messages::Column;
+use freezelab_protocol::readout::{Disagreement, ExampleMap, ProbeReport};
 use freezelab_protocol::run::RunSummary;
 use leptos::prelude::*;
 
+use crate::examples::current_disagreements;
 use crate::state::{Lab, RunStatus, RunView};
 use crate::{download, json, legacy};
 
@@ -63,6 +65,9 @@ pub fn csv(runs: &[RunView]) -> String {
 pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
     let not_ours = |e: String| format!("import: not a FreezeLab results file ({e})");
     let value = json::parse_value(text).map_err(not_ours)?;
+    // The page's export holds its runs under `runs`; older exports and `sweep.json` are lists.
+    let runs = js_sys::Reflect::get(&value, &"runs".into()).unwrap_or_default();
+    let value = if js_sys::Array::is_array(&runs) { runs } else { value };
     let value =
         if value.is_object() && !js_sys::Array::is_array(&value) { js_sys::Array::of1(&value).into() } else { value };
     if let Some(list) = value.dyn_ref::<js_sys::Array>() {
@@ -91,9 +96,29 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-pub fn json(runs: &[RunView]) -> Result<String, String> {
-    let summaries: Vec<_> = runs.iter().filter_map(|r| r.summary.as_ref()).collect();
-    json::pretty(&summaries)
+/// What "Export JSON" writes: the runs' summaries (each column run's with its map of the
+/// examples), the layers' probe with the pretrained map, and where A and B disagree.
+#[derive(serde::Serialize)]
+struct Results<'a> {
+    runs: Vec<&'a RunSummary>,
+    probe: Option<Probed<'a>>,
+    disagreements: Option<Vec<Disagreement>>,
+}
+
+#[derive(serde::Serialize)]
+struct Probed<'a> {
+    report: &'a ProbeReport,
+    map: &'a ExampleMap,
+}
+
+pub fn json(lab: Lab, runs: &[RunView]) -> Result<String, String> {
+    let probe = lab.probe.result.get_untracked();
+    let results = Results {
+        runs: runs.iter().filter_map(|r| r.summary.as_ref()).collect(),
+        probe: probe.as_ref().map(|(report, map)| Probed { report, map }),
+        disagreements: untrack(|| current_disagreements(lab)),
+    };
+    json::pretty(&results)
 }
 
 fn text_blob(text: &str, mime: &str) -> Result<web_sys::Blob, wasm_bindgen::JsValue> {

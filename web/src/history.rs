@@ -109,7 +109,7 @@ pub fn History() -> impl IntoView {
             <h2>"Run history"</h2>
             <div class="exports">
                 <button on:click=move |_| export::download("freezelab-runs.csv", "text/csv", &export::csv(&finished()))>"Export CSV"</button>
-                <button on:click=move |_| match export::json(&finished()) {
+                <button on:click=move |_| match export::json(lab, &finished()) {
                     Ok(text) => export::download("freezelab-runs.json", "application/json", &text),
                     Err(e) => lab.error(format!("export: {e}")),
                 }>"Export JSON"</button>

@@ -268,7 +268,8 @@ pub fn send(message: &ToWorker) {
         }
         ToWorker::LoadModel { source, .. } => load(MODEL, ToWorker::LoadModel { source, share }),
         ToWorker::LoadDataset { source, .. } => load(DATA, ToWorker::LoadDataset { source, share }),
-        ToWorker::Inspect { .. } => to_lead(message),
+        // The lead holds the model and data as loaded; a probe's cancel goes where the probe went.
+        ToWorker::Inspect { .. } | ToWorker::Probe { .. } | ToWorker::CancelProbe { .. } => to_lead(message),
         ToWorker::Train { run_id, origin, config, .. } => train(lab, run_id, origin, config, 1),
         // The pool ends replicated runs itself; a page never sends these.
         ToWorker::RunEnded { .. } => {}

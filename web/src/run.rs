@@ -173,6 +173,11 @@ pub fn apply_event(run: &mut RunView, event: TrainEvent) {
                 summary.drift = blocks;
             }
         }
+        TrainEvent::Examples { map } => {
+            if let Some(summary) = run.summary.as_mut() {
+                summary.examples = Some(map);
+            }
+        }
         TrainEvent::Finished { summary } => {
             run.status = if summary.cancelled { RunStatus::Stopped } else { RunStatus::Done };
             run.elapsed = summary.wall_seconds;

@@ -7,6 +7,7 @@ use freezelab_protocol::messages::{
     BackendChoice, BackendInfo, BackendKind, Column, DatasetInfo, FilePreview, FromWorker, ModelInfo, Prediction,
     Request, UserFile,
 };
+use freezelab_protocol::readout::{ExampleMap, ProbeReport};
 use leptos::prelude::*;
 
 pub use crate::hyper::{Hyper, CACHE_LIMIT_BYTES, INTERIM_EVAL_EXAMPLES};
@@ -37,6 +38,32 @@ pub struct Download {
     pub what: String,
     pub loaded: u64,
     pub total: Option<u64>,
+}
+
+/// The probe of each layer: the one in progress (id, examples pooled of all) and the latest
+/// result; two signals, so progress does not redraw what shows the result.
+#[derive(Clone, Copy)]
+pub struct Probing {
+    pub running: RwSignal<Option<(u32, usize, usize)>>,
+    pub result: RwSignal<Option<(ProbeReport, ExampleMap)>>,
+    next: RwSignal<u32>,
+}
+
+impl Probing {
+    fn new() -> Self {
+        Probing { running: RwSignal::new(None), result: RwSignal::new(None), next: RwSignal::new(1) }
+    }
+
+    /// The next probe's id (the worker cancels by it).
+    pub fn new_id(&self) -> u32 {
+        let id = self.next.get_untracked();
+        self.next.set(id + 1);
+        id
+    }
+
+    fn is(&self, probe_id: u32) -> bool {
+        self.running.with_untracked(|r| r.is_some_and(|(id, _, _)| id == probe_id))
+    }
 }
 
 /// The page's state. Every field is a signal, so `Lab` is `Copy` and goes into closures freely.
@@ -88,6 +115,7 @@ pub struct Lab {
     pub race: RwSignal<bool>,
     /// The run whose end starts the race's B.
     pub race_after: RwSignal<Option<u32>>,
+    pub probe: Probing,
 }
 
 impl Lab {
@@ -125,6 +153,7 @@ impl Lab {
             presenting: RwSignal::new(false),
             race: RwSignal::new(false),
             race_after: RwSignal::new(None),
+            probe: Probing::new(),
         }
     }
 
@@ -194,6 +223,7 @@ impl Lab {
         self.model.set(None);
         self.dataset.set(None);
         self.predictions.set(None);
+        self.probe.running.set(None);
         let on_gpu = self.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu));
         self.runs.update_where(
             |r| !r.finished(),
@@ -228,6 +258,8 @@ impl Lab {
                     None => (FreezePlan::none(n), FreezePlan::head_only(n)),
                 };
                 self.shared.set(None);
+                // A probe describes the model and data it ran on.
+                self.probe.result.set(None);
                 self.plan_a.set(a);
                 self.plan_b.set(b);
                 self.model.set(Some(info));
@@ -236,6 +268,7 @@ impl Lab {
             }
             FromWorker::Inspected { preview } => self.preview.set(Some(preview)),
             FromWorker::DatasetLoaded { info, .. } => {
+                self.probe.result.set(None);
                 self.dataset.set(Some(info));
                 self.dataset_busy.set(false);
                 self.download.set(None);
@@ -254,12 +287,22 @@ impl Lab {
                 Some((asked, shown)) if *asked == text => shown.extend(results),
                 _ => *p = Some((text, results)),
             }),
+            FromWorker::Probing { probe_id, done, total } if self.probe.is(probe_id) => {
+                self.probe.running.set(Some((probe_id, done, total)))
+            }
+            FromWorker::Probed { probe_id, report, map } if self.probe.is(probe_id) => {
+                self.probe.running.set(None);
+                self.probe.result.set(Some((report, map)));
+            }
+            // A cancelled probe's last words.
+            FromWorker::Probing { .. } | FromWorker::Probed { .. } => {}
             // The pool keeps each worker's figures.
             FromWorker::Handled { .. } => {}
             FromWorker::Error { context, message } => {
                 match context {
                     Request::Model => self.model_busy.set(false),
                     Request::Dataset | Request::Upload => self.dataset_busy.set(false),
+                    Request::Probe => self.probe.running.set(None),
                     _ => {}
                 }
                 self.download.set(None);

@@ -23,6 +23,13 @@ const GECKODRIVER_VERSION: &str = "0.37.1";
 const ENGINES: [&str; 3] = ["chromium", "firefox", "webkit"];
 /// Where the end-to-end test serves the page (the README's serve command uses 8080).
 const E2E_PORT: u16 = 8093;
+/// The sub-path the end-to-end tests serve the page from, as a static host would (the static
+/// build's releases are copies of that build).
+pub const E2E_BASE: &str = "/freezelab/";
+
+fn e2e_url() -> String {
+    format!("http://127.0.0.1:{E2E_PORT}{E2E_BASE}")
+}
 
 /// The `wasm-bindgen` version in Cargo.lock: the test runner and Trunk's bindgen must match it.
 fn locked_wasm_bindgen() -> Result<String> {
@@ -279,7 +286,7 @@ fn serve_for_scripts() -> Result<Server> {
     let log = std::fs::File::create(&log_path)?;
     let port = E2E_PORT.to_string();
     let mut server = Server(
-        trunk(&["serve", "--release", "--port", &port])?
+        trunk(&["serve", "--release", "--port", &port, "--public-url", E2E_BASE])?
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -325,7 +332,7 @@ fn timing_script(script: &str, args: &[&str], prefix: &str) -> Result<serde_json
     let _server = serve_for_scripts()?;
     let output = Command::new("node")
         .arg(script)
-        .arg(format!("http://127.0.0.1:{E2E_PORT}/"))
+        .arg(e2e_url())
         .args(args)
         .current_dir(e2e_dir())
         .output()
@@ -349,7 +356,7 @@ pub fn end_to_end() -> Result<Tally> {
     let synthetic = target_dir()?.join("e2e-synthetic");
     let freezelab = freezelab_binary()?;
     step(Command::new(&freezelab).arg("synthetic").arg("--out").arg(&synthetic))?;
-    let url = format!("http://127.0.0.1:{E2E_PORT}/");
+    let url = e2e_url();
     let mut total = Tally::default();
     let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
     for args in [
@@ -366,7 +373,8 @@ pub fn end_to_end() -> Result<Tally> {
     }
     // The static build from a plain file server, under a sub-path, online and offline, and an
     // update from one release to the next; then the page's story in each engine.
-    let releases = crate::dist::two_releases("/freezelab/")?;
+    // Copies of the page `trunk serve` built (Trunk.toml's dist), which serves under the same base.
+    let releases = crate::dist::two_releases(&assets::root().join("dist"))?;
     let mut runs = vec![static_offline(&releases)?];
     for engine in ENGINES {
         let mut cmd = Command::new("node");
@@ -395,7 +403,9 @@ fn static_offline([first, next]: &[PathBuf; 2]) -> Result<Command> {
 pub fn static_visits() -> Result<serde_json::Value> {
     tools()?;
     step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
-    let output = static_offline(&crate::dist::two_releases("/freezelab/")?)?.output().context("running node")?;
+    let built = target_dir()?.join("e2e-static/trunk");
+    build_page(&built, E2E_BASE)?;
+    let output = static_offline(&crate::dist::two_releases(&built)?)?.output().context("running node")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("static-offline.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));

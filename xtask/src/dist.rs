@@ -179,21 +179,19 @@ fn size(dir: &Path) -> Result<(usize, u64)> {
     Ok((files.len(), bytes))
 }
 
-/// Two releases of the page under `base` for the end-to-end test of updates: the second differs
+/// Two releases of the page Trunk built into `built` for the end-to-end test of updates: the second differs
 /// from the first by a comment in its page, so its version (and its service worker) differ. The
 /// first is dated an hour back, as an earlier release would be: file servers date files to the
 /// second, and two releases written in the same second would revalidate as unchanged (a 304 for
 /// the new sw.js, so no update is ever found).
-pub fn two_releases(base: &str) -> Result<[PathBuf; 2]> {
+pub fn two_releases(raw: &Path) -> Result<[PathBuf; 2]> {
     let root = crate::tasks::target_dir()?.join("e2e-static");
-    let raw = root.join("trunk");
-    browser::build_page(&raw, base)?;
     let releases = [root.join("release-a"), root.join("release-b")];
     for (dir, note) in releases.iter().zip([None, Some("<!-- the next release -->\n")]) {
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
-        for file in listed(&raw)? {
+        for file in listed(raw)? {
             let to = dir.join(&file);
             std::fs::create_dir_all(to.parent().context("a file in a folder")?)?;
             std::fs::copy(raw.join(&file), &to)?;

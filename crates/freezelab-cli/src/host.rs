@@ -48,7 +48,7 @@ impl Host for CliHost {
                 self.bar.println(format!("{}: validation accuracy {:.3}", self.label, metrics.accuracy));
             }
             TrainEvent::Finished { .. } => self.bar.finish_and_clear(),
-            TrainEvent::Drift { .. } => {}
+            TrainEvent::Drift { .. } | TrainEvent::Examples { .. } => {}
         }
     }
 }

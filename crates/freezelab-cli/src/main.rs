@@ -17,6 +17,7 @@ use freezelab_core::config::BertConfig;
 use freezelab_core::device::{self, Backend};
 use freezelab_core::folder::model_folder;
 use freezelab_core::freeze::FreezePlan;
+use freezelab_core::map;
 use freezelab_core::memory::CountingAllocator;
 use freezelab_core::synthetic;
 use freezelab_core::train::bench;
@@ -225,7 +226,10 @@ async fn run(cli: Cli) -> Result<()> {
             let device = device::init(cli.device).await?;
             let mut cache = PrefixCache::new();
             let mut host = CliHost::new(&cfg.freeze.label(), true);
-            let (model, summary) = run_once(&loaded, &cfg, &device, &mut cache, &mut host).await?;
+            let (model, mut summary) = run_once(&loaded, &cfg, &device, &mut cache, &mut host).await?;
+            // The validation examples on the trained model's map, as the page shows a column's run.
+            let (_, validation) = freezelab_core::train::examples(&loaded.dataset, &cfg);
+            summary.examples = Some(map::trained_map(&model, &validation, cfg.max_len, cfg.batch_size).await?);
             eprintln!(
                 "{}: accuracy {:.4}, macro-F1 {:.4}, {} trainable of {}, {:.1} ex/s, {:.1} s; memory computed {:.1} MiB, measured peak {}",
                 summary.freeze,

@@ -1,13 +1,15 @@
 //! `freezelab probe`: what each block of the pretrained model already knows about the task, as
 //! the accuracy of a linear probe on its pooled output (freezelab_core::probe), beside the
-//! majority class.
+//! majority class; `--out` adds the map of the validation examples as the pretrained model sees
+//! them (the page's "Map of the examples").
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use freezelab_core::freeze::FreezePlan;
-use freezelab_core::probe::{self, pooled_features, Features};
+use freezelab_core::map::{self, ExampleMap};
+use freezelab_core::probe::{self, pooled_features, Features, ProbeReport};
 use serde::Serialize;
 
 use crate::run_args::RunArgs;
@@ -25,6 +27,14 @@ struct FeatureSet<'a> {
     train: Vec<Features>,
     validation_labels: Vec<usize>,
     validation: Vec<Features>,
+}
+
+/// What `--out` writes: the report's fields, and the map.
+#[derive(Serialize)]
+struct Out<'a> {
+    #[serde(flatten)]
+    report: &'a ProbeReport,
+    map: ExampleMap,
 }
 
 pub async fn run(run: &RunArgs, out: Option<&Path>, features_out: Option<&Path>, device: &Device) -> Result<()> {
@@ -45,7 +55,9 @@ pub async fn run(run: &RunArgs, out: Option<&Path>, features_out: Option<&Path>,
     }
     println!("majority   {:.4}  (always the training set's most common class)", report.majority_class);
     if let Some(path) = out {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+        let top = validation_features.last().context("the model has no blocks")?;
+        let out = Out { report: &report, map: map::map(&top.rows, top.dim, &validation, None) };
+        std::fs::write(path, serde_json::to_vec_pretty(&out)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = features_out {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod folder;
 pub mod fused;
 pub mod loaded;
+pub mod map;
 pub mod memory;
 pub mod params;
 pub mod probe;

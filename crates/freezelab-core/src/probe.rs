@@ -10,6 +10,7 @@
 //! optimum is unique, so the fit is deterministic and independent of the backend.
 
 use burn::module::Module;
+pub use freezelab_protocol::readout::{ProbeReport, ProbeRow};
 use serde::{Deserialize, Serialize};
 
 use crate::bert::{mean_pool, BatchTensors};
@@ -28,6 +29,28 @@ pub struct Features {
     pub rows: Vec<f32>,
 }
 
+/// Empty features of the embeddings and of each layer of `model`, to be filled by [`pool_batch`].
+pub fn blocks(model: &LoadedModel) -> Vec<Features> {
+    let dim = model.config.hidden_size;
+    std::iter::once("emb".to_string())
+        .chain((0..model.config.num_hidden_layers).map(|i| format!("layer-{i}")))
+        .map(|block| Features { block, dim, rows: Vec::new() })
+        .collect()
+}
+
+/// Appends the mean-pooled output of the embeddings and of each layer for `texts` (one
+/// forward pass) to `out` ([`blocks`]). A browser worker calls it batch by batch, yielding
+/// between batches so a cancel gets through.
+pub async fn pool_batch(model: &LoadedModel, texts: &[&str], max_len: usize, out: &mut [Features]) -> Result<()> {
+    model.check_max_len(max_len)?;
+    let encoder = model.classifier.valid();
+    let input = BatchTensors::new(&model.tokenizer.encode_batch(texts, max_len)?, &encoder.head.weight.val().device());
+    for (features, state) in out.iter_mut().zip(encoder.bert.hidden_states(&input)) {
+        features.rows.extend(read_f32(mean_pool(state, &input.mask)).await?);
+    }
+    Ok(())
+}
+
 /// The mean-pooled output of the embeddings and of each layer for `texts`, in batches.
 pub async fn pooled_features(
     model: &LoadedModel,
@@ -35,20 +58,9 @@ pub async fn pooled_features(
     max_len: usize,
     batch: usize,
 ) -> Result<Vec<Features>> {
-    model.check_max_len(max_len)?;
-    let encoder = model.classifier.valid();
-    let device = encoder.head.weight.val().device();
-    let dim = model.config.hidden_size;
-    let names =
-        std::iter::once("emb".to_string()).chain((0..model.config.num_hidden_layers).map(|i| format!("layer-{i}")));
-    let mut out: Vec<Features> =
-        names.map(|block| Features { block, dim, rows: Vec::with_capacity(texts.len() * dim) }).collect();
+    let mut out = blocks(model);
     for chunk in texts.chunks(batch.max(1)) {
-        let encoded = model.tokenizer.encode_batch(chunk, max_len)?;
-        let input = BatchTensors::new(&encoded, &device);
-        for (features, state) in out.iter_mut().zip(encoder.bert.hidden_states(&input)) {
-            features.rows.extend(read_f32(mean_pool(state, &input.mask)).await?);
-        }
+        pool_batch(model, chunk, max_len, &mut out).await?;
     }
     Ok(out)
 }
@@ -205,22 +217,24 @@ pub fn fit(rows: &[f32], labels: &[usize], dim: usize, classes: usize, c: f64) -
     Probe { dim, classes, params }
 }
 
-/// One block's probe, scored on the validation examples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeRow {
-    pub block: String,
-    pub accuracy: f64,
+/// What always answering the training set's most common class scores on the validation labels.
+pub fn majority_class(train_labels: &[usize], validation_labels: &[usize], classes: usize) -> f64 {
+    let mut counts = vec![0usize; classes];
+    train_labels.iter().for_each(|&l| counts[l] += 1);
+    let common = (0..classes).fold(0, |best, k| if counts[k] > counts[best] { k } else { best });
+    validation_labels.iter().filter(|&&l| l == common).count() as f64 / validation_labels.len().max(1) as f64
 }
 
-/// The probe of every block, and what always answering the training set's most common class
-/// scores on the same validation examples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeReport {
-    pub c: f64,
-    pub train_examples: usize,
-    pub validation_examples: usize,
-    pub majority_class: f64,
-    pub rows: Vec<ProbeRow>,
+/// Fits one block's probe on `train`'s features and scores it on `validation`'s.
+pub fn probe_block(
+    train: &Features,
+    train_labels: &[usize],
+    validation: &Features,
+    validation_labels: &[usize],
+    classes: usize,
+) -> ProbeRow {
+    let probe = fit(&train.rows, train_labels, train.dim, classes, PROBE_C);
+    ProbeRow { block: train.block.clone(), accuracy: probe.accuracy(&validation.rows, validation_labels) }
 }
 
 /// Fits a probe per block on `train`'s features and scores it on `validation`'s.
@@ -231,24 +245,26 @@ pub fn report(
     validation_labels: &[usize],
     classes: usize,
 ) -> ProbeReport {
-    let mut counts = vec![0usize; classes];
-    train_labels.iter().for_each(|&l| counts[l] += 1);
-    let common = (0..classes).fold(0, |best, k| if counts[k] > counts[best] { k } else { best });
-    let majority_class =
-        validation_labels.iter().filter(|&&l| l == common).count() as f64 / validation_labels.len().max(1) as f64;
     let rows = train
         .iter()
         .zip(validation)
-        .map(|(t, v)| ProbeRow {
-            block: t.block.clone(),
-            accuracy: fit(&t.rows, train_labels, t.dim, classes, PROBE_C).accuracy(&v.rows, validation_labels),
-        })
+        .map(|(t, v)| probe_block(t, train_labels, v, validation_labels, classes))
         .collect();
+    with_rows(rows, train_labels, validation_labels, classes)
+}
+
+/// The report of probes fitted on `train_labels`' examples and scored on `validation_labels`'.
+pub fn with_rows(
+    rows: Vec<ProbeRow>,
+    train_labels: &[usize],
+    validation_labels: &[usize],
+    classes: usize,
+) -> ProbeReport {
     ProbeReport {
         c: PROBE_C,
         train_examples: train_labels.len(),
         validation_examples: validation_labels.len(),
-        majority_class,
+        majority_class: majority_class(train_labels, validation_labels, classes),
         rows,
     }
 }

@@ -7,7 +7,8 @@
 //! - [`run`]: a run's settings, its events and its summary;
 //! - [`metrics`]: accuracy, macro-F1, confusion;
 //! - [`messages`]: what the page and the worker say to each other;
-//! - [`manifest`]: the default assets, as `cargo xtask assets` lists them for the page.
+//! - [`manifest`]: the default assets, as `cargo xtask assets` lists them for the page;
+//! - [`readout`]: what each layer knows (probes), the map of the examples, disagreements.
 //!
 //! Enums travel externally tagged (`{"Train": {…}}`, `"Stop"`, `{"llrd": {"decay": 0.8}}`): serde
 //! reads an internally tagged one (`{"type": "Train", …}`) by buffering it whole first, and that
@@ -18,4 +19,5 @@ pub mod manifest;
 pub mod memory;
 pub mod messages;
 pub mod metrics;
+pub mod readout;
 pub mod run;

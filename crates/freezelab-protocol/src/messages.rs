@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::memory::{BlockParams, DeviceLimits, EncoderShape};
+use crate::readout::{ExampleMap, ProbeReport};
 use crate::run::{TrainConfig, TrainEvent};
 
 /// Uploads larger than this are refused before reading: the worker holds a file whole.
@@ -171,6 +172,16 @@ pub enum ToWorker {
     Export {
         run_id: u32,
     },
+    /// A linear probe on each block of the loaded (pretrained) model, on the examples `config`
+    /// picks (its seed, sizes, max length), and the map of its validation examples.
+    Probe {
+        probe_id: u32,
+        config: TrainConfig,
+    },
+    /// Stop probe `probe_id` (and any earlier one): it answers nothing more.
+    CancelProbe {
+        probe_id: u32,
+    },
 }
 
 /// Worker → page.
@@ -219,6 +230,17 @@ pub enum FromWorker {
         file: UserFile,
         bytes: u64,
     },
+    /// Examples a probe has passed through the model so far.
+    Probing {
+        probe_id: u32,
+        done: usize,
+        total: usize,
+    },
+    Probed {
+        probe_id: u32,
+        report: ProbeReport,
+        map: ExampleMap,
+    },
     /// A request is done (a run: trained, failed or dropped), with the bytes of the worker's
     /// wasm linear memory (it only grows).
     Handled {
@@ -259,6 +281,7 @@ pub enum Request {
     Stop,
     TryIt,
     Download,
+    Probe,
     /// A message the worker could not read.
     Message,
 }
@@ -274,6 +297,7 @@ impl Request {
             ToWorker::Stop => Request::Stop,
             ToWorker::Predict { .. } => Request::TryIt,
             ToWorker::Export { .. } => Request::Download,
+            ToWorker::Probe { .. } | ToWorker::CancelProbe { .. } => Request::Probe,
         }
     }
 }
@@ -289,6 +313,7 @@ impl std::fmt::Display for Request {
             Request::Stop => "stop",
             Request::TryIt => "try it",
             Request::Download => "download",
+            Request::Probe => "probe",
             Request::Message => "message",
         })
     }
@@ -426,6 +451,7 @@ pub struct Prediction {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
+    use crate::readout::{MapPoint, ProbeRow};
     use crate::run::{BlockDrift, RunSummary, TrainEvent};
 
     /// Every kind of field the worker's messages hold (options both ways, nested enums, boxed
@@ -444,6 +470,16 @@ mod tests {
                 cka: Some(0.99),
             }],
             ..RunSummary::default()
+        };
+        let map = ExampleMap {
+            points: vec![MapPoint {
+                x: -0.5,
+                y: 2.0,
+                label: 1,
+                predicted: Some(0),
+                probability: Some(0.6),
+                text: "Gewinn <b>".into(),
+            }],
         };
         let messages = vec![
             FromWorker::Alive,
@@ -478,6 +514,19 @@ mod tests {
             FromWorker::RunFailed { run_id: 3, message: "device lost ✗".into(), retry_on_cpu: true },
             FromWorker::Handled { request: Request::Train, heap_bytes: 1 << 33 },
             FromWorker::Error { context: Request::Message, message: String::new() },
+            FromWorker::Probing { probe_id: 2, done: 16, total: 96 },
+            FromWorker::Probed {
+                probe_id: 2,
+                report: ProbeReport {
+                    c: 1.0,
+                    train_examples: 48,
+                    validation_examples: 48,
+                    majority_class: 0.6875,
+                    rows: vec![ProbeRow { block: "emb".into(), accuracy: 0.8125 }],
+                },
+                map: map.clone(),
+            },
+            FromWorker::Run { run_id: 3, event: TrainEvent::Examples { map } },
         ];
         for message in messages {
             assert_eq!(FromWorker::decode(&message.encode()), Ok(message));

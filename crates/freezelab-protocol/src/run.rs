@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::freeze::FreezePlan;
 use crate::memory::{ComputedMemory, MeasureSource};
 use crate::metrics::{Baseline, Metrics};
+use crate::readout::ExampleMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -172,6 +173,11 @@ pub enum TrainEvent {
     Drift {
         blocks: Vec<BlockDrift>,
     },
+    /// After `Drift`, for a column's run: the validation examples on the trained model's map,
+    /// with its answers.
+    Examples {
+        map: ExampleMap,
+    },
 }
 
 /// Validation examples whose hidden states the representation change (CKA) compares.
@@ -237,6 +243,10 @@ pub struct RunSummary {
     /// Per block, from bottom to head (empty until measured: the CLI and the page fill it in).
     #[serde(default)]
     pub drift: Vec<BlockDrift>,
+    /// The validation examples as the trained model sees them (a column's run; none for the
+    /// sweep's, the CLI's without `--map`, or runs saved before maps).
+    #[serde(default)]
+    pub examples: Option<ExampleMap>,
     pub memory: MemoryReport,
     pub config: TrainConfig,
 }

@@ -7,6 +7,7 @@
 
 mod archive;
 mod assets;
+mod backend;
 mod fetch;
 mod host;
 pub mod outbox;

@@ -9,12 +9,14 @@ use burn::tensor::Device;
 use freezelab_core::cache::CacheKey;
 use freezelab_core::drift;
 use freezelab_core::loaded::LoadedModel;
+use freezelab_core::map;
 use freezelab_core::train::{self, Host, Replica, RunContext, TrainConfig, TrainEvent};
 use freezelab_protocol::messages::{
     BackendChoice, BackendInfo, BackendKind, FromWorker, Origin, Request, Share, ToWorker,
 };
 
 use crate::assets::{self, Assets};
+use crate::backend;
 use crate::host::{heap_bytes, WorkerHost};
 use crate::outbox::post;
 use crate::probe;
@@ -23,6 +25,8 @@ use crate::shelf::{Shelf, Trained};
 
 pub struct Session {
     generation: Rc<Cell<u32>>,
+    /// The highest probe id cancelled (the message loop sets it at once).
+    cancelled_probes: Rc<Cell<u32>>,
     device: Option<(Device, BackendInfo)>,
     assets: Assets,
     shelf: Shelf,
@@ -30,15 +34,28 @@ pub struct Session {
 
 impl Session {
     pub fn new(generation: Rc<Cell<u32>>) -> Self {
-        Session { generation, device: None, assets: Assets::default(), shelf: Shelf::default() }
+        Session {
+            generation,
+            cancelled_probes: Rc::default(),
+            device: None,
+            assets: Assets::default(),
+            shelf: Shelf::default(),
+        }
+    }
+
+    /// What a `CancelProbe` sets, for a message loop to act on while a probe runs.
+    pub fn cancelled_probes(&self) -> Rc<Cell<u32>> {
+        self.cancelled_probes.clone()
     }
 
     /// `arrived_in`: the stop generation when the message arrived.
     pub async fn handle(&mut self, message: ToWorker, arrived_in: u32) {
         let context = Request::of(&message);
-        if let ToWorker::RunEnded { run_id } = message {
-            // The message loop delivers these at once; here for callers that drive a session.
-            return replica::end(run_id);
+        // The message loop delivers these at once; here for callers that drive a session.
+        match message {
+            ToWorker::RunEnded { run_id } => return replica::end(run_id),
+            ToWorker::CancelProbe { probe_id } => return cancel_probe(&self.cancelled_probes, probe_id),
+            _ => {}
         }
         let answer = match message {
             ToWorker::Start { choice } => Ok(Some(self.start(choice).await)),
@@ -68,7 +85,7 @@ impl Session {
                 self.train(run_id, origin, config, replica, arrived_in).await;
                 Ok(None)
             }
-            ToWorker::RunEnded { .. } => Ok(None),
+            ToWorker::RunEnded { .. } | ToWorker::CancelProbe { .. } => Ok(None),
             ToWorker::Stop => Ok(None),
             ToWorker::Predict { text, runs } => {
                 self.shelf.predict(&text, &runs).await.map(|results| Some(FromWorker::Predictions { text, results }))
@@ -78,6 +95,10 @@ impl Session {
                 .export(run_id, self.assets.model.as_ref())
                 .await
                 .map(|(file, bytes)| Some(FromWorker::Exported { run_id, file, bytes })),
+            ToWorker::Probe { probe_id, config } => match self.device() {
+                Ok(device) => probe::run(probe_id, &config, &self.assets, &device, &self.cancelled_probes).await,
+                Err(e) => Err(e),
+            },
         };
         match answer {
             Ok(Some(reply)) => post(&reply),
@@ -88,7 +109,7 @@ impl Session {
     }
 
     async fn start(&mut self, choice: BackendChoice) -> FromWorker {
-        let (device, info) = probe::choose(choice).await;
+        let (device, info) = backend::choose(choice).await;
         // Trained models live on the old device.
         self.shelf.clear();
         self.device = Some((device, info.clone()));
@@ -152,9 +173,23 @@ impl Session {
                     Err(e) => post(&FromWorker::Error { context: Request::Train, message: format!("drift: {e}") }),
                 }
                 let model = LoadedModel { classifier, ..fresh };
+                // A column's run shows its map of the examples it was scored on (the sweep's runs
+                // are many, and drawn only as points).
+                if origin.column().is_some() {
+                    let (_, validation) = train::examples(&data.dataset, &config);
+                    match map::trained_map(&model, &validation, config.max_len, config.batch_size).await {
+                        Ok(map) => host.emit(&TrainEvent::Examples { map }),
+                        Err(e) => post(&FromWorker::Error { context: Request::Train, message: format!("map: {e}") }),
+                    }
+                }
                 self.shelf.keep(origin, Trained { run_id, model, labels, max_len: config.max_len });
             }
             Err(e) => fail(e.to_string(), on_gpu),
         }
     }
+}
+
+/// Marks every probe up to `probe_id` cancelled.
+pub fn cancel_probe(cancelled: &Cell<u32>, probe_id: u32) {
+    cancelled.set(cancelled.get().max(probe_id));
 }

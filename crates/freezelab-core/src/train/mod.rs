@@ -667,6 +667,7 @@ impl<'a> Run<'a> {
             cancelled,
             optimizer_state_tensors: blocking_reads_allowed(&self.device).then(|| self.optim.state_tensors()),
             drift: Vec::new(),
+            examples: None,
             memory: MemoryReport {
                 computed,
                 computed_total: computed.total(),
