@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::assets;
-use crate::tasks::{counted, freezelab_binary, run_tests, step, target_dir, wasm_target, Tally};
+use crate::tasks::{counted, freezelab_binary, gate, run_tests, step, target_dir, wasm_target, Tally};
 
 /// Trunk 0.22 needs a newer rustc than this toolchain's.
 const TRUNK_VERSION: &str = "0.21.14";
@@ -198,6 +198,7 @@ fn wasm_pack(engine: Engine, crate_dir: &str, test: &str) -> Result<Command> {
         Engine::WebKit => cmd.args(["--safari", "--safaridriver", "/usr/bin/WebKitWebDriver"]),
     };
     cmd.args([crate_dir, "--test", test]);
+    gate(&mut cmd)?;
     Ok(cmd)
 }
 
@@ -247,6 +248,7 @@ fn trunk(args: &[&str]) -> Result<Command> {
     let path = std::env::join_paths(std::iter::once(binaryen()?).chain(std::env::split_paths(&path)))?;
     let mut cmd = Command::new("trunk");
     cmd.args(args).env("PATH", path).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root());
+    gate(&mut cmd)?;
     Ok(cmd)
 }
 

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 
@@ -21,10 +22,43 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     step(Command::new(env!("CARGO")).args(args).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))
 }
 
+/// Set by `cargo xtask test`: see [`gate`] and [`native_features`].
+static TESTING: AtomicBool = AtomicBool::new(false);
+
+/// Under `cargo xtask test`, every build of the workspace's crates (cargo's native one,
+/// wasm-pack's, Trunk's) compiles them through clippy-driver with warnings as errors, as
+/// `cargo clippy -- -D warnings` would: the lint gate costs no separate check of Burn's
+/// dependency tree (natively and for wasm32), and a warning fails the build of its crate.
+pub fn gate(cmd: &mut Command) -> Result<&mut Command> {
+    if TESTING.load(Ordering::Relaxed) {
+        let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().context("running rustc")?;
+        let driver = PathBuf::from(String::from_utf8(sysroot.stdout)?.trim()).join("bin/clippy-driver");
+        if !driver.exists() {
+            step(Command::new("rustup").args(["component", "add", "clippy"]))?;
+        }
+        // cargo-clippy hands clippy-driver its arguments so, separated by this marker.
+        cmd.env("RUSTC_WORKSPACE_WRAPPER", driver).env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__");
+    }
+    Ok(cmd)
+}
+
+/// The native builds' features: under `cargo xtask test`, none by default, so the core and the
+/// CLI build without the GPU backend (no adapter here; its wasm32 build, linted and tested in
+/// the browser suites, stays). The wgpu tests then say they are skipped.
+pub fn native_features() -> &'static [&'static str] {
+    if TESTING.load(Ordering::Relaxed) {
+        &["--no-default-features"]
+    } else {
+        &[]
+    }
+}
+
 /// Builds the workspace's binaries (always the whole workspace, so features unify the same way
 /// as in `cargo test --workspace` and nothing is rebuilt) and returns the `freezelab` binary.
 pub fn freezelab_binary() -> Result<PathBuf> {
-    cargo(&["build", "--release", "--workspace", "--bins"])?;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--release", "--workspace", "--bins"]).args(native_features());
+    step(gate(&mut cmd)?.env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))?;
     Ok(target_dir()?.join("release").join(format!("freezelab{}", std::env::consts::EXE_SUFFIX)))
 }
 
@@ -91,7 +125,7 @@ impl std::fmt::Display for Tally {
 pub fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<Tally> {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.arg("test").args(args);
-    run_tests(&mut cmd, envs)
+    run_tests(gate(&mut cmd)?, envs)
 }
 
 /// Runs a command that runs cargo's test harnesses (cargo itself, or wasm-pack), counting.
@@ -152,6 +186,7 @@ fn timed<T>(phases: &mut Vec<(&'static str, f64)>, name: &'static str, phase: im
 }
 
 pub fn test() -> Result<()> {
+    TESTING.store(true, Ordering::Relaxed);
     let mut phases = Vec::new();
     let result = every_suite(&mut phases);
     // The time of each phase, also when one failed: the cold run's budget is tracked from here.
@@ -168,23 +203,11 @@ pub fn test() -> Result<()> {
     Ok(())
 }
 
-/// The style gate, first so that a failure costs seconds: formatting, then clippy with every
-/// warning an error, natively over the workspace and for wasm32 over the crates the browser runs
-/// (the page's lib is wasm-only, so a native run alone would check nothing in it).
-fn lint() -> Result<()> {
-    cargo(&["fmt", "--all", "--check"]).context("cargo fmt --check: run `cargo fmt --all`")?;
-    let strict = ["--", "-D", "warnings"];
-    cargo(&[&["clippy", "--release", "--workspace", "--all-targets"][..], &strict].concat())?;
-    let browser_crates =
-        ["-p", "freezelab-web", "-p", "freezelab-worker", "-p", "freezelab-core", "-p", "freezelab-charts"];
-    let wasm = ["clippy", "--release", "--target", "wasm32-unknown-unknown", "--all-targets"];
-    cargo(&[&wasm[..], &browser_crates, &strict].concat())
-}
-
 fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(Tally, Tally)> {
-    timed(phases, "lint (fmt, clippy native and wasm32)", || {
-        wasm_target()?;
-        lint()
+    // The style gate first, so that a failure costs seconds; clippy runs in every build ([`gate`]):
+    // natively first, then the wasm32 suites (the page's lib is wasm-only) and Trunk's bundles.
+    timed(phases, "format", || {
+        cargo(&["fmt", "--all", "--check"]).context("cargo fmt --check: run `cargo fmt --all`")
     })?;
     timed(phases, "assets", || {
         wasm_target()?;
@@ -204,7 +227,9 @@ fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(Tally, Tally)> 
         .spawn()
         .context("starting `xtask tools`")?;
     eprintln!("xtask: installing the browser tools alongside, output in {}", tools_log.display());
-    let native = timed(phases, "native build and tests", || cargo_test(&["--release", "--workspace"], &[]));
+    let native = timed(phases, "native build (clippy) and tests", || {
+        cargo_test(&[&["--release", "--workspace"][..], native_features()].concat(), &[])
+    });
     timed(phases, "browser tools (the wait after it)", || tools_installed(tools, &tools_log))?;
     let native = native?;
     let browser = timed(phases, "wasm build and browser tests", browser::wasm_tests)?;

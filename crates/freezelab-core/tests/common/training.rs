@@ -40,12 +40,7 @@ static ONE_GPU_USER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A wgpu device when this machine has an adapter, the test's turn on it held while the guard
 /// lives; otherwise `None`, after saying so.
 pub fn wgpu_device(test: &str) -> Option<(Device, std::sync::MutexGuard<'static, ()>)> {
-    let started = WGPU.get_or_init(|| match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
-        Ok(Ok(device)) => Ok(device),
-        Ok(Err(e)) => Err(format!("on wgpu: no adapter ({e})")),
-        Err(_) => Err("on wgpu: wgpu panicked while looking for an adapter".into()),
-    });
-    match started {
+    match WGPU.get_or_init(start_wgpu) {
         Ok(device) => {
             let turn = ONE_GPU_USER.lock().unwrap_or_else(|e| e.into_inner());
             eprintln!("{test}: running on wgpu ({device:?})");
@@ -56,6 +51,21 @@ pub fn wgpu_device(test: &str) -> Option<(Device, std::sync::MutexGuard<'static,
             None
         }
     }
+}
+
+#[cfg(feature = "gpu")]
+fn start_wgpu() -> Result<Device, String> {
+    match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(e)) => Err(format!("on wgpu: no adapter ({e})")),
+        Err(_) => Err("on wgpu: wgpu panicked while looking for an adapter".into()),
+    }
+}
+
+/// `cargo xtask test` builds the native tests without the GPU backend (no adapter there).
+#[cfg(not(feature = "gpu"))]
+fn start_wgpu() -> Result<Device, String> {
+    Err("on wgpu: this build has no GPU backend (freezelab-core's `gpu` feature is off)".into())
 }
 
 /// Held while a test draws from Burn's random generator.
