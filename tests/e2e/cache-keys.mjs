@@ -93,7 +93,7 @@ for (const label of ['label', 'other']) {
   cases.push([`data.csv with label column "${label}"`, await trainB(true), await trainB(false)]);
 }
 const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export JSON' }).click()]);
-const summaries = JSON.parse(readFileSync(await download.path(), 'utf8'));
+const summaries = JSON.parse(readFileSync(await download.path(), 'utf8')).runs;
 check(summaries.length === 2 * cases.length, `every run was exported (${summaries.length})`);
 cases.forEach(([what, cachedAccuracy, freshAccuracy], i) => {
   const [cached, fresh] = [summaries[2 * i], summaries[2 * i + 1]];

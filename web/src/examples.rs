@@ -4,13 +4,10 @@
 //! Texts are shown as text (Leptos escapes them), never as HTML.
 
 use freezelab_protocol::messages::Column;
-use freezelab_protocol::readout::{disagreements, Disagreement, ExampleMap};
+use freezelab_protocol::readout::{disagreements, Disagreement, ExampleMap, DISAGREEMENTS_PER_KIND};
 use leptos::prelude::*;
 
 use crate::state::Lab;
-
-/// Disagreements shown (and exported) of each kind: A right and B wrong, then the reverse.
-pub const DISAGREEMENTS_PER_KIND: usize = 4;
 
 /// The pinned run's map of `column`, once it has one.
 fn run_map(lab: Lab, column: Column) -> Memo<Option<ExampleMap>> {

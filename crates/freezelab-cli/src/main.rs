@@ -119,6 +119,17 @@ enum Command {
         #[arg(long)]
         features_out: Option<PathBuf>,
     },
+    /// The validation examples two runs disagree on (one right, the other wrong), from their
+    /// `train --out` summaries, as the page's table under the maps.
+    Disagree {
+        /// Run A's summary.
+        a: PathBuf,
+        /// Run B's summary.
+        b: PathBuf,
+        /// Write the table as JSON.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Training throughput (examples/s) and peak memory at fixed shapes: freeze none, bottom 3,
     /// head only; with and without the prefix cache. Threads: all cores (`RAYON_NUM_THREADS`
     /// sets fewer).
@@ -271,6 +282,7 @@ async fn run(cli: Cli) -> Result<()> {
             let device = device::init(cli.device).await?;
             probe::run(&run, out.as_deref(), features_out.as_deref(), &device).await?;
         }
+        Command::Disagree { a, b, out } => probe::disagree(&a, &b, out.as_deref())?,
         Command::Sweep { run, out_dir, modes, plans } => {
             let device = device::init(cli.device).await?;
             let which = match plans {

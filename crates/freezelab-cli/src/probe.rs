@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use freezelab_core::freeze::FreezePlan;
-use freezelab_core::map::{self, ExampleMap};
+use freezelab_core::map::{self, disagreements, ExampleMap, DISAGREEMENTS_PER_KIND};
 use freezelab_core::probe::{self, pooled_features, Features, ProbeReport};
+use freezelab_core::train::RunSummary;
 use serde::Serialize;
 
 use crate::run_args::RunArgs;
@@ -70,6 +71,43 @@ pub async fn run(run: &RunArgs, out: Option<&Path>, features_out: Option<&Path>,
             validation: validation_features,
         };
         std::fs::write(path, serde_json::to_vec(&set)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The examples of A's map B's answers differ on in rightness ([`disagreements`]), printed and
+/// written as JSON; both summaries need their maps (`freezelab train --out` writes them).
+pub fn disagree(a: &Path, b: &Path, out: Option<&Path>) -> Result<()> {
+    let read = |path: &Path| -> Result<(RunSummary, ExampleMap)> {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let summary: RunSummary =
+            serde_json::from_slice(&text).with_context(|| format!("{}: not a run summary", path.display()))?;
+        let map = summary.examples.clone().with_context(|| {
+            format!("{}: the summary has no map of the examples (`freezelab train --out` writes one)", path.display())
+        })?;
+        Ok((summary, map))
+    };
+    let ((summary, map_a), (_, map_b)) = (read(a)?, read(b)?);
+    if map_a.points.len() != map_b.points.len() {
+        bail!(
+            "the two runs were scored on different validation examples ({} and {})",
+            map_a.points.len(),
+            map_b.points.len()
+        );
+    }
+    let table = disagreements(&map_a, &map_b, DISAGREEMENTS_PER_KIND);
+    let name = |k: usize| summary.labels.get(k).cloned().unwrap_or_else(|| k.to_string());
+    println!("example  label       A answered          B answered          text");
+    for d in &table {
+        let answer = |(k, p): (usize, f32)| format!("{} ({:.0}%)", name(k), 100.0 * p);
+        println!("{:>7}  {:<10}  {:<18}  {:<18}  {}", d.example, name(d.label), answer(d.a), answer(d.b), d.text);
+    }
+    if table.is_empty() {
+        println!("(A and B are right and wrong on the same examples)");
+    }
+    if let Some(path) = out {
+        std::fs::write(path, serde_json::to_vec_pretty(&table)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

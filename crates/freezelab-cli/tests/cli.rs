@@ -350,3 +350,50 @@ fn on_minilm_the_top_layers_probe_beats_the_majority_class() {
         assert!(row["accuracy"].as_f64().unwrap() > majority + 0.05, "{row} against the majority class {majority}");
     }
 }
+
+/// `train --out` writes the run's map of the validation examples (a point each, its misses the
+/// examples the accuracy did not count), and `disagree` lists, from two such summaries, the
+/// examples one run got right and the other wrong: A's first, then B's, at most four each.
+#[test]
+fn train_writes_its_map_and_disagree_compares_two_runs() {
+    let tmp = scratch("disagree");
+    let model = tmp.join("model");
+    let (_, stderr, ok) = freezelab(&["synthetic", "--out", model.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let data = model.join("data.csv");
+    let train = |freeze: &str, lr: &str| {
+        let out = tmp.join(format!("{freeze}.json"));
+        let args = ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--freeze", freeze];
+        let sizes = ["--train-size", "60", "--eval-size", "40", "--epochs", "2", "--max-len", "16", "--lr", lr];
+        let (_, stderr, ok) = freezelab(&[&args[..], &sizes, &["--out", out.to_str().unwrap()]].concat());
+        assert!(ok, "{stderr}");
+        let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        (out, summary)
+    };
+    let (a_path, a) = train("none", "0.003");
+    let (b_path, b) = train("head-only", "0.0001");
+    let answers = |summary: &serde_json::Value| -> Vec<(u64, u64)> {
+        let points = summary["examples"]["points"].as_array().expect("a map");
+        assert_eq!(points.len(), 40);
+        let missed = points.iter().filter(|p| p["predicted"] != p["label"]).count();
+        let accuracy = summary["val_accuracy"].as_f64().unwrap();
+        assert_eq!(missed, ((1.0 - accuracy) * 40.0).round() as usize, "the map's misses are the run's");
+        points.iter().map(|p| (p["label"].as_u64().unwrap(), p["predicted"].as_u64().unwrap())).collect()
+    };
+    let (mine, theirs) = (answers(&a), answers(&b));
+    let out = tmp.join("disagree.json");
+    let (stdout, stderr, ok) =
+        freezelab(&["disagree", a_path.to_str().unwrap(), b_path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let table: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let right = |(label, answer): (u64, u64)| label == answer;
+    let differ: Vec<usize> = (0..40).filter(|&i| right(mine[i]) != right(theirs[i])).collect();
+    let (a_wins, b_wins): (Vec<usize>, Vec<usize>) = differ.iter().partition(|&&i| right(mine[i]));
+    let expected: Vec<usize> = a_wins.iter().take(4).chain(b_wins.iter().take(4)).copied().collect();
+    let listed: Vec<usize> = table.iter().map(|d| d["example"].as_u64().unwrap() as usize).collect();
+    assert_eq!(listed, expected, "{stdout}");
+    assert!(!expected.is_empty(), "train all at a high rate against head only agree on every example: {stdout}");
+    for d in &table {
+        assert!(stdout.contains(d["text"].as_str().unwrap()), "{stdout}");
+    }
+}

@@ -9,7 +9,7 @@
 use burn::module::Module;
 use burn::tensor::activation;
 use freezelab_protocol::readout::cut;
-pub use freezelab_protocol::readout::{ExampleMap, MapPoint};
+pub use freezelab_protocol::readout::{disagreements, ExampleMap, MapPoint, DISAGREEMENTS_PER_KIND};
 
 use crate::bert::{mean_pool, BatchTensors};
 use crate::device::read_f32;

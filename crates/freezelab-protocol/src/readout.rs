@@ -76,6 +76,9 @@ pub fn cut(text: &str) -> String {
     }
 }
 
+/// Disagreements shown (and exported) of each kind: A right and B wrong, then the reverse.
+pub const DISAGREEMENTS_PER_KIND: usize = 4;
+
 /// A validation example one run got right and the other wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disagreement {
