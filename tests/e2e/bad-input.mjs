@@ -98,11 +98,11 @@ const files = {
   weights: readFileSync(join(synthetic, 'model.safetensors')),
   tokenizer: readFileSync(join(synthetic, 'tokenizer.json')),
 };
-async function loadModel(spoiled) {
+async function loadModel(spoiled, weightsName = 'model.safetensors') {
   const f = { ...files, ...spoiled };
   await byId('model-select').selectOption('upload');
   await byId('model-config').setInputFiles({ name: 'config.json', mimeType: 'application/json', buffer: f.config });
-  await byId('model-weights').setInputFiles({ name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: f.weights });
+  await byId('model-weights').setInputFiles({ name: weightsName, mimeType: 'application/octet-stream', buffer: f.weights });
   await byId('model-tokenizer').setInputFiles({ name: 'tokenizer.json', mimeType: 'application/json', buffer: f.tokenizer });
   await byId('model-load').click();
 }
@@ -174,19 +174,37 @@ const multi = [...(await text('dataset-counts')).matchAll(/(\d+) \/ (\d+)/g)].re
 check(multi === 21, `multi-line quoted CSV fields load as 21 rows (${await text('dataset-counts')})`);
 
 check(await text('accuracy-A') === baseline.accuracy, 'the finished run is still shown after every bad input');
-// After every refusal a good model still loads and trains.
-const summaryBefore = await text('model-summary');
-await loadModel({});
-await page.waitForFunction((b) => {
-  const t = document.querySelector('[data-testid=model-summary]')?.textContent.trim();
-  return t && t !== b;
-}, summaryBefore, { timeout: 120_000 });
+/** Loads a model and waits until the page names it (a name no other model here has). */
+async function loadNamed(spoiled, weightsName) {
+  const summaryBefore = await text('model-summary');
+  await loadModel(spoiled, weightsName);
+  await page.waitForFunction((b) => {
+    const t = document.querySelector('[data-testid=model-summary]')?.textContent.trim();
+    return t && t !== b && !t.startsWith('loading');
+  }, summaryBefore, { timeout: 120_000 });
+}
+// A checkpoint of infinite weights has the right shapes and loads; its run ends with the loss's
+// message, naming the step (docs/bad-input.md), and the page stays usable.
+const dataStart = 8 + Number(files.weights.readBigUInt64LE(0));
+const infinite = Buffer.from(files.weights);
+for (let i = dataStart; i + 4 <= infinite.length; i += 4) infinite.writeFloatLE(Infinity, i);
+await loadNamed({ weights: infinite }, 'infinite.safetensors');
 // The default data again (the 21-row upload above is too small for the run's subsets).
 await byId('dataset-select').selectOption({ index: 0 });
 await page.waitForFunction(() => {
   const t = document.querySelector('[data-testid=dataset-counts]')?.textContent ?? '';
   return [...t.matchAll(/(\d+) \/ (\d+)/g)].reduce((s, m) => s + Number(m[1]) + Number(m[2]), 0) > 1000;
 }, null, { timeout: 120_000 });
+await page.waitForSelector('[data-testid=train-B]:not([disabled])', { timeout: 120_000 });
+await byId('train-B').click();
+const lossFailed = await page.waitForFunction(() => {
+  const t = document.querySelectorAll('.column .status')[1]?.textContent ?? '';
+  return /failed/.test(t) && t;
+}, null, { timeout: 300_000 }).then((h) => h.jsonValue()).catch(() => '');
+check(/^run #\d+ failed: loss became (NaN|inf|-inf) at step 0: lower the learning rate$/.test(lossFailed),
+  `a non-finite loss ends the run with its message ("${lossFailed}")`);
+// After every refusal and failure a good model still loads and trains.
+await loadNamed({}, 'model.safetensors');
 await page.waitForSelector('[data-testid=train-B]:not([disabled])', { timeout: 120_000 });
 await byId('train-B').click();
 const trained = await page.waitForFunction(() => document.querySelector('[data-testid=accuracy-B]')?.textContent.trim(), null, { timeout: 300_000 }).then(() => true).catch(() => false);

@@ -41,7 +41,8 @@ enum Stage {
 }
 
 thread_local! {
-    /// Set on first use (then the import starts); charts redraw when it changes.
+    /// One per page (the module is imported once; every chart's memo reads it without being
+    /// handed it). Set on first use (then the import starts); charts redraw when it changes.
     static STAGE: RefCell<Option<ArcRwSignal<Stage>>> = const { RefCell::new(None) };
     /// The module's `draw`, once imported.
     static DRAW: RefCell<Option<Function>> = const { RefCell::new(None) };

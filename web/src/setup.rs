@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
 
 use crate::manifest::{DatasetEntry, Manifest, ModelEntry};
-use crate::state::{Hyper, Lab, PoolStatus};
+use crate::state::{Hyper, Lab};
 use crate::{actions, format, offline};
 
 const UPLOAD: &str = "upload";
@@ -150,7 +150,7 @@ fn workers(testid: &'static str, target: RwSignal<usize>) -> impl IntoView {
 }
 
 /// "2 workers up, 1 training, 1 waiting · 310 MB of wasm heap".
-fn pool_line(pool: PoolStatus) -> String {
+fn pool_line(pool: freezelab_pool::Status) -> String {
     let waiting = if pool.queued > 0 { format!(", {} waiting", pool.queued) } else { String::new() };
     let heap = if pool.heap_bytes > 0 {
         format!(" · {} of wasm heap", format::bytes(pool.heap_bytes))

@@ -24,15 +24,6 @@ fn default_pool_size() -> usize {
     cores.saturating_sub(1).clamp(2, 4)
 }
 
-/// The pool of training workers, as the page shows it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PoolStatus {
-    pub up: usize,
-    pub busy: usize,
-    pub queued: usize,
-    pub heap_bytes: u64,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Download {
     pub what: String,
@@ -102,7 +93,7 @@ pub struct Lab {
     pub errors: RwSignal<Vec<String>>,
     pub predictions: RwSignal<Option<(String, Vec<Prediction>)>>,
     /// The training workers: how many are up, training, waited for, and their heaps.
-    pub pool: RwSignal<PoolStatus>,
+    pub pool: RwSignal<freezelab_pool::Status>,
     /// The most workers the pool may start (runs trained at once on the CPU).
     pub pool_size: RwSignal<usize>,
     /// Workers one run may use (data-parallel); 1: a run trains on one worker.
@@ -146,7 +137,7 @@ impl Lab {
             download: RwSignal::new(None),
             errors: RwSignal::new(Vec::new()),
             predictions: RwSignal::new(None),
-            pool: RwSignal::new(PoolStatus::default()),
+            pool: RwSignal::new(freezelab_pool::Status::default()),
             pool_size: RwSignal::new(default_pool_size()),
             run_workers: RwSignal::new(1),
             shared: RwSignal::new(None),

@@ -22,7 +22,7 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     step(Command::new(env!("CARGO")).args(args).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))
 }
 
-/// Set by `cargo xtask test`: see [`gate`] and [`native_features`].
+/// Set by `cargo xtask test`: see [`gate`].
 static TESTING: AtomicBool = AtomicBool::new(false);
 
 /// Under `cargo xtask test`, every build of the workspace's crates (cargo's native one,
@@ -42,22 +42,11 @@ pub fn gate(cmd: &mut Command) -> Result<&mut Command> {
     Ok(cmd)
 }
 
-/// The native builds' features: under `cargo xtask test`, none by default, so the core and the
-/// CLI build without the GPU backend (no adapter here; its wasm32 build, linted and tested in
-/// the browser suites, stays). The wgpu tests then say they are skipped.
-pub fn native_features() -> &'static [&'static str] {
-    if TESTING.load(Ordering::Relaxed) {
-        &["--no-default-features"]
-    } else {
-        &[]
-    }
-}
-
 /// Builds the workspace's binaries (always the whole workspace, so features unify the same way
 /// as in `cargo test --workspace` and nothing is rebuilt) and returns the `freezelab` binary.
 pub fn freezelab_binary() -> Result<PathBuf> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--release", "--workspace", "--bins"]).args(native_features());
+    cmd.args(["build", "--release", "--workspace", "--bins"]);
     step(gate(&mut cmd)?.env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))?;
     Ok(target_dir()?.join("release").join(format!("freezelab{}", std::env::consts::EXE_SUFFIX)))
 }
@@ -227,9 +216,7 @@ fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(Tally, Tally)> 
         .spawn()
         .context("starting `xtask tools`")?;
     eprintln!("xtask: installing the browser tools alongside, output in {}", tools_log.display());
-    let native = timed(phases, "native build (clippy) and tests", || {
-        cargo_test(&[&["--release", "--workspace"][..], native_features()].concat(), &[])
-    });
+    let native = timed(phases, "native build (clippy) and tests", || cargo_test(&["--release", "--workspace"], &[]));
     timed(phases, "browser tools (the wait after it)", || tools_installed(tools, &tools_log))?;
     let native = native?;
     let browser = timed(phases, "wasm build and browser tests", browser::wasm_tests)?;

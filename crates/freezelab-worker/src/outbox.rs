@@ -12,7 +12,8 @@ pub fn scope() -> DedicatedWorkerGlobalScope {
 }
 
 thread_local! {
-    /// When set, posted messages are kept here instead of going to the page.
+    /// When set, posted messages are kept here instead of going to the page (the browser tests'
+    /// hook: `post` is called from everywhere in the worker, so the switch is global).
     static DIVERTED: RefCell<Option<Vec<FromWorker>>> = const { RefCell::new(None) };
 }
 

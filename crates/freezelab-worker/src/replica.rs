@@ -54,6 +54,8 @@ struct Links {
 }
 
 thread_local! {
+    /// One per worker: the Train request leaves the ports here, and the run's reducer, deep in
+    /// the core's training loop, finds them by run id.
     static LINKS: RefCell<Links> = RefCell::new(Links::default());
 }
 

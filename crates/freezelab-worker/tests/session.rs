@@ -1,7 +1,8 @@
 //! The worker's session in a real browser worker (wasm-bindgen-test, headless Chromium), driven
 //! message by message as the page drives it, the posted answers kept for the checks: runs queued
-//! before a Stop are dropped, a failed request leaves the model and the data as they were, and
-//! the prefix cache is keyed by content, not by file name.
+//! before a Stop are dropped, a failed request leaves the model and the data as they were, a
+//! non-finite loss fails its run with its message, the prefix cache is keyed by content, not by
+//! file name, and a data-parallel run follows the run on one worker in every mode.
 #![cfg(target_arch = "wasm32")]
 
 use std::cell::Cell;
@@ -163,6 +164,45 @@ async fn a_failed_request_leaves_the_model_and_the_data_as_they_were() {
     assert_eq!((after.labels.clone(), after.val_loss), (before.labels.clone(), before.val_loss));
 }
 
+/// A checkpoint of infinite weights loads (its shapes are right), and its run fails with the
+/// message docs/bad-input.md gives, naming the step; the session trains a good model after it.
+#[wasm_bindgen_test]
+async fn a_non_finite_loss_fails_the_run_with_its_message() {
+    let (mut session, _) = session().await;
+    let (config, mut weights, tokenizer) = synthetic::model_files(16, 2, 2, 7);
+    // After the 8-byte length and the JSON header: every value infinite (NaN where f16).
+    let data = 8 + u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    weights[data..].chunks_exact_mut(4).for_each(|w| w.copy_from_slice(&f32::INFINITY.to_le_bytes()));
+    let infinite = ToWorker::LoadModel {
+        source: ModelSource::Files {
+            config: file("config.json", &config),
+            weights: file("infinite.safetensors", &weights),
+            tokenizer: file("tokenizer.json", tokenizer.as_bytes()),
+        },
+        share: false,
+    };
+    session.handle(infinite, 0).await;
+    session.handle(train(1, false), 0).await;
+    let posted = take_posted();
+    let failed: Vec<&String> = posted
+        .iter()
+        .filter_map(|m| match m {
+            FromWorker::RunFailed { run_id: 1, message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{posted:?}");
+    assert!(
+        failed[0].starts_with("loss became ") && failed[0].ends_with(" at step 0: lower the learning rate"),
+        "{}",
+        failed[0]
+    );
+    session.handle(model(16), 0).await;
+    session.handle(train(2, false), 0).await;
+    let after = finished(&take_posted());
+    assert!(after.len() == 1 && after[0].1.val_loss.is_finite(), "{after:?}");
+}
+
 /// Models under the same file names (one of the same shape with other weights, one wider), a
 /// file of the same size and columns with other texts, and one file read with two label columns:
 /// each cached run gives what the same run gives without the cache.
@@ -271,7 +311,9 @@ fn link(run_id: u32, index: usize, port: JsValue) {
 /// on one worker: the loss after each of its 12 steps within 1e-4, and the same validation loss.
 /// The model has dropout: each worker's share of a batch drops what the run on one worker drops
 /// there. Each replica's time in the exchange is in its summary, and only there. The evaluations,
-/// split between the workers, count what the one worker counts.
+/// split between the workers, count what the one worker counts. Every weight free, then the
+/// modes whose exchange differs: BitFit (biases alone), LoRA (the factors, A from the run's
+/// seed), gradual unfreezing (more values as blocks open).
 #[wasm_bindgen_test]
 async fn a_run_on_two_workers_follows_the_run_on_one() {
     use freezelab_protocol::messages::Share;
@@ -297,59 +339,70 @@ async fn a_run_on_two_workers_follows_the_run_on_one() {
     }
     let errors: Vec<FromWorker> = take_posted().into_iter().filter(|m| matches!(m, FromWorker::Error { .. })).collect();
     assert!(errors.is_empty(), "{errors:?}");
-    let train = |run_id: u32, replica: Option<Share>| match train(run_id, false) {
-        ToWorker::Train { config, .. } => ToWorker::Train {
-            run_id,
-            origin: Column::A.into(),
-            config: TrainConfig { freeze: FreezePlan::none(2), epochs: 3, ..config },
-            replica,
-        },
-        _ => unreachable!(),
-    };
-    let (alone, pair) = sessions.split_at_mut(1);
-    alone[0].handle(train(1, None), 0).await;
-    let losses = |posted: &[FromWorker], run: u32| -> Vec<f64> {
-        posted
-            .iter()
-            .filter_map(|m| match m {
-                FromWorker::Run { run_id, event: TrainEvent::Step { loss, .. } } if *run_id == run => Some(*loss),
-                _ => None,
-            })
-            .collect()
-    };
-    let posted = take_posted();
-    let (one, one_summary) = (losses(&posted, 1), finished(&posted).remove(0).1);
-    let channel = Channel::new();
-    link(2, 0, channel.port1());
-    link(2, 1, channel.port2());
-    let [a, b] = pair else { unreachable!() };
-    futures_util::future::join(
-        a.handle(train(2, Some(Share { index: 0, count: 2 })), 0),
-        b.handle(train(2, Some(Share { index: 1, count: 2 })), 0),
-    )
-    .await;
-    let kept = take_posted();
-    let two = losses(&kept, 2);
-    assert!(one.len() >= 10 && two.len() == 2 * one.len(), "{} and {} steps", one.len(), two.len());
-    // Each replica reports every step: the two curves interleave.
-    for (step, (a, b)) in one.iter().zip(two.iter().step_by(2)).enumerate() {
-        assert!((a - b).abs() < 1e-4, "step {step}: one worker {a}, two workers {b}");
+    for (case, spec) in ["", "bitfit", "lora-2", "gradual-3"].into_iter().enumerate() {
+        let freeze = FreezePlan::parse(spec, 2).unwrap();
+        let (alone_id, pair_id) = (10 * case as u32 + 1, 10 * case as u32 + 2);
+        let train = |run_id: u32, replica: Option<Share>| match train(run_id, false) {
+            ToWorker::Train { config, .. } => ToWorker::Train {
+                run_id,
+                origin: Column::A.into(),
+                config: TrainConfig { freeze: freeze.clone(), epochs: 3, ..config },
+                replica,
+            },
+            _ => unreachable!(),
+        };
+        let (alone, pair) = sessions.split_at_mut(1);
+        alone[0].handle(train(alone_id, None), 0).await;
+        let posted = take_posted();
+        let (one, one_summary) = (run_losses(&posted, alone_id), finished(&posted).remove(0).1);
+        let channel = Channel::new();
+        link(pair_id, 0, channel.port1());
+        link(pair_id, 1, channel.port2());
+        let [a, b] = pair else { unreachable!() };
+        futures_util::future::join(
+            a.handle(train(pair_id, Some(Share { index: 0, count: 2 })), 0),
+            b.handle(train(pair_id, Some(Share { index: 1, count: 2 })), 0),
+        )
+        .await;
+        let kept = take_posted();
+        let two = run_losses(&kept, pair_id);
+        let what = format!("\"{spec}\" ({})", freeze.label());
+        assert!(one.len() >= 10 && two.len() == 2 * one.len(), "{what}: {} and {} steps", one.len(), two.len());
+        // Each replica reports every step: the two curves interleave.
+        for (step, (a, b)) in one.iter().zip(two.iter().step_by(2)).enumerate() {
+            assert!((a - b).abs() < 1e-4, "{what}: step {step}: one worker {a}, two workers {b}");
+        }
+        assert_eq!(one_summary.exchange_seconds, None, "{what}");
+        let summaries = finished(&kept);
+        assert_eq!(summaries.len(), 2, "{what}");
+        for (_, summary) in &summaries {
+            assert!(
+                (summary.val_loss - one_summary.val_loss).abs() < 1e-4,
+                "{what}: {} vs {}",
+                summary.val_loss,
+                one_summary.val_loss
+            );
+            // Each worker evaluated half the validation set; together they counted what one did.
+            assert_eq!(summary.confusion, one_summary.confusion, "{what}");
+            let exchange = summary.exchange_seconds.expect("a replica's time in the exchange");
+            assert!(
+                (0.0..=summary.train_seconds).contains(&exchange),
+                "{what}: {exchange} s of {} s",
+                summary.train_seconds
+            );
+        }
     }
-    assert_eq!(one_summary.exchange_seconds, None);
-    let summaries = finished(&kept);
-    assert_eq!(summaries.len(), 2);
-    for (_, summary) in &summaries {
-        assert!(
-            (summary.val_loss - one_summary.val_loss).abs() < 1e-4,
-            "{} vs {}",
-            summary.val_loss,
-            one_summary.val_loss
-        );
-        // Each worker evaluated half the validation set; together they counted what one did.
-        assert_eq!(summary.confusion, one_summary.confusion);
-        let exchange = summary.exchange_seconds.expect("a replica's time in the exchange");
-        assert!((0.0..=summary.train_seconds).contains(&exchange), "{exchange} s of {} s", summary.train_seconds);
-    }
+}
+
+/// The training loss after each step of run `run` among `posted`.
+fn run_losses(posted: &[FromWorker], run: u32) -> Vec<f64> {
+    posted
+        .iter()
+        .filter_map(|m| match m {
+            FromWorker::Run { run_id, event: TrainEvent::Step { loss, .. } } if *run_id == run => Some(*loss),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A data-parallel run stopped mid-way: each replica is linked to a port the test holds (no

@@ -193,7 +193,8 @@ impl Dropouts {
 }
 
 thread_local! {
-    /// The stream of the forward pass running on this thread, lent by `with_dropouts`.
+    /// The stream of the forward pass running on this thread, lent by `with_dropouts` (Burn's
+    /// module `forward` calls take no context, so the dropout kernels read it from here).
     static STREAM: Cell<Dropouts> = const { Cell::new(Dropouts { seed: 0, calls: 0, first: 0, count: 0 }) };
 }
 

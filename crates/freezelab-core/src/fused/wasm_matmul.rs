@@ -58,6 +58,8 @@ pub enum Kernel {
 }
 
 thread_local! {
+    /// One per worker: the kernel is instantiated once on the worker's memory, and Burn's
+    /// backend calls that reach it carry no context to hold it.
     static GEMM: Result<Option<Gemm>, String> = instantiate().map_err(|e| {
         let message = format!("the relaxed-SIMD matrix kernel did not start, gemm runs instead: {e:?}");
         console_warn(&message);
