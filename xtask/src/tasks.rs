@@ -454,6 +454,16 @@ pub fn page_bench(workers: usize, engine: &str) -> Result<()> {
         seconds("first_contentful_paint_seconds"),
         seconds("engine_ready_seconds")
     );
+    // The static build's visits are timed in Chromium (static-offline.mjs drives it through
+    // Playwright), whatever the engine of the rows above: once, with `--engine chromium`.
+    if engine == "chromium" {
+        static_visits()?;
+    }
+    bundle_sizes(&root.join("dist"))
+}
+
+/// The static build's first and repeat visit, as tests/e2e/static-offline.mjs times them.
+fn static_visits() -> Result<()> {
     let visits = browser::static_visits()?;
     println!("\nthe static build (cargo xtask dist) from a plain file server, headless Chromium:");
     println!(
@@ -470,7 +480,7 @@ pub fn page_bench(workers: usize, engine: &str) -> Result<()> {
             number("network_bytes") / 1e6
         );
     }
-    bundle_sizes(&root.join("dist"))
+    Ok(())
 }
 
 /// The bundles `trunk serve` built for the bench, gzipped (level 9, as a server would send
