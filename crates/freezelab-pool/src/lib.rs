@@ -17,7 +17,7 @@ mod requests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use freezelab_protocol::messages::{BackendChoice, FromWorker, Origin, Request, ToWorker};
+use freezelab_protocol::messages::{BackendChoice, FromWorker, Origin, Request, Share, ToWorker};
 use freezelab_protocol::run::TrainConfig;
 
 /// What the page tells the pool of itself with each call (its settings and what it was told).
@@ -170,10 +170,12 @@ impl Pool {
         self.starting = self.starting.saturating_sub(1);
         let worker = self.slots.len();
         self.slots.push(Slot { gpu, ..Slot::default() });
-        let told = std::iter::once(&self.start).chain(&self.loads).flatten();
-        let unanswered = self.unanswered.iter().flatten().filter(|_| worker == 0);
+        let mut told: Vec<&ToWorker> = std::iter::once(&self.start).chain(&self.loads).flatten().collect();
+        if worker == 0 {
+            told.extend(self.unanswered.iter().flatten());
+        }
         let mut out: Vec<Effect> =
-            told.chain(unanswered).map(|message| Effect::Post { worker, message: message.clone() }).collect();
+            told.into_iter().map(|message| Effect::Post { worker, message: message.clone() }).collect();
         out.extend(self.dispatch(page));
         out
     }
@@ -275,8 +277,7 @@ impl Pool {
                 .enumerate()
                 .map(|(replica, &slot)| {
                     self.slots[slot].running = Some(Running { run_id, origin, replica });
-                    let share =
-                        (wanted > 1).then_some(freezelab_protocol::messages::Share { index: replica, count: wanted });
+                    let share = (wanted > 1).then_some(Share { index: replica, count: wanted });
                     ToWorker::Train { run_id, origin, config: config.clone(), replica: share }
                 })
                 .collect();
@@ -295,11 +296,12 @@ impl Pool {
             .collect()
     }
 
+    /// Posts to the lead; with no lead yet, nothing (a load waits in `unanswered` for it).
     fn to_lead(&self, message: ToWorker) -> Vec<Effect> {
-        match self.slots.is_empty() {
-            true => Vec::new(),
-            false => vec![Effect::Post { worker: 0, message }],
+        if self.slots.is_empty() {
+            return Vec::new();
         }
+        vec![Effect::Post { worker: 0, message }]
     }
 
     /// Workers up and training, runs waiting, and the workers' heaps in total.
