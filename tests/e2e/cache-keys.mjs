@@ -1,8 +1,8 @@
 // The prefix cache never serves another model's or dataset's activations (release page, CPU
-// backend). Three random models under the same three file names (hidden 32, hidden 16, and
-// hidden 32 again with other weights), and
-// one CSV read with two label columns: each run with the cache must give exactly what the same
-// run gives without it.
+// backend). Three random models under the same three file names (hidden 32, hidden 32 again with
+// other weights, then hidden 16), and one CSV read with two label columns: each run with the
+// cache must give exactly what the same run gives without it. The two pairs of one shape come one
+// after the other, so only a key naming the content keeps the first's states from the second.
 //
 // usage: node cache-keys.mjs URL SYNTHETIC   (SYNTHETIC: a folder `freezelab synthetic` wrote;
 //        the narrower model is written beside it with $FREEZELAB)
@@ -37,9 +37,23 @@ async function loadModel(dir, hidden) {
   for (const [id, name] of [['model-config', 'config.json'], ['model-weights', 'model.safetensors'], ['model-tokenizer', 'tokenizer.json']]) {
     await byId(id).setInputFiles({ name, mimeType: 'application/octet-stream', buffer: readFileSync(join(dir, name)) });
   }
+  // The summary reads "loading…" until the worker answers; a model of the same width as the last
+  // one shows the same summary after, so the answer itself is waited for.
+  await page.evaluate(() => {
+    const summary = document.querySelector('[data-testid=model-summary]');
+    let loading = false;
+    window.modelLoaded = false;
+    window.modelWatch?.disconnect();
+    window.modelWatch = new MutationObserver(() => {
+      if (summary.textContent === 'loading…') loading = true;
+      else if (loading) window.modelLoaded = true;
+    });
+    window.modelWatch.observe(summary, { childList: true, characterData: true, subtree: true });
+  });
   await byId('model-load').click();
-  await page.waitForFunction((h) => document.querySelector('[data-testid=model-summary]')?.textContent.includes(`hidden ${h}`),
-    hidden, { timeout: 120_000 });
+  await page.waitForFunction((h) => window.modelLoaded
+    && document.querySelector('[data-testid=model-summary]')?.textContent.includes(`hidden ${h}`), hidden, { timeout: 120_000 });
+  check((await text('errors')) === '', `the model of hidden ${hidden} loaded without an error`);
 }
 
 // Two label columns over the same texts: `label` follows the cue words, `other` does not.
@@ -78,9 +92,7 @@ async function plan() {
 
 // Each case trains twice, cached then not; the exported summaries give the validation losses.
 const cases = [];
-// (A model of another width between the two of one shape: the page's summary then shows when the
-// third has loaded.)
-for (const [name, dir, hidden] of [['hidden 32', wide, 32], ['hidden 16', narrow, 16], ['hidden 32, other weights', sameShape, 32]]) {
+for (const [name, dir, hidden] of [['hidden 32', wide, 32], ['hidden 32, other weights', sameShape, 32], ['hidden 16', narrow, 16]]) {
   await loadModel(dir, hidden);
   await loadData('label');
   await plan();

@@ -92,7 +92,7 @@ fn queue_with(
     }
     let id = lab.new_run_id();
     let backend = backend.map(|b| b.kind).unwrap_or_default().name().to_string();
-    let mut run = RunView::queued(id, origin, config.clone(), model.name, dataset.name, backend);
+    let mut run = RunView::queued(id, origin, config.clone()).on(model.name, dataset.name, backend);
     run.sweep = sweep;
     // A time budget is one clock's: the race runs on one worker.
     let workers = if config.time_budget_seconds.is_some() { 1 } else { lab.run_workers.get_untracked() };

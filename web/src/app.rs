@@ -15,7 +15,7 @@ use crate::share;
 use crate::state::Lab;
 use crate::sweep::Sweep;
 use crate::try_it::TryIt;
-use crate::{manifest, pool, store};
+use crate::{pool, store};
 
 async fn load_manifest(lab: Lab) {
     let result = async {
@@ -31,7 +31,7 @@ async fn load_manifest(lab: Lab) {
         let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| "unreadable manifest")?)
             .await
             .map_err(|_| "unreadable manifest")?;
-        crate::json::parse::<manifest::Manifest>(&text.as_string().unwrap_or_default())
+        crate::json::parse::<freezelab_protocol::manifest::Manifest>(&text.as_string().unwrap_or_default())
             .map_err(|e| format!("static/manifest.json: {e}"))
     }
     .await;

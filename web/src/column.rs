@@ -1,6 +1,7 @@
 //! One comparison column: the layer stack with its freeze boxes and presets, the computed memory
 //! of the plan (redrawn on every tick, before any training), and the pinned run's results.
 
+use freezelab_protocol::decimal::parse_f64;
 use freezelab_protocol::freeze::{FreezePlan, Mode, Preset};
 use freezelab_protocol::memory::{self, ComputedMemory};
 use freezelab_protocol::messages::{BackendChoice, Column, ModelInfo};
@@ -119,7 +120,7 @@ fn ModePicker(column: Column) -> impl IntoView {
     let setting = move || {
         match plan.get().mode {
         Mode::Llrd { decay } => {
-            Some(number("decay ", "llrd-decay", decay.to_string(), |_, v| Some(Mode::Llrd { decay: v.parse().ok()? })).into_any())
+            Some(number("decay ", "llrd-decay", decay.to_string(), |_, v| Some(Mode::Llrd { decay: parse_f64(v)? })).into_any())
         }
         Mode::Gradual { every } => Some(
             number("open a block every ", "gradual-every", every.to_string(), |_, v| {
@@ -134,7 +135,7 @@ fn ModePicker(column: Column) -> impl IntoView {
                     _ => None,
                 })}
                 {number("alpha ", "lora-alpha", alpha.to_string(), |m, v| match m {
-                    Mode::Lora { rank, all_linear, .. } => Some(Mode::Lora { rank, alpha: v.parse().ok()?, all_linear }),
+                    Mode::Lora { rank, all_linear, .. } => Some(Mode::Lora { rank, alpha: parse_f64(v)?, all_linear }),
                     _ => None,
                 })}
                 <label>
@@ -152,8 +153,8 @@ fn ModePicker(column: Column) -> impl IntoView {
     }
     };
     let lr = move || lab.column_lr(column);
-    let set_lr = move |ev| match event_target_value(&ev).parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => lab.lr_override.update(|o| o[column as usize] = Some(v)),
+    let set_lr = move |ev| match parse_f64(&event_target_value(&ev)) {
+        Some(v) if v.is_finite() && v > 0.0 && v <= 1.0 => lab.lr_override.update(|o| o[column as usize] = Some(v)),
         _ => lab.error(format!("run {name}: setting lr: must be a number in (0, 1]")),
     };
     let hint = move || {

@@ -31,13 +31,21 @@ pub const CSV_HEADER: [&str; 16] = [
     "status",
 ];
 
+/// CSV text (RFC 4180's quoting, a line feed after each row), one row per run. Written here, not
+/// by the csv crate: its writer reaches core's float parser (for a quoting style this export
+/// never uses), 20 kB of tables in the page; a writer's whole job is the quoting below.
 pub fn csv(runs: &[RunView]) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let _ = writer.write_record(CSV_HEADER);
+    let mut text = String::new();
+    let mut row = |fields: &mut dyn Iterator<Item = String>| {
+        let quoted: Vec<String> = fields.map(|f| csv_field(&f)).collect();
+        text.push_str(&quoted.join(","));
+        text.push('\n');
+    };
+    row(&mut CSV_HEADER.iter().map(|h| h.to_string()));
     for run in runs {
         let s = run.summary.as_ref();
         let opt = |v: Option<String>| v.unwrap_or_default();
-        let _ = writer.write_record([
+        row(&mut [
             run.id.to_string(),
             run.origin.name().to_string(),
             run.model.clone(),
@@ -54,9 +62,19 @@ pub fn csv(runs: &[RunView]) -> String {
             opt(s.map(|s| s.memory.computed_total.to_string())),
             opt(s.and_then(|s| s.memory.measured_peak_bytes).map(|b| b.to_string())),
             run.status.name().to_string(),
-        ]);
+        ]
+        .into_iter());
     }
-    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+    text
+}
+
+/// A field in quotes (its quotes doubled) when it holds a separator, a quote or a line break.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
 }
 
 /// Reads a results file back: the page's JSON export or the CLI's `sweep.json` (lists of run
@@ -77,10 +95,7 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
     let n = summaries.len();
     for summary in summaries {
         let imported = || crate::state::IMPORTED.to_string();
-        let mut run = RunView::queued(
-            lab.new_run_id(),
-            Column::A.into(),
-            summary.config.clone(),
+        let mut run = RunView::queued(lab.new_run_id(), Column::A.into(), summary.config.clone()).on(
             imported(),
             imported(),
             imported(),

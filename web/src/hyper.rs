@@ -90,7 +90,7 @@ impl Hyper {
         } else {
             0
         };
-        memory::computed(&model.shape, &model.params, plan, self.effective_batch(), self.max_len, cache)
+        memory::computed(&model.shape, &model.params, plan, (self.effective_batch(), self.max_len), cache)
     }
 
     /// The protocol's range checks (the CLI's too) on the run these settings would make.

@@ -37,7 +37,8 @@ pub fn compact<T: Serialize + ?Sized>(value: &T) -> Result<String, String> {
     Ok(String::from(text))
 }
 
-/// A thrown `SyntaxError`'s message ("Unexpected token …"), or the thrown value as text.
-fn describe(error: &JsValue) -> String {
+/// A thrown error's message (a `SyntaxError`'s "Unexpected token …", a `DOMException`'s), or the
+/// thrown value as text.
+pub fn describe(error: &JsValue) -> String {
     error.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{error:?}"))
 }

@@ -1,4 +1,4 @@
-//! Runs kept in this browser and result files exported before 2026-11-29 hold a freeze mode
+//! Runs kept in this browser and result files exported by earlier versions hold a freeze mode
 //! internally tagged (`{"kind": "llrd", "decay": 0.8}`, `{"kind": "freeze"}`); the protocol now
 //! writes it externally tagged (`{"llrd": {"decay": 0.8}}`, `"freeze"`, see freezelab_protocol).
 //! Such values are rewritten here, as JS values, before serde reads them, so a history survives.

@@ -18,7 +18,6 @@ pub mod hyper;
 pub mod json;
 pub mod layers;
 pub mod legacy;
-pub mod manifest;
 pub mod memory_bar;
 pub mod offline;
 pub mod painter;

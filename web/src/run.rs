@@ -80,22 +80,15 @@ fn one() -> usize {
 }
 
 impl RunView {
-    /// A run requested now, not started yet.
-    pub fn queued(
-        id: u32,
-        origin: Origin,
-        config: TrainConfig,
-        model: String,
-        dataset: String,
-        backend: String,
-    ) -> Self {
+    /// A run requested now, not started yet; what it trains on comes with [`RunView::on`].
+    pub fn queued(id: u32, origin: Origin, config: TrainConfig) -> Self {
         RunView {
             id,
             origin,
             config,
-            model,
-            dataset,
-            backend,
+            model: String::new(),
+            dataset: String::new(),
+            backend: String::new(),
             status: RunStatus::Queued,
             total_steps: 0,
             step: 0,
@@ -112,6 +105,11 @@ impl RunView {
             examples_per_second: 0.0,
             workers: 1,
         }
+    }
+
+    /// The run, named for the model, the dataset and the backend it trains on.
+    pub fn on(self, model: String, dataset: String, backend: String) -> Self {
+        RunView { model, dataset, backend, ..self }
     }
 
     /// `points` (step, y) with each step replaced by the seconds it was reached at (a step-0

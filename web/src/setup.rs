@@ -1,5 +1,6 @@
 //! Model, data, backend and hyperparameters.
 
+use freezelab_protocol::decimal::parse_f64;
 use freezelab_protocol::messages::{
     uploaded_file, BackendChoice, BackendKind, DataSource, ModelSource, UserFile, MAX_UPLOAD_BYTES,
 };
@@ -7,9 +8,9 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
 
-use crate::manifest::{DatasetEntry, Manifest, ModelEntry};
 use crate::state::{Hyper, Lab};
 use crate::{actions, format, offline};
+use freezelab_protocol::manifest::{DatasetEntry, Manifest, ModelEntry};
 
 const UPLOAD: &str = "upload";
 
@@ -357,7 +358,7 @@ fn DataPicker() -> impl IntoView {
                     {column_select("dataset-label-column", "label column", label_column)}
                     <label>"validation fraction "
                         <input type="number" min="0.05" max="0.5" step="0.05" prop:value=move || fraction.get().to_string()
-                            on:change=move |ev| if let Ok(v) = event_target_value(&ev).parse() { fraction.set(v) }/>
+                            on:change=move |ev| if let Some(v) = parse_f64(&event_target_value(&ev)) { fraction.set(v) }/>
                     </label>
                     <button data-testid="dataset-use" disabled=move || lab.preview.get().is_none() on:click=use_file>"Use this file"</button>
                     <Preview/>
@@ -426,7 +427,7 @@ fn Hyperparameters() -> impl IntoView {
             {number("hp-epochs", "epochs", |h| h.epochs.to_string(), |h, r| r.parse().map(|v| h.epochs = v).is_ok())}
             {number("hp-batch", "batch size", |h| h.batch_size.to_string(), |h, r| r.parse().map(|v| h.batch_size = v).is_ok())}
             {number("hp-max-len", "max tokens", |h| h.max_len.to_string(), |h, r| r.parse().map(|v| h.max_len = v).is_ok())}
-            {number("hp-lr", "learning rate", |h| h.lr.to_string(), |h, r| r.parse().map(|v| h.lr = v).is_ok())}
+            {number("hp-lr", "learning rate", |h| h.lr.to_string(), |h, r| parse_f64(r).map(|v| h.lr = v).is_some())}
             {number("hp-seed", "seed", |h| h.seed.to_string(), |h, r| r.parse().map(|v| h.seed = v).is_ok())}
             <label class="hp inline">
                 <input type="checkbox" data-testid="hp-cache" prop:checked=move || lab.hyper.with(|h| h.cache)

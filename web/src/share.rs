@@ -2,6 +2,7 @@
 //! presentation flag live in the fragment (`#model=minilm-l6&data=spam&A=none&B=head-only…`),
 //! rewritten as the user changes them, so a link restores the exact set-up.
 
+use freezelab_protocol::decimal::parse_f64;
 use freezelab_protocol::freeze::FreezePlan;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,7 @@ pub struct Shared {
     pub epochs: usize,
     pub batch: usize,
     pub len: usize,
+    #[serde(deserialize_with = "decimal")]
     pub lr: f64,
     pub seed: u64,
     pub cache: bool,
@@ -68,6 +70,12 @@ impl Shared {
         let parse = |spec: &str| FreezePlan::parse(spec, num_layers).map_err(|e| e.to_string());
         Ok((parse(&self.plan_a)?, parse(&self.plan_b)?))
     }
+}
+
+/// The learning rate through the page's own decimal reader (freezelab_protocol::decimal).
+fn decimal<'de, D: serde::Deserializer<'de>>(from: D) -> Result<f64, D::Error> {
+    let text = String::deserialize(from)?;
+    parse_f64(&text).ok_or_else(|| serde::de::Error::custom(format!("lr \"{text}\" is not a decimal number")))
 }
 
 fn location() -> Option<web_sys::Location> {

@@ -11,11 +11,11 @@ use freezelab_protocol::readout::{ExampleMap, ProbeReport};
 use leptos::prelude::*;
 
 pub use crate::hyper::{Hyper, CACHE_LIMIT_BYTES, INTERIM_EVAL_EXAMPLES};
-use crate::manifest::Manifest;
 use crate::run::apply_event;
 pub use crate::run::{RunStatus, RunView, IMPORTED};
 use crate::runs::Runs;
 use crate::share::Shared;
+use freezelab_protocol::manifest::Manifest;
 
 /// The default pool: every core but the page's, at least two (a run each for A and B) and at
 /// most four (each worker holds its own copy of the model and its training state).

@@ -100,7 +100,7 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     assert!(hyper.cache);
     let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
     let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, cache);
+    let want = memory::computed(&model.shape, &model.params, &plan, (hyper.batch_size, hyper.max_len), cache);
     assert!(want.cache > 0);
     assert_eq!(bytes(&root), want.total());
     assert!(bytes(&root) < after, "freezing the embeddings below layer 0 also drops activations");
@@ -110,7 +110,7 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     leptos::task::tick().await;
     let plan = lab.plan_a.get_untracked();
     assert_eq!(plan.freeze_line(), Some(0));
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
+    let want = memory::computed(&model.shape, &model.params, &plan, (hyper.batch_size, hyper.max_len), 0);
     assert_eq!(bytes(&root), want.total());
     assert_eq!(find(&root, "cache-skipped-A").text_content().unwrap().trim(), "not cached");
 }
@@ -139,7 +139,7 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     assert_eq!(plan.mode, Mode::Bitfit);
     assert_eq!(trainable(&root), 384 + 6 * 4_224 + 770);
     let hyper = lab.hyper.get_untracked();
-    let want = memory::computed(&model.shape, &model.params, &plan, hyper.batch_size, hyper.max_len, 0);
+    let want = memory::computed(&model.shape, &model.params, &plan, (hyper.batch_size, hyper.max_len), 0);
     assert_eq!(bytes(&root), want.total());
     assert!(bytes(&root) < all_bytes);
     let lr = || find(&root, "lr-A").unchecked_into::<HtmlInputElement>().value();
@@ -184,7 +184,7 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     let hyper = lab.hyper.get_untracked();
     let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
     let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
-    let want = memory::computed(&model.shape, &model.params, &peak, hyper.batch_size, hyper.max_len, cache);
+    let want = memory::computed(&model.shape, &model.params, &peak, (hyper.batch_size, hyper.max_len), cache);
     assert_eq!(bytes(&root), want.total());
     let text = root.text_content().unwrap();
     assert!(text.contains(&format!("opens at step {}, after this budget", 2 * (steps - 1))), "{text}");
@@ -211,7 +211,7 @@ async fn a_run_below_the_majority_class_is_flagged() {
     let baseline = ham(0.68);
     for (id, accuracy) in [(1, 0.55), (2, 0.80)] {
         let config = TrainConfig { freeze: FreezePlan::head_only(6), ..TrainConfig::default() };
-        let run = RunView::queued(id, Column::A.into(), config, "m".into(), "spam".into(), "cpu".into());
+        let run = RunView::queued(id, Column::A.into(), config).on("m".into(), "spam".into(), "cpu".into());
         lab.runs.push(run);
         lab.pin(Column::A, id);
         let summary = RunSummary { val_accuracy: accuracy, baseline: baseline.clone(), ..Default::default() };
@@ -342,7 +342,7 @@ fn runs_that_do_not_clear_the_baseline_stay_off_the_pareto_front() {
     use freezelab_web::sweep::points;
     let done = |id: u32, freeze: FreezePlan, trainable_params: usize, val_accuracy: f64| {
         let config = TrainConfig { freeze, ..TrainConfig::default() };
-        let mut run = RunView::queued(id, Origin::Sweep, config, "m".into(), "d".into(), "cpu".into());
+        let mut run = RunView::queued(id, Origin::Sweep, config).on("m".into(), "d".into(), "cpu".into());
         run.status = RunStatus::Done;
         run.baseline = Some(ham(0.68));
         run.summary = Some(RunSummary { trainable_params, val_accuracy, baseline: ham(0.68), ..Default::default() });
@@ -370,7 +370,7 @@ fn runs_saved_with_a_column_field_still_load() {
     use freezelab_protocol::run::TrainConfig;
     use freezelab_web::state::RunView;
     for (origin, written) in [(Column::A.into(), "A"), (Column::B.into(), "B"), (Origin::Sweep, "Sweep")] {
-        let run = RunView::queued(7, origin, TrainConfig::default(), "m".into(), "d".into(), "cpu".into());
+        let run = RunView::queued(7, origin, TrainConfig::default()).on("m".into(), "d".into(), "cpu".into());
         let mut saved = serde_wasm_bindgen::to_value(&run).unwrap();
         let origin_value = js_sys::Reflect::get(&saved, &"origin".into()).unwrap();
         assert_eq!(origin_value.as_string().as_deref(), Some(written));
@@ -414,7 +414,7 @@ fn runs_saved_with_an_internally_tagged_mode_still_load() {
     ] {
         let mut config = TrainConfig::default();
         config.freeze.mode = mode;
-        let mut run = RunView::queued(3, Column::A.into(), config.clone(), "m".into(), "d".into(), "cpu".into());
+        let mut run = RunView::queued(3, Column::A.into(), config.clone()).on("m".into(), "d".into(), "cpu".into());
         run.summary = Some(RunSummary { val_accuracy: 0.9, config, ..Default::default() });
         let saved = serde_wasm_bindgen::to_value(&run).unwrap();
         let new_form = js_sys::Reflect::get(&js_sys::Reflect::get(&saved, &"config".into()).unwrap(), &"freeze".into())
@@ -453,7 +453,7 @@ async fn the_drift_heatmap_shows_every_block() {
     use freezelab_web::state::RunView;
     let (lab, root) = mount_column();
     let config = TrainConfig { freeze: FreezePlan::bottom(6, 2), ..TrainConfig::default() };
-    lab.runs.push(RunView::queued(1, Column::A.into(), config, "m".into(), "d".into(), "cpu".into()));
+    lab.runs.push(RunView::queued(1, Column::A.into(), config).on("m".into(), "d".into(), "cpu".into()));
     lab.pin(Column::A, 1);
     let finished = TrainEvent::Finished { summary: Box::new(RunSummary { val_accuracy: 0.9, ..Default::default() }) };
     lab.apply(FromWorker::Run { run_id: 1, event: finished });
@@ -551,7 +551,11 @@ async fn a_step_of_the_other_column_leaves_a_column_alone() {
 
     let (lab, root) = mount_column();
     for (id, column) in [(1, Column::A), (2, Column::B)] {
-        lab.runs.push(RunView::queued(id, column.into(), TrainConfig::default(), "m".into(), "d".into(), "cpu".into()));
+        lab.runs.push(RunView::queued(id, column.into(), TrainConfig::default()).on(
+            "m".into(),
+            "d".into(),
+            "cpu".into(),
+        ));
         lab.pin(column, id);
     }
     let drift =
@@ -618,7 +622,7 @@ async fn saved_runs_load_in_the_order_they_ran() {
     store::clear().await.unwrap();
     for id in [12, 3, 7] {
         let mut run =
-            RunView::queued(id, Column::A.into(), TrainConfig::default(), "m".into(), "d".into(), "cpu".into());
+            RunView::queued(id, Column::A.into(), TrainConfig::default()).on("m".into(), "d".into(), "cpu".into());
         run.status = RunStatus::Done;
         store::save(&run).await.unwrap();
     }
@@ -644,4 +648,26 @@ fn the_three_engines_are_told_apart_from_their_user_agents() {
     assert_eq!(engine(webkit), Engine { family: "webkit", name: "WebKit 605.1.15 Safari 60.5".into() });
     assert_eq!(engine(safari).family, "webkit");
     assert_eq!(engine("curl/8").family, "other");
+}
+
+/// The CSV export reads back, as a spreadsheet reads it, into the header and one row per run,
+/// with separators, quotes and line breaks in names kept whole.
+#[wasm_bindgen_test]
+fn the_csv_export_reads_back_field_for_field() {
+    use freezelab_protocol::run::TrainConfig;
+    use freezelab_web::export::{csv, CSV_HEADER};
+    use freezelab_web::state::RunView;
+    let odd = "my \"best\" model, v2\nfinal";
+    let runs = [
+        RunView::queued(1, Column::A.into(), TrainConfig::default()).on(odd.into(), "spam".into(), "cpu".into()),
+        RunView::queued(2, Column::B.into(), TrainConfig::default()).on("plain".into(), "a,b".into(), "cpu".into()),
+    ];
+    let text = csv(&runs);
+    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+    let rows: Vec<Vec<String>> = reader.records().map(|r| r.unwrap().iter().map(String::from).collect()).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert_eq!(rows[0], CSV_HEADER);
+    assert_eq!((rows[1][0].as_str(), rows[1][2].as_str(), rows[1][3].as_str()), ("1", odd, "spam"));
+    assert_eq!((rows[2][0].as_str(), rows[2][2].as_str(), rows[2][3].as_str()), ("2", "plain", "a,b"));
+    assert!(rows.iter().all(|r| r.len() == CSV_HEADER.len()));
 }

@@ -8,28 +8,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::manifest::{file_entry, source, DatasetEntry, Manifest};
+use crate::split::Split;
 use crate::{model_asset, sotu, spam};
-
-/// Rows of a dataset, already split.
-pub struct Split<T> {
-    pub train: Vec<T>,
-    pub validation: Vec<T>,
-}
-
-impl<T> Default for Split<T> {
-    fn default() -> Self {
-        Split { train: Vec::new(), validation: Vec::new() }
-    }
-}
-
-pub fn collapse_whitespace(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The first `max` characters (not bytes) of `text`.
-pub fn cut_chars(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
 
 /// The workspace: from the variable `cargo run` sets, not the path compiled in, because checkouts
 /// sharing one CARGO_TARGET_DIR (CI's clone and a working copy) may run each other's build.

@@ -1,5 +1,5 @@
-//! Everything that needs a browser: the tools (wasm-bindgen's test runner, Trunk, Debian's
-//! Chromium, playwright-core), the wasm tests, the page build, `serve`, and the end-to-end test.
+//! Everything that runs in a browser: the wasm tests in three engines, `serve`, the end-to-end
+//! tests and the page's timed scripts.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -9,16 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::assets;
-use crate::tasks::{counted, freezelab_binary, gate, run_tests, step, target_dir, wasm_target, Tally};
+use crate::command::{counted, freezelab_binary, gate, run_tests, step, target_dir, TestCounts};
+use crate::tools::{self, on_path, rust_web_tools, trunk};
 
-/// Trunk 0.22 needs a newer rustc than this toolchain's.
-const TRUNK_VERSION: &str = "0.21.14";
-/// The wasm-opt of the release bundles (npm's binaryen; Trunk.toml pins the same version).
-const BINARYEN_VERSION: &str = "132.0.0";
-/// What the project's users run the browser tests with.
-const WASM_PACK_VERSION: &str = "0.15.1";
-/// Firefox's WebDriver server (crates.io), for wasm-pack `--firefox` and the engines e2e.
-const GECKODRIVER_VERSION: &str = "0.37.1";
 /// The engines the page's story runs in (tests/e2e/engines.mjs).
 const ENGINES: [&str; 3] = ["chromium", "firefox", "webkit"];
 /// Where the end-to-end test serves the page (the README's serve command uses 8080).
@@ -31,121 +24,11 @@ fn e2e_url() -> String {
     format!("http://127.0.0.1:{E2E_PORT}{E2E_BASE}")
 }
 
-/// The `wasm-bindgen` version in Cargo.lock: the test runner and Trunk's bindgen must match it.
-fn locked_wasm_bindgen() -> Result<String> {
-    let lock = std::fs::read_to_string(assets::root().join("Cargo.lock"))?;
-    let at = lock.find("name = \"wasm-bindgen\"\nversion = \"").context("wasm-bindgen is not in Cargo.lock")?;
-    let rest = &lock[at + "name = \"wasm-bindgen\"\nversion = \"".len()..];
-    Ok(rest[..rest.find('"').context("malformed Cargo.lock")?].to_string())
-}
-
-fn reports_version(program: &str, version: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version))
-}
-
-/// Everything the browser suites need, installed when missing: the Rust web tools, wasm-pack,
-/// geckodriver and Debian's three engines.
-pub fn tools() -> Result<()> {
-    rust_web_tools()?;
-    install("wasm-pack", WASM_PACK_VERSION, Build::ORCHESTRATOR)?;
-    install("geckodriver", GECKODRIVER_VERSION, Build::ORCHESTRATOR)?;
-    debian_browsers()
-}
-
-/// How a tool is compiled. What the tools compute is seconds next to the builds and browsers
-/// they drive, so none gets LTO (Trunk's profile asks for fat LTO in one codegen unit, the
-/// longest part of its cold install). wasm-bindgen rewrites every test and bundle wasm (tens of MB):
-/// opt-level 1. Trunk and wasm-pack only orchestrate: opt-level 0.
-struct Build {
-    opt_level: &'static str,
-    /// `--locked`, except for wasm-bindgen-cli: its own lockfile pins a webpki-roots that no
-    /// longer resolves.
-    locked: bool,
-    /// Trunk without its default features: no TLS stack (ring, rustls) and no update check;
-    /// it never downloads here (xtask installs wasm-bindgen and wasm-opt itself).
-    default_features: bool,
-}
-
-impl Build {
-    const BINDGEN: Build = Build { opt_level: "1", locked: false, default_features: true };
-    const ORCHESTRATOR: Build = Build { opt_level: "0", locked: true, default_features: true };
-    const TRUNK: Build = Build { opt_level: "0", locked: true, default_features: false };
-}
-
-/// `cargo install` of `tool` at exactly `version`, unless it already reports that version. The
-/// installs share one build folder in the cache, so dependencies they have in common (same
-/// versions and features) are compiled once, and a re-run after a failed install goes on from
-/// where it stopped.
-fn install(tool: &str, version: &str, build: Build) -> Result<()> {
-    let program = if tool == "wasm-bindgen-cli" { "wasm-bindgen-test-runner" } else { tool };
-    if reports_version(program, version) {
-        return Ok(());
-    }
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["install", tool, "--version", &format!("={version}")]);
-    cmd.env("CARGO_PROFILE_RELEASE_LTO", "false").env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16");
-    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", build.opt_level);
-    if build.locked {
-        cmd.arg("--locked");
-    }
-    if !build.default_features {
-        cmd.arg("--no-default-features");
-    }
-    let start = Instant::now();
-    step(cmd.env("CARGO_TARGET_DIR", target_dir()?.with_file_name("tools-target")))?;
-    eprintln!("xtask: {tool} {version} installed in {:.1} min", start.elapsed().as_secs_f64() / 60.0);
-    Ok(())
-}
-
-/// wasm-bindgen-cli at the locked version, Trunk and the wasm-opt Trunk runs on the release
-/// bundles (web/index.html), each installed only when missing (README gives the times).
-fn rust_web_tools() -> Result<()> {
-    wasm_target()?;
-    install("wasm-bindgen-cli", &locked_wasm_bindgen()?, Build::BINDGEN)?;
-    install("trunk", TRUNK_VERSION, Build::TRUNK)?;
-    binaryen().map(|_| ())
-}
-
-/// npm's binaryen, whose wasm-opt Trunk runs on the release bundles (web/index.html, Trunk.toml
-/// pins its version); installed once into the cache. Debian's binaryen (108) writes the
-/// wasm-bindgen externref table's export against the other table, and the page fails to start.
-fn binaryen() -> Result<PathBuf> {
-    let dir = target_dir()?.with_file_name("binaryen").join(BINARYEN_VERSION);
-    let bin = dir.join("node_modules/.bin");
-    if !bin.join("wasm-opt").exists() {
-        let package = format!("binaryen@{BINARYEN_VERSION}");
-        step(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&dir).arg(package))?;
-    }
-    Ok(bin)
-}
-
-/// Debian's engines and their drivers (as root, when missing): Chromium and chromedriver,
-/// Firefox ESR, WebKitGTK's WebKitWebDriver and MiniBrowser, and the Xvfb MiniBrowser needs.
-fn debian_browsers() -> Result<()> {
-    let packages = [
-        ("/usr/bin/chromedriver", "chromium chromium-driver"),
-        ("/usr/bin/firefox-esr", "firefox-esr"),
-        ("/usr/bin/WebKitWebDriver", "webkit2gtk-driver"),
-        ("/usr/bin/xvfb-run", "xvfb"),
-    ];
-    let missing: Vec<&str> = packages
-        .iter()
-        .filter(|(program, _)| !std::path::Path::new(program).exists())
-        .flat_map(|(_, names)| names.split(' '))
-        .collect();
-    if !missing.is_empty() {
-        step(Command::new("apt-get").arg("update"))
-            .and_then(|()| step(Command::new("apt-get").args(["install", "-y"]).args(&missing)))
-            .with_context(|| format!("installing {} (Debian: apt-get install, as root)", missing.join(" ")))?;
-    }
-    Ok(())
-}
-
 /// The core (tests/wasm.rs), the worker's session (tests/session.rs) and the page's components
 /// (web/tests) in headless Chromium, run as
 /// the project's users run them: `wasm-pack test --headless --chrome CRATE` (README).
-pub fn wasm_tests() -> Result<Tally> {
-    tools()?;
+pub fn wasm_tests() -> Result<TestCounts> {
+    tools::all()?;
     // The runner's timeout comes from .cargo/config.toml's [env], as for a user typing README's
     // commands: nothing here that such a user would lack.
     let envs = [
@@ -153,7 +36,7 @@ pub fn wasm_tests() -> Result<Tally> {
         ("FREEZELAB_REQUIRE_WEBGPU", "1"),
     ];
     let suites = [("crates/freezelab-core", "wasm"), ("crates/freezelab-worker", "session"), ("web", "components")];
-    let mut total = Tally::default();
+    let mut total = TestCounts::default();
     for (crate_dir, test) in suites {
         total = total + run_tests(&mut wasm_pack(Engine::Chrome, crate_dir, test)?, &envs)?;
     }
@@ -202,15 +85,6 @@ fn wasm_pack(engine: Engine, crate_dir: &str, test: &str) -> Result<Command> {
     Ok(cmd)
 }
 
-/// Where `program` is on the PATH.
-fn on_path(program: &str) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .with_context(|| format!("{program} is not on the PATH"))
-}
-
 /// What crates/freezelab-core/tests/wasm_bench.rs printed in headless Chromium (one worker).
 pub struct WasmBench {
     /// The training step's rows (`BENCH {json}` lines).
@@ -221,7 +95,7 @@ pub struct WasmBench {
 
 /// Runs crates/freezelab-core/tests/wasm_bench.rs in headless Chromium.
 pub fn wasm_bench() -> Result<WasmBench> {
-    tools()?;
+    tools::all()?;
     let mut cmd = wasm_pack(Engine::Chrome, "crates/freezelab-core", "wasm_bench")?;
     cmd.args(["--features", "wasm-bench", "--", "--nocapture"])
         .env("CARGO_TARGET_DIR", target_dir()?)
@@ -240,23 +114,6 @@ pub fn wasm_bench() -> Result<WasmBench> {
             .collect()
     };
     Ok(WasmBench { steps: lines("BENCH ")?, products: lines("MATMUL ")? })
-}
-
-/// Trunk, finding the pinned wasm-opt first on its PATH.
-fn trunk(args: &[&str]) -> Result<Command> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::env::join_paths(std::iter::once(binaryen()?).chain(std::env::split_paths(&path)))?;
-    let mut cmd = Command::new("trunk");
-    cmd.args(args).env("PATH", path).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root());
-    gate(&mut cmd)?;
-    Ok(cmd)
-}
-
-/// `trunk build` of the release page into `out`, its URLs under `base` (`cargo xtask dist`).
-pub fn build_page(out: &std::path::Path, base: &str) -> Result<()> {
-    rust_web_tools()?;
-    let out = out.to_str().context("non-UTF-8 path")?;
-    step(&mut trunk(&["build", "--release", "--public-url", base, "--dist", out])?)
 }
 
 /// `cargo xtask serve`: assets, tools, then Trunk serves the release page on 127.0.0.1:8080.
@@ -280,7 +137,7 @@ impl Drop for Server {
 /// Builds the release page and serves it as `cargo xtask serve` does (`trunk serve`, with its
 /// Content-Security-Policy) until dropped, with the Playwright scripts (tests/e2e) ready to run.
 fn serve_for_scripts() -> Result<Server> {
-    tools()?;
+    tools::all()?;
     step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
     // `trunk serve` builds before it answers (once: a separate `trunk build` would run wasm-opt
     // on both bundles twice); its log tells why when the build fails.
@@ -349,7 +206,7 @@ fn timing_script(script: &str, args: &[&str], prefix: &str) -> Result<serde_json
 
 /// Serves the release page and drives it with Playwright (tests/e2e). Returns the (passed,
 /// failed) checks; screenshots land in the target folder's `e2e-screenshots`.
-pub fn end_to_end() -> Result<Tally> {
+pub fn end_to_end() -> Result<TestCounts> {
     let _server = serve_for_scripts()?;
     let e2e = e2e_dir();
     let shots: PathBuf = target_dir()?.join("e2e-screenshots");
@@ -359,7 +216,7 @@ pub fn end_to_end() -> Result<Tally> {
     let freezelab = freezelab_binary()?;
     step(Command::new(&freezelab).arg("synthetic").arg("--out").arg(&synthetic))?;
     let url = e2e_url();
-    let mut total = Tally::default();
+    let mut total = TestCounts::default();
     let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
     for args in [
         vec!["playground.mjs", "cpu"],
@@ -371,7 +228,7 @@ pub fn end_to_end() -> Result<Tally> {
         cmd.arg(args[0]).arg(&url).args(&args[1..]).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
         let (passed, failed) =
             counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
-        total = total + Tally { passed, failed, skipped: 0 };
+        total = total + TestCounts { passed, failed, skipped: 0 };
     }
     // The static build from a plain file server, under a sub-path, online and offline, and an
     // update from one release to the next; then the page's story in each engine.
@@ -386,7 +243,7 @@ pub fn end_to_end() -> Result<Tally> {
     for mut cmd in runs {
         let (passed, failed) =
             counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
-        total = total + Tally { passed, failed, skipped: 0 };
+        total = total + TestCounts { passed, failed, skipped: 0 };
     }
     eprintln!("xtask: screenshots in {}", shots.display());
     Ok(total)
@@ -403,10 +260,10 @@ fn static_offline([first, next]: &[PathBuf; 2]) -> Result<Command> {
 /// The static build's first and repeat visit, timed by tests/e2e/static-offline.mjs: the
 /// `STATIC {json}` line it printed.
 pub fn static_visits() -> Result<serde_json::Value> {
-    tools()?;
+    tools::all()?;
     step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
     let built = target_dir()?.join("e2e-static/trunk");
-    build_page(&built, E2E_BASE)?;
+    tools::build_page(&built, E2E_BASE)?;
     let output = static_offline(&crate::dist::two_releases(&built)?)?.output().context("running node")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {

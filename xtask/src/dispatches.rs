@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::assets;
-use crate::tasks::{freezelab_binary, target_dir};
+use crate::command::{freezelab_binary, target_dir};
 
 /// Chromium's own Vulkan (SwiftShader, the adapter headless Chromium's WebGPU runs on).
 const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
@@ -20,6 +20,15 @@ const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
 /// The bench rows counted: every block trained, the bottom three frozen (run through, or
 /// cached) and the head alone (likewise).
 const ROWS: [&str; 5] = ["none", "bottom3", "bottom3-cache", "head-only", "head-only-cache"];
+
+/// How every row runs: the CLI, the model, the step's shape and the adapter.
+struct Runner<'a> {
+    binary: &'a Path,
+    model: &'a Path,
+    batch: usize,
+    seq: usize,
+    swiftshader: bool,
+}
 
 struct Counted {
     launches: BTreeMap<String, i64>,
@@ -35,6 +44,7 @@ pub fn dispatches(batch: usize, seq: usize) -> Result<()> {
     // Without a Vulkan driver of the machine's, wgpu would fall to Mesa's OpenGL: count on the
     // adapter headless Chromium's WebGPU runs on instead.
     let swiftshader = !machine_has_vulkan() && Path::new(SWIFTSHADER).exists();
+    let runner = Runner { binary: &binary, model: &model, batch, seq, swiftshader };
     println!(
         "{:>16} {:>11} {:>10} {:>12}  kernels of one step (most launched first)",
         "row", "dispatches", "new bytes", "live allocs"
@@ -43,7 +53,7 @@ pub fn dispatches(batch: usize, seq: usize) -> Result<()> {
         let mut counted = Vec::new();
         for steps in [1, 2] {
             let dir = scratch.join(format!("{row}-{steps}"));
-            counted.push(run_row(&binary, &model, &dir, row, batch, seq, steps, swiftshader)?);
+            counted.push(runner.run(&dir, row, steps)?);
         }
         let (one, two) = (&counted[0], &counted[1]);
         let mut step: Vec<(i64, &str)> = two
@@ -77,47 +87,49 @@ fn machine_has_vulkan() -> bool {
         .any(|dir| std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_row(
-    binary: &Path,
-    model: &Path,
-    dir: &Path,
-    row: &str,
-    batch: usize,
-    seq: usize,
-    steps: usize,
-    swiftshader: bool,
-) -> Result<Counted> {
-    std::fs::create_dir_all(dir)?;
-    let log = dir.join("kernels.log");
-    let _ = std::fs::remove_file(&log);
-    let config = format!("[profiling.logger]\nlevel = \"minimal\"\nfile = {:?}\n", log.to_str().context("path")?);
-    std::fs::write(dir.join("cubecl.toml"), config)?;
-    let json = dir.join("bench.json");
-    let mut cmd = Command::new(binary);
-    cmd.current_dir(dir).args(["--device", "wgpu", "bench", "--model"]).arg(model);
-    cmd.args(["--rows", row, "--batch", &batch.to_string(), "--seq", &seq.to_string(), "--steps", &steps.to_string()]);
-    cmd.arg("--json").arg(&json).stdout(std::process::Stdio::null());
-    if swiftshader {
-        cmd.env("VK_ICD_FILENAMES", SWIFTSHADER).env("LD_LIBRARY_PATH", "/usr/lib/chromium");
-    }
-    let output = cmd.output().context("running freezelab bench")?;
-    if !output.status.success() {
-        anyhow::bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
-    }
-    let mut launches = BTreeMap::new();
-    for line in std::fs::read_to_string(&log).context("cubecl's kernel log")?.lines() {
-        if let Some(name) = line.strip_prefix("Executing ") {
-            *launches.entry(kernel_kind(name)).or_insert(0) += 1;
+impl Runner<'_> {
+    /// `freezelab bench` of `row` for `steps` timed steps in `dir`, its kernel log read back.
+    fn run(&self, dir: &Path, row: &str, steps: usize) -> Result<Counted> {
+        std::fs::create_dir_all(dir)?;
+        let log = dir.join("kernels.log");
+        let _ = std::fs::remove_file(&log);
+        let config = format!("[profiling.logger]\nlevel = \"minimal\"\nfile = {:?}\n", log.to_str().context("path")?);
+        std::fs::write(dir.join("cubecl.toml"), config)?;
+        let json = dir.join("bench.json");
+        let mut cmd = Command::new(self.binary);
+        cmd.current_dir(dir).args(["--device", "wgpu", "bench", "--model"]).arg(self.model);
+        cmd.args([
+            "--rows",
+            row,
+            "--batch",
+            &self.batch.to_string(),
+            "--seq",
+            &self.seq.to_string(),
+            "--steps",
+            &steps.to_string(),
+        ]);
+        cmd.arg("--json").arg(&json).stdout(std::process::Stdio::null());
+        if self.swiftshader {
+            cmd.env("VK_ICD_FILENAMES", SWIFTSHADER).env("LD_LIBRARY_PATH", "/usr/lib/chromium");
         }
+        let output = cmd.output().context("running freezelab bench")?;
+        if !output.status.success() {
+            anyhow::bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        let mut launches = BTreeMap::new();
+        for line in std::fs::read_to_string(&log).context("cubecl's kernel log")?.lines() {
+            if let Some(name) = line.strip_prefix("Executing ") {
+                *launches.entry(kernel_kind(name)).or_insert(0) += 1;
+            }
+        }
+        let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+        let field = |key: &str| result[0][key].as_i64().with_context(|| format!("bench JSON without {key}"));
+        Ok(Counted {
+            launches,
+            reserved_bytes: field("pool_reserved_bytes")?,
+            live_allocations: field("pool_allocations")?,
+        })
     }
-    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
-    let field = |key: &str| result[0][key].as_i64().with_context(|| format!("bench JSON without {key}"));
-    Ok(Counted {
-        launches,
-        reserved_bytes: field("pool_reserved_bytes")?,
-        live_allocations: field("pool_allocations")?,
-    })
 }
 
 /// A kernel's kind without its type arguments and hash: `KernelBinop | AddOp_4c9fa18b` →

@@ -15,7 +15,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::assets;
-use crate::browser;
+use crate::tools;
 
 /// GitHub Pages refuses files over 100 MB.
 const LARGEST_FILE: u64 = 100 * 1000 * 1000;
@@ -24,7 +24,7 @@ const LARGEST_FILE: u64 = 100 * 1000 * 1000;
 /// URLs) into `out`, ready to copy to a host. Prints its size.
 pub fn dist(out: &Path, base: &str) -> Result<()> {
     assets::prepare()?;
-    browser::build_page(out, base)?;
+    tools::build_page(out, base)?;
     finish(out)?;
     let (files, bytes) = size(out)?;
     println!(
@@ -185,7 +185,7 @@ fn size(dir: &Path) -> Result<(usize, u64)> {
 /// second, and two releases written in the same second would revalidate as unchanged (a 304 for
 /// the new sw.js, so no update is ever found).
 pub fn two_releases(raw: &Path) -> Result<[PathBuf; 2]> {
-    let root = crate::tasks::target_dir()?.join("e2e-static");
+    let root = crate::command::target_dir()?.join("e2e-static");
     let releases = [root.join("release-a"), root.join("release-b")];
     for (dir, note) in releases.iter().zip([None, Some("<!-- the next release -->\n")]) {
         if dir.exists() {

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::tasks::{freezelab_binary, step, target_dir};
+use crate::command::{freezelab_binary, step, target_dir};
 
 /// A row of either side: freeze label, whether the prefix is cached, tokens per example.
 type Label = (String, bool, u64);

@@ -2,6 +2,7 @@
 
 mod assets;
 mod browser;
+mod command;
 mod dispatches;
 mod dist;
 mod fair_bench;
@@ -10,7 +11,9 @@ mod model_asset;
 mod registry;
 mod sotu;
 mod spam;
+mod split;
 mod tasks;
+mod tools;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -102,7 +105,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Assets => assets::prepare(),
         Command::Test => tasks::test(),
-        Command::Tools => browser::tools(),
+        Command::Tools => tools::all(),
         Command::Serve { port } => browser::serve(port),
         Command::Demo => tasks::demo(),
         Command::Dist { out, base } => dist::dist(&out.unwrap_or_else(dist::default_out), &base),

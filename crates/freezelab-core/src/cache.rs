@@ -55,8 +55,8 @@ impl PrefixCache {
         }
     }
 
-    /// Drops every entry and the key (a new model or dataset was loaded).
-    pub fn clear(&mut self) {
+    /// Drops every entry and the key.
+    fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
         self.over_limit = false;

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::memory::EncoderShape;
 use crate::{CoreError, Result};
+use freezelab_protocol::memory::EncoderShape;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {

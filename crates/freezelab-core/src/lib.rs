@@ -15,7 +15,7 @@ pub mod folder;
 pub mod fused;
 pub mod loaded;
 pub mod map;
-pub mod memory;
+pub mod measured;
 pub mod params;
 pub mod probe;
 mod seeded;

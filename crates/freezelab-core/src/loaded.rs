@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::bert::{mean_pool, BatchTensors, Classifier};
 use crate::config::BertConfig;
 use crate::device::read_f32;
-use crate::memory::BlockParams;
 use crate::params;
 use crate::tokenize::Tokenizer;
 use crate::weights::{load_classifier, stored_head_labels};
 use crate::{CoreError, Result};
+use freezelab_protocol::memory::BlockParams;
 
 /// The three files of a Hugging Face BERT checkpoint, as bytes.
 #[derive(Clone, Copy)]

@@ -7,7 +7,7 @@ mod common;
 
 use freezelab_core::cache::PrefixCache;
 use freezelab_core::freeze::FreezePlan;
-use freezelab_core::memory::CountingAllocator;
+use freezelab_core::measured::CountingAllocator;
 use freezelab_core::synthetic;
 use freezelab_core::train::TrainConfig;
 

@@ -38,7 +38,7 @@ async fn training_throughput_in_the_browser() {
             continue;
         }
         let model = load_classifier(&config, &weights, 2, 1, &device).unwrap();
-        let result = bench::run(model, &plan, cache, &batch, STEPS, &Clock).await.unwrap();
+        let result = bench::run(model, (&plan, cache), &batch, STEPS, &Clock).await.unwrap();
         assert!(result.examples_per_second.is_finite() && result.examples_per_second > 0.0);
         console_log!("BENCH {}", serde_json::to_string(&result).unwrap());
     }

@@ -202,7 +202,7 @@ impl FreezePlan {
             return Some(mode);
         }
         if let Some(decay) = m.strip_prefix("llrd-") {
-            return decay.parse().ok().map(|decay| Mode::Llrd { decay });
+            return crate::decimal::parse_f64(decay).map(|decay| Mode::Llrd { decay });
         }
         if let Some(lora) = m.strip_prefix("lora-") {
             // lora-R, then optionally -aALPHA and -all.
@@ -213,7 +213,7 @@ impl FreezePlan {
             for part in parts {
                 match part {
                     "all" => all_linear = true,
-                    _ => alpha = part.strip_prefix('a')?.parse().ok()?,
+                    _ => alpha = crate::decimal::parse_f64(part.strip_prefix('a')?)?,
                 }
             }
             return Some(Mode::Lora { rank, alpha, all_linear });

@@ -143,8 +143,7 @@ pub fn computed(
     c: &EncoderShape,
     params: &BlockParams,
     plan: &FreezePlan,
-    b: usize,
-    s: usize,
+    (b, s): (usize, usize),
     cache_bytes: u64,
 ) -> ComputedMemory {
     let trainable = trainable_params(params, plan) as u64;
@@ -299,7 +298,7 @@ mod tests {
         assert_eq!(count("gradual-4:emb"), count("emb"));
         // Fewer kept activations and no weight gradients: BitFit below full fine-tuning, LoRA's
         // kept dense weights above BitFit.
-        let total = |spec: &str| computed(&mini(), &p, &FreezePlan::parse(spec, 6).unwrap(), 16, 64, 0).total();
+        let total = |spec: &str| computed(&mini(), &p, &FreezePlan::parse(spec, 6).unwrap(), (16, 64), 0).total();
         assert!(total("bitfit") < total("lora-8") && total("lora-8") < total("none"));
     }
 

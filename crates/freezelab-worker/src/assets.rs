@@ -1,6 +1,7 @@
 //! What runs are made from: the model's bytes, the dataset, and the prefix cache derived from
-//! both (emptied whenever either changes). Each is named by a content id, so two uploads under
-//! one file name never share cached states. A failed load leaves what was held untouched.
+//! both. Each is named by a content id, and the cache's key holds both ids: the first run on
+//! other content rebinds it and drops the old states, while two uploads under one file name
+//! never share them. A failed load leaves what was held untouched.
 //! Downloaded bytes can be shared with the pool's other workers as `blob:` URLs (same origin,
 //! so any worker of the page reads them) instead of being downloaded again.
 
@@ -105,8 +106,6 @@ impl Assets {
             }
             files @ ModelSource::Files { .. } => Some(files),
         };
-        // States cached under another model are never needed again: free them now.
-        self.cache.clear();
         self.model = Some(Model { content, config, weights, tokenizer });
         Ok((info, shared))
     }
@@ -167,7 +166,6 @@ impl Assets {
             train_counts: dataset.train_counts(),
             validation_counts: dataset.validation_counts(),
         };
-        self.cache.clear();
         self.data = Some(Data { content, dataset });
         Ok((info, shared))
     }

@@ -5,7 +5,7 @@
 /// measures its peak.
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOC: freezelab_core::memory::CountingAllocator = freezelab_core::memory::CountingAllocator;
+static ALLOC: freezelab_core::measured::CountingAllocator = freezelab_core::measured::CountingAllocator;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

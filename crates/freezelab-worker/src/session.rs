@@ -82,7 +82,7 @@ impl Session {
                 Ok(None)
             }
             ToWorker::Train { run_id, origin, config, replica } => {
-                self.train(run_id, origin, config, replica, arrived_in).await;
+                self.train((run_id, origin), config, replica, arrived_in).await;
                 Ok(None)
             }
             ToWorker::RunEnded { .. } | ToWorker::CancelProbe { .. } => Ok(None),
@@ -125,8 +125,7 @@ impl Session {
     /// first only trains: the first holds the same model and answers for the run.
     async fn train(
         &mut self,
-        run_id: u32,
-        origin: Origin,
+        (run_id, origin): (u32, Origin),
         config: TrainConfig,
         share: Option<Share>,
         requested_in: u32,

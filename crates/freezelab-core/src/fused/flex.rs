@@ -78,7 +78,7 @@ impl UpdateOps for Flex {
             (owned(param), owned(moment_1), owned(moment_2), values(&grad));
         let scale = slice(&values(&scale))[0];
         let (m, v) = (moment_1.storage_mut::<f32>(), moment_2.storage_mut::<f32>());
-        kernels::adamw(param.storage_mut::<f32>(), slice(&grad), scale, m, v, step);
+        kernels::adamw(param.storage_mut::<f32>(), slice(&grad), scale, (m, v), step);
         (param, moment_1, moment_2)
     }
 

@@ -275,7 +275,13 @@ pub struct AdamWStep {
 /// element by element in one pass (Burn composes it of 14 element-wise ops, each a pass over
 /// memory with a new buffer, after a pass of its own to scale the gradient). The same f32
 /// operations in the same order as Burn's, so the two agree to the last bit.
-pub fn adamw(param: &mut [f32], grad: &[f32], scale: f32, moment_1: &mut [f32], moment_2: &mut [f32], s: AdamWStep) {
+pub fn adamw(
+    param: &mut [f32],
+    grad: &[f32],
+    scale: f32,
+    (moment_1, moment_2): (&mut [f32], &mut [f32]),
+    s: AdamWStep,
+) {
     let (factor_1, factor_2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
     let update = |i: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
         let g = &grad[i * ELEMS_PER_TASK..i * ELEMS_PER_TASK + p.len()];

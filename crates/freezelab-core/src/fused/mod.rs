@@ -63,6 +63,8 @@ pub trait FusedOps: Backend {
 pub trait UpdateOps: Backend {
     /// One AdamW update with the gradient `grad · scale` (`scale` has one element: the clipping
     /// coefficient, so clipping costs no pass of its own): `(param, moment_1, moment_2)` after it.
+    /// (An op of the backend extension: it dispatches on each tensor, so each is a parameter.)
+    #[allow(clippy::too_many_arguments)]
     fn adamw_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,

@@ -6,12 +6,12 @@ use std::cell::Cell;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{apply_plan, forward_batch, update, AdamW, Batch, Host, Rates, TrainConfig};
+use super::{apply_plan, forward_batch, AdamW, Batch, Host, Pass, Rates, StepWith, TrainConfig};
 use crate::bert::Classifier;
 use crate::cache::{CacheKey, PrefixCache};
 use crate::freeze::FreezePlan;
 use crate::fused::Dropouts;
-use crate::memory::PeakMeter;
+use crate::measured::PeakMeter;
 use crate::tokenize::EncodedBatch;
 use crate::{CoreError, Result};
 
@@ -56,13 +56,12 @@ pub fn fixed_batch(batch_size: usize, seq_len: usize, vocab: usize, cls: u32, se
     EncodedBatch::from_rows(&rows, 0)
 }
 
-/// Times `steps` training steps of `model` (on an autodiff device) on `batch` under `plan`.
-/// With `cache`, the frozen prefix is computed once beforehand, as it is after a cached run's
-/// first epoch.
+/// Times `steps` training steps of `model` (on an autodiff device) on `batch` under the row's
+/// plan. With the row's `cache`, the frozen prefix is computed once beforehand, as it is after a
+/// cached run's first epoch.
 pub async fn run(
     model: Classifier,
-    plan: &FreezePlan,
-    cache: bool,
+    (plan, cache): (&FreezePlan, bool),
     batch: &EncodedBatch,
     steps: usize,
     host: &dyn Host,
@@ -83,7 +82,8 @@ pub async fn run(
         u64::MAX,
     );
     if cache {
-        forward_batch(&model, plan, batch, &examples, Some(&mut store), None, &device).await?;
+        forward_batch(&model, plan, Pass { batch, examples: &examples, cache: Some(&mut store) }, None, &device)
+            .await?;
     }
     let mut peak = None;
     let mut elapsed = 0.0;
@@ -92,9 +92,17 @@ pub async fn run(
         let mut meter = PeakMeter::start(&device);
         let t0 = host.now();
         let cache = if cache { Some(&mut store) } else { None };
-        let this =
-            Batch { tokens: batch, examples: &examples, labels: &labels, weight: 1.0, cache, dropouts: &dropouts };
-        let (updated, loss) = update(model, plan, Some(this), &mut optim, &rates, &mut meter, None).await;
+        let this = Batch {
+            plan,
+            tokens: batch,
+            examples: &examples,
+            labels: &labels,
+            weight: 1.0,
+            cache,
+            dropouts: &dropouts,
+        };
+        let with = StepWith { rates: &rates, meter: &mut meter, exchange: None };
+        let (updated, loss) = optim.update(model, Some(this), with).await;
         model = updated;
         loss?;
         if step > 0 {

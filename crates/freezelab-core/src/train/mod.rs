@@ -16,7 +16,7 @@ use crate::device::read_f32;
 use crate::freeze::FreezePlan;
 use crate::fused::{self, Dropouts};
 use crate::loaded::block_params;
-use crate::memory::{self, MeasureSource, PeakMeter};
+use crate::measured::PeakMeter;
 use crate::seeded::{self, Draw};
 use crate::tokenize::{EncodedBatch, Tokenizer};
 use crate::{CoreError, Result};
@@ -25,10 +25,11 @@ use burn::tensor::{activation, Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use std::cell::Cell;
 
+use freezelab_protocol::memory::{self, MeasureSource};
 use freezelab_protocol::metrics::{argmax, Baseline, Metrics};
 pub use freezelab_protocol::run::TrainConfig;
 pub use host::{Host, MemoryReport, RunSummary, TrainEvent};
-pub use optimizer::{AdamW, Rates};
+pub use optimizer::{AdamW, Rates, StepWith};
 pub use plan::apply_plan;
 pub use replica::{Exchange, Reducer, Replica};
 
@@ -62,21 +63,17 @@ fn blocking_reads_allowed(device: &Device) -> bool {
 /// space (validation after train) so the cache can hold both.
 struct Prepared {
     rows: Vec<Vec<u32>>,
+    pad_id: u32,
     labels: Vec<usize>,
     train: Vec<usize>,
     validation: Vec<usize>,
 }
 
 impl Prepared {
-    /// `examples` as one batch, padded to their longest row.
-    fn batch(&self, examples: &[usize], pad_id: u32) -> EncodedBatch {
-        self.batch_to(examples, pad_id, 0)
-    }
-
     /// `examples` padded to `seq_len` tokens (at least their longest row's).
-    fn batch_to(&self, examples: &[usize], pad_id: u32, seq_len: usize) -> EncodedBatch {
+    fn batch_to(&self, examples: &[usize], seq_len: usize) -> EncodedBatch {
         let rows: Vec<Vec<u32>> = examples.iter().map(|&e| self.rows[e].clone()).collect();
-        EncodedBatch::from_rows_to(&rows, pad_id, seq_len)
+        EncodedBatch::from_rows_to(&rows, self.pad_id, seq_len)
     }
 
     fn longest(&self, examples: &[usize]) -> usize {
@@ -111,10 +108,19 @@ fn prepare(tokenizer: &Tokenizer, data: &Dataset, cfg: &TrainConfig) -> Result<P
     }
     Ok(Prepared {
         rows,
+        pad_id: tokenizer.pad_id(),
         labels,
         train: (0..train.len()).collect(),
         validation: (train.len()..train.len() + validation.len()).collect(),
     })
+}
+
+/// The rows of one forward pass: their tokens, the prepared examples they are (which index the
+/// prefix cache) and the cache, where one serves the pass.
+struct Pass<'a> {
+    batch: &'a EncodedBatch,
+    examples: &'a [usize],
+    cache: Option<&'a mut PrefixCache>,
 }
 
 /// Output of the frozen prefix (embeddings + layers `0..line`) for a batch, detached: nothing
@@ -122,12 +128,11 @@ fn prepare(tokenizer: &Tokenizer, data: &Dataset, cfg: &TrainConfig) -> Result<P
 async fn prefix_states(
     bert: &Bert,
     line: usize,
-    examples: &[usize],
-    batch: &EncodedBatch,
+    pass: Pass<'_>,
     input: &BatchTensors,
-    cache: Option<&mut PrefixCache>,
     device: &Device,
 ) -> Result<Tensor<3>> {
+    let Pass { batch, examples, cache } = pass;
     let h = bert.hidden_size();
     let s = batch.seq_len;
     let len = |row: usize| batch.tokens(row).len() * h;
@@ -158,21 +163,19 @@ async fn prefix_states(
     Ok(x)
 }
 
-/// Logits of `batch` under `plan`, as training computes them: the frozen prefix (cached, or
-/// computed and detached), then the layers above it. `examples` index the cache.
-/// `dropouts`: the run's stream, where the pass trains (its masks drawn from it).
+/// Logits of the pass's rows under `plan`, as training computes them: the frozen prefix (cached,
+/// or computed and detached), then the layers above it. `dropouts`: the run's stream, where the
+/// pass trains (its masks drawn from it).
 async fn forward_batch(
     model: &Classifier,
     plan: &FreezePlan,
-    batch: &EncodedBatch,
-    examples: &[usize],
-    cache: Option<&mut PrefixCache>,
+    pass: Pass<'_>,
     dropouts: Option<&Cell<Dropouts>>,
     device: &Device,
 ) -> Result<Tensor<2>> {
-    let input = BatchTensors::new(batch, device);
+    let input = BatchTensors::new(pass.batch, device);
     let prefix = match plan.freeze_line() {
-        Some(line) => Some((line, prefix_states(&model.bert, line, examples, batch, &input, cache, device).await?)),
+        Some(line) => Some((line, prefix_states(&model.bert, line, pass, &input, device).await?)),
         None => None,
     };
     let above = || {
@@ -197,14 +200,15 @@ pub async fn logits(
     dropouts: &Cell<Dropouts>,
     device: &Device,
 ) -> Result<Tensor<2>> {
-    forward_batch(model, plan, batch, &[], None, Some(dropouts), device).await
+    forward_batch(model, plan, Pass { batch, examples: &[], cache: None }, Some(dropouts), device).await
 }
 
-/// One training batch: its padded tokens, the prepared examples its rows are (they index the
-/// prefix cache, when one serves the run), their labels, the weight of its mean loss (a
-/// data-parallel replica's share of a batch weighs its share of the examples; else 1), and the
-/// run's dropout stream.
+/// One training batch: the plan it trains under, its padded tokens, the prepared examples its
+/// rows are (they index the prefix cache, when one serves the run), their labels, the weight of
+/// its mean loss (a data-parallel replica's share of a batch weighs its share of the examples;
+/// else 1), and the run's dropout stream.
 pub(crate) struct Batch<'a> {
+    pub plan: &'a FreezePlan,
     pub tokens: &'a EncodedBatch,
     pub examples: &'a [usize],
     pub labels: &'a [usize],
@@ -213,34 +217,31 @@ pub(crate) struct Batch<'a> {
     pub dropouts: &'a Cell<Dropouts>,
 }
 
-/// One optimizer update of `model` on `batch` under `plan`: forward (the frozen prefix from
-/// the cache where it holds it), cross-entropy, backward and AdamW at `rates`; in a
-/// data-parallel run the gradients are first summed with the other replicas' through
-/// `exchange`. The run loop and the bench step through here. Returns the model (updated, unless
-/// something failed) and the loss of the whole batch.
-pub(crate) async fn update(
-    model: Classifier,
-    plan: &FreezePlan,
-    batch: Option<Batch<'_>>,
-    optim: &mut AdamW,
-    rates: &Rates,
-    meter: &mut PeakMeter,
-    exchange: Option<Exchange<'_>>,
-) -> (Classifier, Result<f64>) {
-    let device = model.head.weight.val().device();
-    let loss = match batch {
-        Some(batch) => {
-            match forward_batch(&model, plan, batch.tokens, batch.examples, batch.cache, Some(batch.dropouts), &device)
-                .await
-            {
-                Ok(logits) => Some(cross_entropy(logits, batch.labels, &device) * batch.weight),
-                Err(e) => return (model, Err(e)),
+impl AdamW {
+    /// One optimizer update of `model` on `batch`: forward (the frozen prefix from the cache
+    /// where it holds it), cross-entropy, then [`AdamW::step`] (a data-parallel replica without
+    /// rows passes no batch). The run loop and the bench step through here. Returns the model
+    /// (updated, unless something failed) and the loss of the whole batch.
+    pub(crate) async fn update(
+        &mut self,
+        model: Classifier,
+        batch: Option<Batch<'_>>,
+        with: StepWith<'_>,
+    ) -> (Classifier, Result<f64>) {
+        let device = model.head.weight.val().device();
+        let loss = match batch {
+            Some(batch) => {
+                let pass = Pass { batch: batch.tokens, examples: batch.examples, cache: batch.cache };
+                match forward_batch(&model, batch.plan, pass, Some(batch.dropouts), &device).await {
+                    Ok(logits) => Some(cross_entropy(logits, batch.labels, &device) * batch.weight),
+                    Err(e) => return (model, Err(e)),
+                }
             }
-        }
-        None => None,
-    };
-    meter.sample();
-    optim.step(model, loss, rates, meter, exchange).await
+            None => None,
+        };
+        with.meter.sample();
+        self.step(model, loss, with).await
+    }
 }
 
 fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
@@ -258,44 +259,46 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], device: &Device) -> Te
     (log_probs * one_hot(labels, k, device)).sum().neg() / labels.len() as f64
 }
 
-/// Loss and metrics of `model` on the validation `examples`.
-async fn evaluate(
-    model: &Classifier,
-    plan: &FreezePlan,
-    prep: &Prepared,
-    examples: &[usize],
-    cfg: &TrainConfig,
-    pad_id: u32,
-    mut cache: Option<&mut PrefixCache>,
-) -> Result<Tally> {
-    let valid = model.valid();
-    let device = valid.head.weight.val().device();
-    let k = valid.num_labels();
-    let mut tally = Tally { loss_sum: 0.0, confusion: vec![vec![0; k]; k] };
-    for chunk in examples.chunks(cfg.batch_size.max(1)) {
-        let batch = prep.batch(chunk, pad_id);
-        let logits = forward_batch(&valid, plan, &batch, chunk, cache.as_deref_mut(), None, &device).await?;
-        let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
-        for (row, &e) in log_probs.chunks(k).zip(chunk) {
-            let label = prep.labels[e];
-            tally.loss_sum -= row[label] as f64;
-            tally.confusion[label][argmax(row)] += 1;
+impl Prepared {
+    /// Loss and metrics of `model` under `plan` on the validation `examples`, `batch_size` at a
+    /// time.
+    async fn evaluate(
+        &self,
+        (model, plan): (&Classifier, &FreezePlan),
+        examples: &[usize],
+        batch_size: usize,
+        mut cache: Option<&mut PrefixCache>,
+    ) -> Result<EvalSums> {
+        let valid = model.valid();
+        let device = valid.head.weight.val().device();
+        let k = valid.num_labels();
+        let mut tally = EvalSums { loss_sum: 0.0, confusion: vec![vec![0; k]; k] };
+        for chunk in examples.chunks(batch_size.max(1)) {
+            let batch = self.batch_to(chunk, 0);
+            let pass = Pass { batch: &batch, examples: chunk, cache: cache.as_deref_mut() };
+            let logits = forward_batch(&valid, plan, pass, None, &device).await?;
+            let log_probs = read_f32(activation::log_softmax(logits, 1)).await?;
+            for (row, &e) in log_probs.chunks(k).zip(chunk) {
+                let label = self.labels[e];
+                tally.loss_sum -= row[label] as f64;
+                tally.confusion[label][argmax(row)] += 1;
+            }
         }
+        Ok(tally)
     }
-    Ok(tally)
 }
 
 /// An evaluation's sums: the loss over its examples and the confusion counts, which replicas
 /// that each evaluated a share add up.
-struct Tally {
+struct EvalSums {
     loss_sum: f64,
     confusion: Vec<Vec<usize>>,
 }
 
-impl Tally {
+impl EvalSums {
     /// The sum over every replica's share, in replica order (counts add exactly; the loss as
     /// f32, within 1e-7 of the sum alone).
-    async fn summed(mut self, reducer: &mut dyn Reducer, key: usize) -> Result<Tally> {
+    async fn summed(mut self, reducer: &mut dyn Reducer, key: usize) -> Result<EvalSums> {
         let mut values: Vec<f32> = self.confusion.iter().flatten().map(|&c| c as f32).collect();
         values.push(self.loss_sum as f32);
         let summed = reducer.sum(key, values).await?;
@@ -423,7 +426,7 @@ impl<'a> Run<'a> {
         let truth: Vec<usize> = prep.validation.iter().map(|&e| prep.labels[e]).collect();
         let baseline = Baseline::majority(&truth, &data.labels.names);
         let planned =
-            memory::computed(&config.shape(), &params, &peak_stage, cfg.batch_size, cfg.max_len, planned_cache);
+            memory::computed(&config.shape(), &params, &peak_stage, (cfg.batch_size, cfg.max_len), planned_cache);
         ctx.host.emit(&TrainEvent::Started {
             total_steps,
             train_examples: prep.train.len(),
@@ -506,7 +509,7 @@ impl<'a> Run<'a> {
         let share = &chunk[range];
         let labels: Vec<usize> = share.iter().map(|&e| self.prep.labels[e]).collect();
         let seq_len = self.prep.longest(chunk);
-        let tokens = (!share.is_empty()).then(|| self.prep.batch_to(share, self.ctx.tokenizer.pad_id(), seq_len));
+        let tokens = (!share.is_empty()).then(|| self.prep.batch_to(share, seq_len));
         self.longest_seq = self.longest_seq.max(tokens.as_ref().map_or(0, |t| t.seq_len));
         let factor = match cfg.time_budget_seconds {
             Some(budget) => schedule::lr_factor_by_time(self.train_seconds / budget, cfg.warmup_fraction),
@@ -517,14 +520,23 @@ impl<'a> Run<'a> {
         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
         let weight = share.len() as f64 / chunk.len() as f64;
         let dropouts = &self.dropouts;
-        let batch =
-            tokens.as_ref().map(|tokens| Batch { tokens, examples: share, labels: &labels, weight, cache, dropouts });
+        let plan = &self.stage;
+        let batch = tokens.as_ref().map(|tokens| Batch {
+            plan,
+            tokens,
+            examples: share,
+            labels: &labels,
+            weight,
+            cache,
+            dropouts,
+        });
         // Every replica lists the whole batch's tokens, so all exchange the same rows.
         let pad_id = self.ctx.tokenizer.pad_id();
         let prep = &self.prep;
         let looked_up = chunk.iter().flat_map(|&e| prep.rows[e].iter().copied()).chain([pad_id]);
         let exchange = self.ctx.replica.as_mut().map(|r| Exchange::new(r, self.step, looked_up, dropouts));
-        let (model, loss) = update(model, &self.stage, batch, &mut self.optim, &rates, &mut meter, exchange).await;
+        let (model, loss) =
+            self.optim.update(model, batch, StepWith { rates: &rates, meter: &mut meter, exchange }).await;
         self.model = Some(model);
         let loss_value = loss?;
         if !loss_value.is_finite() {
@@ -557,7 +569,6 @@ impl<'a> Run<'a> {
         let cfg = self.ctx.cfg;
         let all = self.prep.validation.len();
         let n = if full { all } else { cfg.interim_eval_size.unwrap_or(all).min(all) };
-        let pad_id = self.ctx.tokenizer.pad_id();
         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
         let model = self.model.as_ref().expect("the model is back after every step");
         let examples = &self.prep.validation[..n];
@@ -567,7 +578,7 @@ impl<'a> Run<'a> {
         let tally = match self.ctx.replica.as_mut().filter(|r| r.count > 1 && !self.ctx.host.cancelled()) {
             Some(replica) => {
                 let share = &examples[replica.share(n)];
-                let mine = evaluate(model, &self.stage, &self.prep, share, cfg, pad_id, cache).await?;
+                let mine = self.prep.evaluate((model, &self.stage), share, cfg.batch_size, cache).await?;
                 let before = replica.reducer.waited();
                 let summed = mine.summed(&mut *replica.reducer, key).await;
                 // The exchange's time in the summary is the training's.
@@ -576,12 +587,12 @@ impl<'a> Run<'a> {
                     Ok(tally) => tally,
                     Err(_) if self.ctx.host.cancelled() => {
                         let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
-                        evaluate(model, &self.stage, &self.prep, examples, cfg, pad_id, cache).await?
+                        self.prep.evaluate((model, &self.stage), examples, cfg.batch_size, cache).await?
                     }
                     Err(e) => return Err(e),
                 }
             }
-            None => evaluate(model, &self.stage, &self.prep, examples, cfg, pad_id, cache).await?,
+            None => self.prep.evaluate((model, &self.stage), examples, cfg.batch_size, cache).await?,
         };
         let val_loss = tally.loss_sum / n.max(1) as f64;
         let metrics = Metrics::from_confusion(tally.confusion);
@@ -636,8 +647,7 @@ impl<'a> Run<'a> {
             &config.shape(),
             &self.params,
             &self.stage,
-            cfg.batch_size,
-            self.longest_seq.max(1),
+            (cfg.batch_size, self.longest_seq.max(1)),
             cache_bytes,
         );
         let last = self.evals.last().expect("evaluated at least once");

@@ -10,12 +10,20 @@ use crate::bert::Classifier;
 use crate::device::read_f32;
 use crate::freeze::FreezePlan;
 use crate::fused::{squared_norm, FusedAdamW, GradientScale};
-use crate::memory::PeakMeter;
+use crate::measured::PeakMeter;
 use crate::params::{walk, Kind, ParamAction};
 use crate::Result;
 
 use super::replica::{all_reduce, Exchange};
 use super::TrainConfig;
+
+/// How one step runs, beside its model and loss: each block's learning rate, the meter that
+/// samples its memory, and in a data-parallel run the exchange with the other replicas.
+pub struct StepWith<'a> {
+    pub rates: &'a Rates,
+    pub meter: &'a mut PeakMeter,
+    pub exchange: Option<Exchange<'a>>,
+}
 
 /// Lists parameter ids by group.
 #[derive(Default)]
@@ -133,19 +141,18 @@ impl AdamW {
     }
 
     /// Backward from `loss` (none: a data-parallel replica whose share of the batch is empty)
-    /// and one update, each block at its rate in `rates`; in a data-parallel run the gradients
-    /// are first summed with the other replicas' through `exchange`. Returns the model, updated
-    /// unless something failed (a stopped data-parallel run ends a replica's wait: the run then
-    /// finishes with the model it has), and the loss; waits for the update, so a clock around
-    /// it measures it.
+    /// and one update, each block at its rate in `with.rates`; in a data-parallel run the
+    /// gradients are first summed with the other replicas' through `with.exchange`. Returns the
+    /// model, updated unless something failed (a stopped data-parallel run ends a replica's wait:
+    /// the run then finishes with the model it has), and the loss; waits for the update, so a
+    /// clock around it measures it.
     pub async fn step(
         &mut self,
         model: Classifier,
         loss: Option<Tensor<1>>,
-        rates: &Rates,
-        meter: &mut PeakMeter,
-        exchange: Option<Exchange<'_>>,
+        with: StepWith<'_>,
     ) -> (Classifier, Result<f64>) {
+        let StepWith { rates, meter, exchange } = with;
         match self.gradients(&model, loss, meter, exchange).await {
             Ok((grads, loss)) => {
                 let (model, done) = self.apply(model, grads, rates).await;

@@ -86,10 +86,8 @@ pub fn train_replicas(config: &BertConfig, cfg: &TrainConfig, count: usize) -> (
     let runs = models.iter().zip(reducers.iter_mut().zip(hosts.iter_mut().zip(caches.iter_mut()))).enumerate().map(
         |(index, (m, (reducer, (host, cache))))| {
             let ctx = context(
-                (&m.config, &m.tokenizer),
-                "random-7",
-                &data,
-                cfg,
+                (&m.config, &m.tokenizer, "random-7"),
+                (&data, cfg),
                 cache,
                 host,
                 Some(Replica { index, count, reducer }),

@@ -10,7 +10,7 @@ use freezelab_core::config::BertConfig;
 use freezelab_core::freeze::FreezePlan;
 use freezelab_core::fused::Dropouts;
 use freezelab_core::loaded::{LoadedModel, ModelFiles};
-use freezelab_core::memory::PeakMeter;
+use freezelab_core::measured::PeakMeter;
 use freezelab_core::synthetic;
 use freezelab_core::tokenize::EncodedBatch;
 use freezelab_core::train::{self, schedule, AdamW, TrainConfig};
@@ -89,7 +89,8 @@ pub async fn replay(fx: &Fixture, device: &Device) -> (Vec<f64>, std::collection
         let factor = schedule::lr_factor(step, fx.steps, fx.warmup_steps);
         let mut meter = PeakMeter::start(&device);
         let rates = train::Rates::new(&plan, fx.lr, fx.head_lr, factor);
-        let (next, loss) = optim.step(classifier, Some(loss), &rates, &mut meter, None).await;
+        let with = train::StepWith { rates: &rates, meter: &mut meter, exchange: None };
+        let (next, loss) = optim.step(classifier, Some(loss), with).await;
         classifier = next;
         losses.push(loss.unwrap());
     }

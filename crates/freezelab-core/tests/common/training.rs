@@ -99,19 +99,17 @@ pub fn run_keyed(
     let mut m = model(config, 7, &device);
     let data = dataset(96);
     let mut host = Recorder::default();
-    let ctx = context((&m.config, &m.tokenizer), model_key, &data, cfg, cache, &mut host, None);
+    let ctx = context((&m.config, &m.tokenizer, model_key), (&data, cfg), cache, &mut host, None);
     let (trained, summary) = pollster::block_on(train::train(m.classifier, ctx)).unwrap();
     m.classifier = trained;
     (m, summary, host)
 }
 
-/// The run of `cfg` on a model (its config and tokenizer) and `data`, its cache naming the
-/// model `model_key`.
+/// The run of `cfg` on a model (its config, tokenizer, and the name its cache key gives it) and
+/// `data`.
 pub fn context<'a>(
-    (config, tokenizer): (&'a BertConfig, &'a Tokenizer),
-    model_key: &str,
-    data: &'a Dataset,
-    cfg: &'a TrainConfig,
+    (config, tokenizer, model_key): (&'a BertConfig, &'a Tokenizer, &str),
+    (data, cfg): (&'a Dataset, &'a TrainConfig),
     cache: &'a mut PrefixCache,
     host: &'a mut Recorder,
     replica: Option<Replica<'a>>,

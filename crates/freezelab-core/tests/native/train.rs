@@ -84,7 +84,7 @@ fn device_buffers_stop_growing_on_wgpu_where_an_adapter_exists() {
         let m = model(&config, 7, &device);
         let batch = m.tokenizer.encode_batch(&["the movie was great", "bad day"], 16).unwrap();
         let host = Recorder::default();
-        let run = bench::run(m.classifier, &plan, false, &batch, steps, &host);
+        let run = bench::run(m.classifier, (&plan, false), &batch, steps, &host);
         pollster::block_on(run).unwrap().pool_allocations.expect("cubecl counts its pool")
     };
     let (after_30, after_45) = (live(30), live(45));
@@ -616,7 +616,7 @@ fn a_non_finite_loss_ends_the_run_with_its_message() {
     let data = crate::common::training::dataset(96);
     let (mut cache, mut host) = (PrefixCache::new(), Recorder::default());
     let ctx: RunContext =
-        crate::common::training::context((&m.config, &m.tokenizer), "m", &data, &cfg, &mut cache, &mut host, None);
+        crate::common::training::context((&m.config, &m.tokenizer, "m"), (&data, &cfg), &mut cache, &mut host, None);
     let Err(e) = pollster::block_on(train::train(m.classifier, ctx)) else {
         panic!("the run ended with a finite loss")
     };

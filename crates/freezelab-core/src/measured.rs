@@ -1,12 +1,12 @@
-//! Memory of a training run, two ways: computed from the shapes (what freezing should save) and
-//! measured (what the allocator or the GPU memory pool actually held).
+//! Memory of a training run as measured: what the allocator or the GPU memory pool actually
+//! held (the computed figures, from the shapes alone, are freezelab_protocol::memory's).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use burn::tensor::Device;
 
-pub use freezelab_protocol::memory::*;
+use freezelab_protocol::memory::MeasureSource;
 
 /// A global allocator that counts live bytes and their peak. Binaries opt in with
 /// `#[global_allocator] static ALLOC: CountingAllocator = CountingAllocator;` (native and wasm).
