@@ -3,7 +3,7 @@
 use freezelab_protocol::messages::{BackendKind, Column};
 use leptos::prelude::*;
 
-pub use crate::actions::{queue, race_to_b, stop, train, train_both, RACE_MAX_EPOCHS};
+pub use crate::actions::{queue, race_to_b, stop, train, train_both};
 use crate::charts::Charts;
 use crate::column::RunColumn;
 use crate::examples::ExampleMaps;
@@ -12,10 +12,11 @@ use crate::layers::LayerProbe;
 use crate::offline::Offline;
 use crate::setup::Setup;
 use crate::share;
-use crate::state::Lab;
+use crate::state::{Lab, Ui};
 use crate::sweep::Sweep;
 use crate::try_it::TryIt;
 use crate::{pool, store};
+pub use freezelab_pool::race::RACE_MAX_EPOCHS;
 
 async fn load_manifest(lab: Lab) {
     let result = async {
@@ -38,35 +39,35 @@ async fn load_manifest(lab: Lab) {
     match result {
         Ok(m) => {
             crate::setup::load_defaults(lab, &m);
-            lab.manifest.set(Some(m));
+            lab.setup.manifest.set(Some(m));
         }
-        Err(e) => lab.error(e.to_string()),
+        Err(e) => lab.ui.error(e.to_string()),
     }
 }
 
 #[component]
 pub fn App() -> impl IntoView {
     let lab = Lab::new();
-    provide_context(lab);
+    lab.provide();
     match share::from_url() {
         Some(Ok(linked)) => {
-            lab.hyper.set(linked.hyper());
-            lab.presenting.set(linked.present);
-            lab.shared.set(Some(linked));
+            lab.setup.hyper.set(linked.hyper());
+            lab.ui.presenting.set(linked.present);
+            lab.setup.shared.set(Some(linked));
         }
-        Some(Err(e)) => lab.error(e),
+        Some(Err(e)) => lab.ui.error(e),
         None => {}
     }
     // The URL follows the set-up from the moment one exists.
     Effect::new(move || {
-        if let Some(now) = lab.setup() {
+        if let Some(now) = lab.link() {
             share::write_url(&now);
         }
     });
     // The equal-time race's B follows its A.
     Effect::new(move || race_to_b(lab));
     pool::spawn(lab);
-    crate::actions::choose_backend(lab, lab.backend_choice.get_untracked());
+    crate::actions::choose_backend(lab, lab.setup.backend_choice.get_untracked());
     store::keep(lab);
     leptos::task::spawn_local(load_manifest(lab));
     view! {
@@ -75,7 +76,7 @@ pub fn App() -> impl IntoView {
             <p class="tagline">"Fine-tune a real BERT in this tab. Freeze layers, train two runs, compare accuracy, speed and memory."</p>
         </header>
         <Errors/>
-        <main class:presenting=move || lab.presenting.get()>
+        <main class:presenting=move || lab.ui.presenting.get()>
             <Setup/>
             <Toolbar/>
             <div class="columns">
@@ -98,7 +99,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Toolbar() -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none();
+    let not_ready = move || lab.setup.model.get().is_none() || lab.setup.dataset.get().is_none();
     let copied = RwSignal::new(String::new());
     view! {
         <div class="toolbar" role="toolbar" aria-label="training">
@@ -106,14 +107,14 @@ fn Toolbar() -> impl IntoView {
             <button data-testid="train-B" disabled=not_ready on:click=move |_| { train(lab, Column::B); }>"Train B"</button>
             <button data-testid="train-both" disabled=not_ready on:click=move |_| train_both(lab)>"Train both"</button>
             <label class="inline" title="B trains as long as A did, in seconds: with the prefix cache a frozen plan gets many more epochs. The charts then run against seconds.">
-                <input type="checkbox" data-testid="race-equal-time" prop:checked=move || lab.race.get()
-                    on:change=move |ev| lab.race.set(event_target_checked(&ev))/>
+                <input type="checkbox" data-testid="race-equal-time" prop:checked=move || lab.columns.equal_time.get()
+                    on:change=move |ev| lab.columns.equal_time.set(event_target_checked(&ev))/>
                 " equal time"
             </label>
-            <button data-testid="stop" disabled=move || !lab.busy() on:click=move |_| stop(lab)>"Stop"</button>
-            <span class="hint">{move || if lab.race.get() {
+            <button data-testid="stop" disabled=move || !lab.results.busy() on:click=move |_| stop(lab)>"Stop"</button>
+            <span class="hint">{move || if lab.columns.equal_time.get() {
                 format!("B trains for A's training time (at most {RACE_MAX_EPOCHS} epochs).")
-            } else if lab.pool_size.get() > 1 && lab.backend.with(|b| b.as_ref().is_none_or(|b| b.kind == BackendKind::Cpu)) {
+            } else if lab.ui.pool_size.get() > 1 && lab.setup.backend.with(|b| b.as_ref().is_none_or(|b| b.kind == BackendKind::Cpu)) {
                 "A and B train at once, on two workers.".to_string()
             } else {
                 "Runs go one after the other on one worker.".to_string()
@@ -122,8 +123,8 @@ fn Toolbar() -> impl IntoView {
                 <button data-testid="copy-link" on:click=move |_| copy_link(copied)>"Copy link"</button>
                 <span aria-live="polite" class="muted">{move || copied.get()}</span>
                 <label class="inline">
-                    <input type="checkbox" data-testid="present" prop:checked=move || lab.presenting.get()
-                        on:change=move |ev| lab.presenting.set(event_target_checked(&ev))/>
+                    <input type="checkbox" data-testid="present" prop:checked=move || lab.ui.presenting.get()
+                        on:change=move |ev| lab.ui.presenting.set(event_target_checked(&ev))/>
                     " presentation mode"
                 </label>
             </span>
@@ -145,12 +146,12 @@ fn copy_link(note: RwSignal<String>) {
 /// Error messages, newest last, each dismissible; nothing else on the page is reset by them.
 #[component]
 fn Errors() -> impl IntoView {
-    let lab = expect_context::<Lab>();
+    let ui = expect_context::<Ui>();
     view! {
         <div class="errors" role="alert" data-testid="errors">
-            {move || lab.errors.get().into_iter().enumerate().map(|(i, message)| view! {
+            {move || ui.errors.get().into_iter().enumerate().map(|(i, message)| view! {
                 <p class="error">{message}" "
-                    <button aria-label="dismiss" on:click=move |_| lab.errors.update(|e| { if i < e.len() { e.remove(i); } })>"×"</button>
+                    <button aria-label="dismiss" on:click=move |_| ui.errors.update(|e| { if i < e.len() { e.remove(i); } })>"×"</button>
                 </p>
             }).collect_view()}
         </div>

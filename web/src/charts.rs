@@ -10,7 +10,7 @@ use crate::{export, painter};
 
 /// Each column's pinned run's points, against steps, or against seconds in the equal-time race.
 fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<(String, Vec<(f64, f64)>)> {
-    let seconds = lab.race.get();
+    let seconds = lab.columns.equal_time.get();
     Column::BOTH
         .iter()
         .map(|&c| match lab.pinned_run(c) {
@@ -25,7 +25,7 @@ fn series(lab: Lab, pick: fn(&crate::state::RunView) -> Vec<(f64, f64)>) -> Vec<
 
 /// The x-axis of the run charts.
 fn x_label(lab: Lab) -> &'static str {
-    if lab.race.get() {
+    if lab.columns.equal_time.get() {
         "seconds"
     } else {
         "step"

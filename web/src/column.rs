@@ -1,7 +1,6 @@
 //! One comparison column: the layer stack with its freeze boxes and presets, the computed memory
 //! of the plan (redrawn on every tick, before any training), and the pinned run's results.
 
-use freezelab_protocol::decimal::parse_f64;
 use freezelab_protocol::freeze::{FreezePlan, Mode, Preset};
 use freezelab_protocol::memory::{self, ComputedMemory};
 use freezelab_protocol::messages::{BackendChoice, Column, ModelInfo};
@@ -9,30 +8,32 @@ use leptos::prelude::*;
 
 use crate::layers::{block_probe, freeze_line_note};
 use crate::memory_bar::MemoryBar;
+use crate::mode::ModePicker;
 use crate::state::{Lab, RunStatus, RunView};
 use crate::{export, format};
 
 /// Computed memory of `plan` at the page's settings, the prefix cache included.
 pub fn planned(lab: Lab, model: &ModelInfo, plan: &FreezePlan) -> ComputedMemory {
-    lab.hyper.get().planned(model, lab.dataset.get().as_ref(), plan)
+    lab.setup.hyper.get().planned(model, lab.setup.dataset.get().as_ref(), plan)
 }
 
 /// The larger of the two columns' computed totals: both bars use it as their full width.
 pub fn shared_scale(lab: Lab) -> u64 {
-    let Some(model) = lab.model.get() else { return 1 };
-    Column::BOTH.iter().map(|&c| planned(lab, &model, &lab.plan(c).get()).total()).max().unwrap_or(1)
+    let Some(model) = lab.setup.model.get() else { return 1 };
+    Column::BOTH.iter().map(|&c| planned(lab, &model, &lab.columns.plan(c).get()).total()).max().unwrap_or(1)
 }
 
 #[component]
 pub fn RunColumn(column: Column) -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let plan = lab.plan(column);
+    let plan = lab.columns.plan(column);
     let name = column.name();
-    let computed = Signal::derive(move || lab.model.get().map(|m| planned(lab, &m, &plan.get())).unwrap_or_default());
+    let computed =
+        Signal::derive(move || lab.setup.model.get().map(|m| planned(lab, &m, &plan.get())).unwrap_or_default());
     let scale = Signal::derive(move || shared_scale(lab));
     let trainable = move || {
-        let peak = lab.hyper.with(|h| h.peak(&plan.get(), lab.dataset.get().as_ref()));
-        lab.model.with(|m| m.as_ref().map_or(0, |m| memory::trainable_params(&m.params, &peak)))
+        let peak = lab.setup.hyper.with(|h| h.peak(&plan.get(), lab.setup.dataset.get().as_ref()));
+        lab.setup.model.with(|m| m.as_ref().map_or(0, |m| memory::trainable_params(&m.params, &peak)))
     };
     view! {
         <section class="column" aria-labelledby=format!("col-{name}")>
@@ -71,7 +72,7 @@ pub fn RunColumn(column: Column) -> impl IntoView {
 
 /// Says so when the prefix cache is what makes a frozen plan heavier than training everything.
 fn cache_note(lab: Lab, plan: ComputedMemory) -> Option<impl IntoView> {
-    let model = lab.model.get()?;
+    let model = lab.setup.model.get()?;
     let all = planned(lab, &model, &FreezePlan::none(model.num_layers())).total();
     (plan.cache > 0 && plan.total() > all).then(|| {
         view! {
@@ -86,141 +87,23 @@ fn cache_note(lab: Lab, plan: ComputedMemory) -> Option<impl IntoView> {
     })
 }
 
-/// How the unfrozen blocks train (the freeze boxes alone, BitFit, LoRA and its rank, alpha and
-/// targets, LLRD and its decay, gradual unfreezing and its pace) and the
-/// column's encoder learning rate: the mode's suggestion until the user sets one.
-#[component]
-fn ModePicker(column: Column) -> impl IntoView {
-    let lab = expect_context::<Lab>();
-    let plan = lab.plan(column);
-    let name = column.name();
-    let set_mode = move |mode: Mode| {
-        plan.update(|p| p.mode = mode);
-        lab.lr_override.update(|o| o[column as usize] = None);
-    };
-    // The mode's own settings: LoRA's rank, alpha and targets, LLRD's decay, gradual
-    // unfreezing's steps between two openings.
-    let number = move |label: &'static str,
-                       testid: &'static str,
-                       value: String,
-                       with: fn(Mode, &str) -> Option<Mode>| {
-        let on_change = move |ev| {
-            let mode = with(plan.get_untracked().mode, &event_target_value(&ev));
-            match mode.ok_or_else(|| format!("{testid} must be a number")).and_then(|m| m.validate().map(|()| m)) {
-                Ok(mode) => plan.update(|p| p.mode = mode),
-                Err(e) => lab.error(format!("run {name}: {e}")),
-            }
-        };
-        view! {
-            <label>{label}
-                <input type="number" step="any" data-testid=format!("{testid}-{name}") prop:value=value on:change=on_change/>
-            </label>
-        }
-    };
-    let setting = move || {
-        match plan.get().mode {
-        Mode::Llrd { decay } => {
-            Some(number("decay ", "llrd-decay", decay.to_string(), |_, v| Some(Mode::Llrd { decay: parse_f64(v)? })).into_any())
-        }
-        Mode::Gradual { every } => Some(
-            number("open a block every ", "gradual-every", every.to_string(), |_, v| {
-                Some(Mode::Gradual { every: v.parse().ok()? })
-            })
-            .into_any(),
-        ),
-        Mode::Lora { rank, alpha, all_linear } => Some(
-            view! {
-                {number("rank ", "lora-rank", rank.to_string(), |m, v| match m {
-                    Mode::Lora { alpha, all_linear, .. } => Some(Mode::Lora { rank: v.parse().ok()?, alpha, all_linear }),
-                    _ => None,
-                })}
-                {number("alpha ", "lora-alpha", alpha.to_string(), |m, v| match m {
-                    Mode::Lora { rank, all_linear, .. } => Some(Mode::Lora { rank, alpha: parse_f64(v)?, all_linear }),
-                    _ => None,
-                })}
-                <label>
-                    <input type="checkbox" data-testid=format!("lora-all-{name}") prop:checked=all_linear
-                        on:change=move |ev| {
-                            let all = event_target_checked(&ev);
-                            plan.update(|p| if let Mode::Lora { all_linear, .. } = &mut p.mode { *all_linear = all });
-                        }/>
-                    " every linear (not only query and value)"
-                </label>
-            }
-            .into_any(),
-        ),
-        Mode::Freeze | Mode::Bitfit => None,
-    }
-    };
-    let lr = move || lab.column_lr(column);
-    let set_lr = move |ev| match parse_f64(&event_target_value(&ev)) {
-        Some(v) if v.is_finite() && v > 0.0 && v <= 1.0 => lab.lr_override.update(|o| o[column as usize] = Some(v)),
-        _ => lab.error(format!("run {name}: setting lr: must be a number in (0, 1]")),
-    };
-    let hint = move || {
-        let p = plan.get();
-        let page_lr = lab.hyper.with(|h| h.lr);
-        let lr_note = match lab.lr_override.with(|o| o[column as usize]) {
-            Some(_) => format!("encoder lr set here (the mode suggests {})", p.mode.suggested_lr(page_lr)),
-            None if p.mode.suggested_lr(page_lr) != page_lr => format!("encoder lr: this mode's usual {}", lr()),
-            None => "encoder lr: the settings' rate".to_string(),
-        };
-        let what = match p.mode {
-            Mode::Freeze => "unfrozen blocks train every weight".to_string(),
-            Mode::Bitfit => "unfrozen blocks train only their bias terms (linear biases, LayerNorm shifts)".to_string(),
-            Mode::Llrd { decay } => format!(
-                "the top layer trains at the encoder lr, each block below at {decay} × the one above: layer 0 at {:.2}×, the embeddings at {:.2}×",
-                p.lr_scale(Some(0)),
-                p.lr_scale(None)
-            ),
-            Mode::Lora { rank, alpha, all_linear } => format!(
-                "the pretrained weights stay fixed; in each unfrozen layer the {} learn a rank-{rank} update scaled by {alpha}/{rank}, merged into the weights on download; the embeddings do not train",
-                if all_linear { "six linear projections" } else { "query and value projections" }
-            ),
-            Mode::Gradual { every } => format!(
-                "the head trains alone at first; every {every} steps one more unfrozen block opens, from the top (this budget: {} steps); the memory and trainable parameters shown are the schedule's peak, the blocks open by its last step",
-                lab.hyper.with(|h| h.steps(lab.dataset.get().as_ref()))
-            ),
-        };
-        format!("{what}; {lr_note}.")
-    };
-    view! {
-        <div class="mode" role="group" aria-label=format!("training mode of run {name}")>
-            <label>"mode "
-                <select data-testid=format!("mode-{name}")
-                    on:change=move |ev| set_mode(Mode::from_id(&event_target_value(&ev)).unwrap_or_default())>
-                    {Mode::ALL.into_iter().map(|m| view! {
-                        <option value=m.id() prop:selected=move || plan.with(|p| p.mode.id() == m.id())>{m.title()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
-            {setting}
-            <label>"encoder lr "
-                <input type="number" min="0" step="any" data-testid=format!("lr-{name}") prop:value=move || lr().to_string()
-                    on:change=set_lr/>
-            </label>
-            <p class="hint" data-testid=format!("mode-hint-{name}")>{hint}</p>
-        </div>
-    }
-}
-
 /// Head on top, then layers N-1 … 0, then the embeddings, each with its freeze box.
 #[component]
 fn LayerStack(column: Column) -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let plan = lab.plan(column);
+    let plan = lab.columns.plan(column);
     let name = column.name();
     let cached = move |in_prefix: bool| {
-        let hyper = lab.hyper.get();
+        let hyper = lab.setup.hyper.get();
         hyper.cache && in_prefix
     };
     let rows = move || {
-        let Some(model) = lab.model.get() else {
+        let Some(model) = lab.setup.model.get() else {
             return view! { <li class="muted">"load a model to see its layers"</li> }.into_any();
         };
         let n = model.num_layers();
         let line = plan.get().cache_line();
-        let steps = lab.hyper.with(|h| h.steps(lab.dataset.get().as_ref()));
+        let steps = lab.setup.hyper.with(|h| h.steps(lab.setup.dataset.get().as_ref()));
         let layer_rows = (0..n).rev().map(|i| {
             let params = model.params.layers[i];
             let in_prefix = line.is_some_and(|k| i < k);
@@ -243,7 +126,7 @@ fn LayerStack(column: Column) -> impl IntoView {
         }).collect_view();
         let emb_id = format!("freeze-{name}-emb");
         let emb_cached = line.is_some();
-        let emb_note = (lab.hyper.get().cache && plan.get().freeze_line() == Some(0)).then(|| view! {
+        let emb_note = (lab.setup.hyper.get().cache && plan.get().freeze_line() == Some(0)).then(|| view! {
             <span class="badge muted" data-testid=format!("cache-skipped-{name}")
                 title="frozen embeddings alone are a table lookup: caching their output would cost 4 bytes × hidden size per token and save almost nothing">
                 "not cached"

@@ -6,7 +6,7 @@ use freezelab_protocol::messages::BackendKind;
 use leptos::prelude::*;
 
 use crate::adapter;
-use crate::state::Lab;
+use crate::state::{SetUp, Ui};
 
 /// A browser engine, told from the user agent (Chromium-based browsers name Chrome, Edge adds
 /// `Edg/`; WebKit browsers other than Chromium's name `AppleWebKit` and `Version/`).
@@ -51,7 +51,8 @@ fn webgpu_word(found: Option<bool>) -> &'static str {
 
 #[component]
 pub fn EngineStatus() -> impl IntoView {
-    let lab = expect_context::<Lab>();
+    let setup = expect_context::<SetUp>();
+    let ui = expect_context::<Ui>();
     let window = web_sys::window();
     let agent = window.as_ref().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default();
     let cores = window.as_ref().map(|w| w.navigator().hardware_concurrency() as usize).unwrap_or(0);
@@ -60,7 +61,7 @@ pub fn EngineStatus() -> impl IntoView {
     leptos::task::spawn_local(async move { webgpu.set(Some(adapter::webgpu().await)) });
     // On the CPU the worker names its matrix kernel; on WebGPU the products run there.
     let kernel = move || {
-        lab.backend.get().map(|b| match b.kind {
+        setup.backend.get().map(|b| match b.kind {
             BackendKind::Webgpu => ("gpu", "matrix products on WebGPU".to_string()),
             BackendKind::Cpu => {
                 let simd = b.adapter.unwrap_or_default();
@@ -69,12 +70,12 @@ pub fn EngineStatus() -> impl IntoView {
             }
         })
     };
-    let gpu = move || match (lab.backend.get(), webgpu.get()) {
+    let gpu = move || match (setup.backend.get(), webgpu.get()) {
         (Some(b), _) if b.kind == BackendKind::Webgpu => format!("WebGPU adapter: {}", b.adapter.unwrap_or_default()),
         (_, None) => "WebGPU: looking…".to_string(),
         (_, Some(found)) => format!("WebGPU adapter: {}", webgpu_word(found)),
     };
-    let workers = move || lab.pool.get().up;
+    let workers = move || ui.pool.get().up;
     let line = {
         let name = engine.name.clone();
         move || {

@@ -21,7 +21,10 @@ pub fn current_disagreements(lab: Lab) -> Option<Vec<Disagreement>> {
 }
 
 fn label_name(lab: Lab, label: usize) -> String {
-    lab.dataset.with_untracked(|d| d.as_ref().and_then(|d| d.labels.get(label).cloned())).unwrap_or(label.to_string())
+    lab.setup
+        .dataset
+        .with_untracked(|d| d.as_ref().and_then(|d| d.labels.get(label).cloned()))
+        .unwrap_or(label.to_string())
 }
 
 /// One map as SVG: points coloured by label, a run's misses ringed, `extent` the largest |x|, |y|

@@ -95,7 +95,7 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
     let n = summaries.len();
     for summary in summaries {
         let imported = || crate::state::IMPORTED.to_string();
-        let mut run = RunView::queued(lab.new_run_id(), Column::A.into(), summary.config.clone()).on(
+        let mut run = RunView::queued(lab.results.new_run_id(), Column::A.into(), summary.config.clone()).on(
             imported(),
             imported(),
             imported(),
@@ -106,7 +106,7 @@ pub fn import(lab: Lab, text: &str) -> Result<usize, String> {
         run.planned = Some(summary.memory.computed);
         run.baseline = (!summary.baseline.label.is_empty()).then(|| summary.baseline.clone());
         run.summary = Some(summary);
-        lab.runs.push(run);
+        lab.results.runs.push(run);
     }
     Ok(n)
 }
@@ -188,7 +188,7 @@ pub fn download_png(lab: Lab, name: String, svg: String) {
         }
         .await;
         if let Err(e) = drawn {
-            lab.error(format!("{name}: the chart could not be drawn as PNG ({e:?})"));
+            lab.ui.error(format!("{name}: the chart could not be drawn as PNG ({e:?})"));
         }
     });
 }

@@ -66,8 +66,8 @@ fn import_file(lab: Lab, ev: &leptos::ev::Event) {
         let text = wasm_bindgen_futures::JsFuture::from(promise).await.ok().and_then(|t| t.as_string());
         match text.map(|t| export::import(lab, &t)) {
             Some(Ok(_)) => {}
-            Some(Err(e)) => lab.error(e),
-            None => lab.error("import: the file could not be read".into()),
+            Some(Err(e)) => lab.ui.error(e),
+            None => lab.ui.error("import: the file could not be read".into()),
         }
     });
 }
@@ -76,8 +76,9 @@ fn import_file(lab: Lab, ev: &leptos::ev::Event) {
 /// then keep).
 fn model_cell(lab: Lab, run: &RunView) -> impl IntoView {
     let id = run.id;
-    let kept = move || lab.kept.with(|k| k.get(&id).copied());
-    let offered = move || lab.exported.with(|e| e.as_ref().filter(|(r, _)| *r == id).map(|(_, url)| url.clone()));
+    let kept = move || lab.results.kept.with(|k| k.get(&id).copied());
+    let offered =
+        move || lab.results.exported.with(|e| e.as_ref().filter(|(r, _)| *r == id).map(|(_, url)| url.clone()));
     let done = run.status == RunStatus::Done && !run.imported();
     let bytes = run.model_bytes;
     move || match (kept(), offered()) {
@@ -102,7 +103,7 @@ fn model_cell(lab: Lab, run: &RunView) -> impl IntoView {
 pub fn History() -> impl IntoView {
     let lab = expect_context::<Lab>();
     // A memo: a training step changes no finished run, so the table is not redrawn for it.
-    let finished = Memo::new(move |_| lab.runs.filter(RunView::finished));
+    let finished = Memo::new(move |_| lab.results.runs.filter(RunView::finished));
     let finished = move || finished.get();
     view! {
         <section class="history" aria-label="run history">
@@ -111,7 +112,7 @@ pub fn History() -> impl IntoView {
                 <button on:click=move |_| export::download("freezelab-runs.csv", "text/csv", &export::csv(&finished()))>"Export CSV"</button>
                 <button on:click=move |_| match export::json(lab, &finished()) {
                     Ok(text) => export::download("freezelab-runs.json", "application/json", &text),
-                    Err(e) => lab.error(format!("export: {e}")),
+                    Err(e) => lab.ui.error(format!("export: {e}")),
                 }>"Export JSON"</button>
                 <label>"Import JSON "
                     <input type="file" accept=".json" data-testid="history-import" on:change=move |ev| import_file(lab, &ev)/>
@@ -148,8 +149,8 @@ pub fn History() -> impl IntoView {
                                 <td>{s.as_ref().map(|s| format::seconds(s.wall_seconds))}</td>
                                 <td>{status}</td>
                                 <td>
-                                    <button on:click=move |_| lab.pin(Column::A, id) aria-label=format!("pin run {id} to A")>"A"</button>
-                                    <button on:click=move |_| lab.pin(Column::B, id) aria-label=format!("pin run {id} to B")>"B"</button>
+                                    <button on:click=move |_| lab.columns.pin(Column::A, id) aria-label=format!("pin run {id} to A")>"A"</button>
+                                    <button on:click=move |_| lab.columns.pin(Column::B, id) aria-label=format!("pin run {id} to B")>"B"</button>
                                 </td>
                                 <td>
                                     {model_cell(lab, &run)}

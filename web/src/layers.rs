@@ -31,7 +31,7 @@ fn percent(x: f64) -> String {
 pub fn LayerProbe() -> impl IntoView {
     let lab = expect_context::<Lab>();
     let report = report(lab);
-    let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none();
+    let not_ready = move || lab.setup.model.get().is_none() || lab.setup.dataset.get().is_none();
     let running = move || lab.probe.running.get();
     let progress = move || {
         running().map(|(_, done, total)| {

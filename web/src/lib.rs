@@ -19,6 +19,7 @@ pub mod json;
 pub mod layers;
 pub mod legacy;
 pub mod memory_bar;
+pub mod mode;
 pub mod offline;
 pub mod painter;
 pub mod pool;
@@ -30,6 +31,7 @@ pub mod state;
 pub mod store;
 pub mod sweep;
 pub mod try_it;
+pub mod upload;
 
 /// Mounts the page on `<body>`.
 pub fn mount() {

@@ -9,7 +9,7 @@ use js_sys::Function;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
-use crate::state::Lab;
+use crate::state::{Results, SetUp};
 
 #[wasm_bindgen(inline_js = r#"
 export function built_version() {
@@ -87,7 +87,8 @@ enum Copy {
 /// "Available offline · N MB", the update prompt and the remove button (`offline-status`).
 #[component]
 pub fn Offline() -> impl IntoView {
-    let lab = expect_context::<Lab>();
+    let results = expect_context::<Results>();
+    let setup = expect_context::<SetUp>();
     let version = built_version();
     let copy = RwSignal::new(if version.is_some() { Copy::Storing } else { Copy::NotBuilt });
     let update = RwSignal::new(false);
@@ -95,7 +96,7 @@ pub fn Offline() -> impl IntoView {
         // Once, after the first model and data have loaded.
         let asked = StoredValue::new(false);
         Effect::new(move || {
-            if asked.get_value() || lab.model.get().is_none() || lab.dataset.get().is_none() {
+            if asked.get_value() || setup.model.get().is_none() || setup.dataset.get().is_none() {
                 return;
             }
             asked.set_value(true);
@@ -146,7 +147,7 @@ pub fn Offline() -> impl IntoView {
                 " "<button data-testid="offline-remove" on:click=remove>"Remove the offline copy"</button>
             </Show>
             <Show when=move || update.get()>
-                " "<button data-testid="update-reload" disabled=move || lab.busy() on:click=reload
+                " "<button data-testid="update-reload" disabled=move || results.busy() on:click=reload
                     title="Runs in progress finish first">"A new version is available — reload"</button>
             </Show>
         </p>

@@ -53,10 +53,10 @@ fn encode(message: &ToWorker) -> JsValue {
 /// What the pool reads of the page with each event.
 fn page(lab: Lab) -> Page {
     Page {
-        size: lab.pool_size.get_untracked(),
-        choice: lab.backend_choice.get_untracked(),
-        on_gpu: lab.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu)),
-        alive: lab.worker_alive.get_untracked(),
+        size: lab.ui.pool_size.get_untracked(),
+        choice: lab.setup.backend_choice.get_untracked(),
+        on_gpu: lab.setup.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu)),
+        alive: lab.ui.worker_alive.get_untracked(),
     }
 }
 
@@ -108,14 +108,14 @@ fn perform(lab: Lab, effects: Vec<Effect>) {
                 gone.iter().for_each(|h| h.worker.terminate());
             }
             Effect::Page(message) => lab.apply(message),
-            Effect::Error(message) => lab.error(message),
+            Effect::Error(message) => lab.ui.error(message),
             Effect::Download { name, url } => download::url(&name, &url),
             Effect::WorkersLost => lab.worker_lost(),
             Effect::FailRun { run_id, message } => {
-                lab.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu: false })
+                lab.results.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu: false })
             }
-            Effect::Predicting { text } => lab.predictions.set(Some((text, Vec::new()))),
-            Effect::Status(now) => lab.pool.set(now),
+            Effect::Predicting { text } => lab.results.predictions.set(Some((text, Vec::new()))),
+            Effect::Status(now) => lab.ui.pool.set(now),
         }
     }
 }
@@ -149,7 +149,7 @@ fn start_worker(lab: Lab, gpu: bool) -> Result<(), String> {
                 }
                 step(lab, |pool, page| pool.on_message(page, index, message));
             }
-            Err(e) => lab.error(format!("unreadable message from a training worker: {e}")),
+            Err(e) => lab.ui.error(format!("unreadable message from a training worker: {e}")),
         }
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

@@ -1,5 +1,6 @@
-//! The page's state: one `Lab` of signals, shared through context, and the reducer that folds
-//! worker messages into it. Components read signals; only `apply` and user actions write them.
+//! The page's state: one `Lab` of signals in parts by owner (set-up, columns, results, the page's
+//! own, the probe), each shared through context, and the reducer that folds worker messages into
+//! it. Components read signals; only `apply` and user actions write them.
 //! Each run has a signal of its own (`runs`), so a training step reaches only what shows that run.
 
 use freezelab_protocol::freeze::FreezePlan;
@@ -15,6 +16,7 @@ use crate::run::apply_event;
 pub use crate::run::{RunStatus, RunView, IMPORTED};
 use crate::runs::Runs;
 use crate::share::Shared;
+use freezelab_pool::race::Race;
 use freezelab_protocol::manifest::Manifest;
 
 /// The default pool: every core but the page's, at least two (a run each for A and B) and at
@@ -57,11 +59,11 @@ impl Probing {
     }
 }
 
-/// The page's state. Every field is a signal, so `Lab` is `Copy` and goes into closures freely.
+/// What the set-up panel shows and the lead worker's answers fill: the assets on offer, the
+/// backend, the model, the data and the settings.
 #[derive(Clone, Copy)]
-pub struct Lab {
+pub struct SetUp {
     pub manifest: RwSignal<Option<Manifest>>,
-    pub worker_alive: RwSignal<bool>,
     pub backend: RwSignal<Option<BackendInfo>>,
     pub backend_choice: RwSignal<BackendChoice>,
     pub model: RwSignal<Option<ModelInfo>>,
@@ -72,82 +74,28 @@ pub struct Lab {
     pub upload: RwSignal<Option<UserFile>>,
     pub preview: RwSignal<Option<FilePreview>>,
     pub hyper: RwSignal<Hyper>,
+    pub download: RwSignal<Option<Download>>,
+    /// A link's set-up whose freeze plans wait for the model to load.
+    pub shared: RwSignal<Option<Shared>>,
+}
+
+/// Columns A and B: their plans and learning rates, the runs they show, and the race between.
+#[derive(Clone, Copy)]
+pub struct Columns {
     pub plan_a: RwSignal<FreezePlan>,
     pub plan_b: RwSignal<FreezePlan>,
     /// Column A's and B's encoder learning rate where the user set one; otherwise the mode's
     /// suggestion at the page's rate.
     pub lr_override: RwSignal<[Option<f64>; 2]>,
-    pub runs: Runs,
-    /// Whether a run is queued or training (a memo: a step does not wake its readers).
-    busy: Memo<bool>,
     /// The run shown in each column (A, B).
     pub pinned: RwSignal<[Option<u32>; 2]>,
-    /// The sweep shown in the sweep panel (its first run id).
-    pub sweep: RwSignal<Option<u32>>,
-    /// The worker's latest model download: run id and `blob:` URL (valid until the next one).
-    pub exported: RwSignal<Option<(u32, String)>>,
-    /// Models kept in this browser: run id → bytes.
-    pub kept: RwSignal<std::collections::HashMap<u32, u64>>,
-    pub next_run: RwSignal<u32>,
-    pub download: RwSignal<Option<Download>>,
-    pub errors: RwSignal<Vec<String>>,
-    pub predictions: RwSignal<Option<(String, Vec<Prediction>)>>,
-    /// The training workers: how many are up, training, waited for, and their heaps.
-    pub pool: RwSignal<freezelab_pool::Status>,
-    /// The most workers the pool may start (runs trained at once on the CPU).
-    pub pool_size: RwSignal<usize>,
-    /// Workers one run may use (data-parallel); 1: a run trains on one worker.
-    pub run_workers: RwSignal<usize>,
-    /// A link's set-up whose freeze plans wait for the model to load.
-    pub shared: RwSignal<Option<Shared>>,
-    /// Presentation mode: advanced controls hidden, charts larger.
-    pub presenting: RwSignal<bool>,
     /// The equal-time race is on: B gets A's training time, the charts run against seconds.
-    pub race: RwSignal<bool>,
-    /// The run whose end starts the race's B.
-    pub race_after: RwSignal<Option<u32>>,
-    pub probe: Probing,
+    pub equal_time: RwSignal<bool>,
+    /// The race's B, waiting for its A or not.
+    pub race: RwSignal<Race>,
 }
 
-impl Lab {
-    pub fn new() -> Self {
-        let runs = Runs::new();
-        Lab {
-            manifest: RwSignal::new(None),
-            worker_alive: RwSignal::new(false),
-            backend: RwSignal::new(None),
-            backend_choice: RwSignal::new(BackendChoice::Auto),
-            model: RwSignal::new(None),
-            model_busy: RwSignal::new(false),
-            dataset: RwSignal::new(None),
-            dataset_busy: RwSignal::new(false),
-            upload: RwSignal::new(None),
-            preview: RwSignal::new(None),
-            hyper: RwSignal::new(Hyper::for_backend(BackendKind::Cpu)),
-            plan_a: RwSignal::new(FreezePlan::none(0)),
-            plan_b: RwSignal::new(FreezePlan::none(0)),
-            lr_override: RwSignal::new([None, None]),
-            runs,
-            busy: Memo::new(move |_| runs.any(|r| !r.finished())),
-            pinned: RwSignal::new([None, None]),
-            sweep: RwSignal::new(None),
-            exported: RwSignal::new(None),
-            kept: RwSignal::new(Default::default()),
-            next_run: RwSignal::new(1),
-            download: RwSignal::new(None),
-            errors: RwSignal::new(Vec::new()),
-            predictions: RwSignal::new(None),
-            pool: RwSignal::new(freezelab_pool::Status::default()),
-            pool_size: RwSignal::new(default_pool_size()),
-            run_workers: RwSignal::new(1),
-            shared: RwSignal::new(None),
-            presenting: RwSignal::new(false),
-            race: RwSignal::new(false),
-            race_after: RwSignal::new(None),
-            probe: Probing::new(),
-        }
-    }
-
+impl Columns {
     /// The editable plan of column A or B.
     pub fn plan(&self, column: Column) -> RwSignal<FreezePlan> {
         match column {
@@ -156,25 +104,153 @@ impl Lab {
         }
     }
 
-    /// The encoder learning rate column A or B trains at: the user's, or its mode's suggestion.
-    pub fn column_lr(&self, column: Column) -> f64 {
+    /// The encoder learning rate `column` trains at: the user's, or its mode's suggestion at
+    /// the page's rate `page_lr`.
+    pub fn lr(&self, column: Column, page_lr: f64) -> f64 {
         let set = self.lr_override.with(|o| o[column as usize]);
-        set.unwrap_or_else(|| self.plan(column).with(|p| p.mode.suggested_lr(self.hyper.with(|h| h.lr))))
-    }
-
-    pub fn pinned_run(&self, column: Column) -> Option<RunView> {
-        let id = self.pinned.with(|p| p[column as usize])?;
-        self.runs.get(id)
+        set.unwrap_or_else(|| self.plan(column).with(|p| p.mode.suggested_lr(page_lr)))
     }
 
     pub fn pin(&self, column: Column, id: u32) {
         self.pinned.update(|p| p[column as usize] = Some(id));
     }
+}
 
-    /// The set-up now, if a model and dataset are loaded.
-    pub fn setup(&self) -> Option<Shared> {
-        let (model, data) = (self.model.get()?, self.dataset.get()?);
-        let h = self.hyper.get();
+/// Runs, past and present, and what was done with them: sweeps, downloads, kept models,
+/// predictions.
+#[derive(Clone, Copy)]
+pub struct Results {
+    pub runs: Runs,
+    /// Whether a run is queued or training (a memo: a step does not wake its readers).
+    busy: Memo<bool>,
+    /// The sweep shown in the sweep panel (its first run id).
+    pub sweep: RwSignal<Option<u32>>,
+    /// The worker's latest model download: run id and `blob:` URL (valid until the next one).
+    pub exported: RwSignal<Option<(u32, String)>>,
+    /// Models kept in this browser: run id → bytes.
+    pub kept: RwSignal<std::collections::HashMap<u32, u64>>,
+    /// The next run's number.
+    pub next_run: RwSignal<u32>,
+    pub predictions: RwSignal<Option<(String, Vec<Prediction>)>>,
+}
+
+impl Results {
+    /// The next run number.
+    pub fn new_run_id(&self) -> u32 {
+        let id = self.next_run.get_untracked();
+        self.next_run.set(id + 1);
+        id
+    }
+
+    pub fn busy(&self) -> bool {
+        self.busy.get()
+    }
+}
+
+/// The page's own: its errors, presentation mode, and the training workers' figures.
+#[derive(Clone, Copy)]
+pub struct Ui {
+    pub errors: RwSignal<Vec<String>>,
+    /// Presentation mode: advanced controls hidden, charts larger.
+    pub presenting: RwSignal<bool>,
+    pub worker_alive: RwSignal<bool>,
+    /// The training workers: how many are up, training, waited for, and their heaps.
+    pub pool: RwSignal<freezelab_pool::Status>,
+    /// The most workers the pool may start (runs trained at once on the CPU).
+    pub pool_size: RwSignal<usize>,
+    /// Workers one run may use (data-parallel); 1: a run trains on one worker.
+    pub run_workers: RwSignal<usize>,
+}
+
+impl Ui {
+    pub fn error(&self, message: String) {
+        self.errors.update(|e| e.push(message));
+    }
+}
+
+/// The page's state, by owner. Every field is a signal, so each part is `Copy` and goes into
+/// closures freely; [`Lab::provide`] puts each part in the context, so a component takes only
+/// the parts it reads or writes. What spans parts (the reducer, a link's set-up) is `Lab`'s.
+#[derive(Clone, Copy)]
+pub struct Lab {
+    pub setup: SetUp,
+    pub columns: Columns,
+    pub results: Results,
+    pub ui: Ui,
+    pub probe: Probing,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        let runs = Runs::new();
+        Lab {
+            setup: SetUp {
+                manifest: RwSignal::new(None),
+                backend: RwSignal::new(None),
+                backend_choice: RwSignal::new(BackendChoice::Auto),
+                model: RwSignal::new(None),
+                model_busy: RwSignal::new(false),
+                dataset: RwSignal::new(None),
+                dataset_busy: RwSignal::new(false),
+                upload: RwSignal::new(None),
+                preview: RwSignal::new(None),
+                hyper: RwSignal::new(Hyper::for_backend(BackendKind::Cpu)),
+                download: RwSignal::new(None),
+                shared: RwSignal::new(None),
+            },
+            columns: Columns {
+                plan_a: RwSignal::new(FreezePlan::none(0)),
+                plan_b: RwSignal::new(FreezePlan::none(0)),
+                lr_override: RwSignal::new([None, None]),
+                pinned: RwSignal::new([None, None]),
+                equal_time: RwSignal::new(false),
+                race: RwSignal::new(Race::Idle),
+            },
+            results: Results {
+                runs,
+                busy: Memo::new(move |_| runs.any(|r| !r.finished())),
+                sweep: RwSignal::new(None),
+                exported: RwSignal::new(None),
+                kept: RwSignal::new(Default::default()),
+                next_run: RwSignal::new(1),
+                predictions: RwSignal::new(None),
+            },
+            ui: Ui {
+                errors: RwSignal::new(Vec::new()),
+                presenting: RwSignal::new(false),
+                worker_alive: RwSignal::new(false),
+                pool: RwSignal::new(freezelab_pool::Status::default()),
+                pool_size: RwSignal::new(default_pool_size()),
+                run_workers: RwSignal::new(1),
+            },
+            probe: Probing::new(),
+        }
+    }
+
+    /// Puts the state and each of its parts in the context.
+    pub fn provide(self) {
+        provide_context(self);
+        provide_context(self.setup);
+        provide_context(self.columns);
+        provide_context(self.results);
+        provide_context(self.ui);
+        provide_context(self.probe);
+    }
+
+    /// The encoder learning rate column A or B trains at: the user's, or its mode's suggestion.
+    pub fn column_lr(&self, column: Column) -> f64 {
+        self.columns.lr(column, self.setup.hyper.with(|h| h.lr))
+    }
+
+    pub fn pinned_run(&self, column: Column) -> Option<RunView> {
+        let id = self.columns.pinned.with(|p| p[column as usize])?;
+        self.results.runs.get(id)
+    }
+
+    /// The set-up now, as a link holds it, if a model and dataset are loaded.
+    pub fn link(&self) -> Option<Shared> {
+        let (model, data) = (self.setup.model.get()?, self.setup.dataset.get()?);
+        let h = self.setup.hyper.get();
         Some(Shared {
             model: model.name,
             data: data.name,
@@ -186,37 +262,22 @@ impl Lab {
             lr: h.lr,
             seed: h.seed,
             cache: h.cache,
-            plan_a: self.plan_a.get().label(),
-            plan_b: self.plan_b.get().label(),
-            present: self.presenting.get(),
+            plan_a: self.columns.plan_a.get().label(),
+            plan_b: self.columns.plan_b.get().label(),
+            present: self.ui.presenting.get(),
         })
-    }
-
-    /// The next run number.
-    pub fn new_run_id(&self) -> u32 {
-        let id = self.next_run.get_untracked();
-        self.next_run.set(id + 1);
-        id
-    }
-
-    pub fn error(&self, message: String) {
-        self.errors.update(|e| e.push(message));
-    }
-
-    pub fn busy(&self) -> bool {
-        self.busy.get()
     }
 
     /// The worker died: runs it had are failed, finished ones stay, and what it had loaded is
     /// gone (trained models for "Try it" included).
     pub fn worker_lost(&self) {
-        self.worker_alive.set(false);
-        self.model.set(None);
-        self.dataset.set(None);
-        self.predictions.set(None);
+        self.ui.worker_alive.set(false);
+        self.setup.model.set(None);
+        self.setup.dataset.set(None);
+        self.results.predictions.set(None);
         self.probe.running.set(None);
-        let on_gpu = self.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu));
-        self.runs.update_where(
+        let on_gpu = self.setup.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.kind == BackendKind::Webgpu));
+        self.results.runs.update_where(
             |r| !r.finished(),
             |run| {
                 let message = "the training worker stopped".to_string();
@@ -228,53 +289,55 @@ impl Lab {
     /// Folds one worker message into the state.
     pub fn apply(&self, message: FromWorker) {
         match message {
-            FromWorker::Alive => self.worker_alive.set(true),
+            FromWorker::Alive => self.ui.worker_alive.set(true),
             FromWorker::Backend { info } => {
                 // Defaults follow the first backend, unless a link set them.
-                if self.backend.get_untracked().is_none() && self.shared.get_untracked().is_none() {
-                    self.hyper.set(Hyper::for_backend(info.kind));
+                if self.setup.backend.get_untracked().is_none() && self.setup.shared.get_untracked().is_none() {
+                    self.setup.hyper.set(Hyper::for_backend(info.kind));
                 }
-                self.backend.set(Some(info));
+                self.setup.backend.set(Some(info));
             }
-            FromWorker::Progress { what, loaded, total } => self.download.set(Some(Download { what, loaded, total })),
+            FromWorker::Progress { what, loaded, total } => {
+                self.setup.download.set(Some(Download { what, loaded, total }))
+            }
             FromWorker::ModelLoaded { info, .. } => {
                 let n = info.num_layers();
-                let linked = self.shared.get_untracked().map(|s| s.plans(n));
+                let linked = self.setup.shared.get_untracked().map(|s| s.plans(n));
                 let (a, b) = match linked {
                     Some(Ok(plans)) => plans,
                     Some(Err(e)) => {
-                        self.error(format!("this link's freeze plans do not fit the model: {e}"));
+                        self.ui.error(format!("this link's freeze plans do not fit the model: {e}"));
                         (FreezePlan::none(n), FreezePlan::head_only(n))
                     }
                     None => (FreezePlan::none(n), FreezePlan::head_only(n)),
                 };
-                self.shared.set(None);
+                self.setup.shared.set(None);
                 // A probe describes the model and data it ran on.
                 self.probe.result.set(None);
-                self.plan_a.set(a);
-                self.plan_b.set(b);
-                self.model.set(Some(info));
-                self.model_busy.set(false);
-                self.download.set(None);
+                self.columns.plan_a.set(a);
+                self.columns.plan_b.set(b);
+                self.setup.model.set(Some(info));
+                self.setup.model_busy.set(false);
+                self.setup.download.set(None);
             }
-            FromWorker::Inspected { preview } => self.preview.set(Some(preview)),
+            FromWorker::Inspected { preview } => self.setup.preview.set(Some(preview)),
             FromWorker::DatasetLoaded { info, .. } => {
                 self.probe.result.set(None);
-                self.dataset.set(Some(info));
-                self.dataset_busy.set(false);
-                self.download.set(None);
+                self.setup.dataset.set(Some(info));
+                self.setup.dataset_busy.set(false);
+                self.setup.download.set(None);
             }
-            FromWorker::Run { run_id, event, .. } => self.runs.update(run_id, |run| apply_event(run, event)),
+            FromWorker::Run { run_id, event, .. } => self.results.runs.update(run_id, |run| apply_event(run, event)),
             FromWorker::RunFailed { run_id, message, retry_on_cpu, .. } => {
-                self.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu })
+                self.results.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu })
             }
             // The pool saves the file (a side effect, at the edge); here it is recorded.
             FromWorker::Exported { run_id, file, bytes } => {
-                self.runs.update(run_id, |run| run.model_bytes = Some(bytes));
-                self.exported.set(Some((run_id, file.url)));
+                self.results.runs.update(run_id, |run| run.model_bytes = Some(bytes));
+                self.results.exported.set(Some((run_id, file.url)));
             }
             // Each worker answers for the runs it holds: answers to the same text add up.
-            FromWorker::Predictions { text, results } => self.predictions.update(|p| match p {
+            FromWorker::Predictions { text, results } => self.results.predictions.update(|p| match p {
                 Some((asked, shown)) if *asked == text => shown.extend(results),
                 _ => *p = Some((text, results)),
             }),
@@ -291,13 +354,13 @@ impl Lab {
             FromWorker::Handled { .. } => {}
             FromWorker::Error { context, message } => {
                 match context {
-                    Request::Model => self.model_busy.set(false),
-                    Request::Dataset | Request::Upload => self.dataset_busy.set(false),
+                    Request::Model => self.setup.model_busy.set(false),
+                    Request::Dataset | Request::Upload => self.setup.dataset_busy.set(false),
                     Request::Probe => self.probe.running.set(None),
                     _ => {}
                 }
-                self.download.set(None);
-                self.error(format!("{context}: {message}"));
+                self.setup.download.set(None);
+                self.ui.error(format!("{context}: {message}"));
             }
         }
     }

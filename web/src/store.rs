@@ -140,10 +140,10 @@ pub fn keep_model(lab: Lab, run_id: u32, url: String) {
         }
         .await;
         match result {
-            Ok(bytes) => lab.kept.update(|k| {
+            Ok(bytes) => lab.results.kept.update(|k| {
                 k.insert(run_id, bytes);
             }),
-            Err(e) => lab.error(format!("run #{run_id}'s model could not be kept in this browser: {e}")),
+            Err(e) => lab.ui.error(format!("run #{run_id}'s model could not be kept in this browser: {e}")),
         }
     });
 }
@@ -165,7 +165,7 @@ pub fn download_kept(lab: Lab, run_id: u32) {
         }
         .await;
         if let Err(e) = result {
-            lab.error(format!("run #{run_id}'s kept model: {e}"));
+            lab.ui.error(format!("run #{run_id}'s kept model: {e}"));
         }
     });
 }
@@ -196,24 +196,24 @@ pub fn keep(lab: Lab) {
             Ok((runs, unreadable)) => {
                 restore(lab, runs, &saved);
                 if unreadable > 0 {
-                    lab.error(format!("{unreadable} saved runs could not be read and were left out"));
+                    lab.ui.error(format!("{unreadable} saved runs could not be read and were left out"));
                 }
             }
-            Err(e) => lab.error(format!("saved runs could not be read: {e}")),
+            Err(e) => lab.ui.error(format!("saved runs could not be read: {e}")),
         }
         match kept_sizes().await {
-            Ok(sizes) => lab.kept.set(sizes.into_iter().collect()),
-            Err(e) => lab.error(format!("kept models could not be listed: {e}")),
+            Ok(sizes) => lab.results.kept.set(sizes.into_iter().collect()),
+            Err(e) => lab.ui.error(format!("kept models could not be listed: {e}")),
         }
         Effect::new(move || {
-            let new = lab.runs.filter(|r| r.finished() && !saved.with_value(|s| s.contains(&saved_as(r))));
+            let new = lab.results.runs.filter(|r| r.finished() && !saved.with_value(|s| s.contains(&saved_as(r))));
             for run in new {
                 saved.update_value(|s| {
                     s.insert(saved_as(&run));
                 });
                 leptos::task::spawn_local(async move {
                     if let Err(e) = save(&run).await {
-                        lab.error(format!("run #{} could not be saved in this browser: {e}", run.id));
+                        lab.ui.error(format!("run #{} could not be saved in this browser: {e}", run.id));
                     }
                 });
             }
@@ -231,16 +231,16 @@ fn saved_as(run: &RunView) -> (u32, bool) {
 fn restore(lab: Lab, runs: Vec<RunView>, saved: &StoredValue<HashSet<(u32, bool)>>) {
     let Some(last) = runs.last().map(|r| r.id) else { return };
     saved.update_value(|s| s.extend(runs.iter().map(saved_as)));
-    lab.next_run.update(|n| *n = (*n).max(last + 1));
+    lab.results.next_run.update(|n| *n = (*n).max(last + 1));
     for column in freezelab_protocol::messages::Column::BOTH {
         if let Some(run) = runs.iter().rev().find(|r| r.origin == column.into() && !r.imported()) {
-            lab.pin(column, run.id);
+            lab.columns.pin(column, run.id);
         }
     }
     if let Some(sweep) = runs.iter().rev().find_map(|r| r.sweep) {
-        lab.sweep.set(Some(sweep));
+        lab.results.sweep.set(Some(sweep));
     }
-    lab.runs.prepend(runs);
+    lab.results.runs.prepend(runs);
 }
 
 /// Removes a run from the page and from storage.
@@ -248,26 +248,28 @@ pub fn forget(lab: Lab, id: u32) {
     // Gone from the page once gone from storage: a reload right after never brings it back.
     leptos::task::spawn_local(async move {
         if let Err(e) = delete(id).await {
-            return lab.error(format!("run #{id} could not be deleted from this browser's storage: {e}"));
+            return lab.ui.error(format!("run #{id} could not be deleted from this browser's storage: {e}"));
         }
-        lab.runs.retain(|r| r.id != id);
-        lab.kept.update(|k| {
+        lab.results.runs.retain(|r| r.id != id);
+        lab.results.kept.update(|k| {
             k.remove(&id);
         });
-        lab.pinned.update(|p| p.iter_mut().filter(|p| **p == Some(id)).for_each(|p| *p = None));
+        lab.columns.pinned.update(|p| p.iter_mut().filter(|p| **p == Some(id)).for_each(|p| *p = None));
     });
 }
 
 /// Removes every finished run from the page and from storage; runs in progress stay.
 pub fn forget_all(lab: Lab) {
-    lab.runs.retain(|r| !r.finished());
-    let left: HashSet<u32> = lab.runs.ids_untracked().into_iter().collect();
-    lab.pinned.update(|p| p.iter_mut().filter(|p| p.is_some_and(|id| !left.contains(&id))).for_each(|p| *p = None));
-    lab.sweep.set(None);
-    lab.kept.set(Default::default());
+    lab.results.runs.retain(|r| !r.finished());
+    let left: HashSet<u32> = lab.results.runs.ids_untracked().into_iter().collect();
+    lab.columns
+        .pinned
+        .update(|p| p.iter_mut().filter(|p| p.is_some_and(|id| !left.contains(&id))).for_each(|p| *p = None));
+    lab.results.sweep.set(None);
+    lab.results.kept.set(Default::default());
     leptos::task::spawn_local(async move {
         if let Err(e) = clear().await {
-            lab.error(format!("saved runs could not be cleared: {e}"));
+            lab.ui.error(format!("saved runs could not be cleared: {e}"));
         }
     });
 }

@@ -16,20 +16,20 @@ use crate::{actions, format, painter};
 
 /// Queues the whole sweep; returns nothing when no model or data is loaded (the page says so).
 pub fn start(lab: Lab) {
-    let Some(model) = lab.model.get_untracked() else {
-        return lab.error("load a model and a dataset first".into());
+    let Some(model) = lab.setup.model.get_untracked() else {
+        return lab.ui.error("load a model and a dataset first".into());
     };
-    let first = lab.next_run.get_untracked();
+    let first = lab.results.next_run.get_untracked();
     for plan in FreezePlan::sweep_modes(model.num_layers()) {
         // A plan the device cannot hold is reported and skipped; the cheaper ones still run.
         actions::queue(lab, Origin::Sweep, plan, Some(first));
     }
-    lab.sweep.set(Some(first));
+    lab.results.sweep.set(Some(first));
 }
 
 fn runs_of(lab: Lab) -> Vec<RunView> {
-    let Some(sweep) = lab.sweep.get() else { return Vec::new() };
-    lab.runs.filter(|r| r.sweep == Some(sweep))
+    let Some(sweep) = lab.results.sweep.get() else { return Vec::new() };
+    lab.results.runs.filter(|r| r.sweep == Some(sweep))
 }
 
 /// The finished runs' points on `axis` and which are on its Pareto front.
@@ -40,9 +40,9 @@ pub fn points(runs: &[RunView], axis: &Axis) -> (Vec<Point>, Vec<bool>) {
 #[component]
 pub fn Sweep() -> impl IntoView {
     let lab = expect_context::<Lab>();
-    let not_ready = move || lab.model.get().is_none() || lab.dataset.get().is_none() || lab.busy();
+    let not_ready = move || lab.setup.model.get().is_none() || lab.setup.dataset.get().is_none() || lab.results.busy();
     let plans = move || {
-        lab.model.get().map(|m| {
+        lab.setup.model.get().map(|m| {
             FreezePlan::sweep_modes(m.num_layers()).iter().map(FreezePlan::label).collect::<Vec<_>>().join(" → ")
         })
     };
@@ -114,7 +114,7 @@ pub fn Sweep() -> impl IntoView {
                 " "<span class="hint">{move || plans().map(|p| format!("{p}, with the settings above (BitFit at lr ≥ {}, LoRA at lr ≥ {}); ● freeze depths, ▲ BitFit, ▬ LoRA, ■ LLRD. Stop cancels the rest.", Mode::BITFIT_LR, Mode::LORA_LR))}</span>
             </p>
             <p class="status" aria-live="polite" data-testid="sweep-status">{progress}</p>
-            <Show when=move || lab.sweep.get().is_some()>
+            <Show when=move || lab.results.sweep.get().is_some()>
                 <div class="charts sweep-charts">{chart(0)}{chart(1)}{chart(2)}</div>
                 <table data-testid="sweep-table">
                     <thead><tr>

@@ -17,7 +17,7 @@ pub fn TryIt() -> impl IntoView {
     };
     let output = move |column: Column| {
         move || {
-            let (asked, results) = lab.predictions.get()?;
+            let (asked, results) = lab.results.predictions.get()?;
             let p = results.into_iter().find(|p| p.column == column)?;
             let mut ranked: Vec<(String, f32)> = p.labels.into_iter().zip(p.probabilities).collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -28,7 +28,7 @@ pub fn TryIt() -> impl IntoView {
     // The exact numbers, for whoever compares them with `freezelab predict`.
     let exact = move |column: Column| {
         move || {
-            let (_, results) = lab.predictions.get()?;
+            let (_, results) = lab.results.predictions.get()?;
             let p = results.into_iter().find(|p| p.column == column)?;
             let pairs: std::collections::BTreeMap<String, f32> = p.labels.into_iter().zip(p.probabilities).collect();
             crate::json::compact(&pairs).ok()

@@ -41,10 +41,10 @@ fn mount_column() -> (Lab, HtmlElement) {
     let parent: HtmlElement = document.create_element("div").unwrap().unchecked_into();
     document.body().unwrap().append_child(&parent).unwrap();
     let lab = Lab::new();
-    lab.model.set(Some(minilm()));
-    lab.plan_a.set(FreezePlan::none(6));
+    lab.setup.model.set(Some(minilm()));
+    lab.columns.plan_a.set(FreezePlan::none(6));
     let handle = leptos::mount::mount_to(parent.clone(), move || {
-        provide_context(lab);
+        lab.provide();
         view! { <RunColumn column=Column::A/> }
     });
     std::mem::forget(handle);
@@ -80,22 +80,22 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
 
     find(&root, "freeze-A-layer-0").click();
     leptos::task::tick().await;
-    assert_eq!(lab.plan_a.get_untracked().layers, [true, false, false, false, false, false]);
-    assert!(!lab.plan_a.get_untracked().embeddings);
+    assert_eq!(lab.columns.plan_a.get_untracked().layers, [true, false, false, false, false, false]);
+    assert!(!lab.columns.plan_a.get_untracked().embeddings);
     assert_eq!(trainable(&root), model.params.total() - model.params.layers[0]);
     let after = bytes(&root);
     // A frozen layer drops its gradient (4 B) and AdamW moments (8 B) per parameter and, as its
     // weights take no gradient, the inputs of its projections (3 × hidden + intermediate values
     // per token) while the embeddings below still train.
-    let hyper = lab.hyper.get_untracked();
+    let hyper = lab.setup.hyper.get_untracked();
     let tokens = (hyper.batch_size * hyper.max_len) as u64;
     assert_eq!(before - after, 12 * model.params.layers[0] as u64 + 4 * tokens * (3 * 384 + 1536));
 
     find(&root, "freeze-A-emb").click();
     leptos::task::tick().await;
-    let plan = lab.plan_a.get_untracked();
+    let plan = lab.columns.plan_a.get_untracked();
     assert_eq!(plan.freeze_line(), Some(1));
-    let hyper = lab.hyper.get_untracked();
+    let hyper = lab.setup.hyper.get_untracked();
     // Above a frozen layer the prefix cache holds every example's states: counted before the run.
     assert!(hyper.cache);
     let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
@@ -108,7 +108,7 @@ async fn ticking_a_box_changes_the_plan_and_the_memory() {
     // At the embeddings alone the cache would cost memory to skip a lookup: not used, and said so.
     find(&root, "freeze-A-layer-0").click();
     leptos::task::tick().await;
-    let plan = lab.plan_a.get_untracked();
+    let plan = lab.columns.plan_a.get_untracked();
     assert_eq!(plan.freeze_line(), Some(0));
     let want = memory::computed(&model.shape, &model.params, &plan, (hyper.batch_size, hyper.max_len), 0);
     assert_eq!(bytes(&root), want.total());
@@ -135,10 +135,10 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     let all_bytes = bytes(&root);
     set_value(&root, "mode-A", "bitfit");
     leptos::task::tick().await;
-    let plan = lab.plan_a.get_untracked();
+    let plan = lab.columns.plan_a.get_untracked();
     assert_eq!(plan.mode, Mode::Bitfit);
     assert_eq!(trainable(&root), 384 + 6 * 4_224 + 770);
-    let hyper = lab.hyper.get_untracked();
+    let hyper = lab.setup.hyper.get_untracked();
     let want = memory::computed(&model.shape, &model.params, &plan, (hyper.batch_size, hyper.max_len), 0);
     assert_eq!(bytes(&root), want.total());
     assert!(bytes(&root) < all_bytes);
@@ -152,36 +152,36 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     // A preset keeps the mode; a new mode drops the override.
     find(&root, "preset-A-bottom-half").click();
     leptos::task::tick().await;
-    assert_eq!(lab.plan_a.get_untracked().label(), "bitfit:emb,0-2");
+    assert_eq!(lab.columns.plan_a.get_untracked().label(), "bitfit:emb,0-2");
     set_value(&root, "mode-A", "llrd");
     leptos::task::tick().await;
-    assert_eq!(lab.plan_a.get_untracked().mode, Mode::Llrd { decay: 0.9 });
+    assert_eq!(lab.columns.plan_a.get_untracked().mode, Mode::Llrd { decay: 0.9 });
     assert_eq!(lab.column_lr(Column::A), hyper.lr);
     set_value(&root, "llrd-decay-A", "0.8");
     leptos::task::tick().await;
-    assert_eq!(lab.plan_a.get_untracked().label(), "llrd-0.8:emb,0-2");
+    assert_eq!(lab.columns.plan_a.get_untracked().label(), "llrd-0.8:emb,0-2");
     // Layers 3–5 train: the top at 1×, layer 3 at 0.8².
     assert!(root.text_content().unwrap().contains("lr ×0.64"));
     set_value(&root, "llrd-decay-A", "1.5");
     leptos::task::tick().await;
-    assert_eq!(lab.plan_a.get_untracked().mode, Mode::Llrd { decay: 0.8 }, "an out-of-range decay is refused");
-    assert!(lab.errors.get_untracked().iter().any(|e| e.contains("llrd_decay")));
+    assert_eq!(lab.columns.plan_a.get_untracked().mode, Mode::Llrd { decay: 0.8 }, "an out-of-range decay is refused");
+    assert!(lab.ui.errors.get_untracked().iter().any(|e| e.contains("llrd_decay")));
     // Gradual unfreezing: each open block says when it opens, top first.
     set_value(&root, "mode-A", "gradual");
     leptos::task::tick().await;
     set_value(&root, "gradual-every-A", "5");
     leptos::task::tick().await;
-    assert_eq!(lab.plan_a.get_untracked().label(), "gradual-5:emb,0-2");
+    assert_eq!(lab.columns.plan_a.get_untracked().label(), "gradual-5:emb,0-2");
     let text = root.text_content().unwrap();
     assert!(text.contains("opens at step 5") && text.contains("opens at step 15"), "{text}");
     // A slower pace than the budget allows: only the top layer opens before the last step, and
     // the count and the memory are that peak's, as the run will report them.
-    let steps = lab.hyper.get_untracked().steps(None);
+    let steps = lab.setup.hyper.get_untracked().steps(None);
     set_value(&root, "gradual-every-A", &(steps - 1).to_string());
     leptos::task::tick().await;
     assert_eq!(trainable(&root), 1_774_464 + 770);
     let peak = FreezePlan::parse("emb,0-4", 6).unwrap();
-    let hyper = lab.hyper.get_untracked();
+    let hyper = lab.setup.hyper.get_untracked();
     let tokens = ((hyper.train_size + hyper.eval_size) * hyper.max_len) as u64;
     let cache = memory::cache_bytes(384, tokens, CACHE_LIMIT_BYTES);
     let want = memory::computed(&model.shape, &model.params, &peak, (hyper.batch_size, hyper.max_len), cache);
@@ -197,7 +197,7 @@ async fn the_mode_picker_changes_what_trains_and_at_what_rate() {
     leptos::task::tick().await;
     find(&root, "lora-all-A").click();
     leptos::task::tick().await;
-    assert_eq!(lab.plan_a.get_untracked().label(), "lora-4-a16-all:emb,0-2");
+    assert_eq!(lab.columns.plan_a.get_untracked().label(), "lora-4-a16-all:emb,0-2");
 }
 
 /// A finished run that does not clear the majority-class baseline is flagged in its column;
@@ -212,8 +212,8 @@ async fn a_run_below_the_majority_class_is_flagged() {
     for (id, accuracy) in [(1, 0.55), (2, 0.80)] {
         let config = TrainConfig { freeze: FreezePlan::head_only(6), ..TrainConfig::default() };
         let run = RunView::queued(id, Column::A.into(), config).on("m".into(), "spam".into(), "cpu".into());
-        lab.runs.push(run);
-        lab.pin(Column::A, id);
+        lab.results.runs.push(run);
+        lab.columns.pin(Column::A, id);
         let summary = RunSummary { val_accuracy: accuracy, baseline: baseline.clone(), ..Default::default() };
         let event = TrainEvent::Finished { summary: Box::new(summary) };
         lab.apply(FromWorker::Run { run_id: id, event });
@@ -236,7 +236,7 @@ async fn presets_set_the_right_boxes() {
 
     find(&root, "preset-A-head").click();
     leptos::task::tick().await;
-    assert!(lab.plan_a.get_untracked().is_head_only());
+    assert!(lab.columns.plan_a.get_untracked().is_head_only());
     assert!(checked(&root, "freeze-A-emb"));
     assert!((0..6).all(|i| checked(&root, &format!("freeze-A-layer-{i}"))));
     assert_eq!(trainable(&root), model.params.head);
@@ -293,7 +293,7 @@ fn the_set_up_round_trips_through_the_url_fragment() {
 async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     use freezelab_protocol::messages::{DatasetInfo, FromWorker};
     let (lab, root) = mount_column();
-    lab.dataset.set(Some(DatasetInfo {
+    lab.setup.dataset.set(Some(DatasetInfo {
         name: "spam".into(),
         labels: vec!["ham".into(), "spam".into()],
         train_counts: vec![3, 2],
@@ -307,7 +307,7 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
     let text = root.text_content().unwrap();
     assert!(text.contains("run #2 failed: device lost"), "{text}");
     assert_eq!(find(&root, "retry-cpu-A").text_content().unwrap(), "Retry on CPU");
-    let runs = lab.runs.all_untracked();
+    let runs = lab.results.runs.all_untracked();
     assert!(
         runs.iter().any(|r| r.id == 1 && r.origin == Column::B.into() && !r.finished()),
         "the other run is untouched"
@@ -315,11 +315,11 @@ async fn a_failed_gpu_run_offers_a_cpu_retry_and_keeps_the_other_run() {
 
     // Retrying asks for the CPU backend and queues the same plan again in column A.
     use freezelab_protocol::messages::BackendChoice;
-    assert_eq!(lab.backend_choice.get_untracked(), BackendChoice::Auto);
+    assert_eq!(lab.setup.backend_choice.get_untracked(), BackendChoice::Auto);
     find(&root, "retry-cpu-A").click();
     leptos::task::tick().await;
-    assert_eq!(lab.backend_choice.get_untracked(), BackendChoice::Cpu);
-    let runs = lab.runs.all_untracked();
+    assert_eq!(lab.setup.backend_choice.get_untracked(), BackendChoice::Cpu);
+    let runs = lab.results.runs.all_untracked();
     let retry = runs.last().expect("a run was queued");
     assert_eq!((retry.id, retry.origin, retry.finished()), (3, Column::A.into(), false));
     assert_eq!(retry.config.freeze, runs[1].config.freeze, "the failed run's plan");
@@ -436,12 +436,12 @@ fn runs_saved_with_an_internally_tagged_mode_still_load() {
         assert_eq!(loaded, run);
         let lab = Lab::new();
         assert_eq!(freezelab_web::export::import(lab, &file), Ok(1), "{file}");
-        let imported = lab.runs.filter(|_| true);
+        let imported = lab.results.runs.filter(|_| true);
         assert_eq!(imported[0].summary, run.summary, "{file}");
         // One summary on its own, as `freezelab train --out` writes it, imports too.
         let single = String::from(js_sys::JSON::stringify(&exported.get(0)).unwrap());
         assert_eq!(freezelab_web::export::import(lab, &single), Ok(1), "{single}");
-        assert_eq!(lab.runs.filter(|_| true)[1].summary, run.summary);
+        assert_eq!(lab.results.runs.filter(|_| true)[1].summary, run.summary);
     }
 }
 
@@ -453,8 +453,8 @@ async fn the_drift_heatmap_shows_every_block() {
     use freezelab_web::state::RunView;
     let (lab, root) = mount_column();
     let config = TrainConfig { freeze: FreezePlan::bottom(6, 2), ..TrainConfig::default() };
-    lab.runs.push(RunView::queued(1, Column::A.into(), config).on("m".into(), "d".into(), "cpu".into()));
-    lab.pin(Column::A, 1);
+    lab.results.runs.push(RunView::queued(1, Column::A.into(), config).on("m".into(), "d".into(), "cpu".into()));
+    lab.columns.pin(Column::A, 1);
     let finished = TrainEvent::Finished { summary: Box::new(RunSummary { val_accuracy: 0.9, ..Default::default() }) };
     lab.apply(FromWorker::Run { run_id: 1, event: finished });
     let block = |block: &str, relative_change: f64| BlockDrift {
@@ -490,21 +490,21 @@ async fn the_equal_time_race_gives_b_the_time_a_took() {
     use freezelab_protocol::run::{RunSummary, TrainEvent};
     use freezelab_web::app::{race_to_b, train_both, RACE_MAX_EPOCHS};
     let (lab, _root) = mount_column();
-    lab.plan_b.set(FreezePlan::head_only(6));
-    lab.dataset.set(Some(DatasetInfo {
+    lab.columns.plan_b.set(FreezePlan::head_only(6));
+    lab.setup.dataset.set(Some(DatasetInfo {
         name: "spam".into(),
         labels: vec!["ham".into(), "spam".into()],
         train_counts: vec![30, 20],
         validation_counts: vec![10, 10],
     }));
-    lab.race.set(true);
+    lab.columns.equal_time.set(true);
     train_both(lab);
-    let runs = lab.runs.all_untracked();
+    let runs = lab.results.runs.all_untracked();
     assert_eq!(runs.len(), 1, "B waits for A");
     let a = runs[0].id;
-    assert_eq!((runs[0].origin, lab.race_after.get_untracked()), (Column::A.into(), Some(a)));
+    assert_eq!((runs[0].origin, lab.columns.race.get_untracked().awaits()), (Column::A.into(), Some(a)));
     race_to_b(lab);
-    assert_eq!(lab.runs.all_untracked().len(), 1, "not before A is done");
+    assert_eq!(lab.results.runs.all_untracked().len(), 1, "not before A is done");
 
     for (step, elapsed) in [(1, 2.5), (2, 5.0)] {
         let event = TrainEvent::Step {
@@ -520,15 +520,15 @@ async fn the_equal_time_race_gives_b_the_time_a_took() {
     let summary = RunSummary { train_seconds: 4.75, ..RunSummary::default() };
     lab.apply(FromWorker::Run { run_id: a, event: TrainEvent::Finished { summary: Box::new(summary) } });
     race_to_b(lab);
-    let runs = lab.runs.all_untracked();
+    let runs = lab.results.runs.all_untracked();
     let b = runs.last().unwrap();
     assert_eq!((runs.len(), b.origin), (2, Column::B.into()));
     assert_eq!(b.config.time_budget_seconds, Some(4.75));
     assert_eq!(b.config.epochs, RACE_MAX_EPOCHS);
     assert_eq!(b.config.freeze, FreezePlan::head_only(6));
-    assert_eq!(lab.race_after.get_untracked(), None);
+    assert_eq!(lab.columns.race.get_untracked().awaits(), None);
     race_to_b(lab);
-    assert_eq!(lab.runs.all_untracked().len(), 2, "B is queued once");
+    assert_eq!(lab.results.runs.all_untracked().len(), 2, "B is queued once");
     // A's points against the seconds its steps ended at.
     assert_eq!(runs[0].against_seconds(&[(0.0, 0.5), (1.0, 0.6), (2.0, 0.7)]), [(0.0, 0.5), (2.5, 0.6), (5.0, 0.7)]);
 }
@@ -551,12 +551,12 @@ async fn a_step_of_the_other_column_leaves_a_column_alone() {
 
     let (lab, root) = mount_column();
     for (id, column) in [(1, Column::A), (2, Column::B)] {
-        lab.runs.push(RunView::queued(id, column.into(), TrainConfig::default()).on(
+        lab.results.runs.push(RunView::queued(id, column.into(), TrainConfig::default()).on(
             "m".into(),
             "d".into(),
             "cpu".into(),
         ));
-        lab.pin(column, id);
+        lab.columns.pin(column, id);
     }
     let drift =
         |layer_0: f64| vec![BlockDrift { block: "layer-0".into(), relative_change: layer_0, ..Default::default() }];
@@ -600,7 +600,7 @@ async fn a_step_of_the_other_column_leaves_a_column_alone() {
         lab.apply(FromWorker::Run { run_id: 2, event });
         leptos::task::tick().await;
     }
-    assert_eq!(lab.runs.get(2).map(|r| r.step), Some(10));
+    assert_eq!(lab.results.runs.get(2).map(|r| r.step), Some(10));
     assert_eq!(reads(), 1, "B's steps woke what reads A's run");
     assert_eq!(changes(), 0, "B's steps changed column A's DOM");
 

@@ -11,7 +11,11 @@
 //! (replicas; the edge links them); the first replica answers for the run. A worker that dies
 //! takes every worker with it: runs they had fail, the workers start again once with what had
 //! loaded, and a second death before anything loads says "reload the page".
+//!
+//! The equal-time race ([`race`]) is a second, smaller machine: B waits for A's end, then trains
+//! for A's training time.
 
+pub mod race;
 mod replies;
 mod requests;
 

@@ -1,10 +1,12 @@
 //! The pool's scheduling, event by event, with an edge that starts every worker it is asked for
 //! at once (as the page's does): A and B at once, a sweep over K workers, data-parallel
 //! replicas, a replica's failure, Stop, WebGPU's lone lead, a worker dying mid-run and the
-//! restart, downloads and predictions routed to the workers holding the runs.
+//! restart, downloads and predictions routed to the workers holding the runs; the equal-time
+//! race's B.
 
 use std::collections::VecDeque;
 
+use freezelab_pool::race::{self, Outcome, Race, RACE_MAX_EPOCHS};
 use freezelab_pool::{Effect, Page, Pool, Queued, Status};
 use freezelab_protocol::memory::DeviceLimits;
 use freezelab_protocol::messages::{
@@ -370,4 +372,36 @@ fn predictions_and_downloads_go_to_the_workers_holding_the_runs() {
     h.train(3, A, 1);
     h.finish(0, 3);
     assert!(errors(&h.request(ToWorker::Export { run_id: 1 }))[0].contains("no longer in memory"));
+}
+
+#[test]
+fn the_races_b_starts_once_its_a_is_done_with_as_train_time() {
+    let mut race = Race::after(Some(7));
+    assert_eq!(race.awaits(), Some(7));
+    assert_eq!(race.heard(7, Outcome::Running), None);
+    // Another run's end is not A's.
+    assert_eq!(race.heard(8, Outcome::Done { train_seconds: 3.0 }), None);
+    assert_eq!(race.heard(7, Outcome::Done { train_seconds: 2.5 }), Some(2.5));
+    assert_eq!(race, Race::Idle);
+    // Heard again (the page's effect reruns): B is not queued twice.
+    assert_eq!(race.heard(7, Outcome::Done { train_seconds: 2.5 }), None);
+
+    let mut config = TrainConfig::default();
+    race::b_settings(&mut config, 2.5);
+    assert_eq!((config.time_budget_seconds, config.epochs), (Some(2.5), RACE_MAX_EPOCHS));
+}
+
+#[test]
+fn the_races_b_is_dropped_when_a_fails_or_is_stopped_or_never_started() {
+    let mut failed = Race::after(Some(3));
+    assert_eq!(failed.heard(3, Outcome::Ended), None);
+    assert_eq!(failed, Race::Idle);
+
+    let mut stopped = Race::after(Some(3));
+    stopped.stop();
+    assert_eq!(stopped.heard(3, Outcome::Done { train_seconds: 1.0 }), None);
+
+    assert_eq!(Race::after(None), Race::Idle);
+    // An A that trained for no measurable time still gives B a budget it can run under.
+    assert_eq!(Race::after(Some(1)).heard(1, Outcome::Done { train_seconds: 0.0 }), Some(1e-3));
 }

@@ -32,6 +32,7 @@ pub use host::{Host, MemoryReport, RunSummary, TrainEvent};
 pub use optimizer::{AdamW, Rates, StepWith};
 pub use plan::apply_plan;
 pub use replica::{Exchange, Reducer, Replica};
+pub use schedule::Schedule;
 
 /// Refuses settings the model or the loop cannot run, with a message for people.
 pub fn validate(cfg: &TrainConfig, config: &BertConfig) -> Result<()> {
@@ -348,27 +349,64 @@ pub struct Run<'a> {
     prep: Prepared,
     optim: AdamW,
     baseline: Baseline,
-    total_steps: usize,
-    steps_per_epoch: usize,
-    warmup: usize,
-    /// The blocks that train now: the plan, except under gradual unfreezing, where they grow
-    /// with the step.
-    stage: FreezePlan,
-    use_cache: bool,
-    /// What the cache holds this run's states under, but for the freeze line (each stage's own).
-    key: CacheKey,
-    start: f64,
-    step: usize,
-    seen: usize,
-    train_seconds: f64,
-    peak_bytes: Option<u64>,
+    schedule: Schedule,
+    forward: Forward,
+    progress: Progress,
     /// Where measured peaks come from on this device, if anywhere.
     measure: Option<MeasureSource>,
+}
+
+/// What the run's forward passes work with besides the model.
+struct Forward {
+    /// The blocks that train now: the plan, except under gradual unfreezing, where they grow
+    /// with the step.
+    plan: FreezePlan,
+    /// Whether the prefix cache serves the passes (bound at the plan's freeze line).
+    cached: bool,
+    /// What the cache holds this run's states under, but for the freeze line (each stage's own).
+    key: CacheKey,
+    dropouts: Cell<Dropouts>,
+}
+
+/// How far a run has come.
+struct Progress {
+    /// When it started, by the host's clock.
+    start: f64,
+    step: usize,
+    /// Examples through training steps.
+    seen: usize,
+    /// Seconds inside training steps (what a time budget counts).
+    train_seconds: f64,
+    /// The highest measured peak of a step, where the device measures.
+    peak_bytes: Option<u64>,
+    /// The longest padded batch so far (what the computed activations assume).
     longest_seq: usize,
     evals: Vec<Evaluation>,
     /// Seconds the evaluations of a data-parallel run spent adding their sums.
     eval_waited: f64,
-    dropouts: Cell<Dropouts>,
+}
+
+impl Progress {
+    fn new(start: f64) -> Self {
+        Progress {
+            start,
+            step: 0,
+            seen: 0,
+            train_seconds: 0.0,
+            peak_bytes: None,
+            longest_seq: 0,
+            evals: Vec::new(),
+            eval_waited: 0.0,
+        }
+    }
+
+    fn examples_per_second(&self) -> f64 {
+        self.seen as f64 / self.train_seconds.max(1e-9)
+    }
+
+    fn out_of_time(&self, cfg: &TrainConfig) -> bool {
+        cfg.time_budget_seconds.is_some_and(|budget| self.train_seconds >= budget)
+    }
 }
 
 impl<'a> Run<'a> {
@@ -401,11 +439,9 @@ impl<'a> Run<'a> {
         device.seed(cfg.seed);
         let params = block_params(&model);
         let prep = prepare(ctx.tokenizer, data, cfg)?;
-        let steps_per_epoch = prep.train.len().div_ceil(cfg.batch_size);
-        let total_steps =
-            cfg.max_steps.map_or(steps_per_epoch * cfg.epochs, |m| m.min(steps_per_epoch * cfg.epochs.max(1)));
+        let schedule = Schedule::new(prep.train.len(), cfg);
         let stage = cfg.freeze.at_step(0);
-        let peak_stage = cfg.freeze.at_step(total_steps.saturating_sub(1));
+        let peak_stage = cfg.freeze.at_step(schedule.total.saturating_sub(1));
         // The key's freeze line, length and example subset come from the run itself, so a cache
         // bound to another plan or subset can never be served (a new stage rebinds it).
         let key = CacheKey {
@@ -428,7 +464,7 @@ impl<'a> Run<'a> {
         let planned =
             memory::computed(&config.shape(), &params, &peak_stage, (cfg.batch_size, cfg.max_len), planned_cache);
         ctx.host.emit(&TrainEvent::Started {
-            total_steps,
+            total_steps: schedule.total,
             train_examples: prep.train.len(),
             validation_examples: prep.validation.len(),
             trainable_params: memory::trainable_params(&params, &peak_stage),
@@ -437,7 +473,6 @@ impl<'a> Run<'a> {
             computed_memory: planned,
             baseline: baseline.clone(),
         });
-        let start = ctx.host.now();
         let measure = PeakMeter::source(&device);
         let mut run = Run {
             model: Some(apply_plan(model, &stage, cfg.seed)),
@@ -446,22 +481,10 @@ impl<'a> Run<'a> {
             prep,
             optim: AdamW::new(cfg),
             baseline,
-            total_steps,
-            steps_per_epoch,
-            warmup: schedule::warmup_steps(total_steps, cfg.warmup_fraction),
-            stage,
-            use_cache: false,
-            key,
-            start,
-            step: 0,
-            seen: 0,
-            train_seconds: 0.0,
-            peak_bytes: None,
+            schedule,
+            forward: Forward { plan: stage, cached: false, key, dropouts: Cell::new(Dropouts::new(cfg.seed)) },
+            progress: Progress::new(ctx.host.now()),
             measure,
-            longest_seq: 0,
-            dropouts: Cell::new(Dropouts::new(cfg.seed)),
-            evals: Vec::new(),
-            eval_waited: 0.0,
             ctx,
         };
         run.bind_cache();
@@ -471,11 +494,11 @@ impl<'a> Run<'a> {
     /// Binds the cache at the current stage's freeze line, where it has one and the run caches.
     fn bind_cache(&mut self) {
         let cfg = self.ctx.cfg;
-        let line = self.stage.cache_line().filter(|_| cfg.cache);
+        let line = self.forward.plan.cache_line().filter(|_| cfg.cache);
         if let Some(line) = line {
-            self.ctx.cache.bind(CacheKey { freeze_line: line, ..self.key.clone() }, cfg.cache_limit_bytes);
+            self.ctx.cache.bind(CacheKey { freeze_line: line, ..self.forward.key.clone() }, cfg.cache_limit_bytes);
         }
-        self.use_cache = line.is_some();
+        self.forward.cached = line.is_some();
     }
 
     /// The model, out of the run while a step or a new stage replaces it.
@@ -483,21 +506,16 @@ impl<'a> Run<'a> {
         self.model.take().expect("the model is back after every step")
     }
 
-    /// Whether the run has used its time budget.
-    fn out_of_time(&self) -> bool {
-        self.ctx.cfg.time_budget_seconds.is_some_and(|budget| self.train_seconds >= budget)
-    }
-
     /// One optimizer step on the training examples `chunk` (in epoch `epoch`, from 1): opens
     /// what the schedule opens at this step, then forward (the frozen prefix from the cache
     /// where it holds it), backward and AdamW; tells the host.
     pub async fn step(&mut self, chunk: &[usize], epoch: usize) -> Result<()> {
         let cfg = self.ctx.cfg;
-        let next = cfg.freeze.at_step(self.step);
-        if next != self.stage {
-            self.stage = next;
+        let next = cfg.freeze.at_step(self.progress.step);
+        if next != self.forward.plan {
+            self.forward.plan = next;
             let model = self.take_model();
-            self.model = Some(apply_plan(model, &self.stage, cfg.seed));
+            self.model = Some(apply_plan(model, &self.forward.plan, cfg.seed));
             self.bind_cache();
         }
         let t0 = self.ctx.host.now();
@@ -505,22 +523,19 @@ impl<'a> Run<'a> {
         // A replica computes its share of the batch, padded as the whole batch is and with its
         // place in the dropout masks; the shares' gradients are summed.
         let range = self.ctx.replica.as_ref().map_or(0..chunk.len(), |replica| replica.share(chunk.len()));
-        self.dropouts.set(Dropouts { first: range.start, count: range.len(), ..self.dropouts.get() });
+        self.forward.dropouts.set(Dropouts { first: range.start, count: range.len(), ..self.forward.dropouts.get() });
         let share = &chunk[range];
         let labels: Vec<usize> = share.iter().map(|&e| self.prep.labels[e]).collect();
         let seq_len = self.prep.longest(chunk);
         let tokens = (!share.is_empty()).then(|| self.prep.batch_to(share, seq_len));
-        self.longest_seq = self.longest_seq.max(tokens.as_ref().map_or(0, |t| t.seq_len));
-        let factor = match cfg.time_budget_seconds {
-            Some(budget) => schedule::lr_factor_by_time(self.train_seconds / budget, cfg.warmup_fraction),
-            None => schedule::lr_factor(self.step, self.total_steps, self.warmup),
-        };
-        let rates = Rates::new(&self.stage, cfg.lr, cfg.head_lr, factor);
+        self.progress.longest_seq = self.progress.longest_seq.max(tokens.as_ref().map_or(0, |t| t.seq_len));
+        let factor = self.schedule.lr_factor(self.progress.step, self.progress.train_seconds, cfg);
+        let rates = Rates::new(&self.forward.plan, cfg.lr, cfg.head_lr, factor);
         let model = self.take_model();
-        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
+        let cache = if self.forward.cached { Some(&mut *self.ctx.cache) } else { None };
         let weight = share.len() as f64 / chunk.len() as f64;
-        let dropouts = &self.dropouts;
-        let plan = &self.stage;
+        let dropouts = &self.forward.dropouts;
+        let plan = &self.forward.plan;
         let batch = tokens.as_ref().map(|tokens| Batch {
             plan,
             tokens,
@@ -534,7 +549,7 @@ impl<'a> Run<'a> {
         let pad_id = self.ctx.tokenizer.pad_id();
         let prep = &self.prep;
         let looked_up = chunk.iter().flat_map(|&e| prep.rows[e].iter().copied()).chain([pad_id]);
-        let exchange = self.ctx.replica.as_mut().map(|r| Exchange::new(r, self.step, looked_up, dropouts));
+        let exchange = self.ctx.replica.as_mut().map(|r| Exchange::new(r, self.progress.step, looked_up, dropouts));
         let (model, loss) =
             self.optim.update(model, batch, StepWith { rates: &rates, meter: &mut meter, exchange }).await;
         self.model = Some(model);
@@ -542,23 +557,23 @@ impl<'a> Run<'a> {
         if !loss_value.is_finite() {
             return Err(CoreError::Invalid(format!(
                 "loss became {loss_value} at step {}: lower the learning rate",
-                self.step
+                self.progress.step
             )));
         }
         if self.measure.is_some() {
             let peak = meter.peak();
-            self.peak_bytes = Some(self.peak_bytes.map_or(peak, |p| p.max(peak)));
+            self.progress.peak_bytes = Some(self.progress.peak_bytes.map_or(peak, |p| p.max(peak)));
         }
-        self.train_seconds += self.ctx.host.now() - t0;
-        self.seen += chunk.len();
-        self.step += 1;
+        self.progress.train_seconds += self.ctx.host.now() - t0;
+        self.progress.seen += chunk.len();
+        self.progress.step += 1;
         self.ctx.host.emit(&TrainEvent::Step {
-            step: self.step,
+            step: self.progress.step,
             epoch,
             loss: loss_value,
             lr: cfg.lr * factor,
-            examples_per_second: self.seen as f64 / self.train_seconds.max(1e-9),
-            elapsed_seconds: self.ctx.host.now() - self.start,
+            examples_per_second: self.progress.examples_per_second(),
+            elapsed_seconds: self.ctx.host.now() - self.progress.start,
         });
         Ok(())
     }
@@ -569,36 +584,36 @@ impl<'a> Run<'a> {
         let cfg = self.ctx.cfg;
         let all = self.prep.validation.len();
         let n = if full { all } else { cfg.interim_eval_size.unwrap_or(all).min(all) };
-        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
+        let cache = if self.forward.cached { Some(&mut *self.ctx.cache) } else { None };
         let model = self.model.as_ref().expect("the model is back after every step");
         let examples = &self.prep.validation[..n];
         // A data-parallel run's replicas each evaluate a share and add their sums; a stopped one
         // evaluates alone (the others may be gone). Keys follow the steps' (one per evaluation).
-        let key = self.total_steps + self.evals.len();
+        let key = self.schedule.total + self.progress.evals.len();
         let tally = match self.ctx.replica.as_mut().filter(|r| r.count > 1 && !self.ctx.host.cancelled()) {
             Some(replica) => {
                 let share = &examples[replica.share(n)];
-                let mine = self.prep.evaluate((model, &self.stage), share, cfg.batch_size, cache).await?;
+                let mine = self.prep.evaluate((model, &self.forward.plan), share, cfg.batch_size, cache).await?;
                 let before = replica.reducer.waited();
                 let summed = mine.summed(&mut *replica.reducer, key).await;
                 // The exchange's time in the summary is the training's.
-                self.eval_waited += replica.reducer.waited() - before;
+                self.progress.eval_waited += replica.reducer.waited() - before;
                 match summed {
                     Ok(tally) => tally,
                     Err(_) if self.ctx.host.cancelled() => {
-                        let cache = if self.use_cache { Some(&mut *self.ctx.cache) } else { None };
-                        self.prep.evaluate((model, &self.stage), examples, cfg.batch_size, cache).await?
+                        let cache = if self.forward.cached { Some(&mut *self.ctx.cache) } else { None };
+                        self.prep.evaluate((model, &self.forward.plan), examples, cfg.batch_size, cache).await?
                     }
                     Err(e) => return Err(e),
                 }
             }
-            None => self.prep.evaluate((model, &self.stage), examples, cfg.batch_size, cache).await?,
+            None => self.prep.evaluate((model, &self.forward.plan), examples, cfg.batch_size, cache).await?,
         };
         let val_loss = tally.loss_sum / n.max(1) as f64;
         let metrics = Metrics::from_confusion(tally.confusion);
-        let step = self.step;
+        let step = self.progress.step;
         self.ctx.host.emit(&TrainEvent::Eval { step, epoch, val_loss, metrics: metrics.clone(), examples: n });
-        self.evals.push(Evaluation { step, loss: val_loss, metrics, full: n == all });
+        self.progress.evals.push(Evaluation { step, loss: val_loss, metrics, full: n == all });
         Ok(())
     }
 
@@ -611,7 +626,7 @@ impl<'a> Run<'a> {
             let mut order = self.prep.train.clone();
             order.shuffle(&mut seeded::rng(cfg.seed, Draw::Epoch(epoch)));
             for chunk in order.chunks(cfg.batch_size) {
-                if self.step >= self.total_steps || self.out_of_time() {
+                if self.progress.step >= self.schedule.total || self.progress.out_of_time(cfg) {
                     return Ok(false);
                 }
                 self.ctx.host.breathe().await;
@@ -623,11 +638,13 @@ impl<'a> Run<'a> {
                     Err(_) if self.ctx.host.cancelled() => return Ok(true),
                     result => result?,
                 }
-                if cfg.eval_every.is_some_and(|n| self.step.is_multiple_of(n)) && self.step < self.total_steps {
+                if cfg.eval_every.is_some_and(|n| self.progress.step.is_multiple_of(n))
+                    && self.progress.step < self.schedule.total
+                {
                     self.evaluate(epoch, false).await?;
                 }
             }
-            let last = self.step >= self.total_steps || self.out_of_time();
+            let last = self.progress.step >= self.schedule.total || self.progress.out_of_time(cfg);
             self.evaluate(epoch, last).await?;
         }
         Ok(false)
@@ -636,44 +653,44 @@ impl<'a> Run<'a> {
     /// Ends the run: the final model is always evaluated on every validation example (a step
     /// budget or a stop can end the loop mid-epoch); then the summary, which the host hears too.
     pub async fn finish(mut self, cancelled: bool) -> Result<(Classifier, RunSummary)> {
-        if self.evals.last().is_none_or(|e| e.step != self.step || !e.full) {
-            let epoch = self.step.div_ceil(self.steps_per_epoch);
+        if self.progress.evals.last().is_none_or(|e| e.step != self.progress.step || !e.full) {
+            let epoch = self.progress.step.div_ceil(self.schedule.per_epoch);
             self.evaluate(epoch, true).await?;
         }
         let (cfg, config, data) = (self.ctx.cfg, self.ctx.config, self.ctx.data);
         // At the last stage reached: under gradual unfreezing, the schedule's peak so far.
-        let cache_bytes = if self.use_cache { self.ctx.cache.bytes() } else { 0 };
+        let cache_bytes = if self.forward.cached { self.ctx.cache.bytes() } else { 0 };
         let computed = memory::computed(
             &config.shape(),
             &self.params,
-            &self.stage,
-            (cfg.batch_size, self.longest_seq.max(1)),
+            &self.forward.plan,
+            (cfg.batch_size, self.progress.longest_seq.max(1)),
             cache_bytes,
         );
-        let last = self.evals.last().expect("evaluated at least once");
+        let last = self.progress.evals.last().expect("evaluated at least once");
         let (final_loss, final_metrics) = (last.loss, last.metrics.clone());
         // Accuracies on the interim subset are not comparable with the full set's.
-        let best = self.evals.iter().filter(|e| e.full).map(|e| e.metrics.accuracy).fold(0.0, f64::max);
+        let best = self.progress.evals.iter().filter(|e| e.full).map(|e| e.metrics.accuracy).fold(0.0, f64::max);
         let summary = RunSummary {
             freeze: cfg.freeze.label(),
             labels: data.labels.names.clone(),
-            trainable_params: memory::trainable_params(&self.params, &self.stage),
+            trainable_params: memory::trainable_params(&self.params, &self.forward.plan),
             total_params: self.params.total(),
             train_examples: self.prep.train.len(),
             validation_examples: self.prep.validation.len(),
-            steps: self.step,
+            steps: self.progress.step,
             val_loss: final_loss,
             val_accuracy: final_metrics.accuracy,
             best_val_accuracy: best,
             macro_f1: final_metrics.macro_f1,
             confusion: final_metrics.confusion,
             baseline: self.baseline.clone(),
-            wall_seconds: self.ctx.host.now() - self.start,
-            train_seconds: self.train_seconds,
-            examples_per_second: self.seen as f64 / self.train_seconds.max(1e-9),
-            exchange_seconds: self.ctx.replica.as_ref().map(|r| r.reducer.waited() - self.eval_waited),
-            cache_used: self.use_cache,
-            cache_over_limit: self.use_cache && self.ctx.cache.over_limit(),
+            wall_seconds: self.ctx.host.now() - self.progress.start,
+            train_seconds: self.progress.train_seconds,
+            examples_per_second: self.progress.examples_per_second(),
+            exchange_seconds: self.ctx.replica.as_ref().map(|r| r.reducer.waited() - self.progress.eval_waited),
+            cache_used: self.forward.cached,
+            cache_over_limit: self.forward.cached && self.ctx.cache.over_limit(),
             cancelled,
             optimizer_state_tensors: blocking_reads_allowed(&self.device).then(|| self.optim.state_tensors()),
             drift: Vec::new(),
@@ -681,7 +698,7 @@ impl<'a> Run<'a> {
             memory: MemoryReport {
                 computed,
                 computed_total: computed.total(),
-                measured_peak_bytes: self.peak_bytes,
+                measured_peak_bytes: self.progress.peak_bytes,
                 measured_source: self.measure,
             },
             config: cfg.clone(),

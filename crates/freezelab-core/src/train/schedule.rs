@@ -1,6 +1,35 @@
 //! Learning-rate schedule, exactly as Hugging Face's `get_linear_schedule_with_warmup` with the
 //! `Trainer`'s warm-up count: the first update runs at lr 0 when there is a warm-up.
 
+use super::TrainConfig;
+
+/// A run's optimizer steps: in all (its step budget, or every epoch's), per epoch, and how
+/// many of them warm up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    pub total: usize,
+    pub per_epoch: usize,
+    pub warmup: usize,
+}
+
+impl Schedule {
+    /// The schedule of a run on `train_examples` examples under `cfg`.
+    pub fn new(train_examples: usize, cfg: &TrainConfig) -> Self {
+        let per_epoch = train_examples.div_ceil(cfg.batch_size);
+        let total = cfg.max_steps.map_or(per_epoch * cfg.epochs, |m| m.min(per_epoch * cfg.epochs.max(1)));
+        Schedule { total, per_epoch, warmup: warmup_steps(total, cfg.warmup_fraction) }
+    }
+
+    /// The learning-rate multiplier after `step` steps and `seconds` of training: by time where
+    /// `cfg` sets a time budget, else by step.
+    pub fn lr_factor(&self, step: usize, seconds: f64, cfg: &TrainConfig) -> f64 {
+        match cfg.time_budget_seconds {
+            Some(budget) => lr_factor_by_time(seconds / budget, cfg.warmup_fraction),
+            None => lr_factor(step, self.total, self.warmup),
+        }
+    }
+}
+
 /// Warm-up steps for a fraction of `total`: `ceil(total × fraction)`, as `TrainingArguments`.
 pub fn warmup_steps(total: usize, fraction: f64) -> usize {
     (total as f64 * fraction).ceil() as usize
