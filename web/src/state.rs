@@ -170,7 +170,8 @@ impl Ui {
 
 /// The page's state, by owner. Every field is a signal, so each part is `Copy` and goes into
 /// closures freely; [`Lab::provide`] puts each part in the context, so a component takes only
-/// the parts it reads or writes. What spans parts (the reducer, a link's set-up) is `Lab`'s.
+/// the parts it reads, or `Lab` where it calls actions (which take the whole state) or reads
+/// across parts. What spans parts (the reducer, a link's set-up) is `Lab`'s.
 #[derive(Clone, Copy)]
 pub struct Lab {
     pub setup: SetUp,
