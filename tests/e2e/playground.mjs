@@ -365,6 +365,12 @@ const predictsAsThePage = async (column, what) => {
     .catch(() => {});
   check(await page.locator('[data-testid=history-table] tbody tr').count() === rows, `runs survive a reload (${rows} in the history)`);
   check(await text('accuracy-A') === accuracyA, `column A shows its run again after the reload (accuracy ${accuracyA})`);
+  // Its model was in a worker's memory: Try it says that it is gone instead of staying silent.
+  await byId('try-input').fill('asked after the reload');
+  await byId('try-submit').click();
+  const gone = await page.waitForFunction(() => /no longer in memory/.test(document.querySelector('[data-testid=try-output-A]')?.textContent ?? ''),
+    null, { timeout: 30_000 }).then(() => true).catch(() => false);
+  check(gone, `after a reload Try it says the run's model is gone ("${await text('try-output-A')}")`);
   await page.waitForSelector('[data-testid=kept-model-1]', { timeout: 30_000 }).catch(() => {});
   const kept = await downloadedBytes(() => byId('kept-model-1').click()).catch(() => ({ name: 'none', size: 0 }));
   check(kept.name === 'freezelab-run-1.zip' && kept.size > 1000, `the kept model downloads after the reload (${kept.size} bytes)`);

@@ -114,7 +114,9 @@ fn perform(lab: Lab, effects: Vec<Effect>) {
             Effect::FailRun { run_id, message } => {
                 lab.results.runs.update(run_id, |run| run.status = RunStatus::Failed { message, retry_on_cpu: false })
             }
-            Effect::Predicting { text } => lab.results.predictions.set(Some((text, Vec::new()))),
+            Effect::Predicting { text, gone } => {
+                lab.results.predictions.set(Some(crate::state::Asked { text, answers: Vec::new(), gone }))
+            }
             Effect::Status(now) => lab.ui.pool.set(now),
         }
     }

@@ -131,7 +131,17 @@ pub struct Results {
     pub kept: RwSignal<std::collections::HashMap<u32, u64>>,
     /// The next run's number.
     pub next_run: RwSignal<u32>,
-    pub predictions: RwSignal<Option<(String, Vec<Prediction>)>>,
+    pub predictions: RwSignal<Option<Asked>>,
+}
+
+/// Try it's latest text and what came back for it.
+#[derive(Clone, Default)]
+pub struct Asked {
+    pub text: String,
+    /// Each worker answers for the runs it holds: its answers add up here.
+    pub answers: Vec<Prediction>,
+    /// The runs asked about whose model no worker holds any more.
+    pub gone: Vec<(Column, u32)>,
 }
 
 impl Results {
@@ -337,10 +347,9 @@ impl Lab {
                 self.results.runs.update(run_id, |run| run.model_bytes = Some(bytes));
                 self.results.exported.set(Some((run_id, file.url)));
             }
-            // Each worker answers for the runs it holds: answers to the same text add up.
             FromWorker::Predictions { text, results } => self.results.predictions.update(|p| match p {
-                Some((asked, shown)) if *asked == text => shown.extend(results),
-                _ => *p = Some((text, results)),
+                Some(asked) if asked.text == text => asked.answers.extend(results),
+                _ => *p = Some(Asked { text, answers: results, gone: Vec::new() }),
             }),
             FromWorker::Probing { probe_id, done, total } if self.probe.is(probe_id) => {
                 self.probe.running.set(Some((probe_id, done, total)))

@@ -17,19 +17,25 @@ pub fn TryIt() -> impl IntoView {
     };
     let output = move |column: Column| {
         move || {
-            let (asked, results) = lab.results.predictions.get()?;
-            let p = results.into_iter().find(|p| p.column == column)?;
+            let asked = lab.results.predictions.get()?;
+            if let Some((_, run_id)) = asked.gone.iter().find(|(c, _)| *c == column) {
+                return Some(format!(
+                    "run #{run_id}: its model is no longer in memory (each column keeps its latest run until the \
+                     page reloads or the model or backend changes): train it again to try it"
+                ));
+            }
+            let p = asked.answers.into_iter().find(|p| p.column == column)?;
             let mut ranked: Vec<(String, f32)> = p.labels.into_iter().zip(p.probabilities).collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
             let line = ranked.iter().map(|(l, p)| format!("{l} {:.1}%", 100.0 * p)).collect::<Vec<_>>().join(" · ");
-            Some(format!("run #{}: {line} — “{}”", p.run_id, asked.chars().take(60).collect::<String>()))
+            Some(format!("run #{}: {line} — “{}”", p.run_id, asked.text.chars().take(60).collect::<String>()))
         }
     };
     // The exact numbers, for whoever compares them with `freezelab predict`.
     let exact = move |column: Column| {
         move || {
-            let (_, results) = lab.results.predictions.get()?;
-            let p = results.into_iter().find(|p| p.column == column)?;
+            let asked = lab.results.predictions.get()?;
+            let p = asked.answers.into_iter().find(|p| p.column == column)?;
             let pairs: std::collections::BTreeMap<String, f32> = p.labels.into_iter().zip(p.probabilities).collect();
             crate::json::compact(&pairs).ok()
         }

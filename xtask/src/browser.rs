@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::assets;
-use crate::command::{counted, freezelab_binary, gate, run_tests, step, target_dir, TestCounts};
+use crate::command::{counted, freezelab_binary, gate, run_tests, step, target_dir, Backends, TestCounts};
 use crate::tools::{self, on_path, rust_web_tools, trunk};
 
 /// The engines the page's story runs in (tests/e2e/engines.mjs).
@@ -213,7 +213,7 @@ pub fn end_to_end() -> Result<TestCounts> {
     // WebGPU here is a software adapter: its run uses the small random model and data, loaded
     // through the page's file pickers.
     let synthetic = target_dir()?.join("e2e-synthetic");
-    let freezelab = freezelab_binary()?;
+    let freezelab = freezelab_binary(Backends::CpuOnly)?;
     step(Command::new(&freezelab).arg("synthetic").arg("--out").arg(&synthetic))?;
     let url = e2e_url();
     let mut total = TestCounts::default();

@@ -48,11 +48,32 @@ pub fn gate(cmd: &mut Command) -> Result<&mut Command> {
     Ok(cmd)
 }
 
+/// Which backends a native build has.
+#[derive(Clone, Copy)]
+pub enum Backends {
+    /// The CPU and Burn's wgpu (the default features): benches and `--device wgpu`.
+    WithGpu,
+    /// The CPU only: `cargo xtask test`'s native build. CI has no GPU, so wgpu, cubecl and their
+    /// kernels are not compiled natively (freezelab-core's tests, cold on 2 cores: 9 minutes
+    /// without them, 18 more to add them); the GPU kernels are tested on the browser suites'
+    /// WebGPU, and natively where an adapter exists by `cargo test --release -p freezelab-core`.
+    CpuOnly,
+}
+
+impl Backends {
+    pub fn cargo_args(self) -> &'static [&'static str] {
+        match self {
+            Backends::WithGpu => &[],
+            Backends::CpuOnly => &["--no-default-features"],
+        }
+    }
+}
+
 /// Builds the workspace's binaries (always the whole workspace, so features unify the same way
 /// as in `cargo test --workspace` and nothing is rebuilt) and returns the `freezelab` binary.
-pub fn freezelab_binary() -> Result<PathBuf> {
+pub fn freezelab_binary(backends: Backends) -> Result<PathBuf> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--release", "--workspace", "--bins"]);
+    cmd.args(["build", "--release", "--workspace", "--bins"]).args(backends.cargo_args());
     step(gate(&mut cmd)?.env("CARGO_TARGET_DIR", target_dir()?).current_dir(assets::root()))?;
     Ok(target_dir()?.join("release").join(format!("freezelab{}", std::env::consts::EXE_SUFFIX)))
 }

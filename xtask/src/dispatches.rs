@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::assets;
-use crate::command::{freezelab_binary, target_dir};
+use crate::command::{freezelab_binary, target_dir, Backends};
 
 /// Chromium's own Vulkan (SwiftShader, the adapter headless Chromium's WebGPU runs on).
 const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
@@ -38,7 +38,7 @@ struct Counted {
 
 pub fn dispatches(batch: usize, seq: usize) -> Result<()> {
     assets::prepare()?;
-    let binary = freezelab_binary()?;
+    let binary = freezelab_binary(Backends::WithGpu)?;
     let model = assets::root().join("static/models/minilm-l6");
     let scratch = target_dir()?.join("dispatches");
     // Without a Vulkan driver of the machine's, wgpu would fall to Mesa's OpenGL: count on the

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::command::{freezelab_binary, step, target_dir};
+use crate::command::{freezelab_binary, step, target_dir, Backends};
 
 /// A row of either side: freeze label, whether the prefix is cached, tokens per example.
 type Label = (String, bool, u64);
@@ -67,15 +67,9 @@ pub fn compare(model: &std::path::Path, steps: usize, rounds: usize, python: Opt
             match (side, python) {
                 ("burn", _) => {
                     let out = target_dir()?.join(format!("bench-burn-{round}.json"));
-                    step(Command::new(freezelab_binary()?).env("RAYON_NUM_THREADS", &threads).args([
-                        "bench",
-                        "--model",
-                        model_arg,
-                        "--steps",
-                        &steps,
-                        "--json",
-                        out.to_str().context("path")?,
-                    ]))?;
+                    step(Command::new(freezelab_binary(Backends::WithGpu)?).env("RAYON_NUM_THREADS", &threads).args(
+                        ["bench", "--model", model_arg, "--steps", &steps, "--json", out.to_str().context("path")?],
+                    ))?;
                     burn.add(&serde_json::from_slice::<Vec<serde_json::Value>>(&std::fs::read(&out)?)?, "burn")?;
                     burn.threads = Some(threads.parse()?);
                 }

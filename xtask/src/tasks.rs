@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::command::{self, cargo, cargo_test, freezelab_binary, step, target_dir, wasm_target, TestCounts};
+use crate::command::{self, cargo, cargo_test, freezelab_binary, step, target_dir, wasm_target, Backends, TestCounts};
 use crate::{assets, browser, fair_bench};
 
 /// Prepares every asset again from the downloaded packages in a scratch folder: the manifest
@@ -77,7 +77,9 @@ fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(TestCounts, Tes
         .spawn()
         .context("starting `xtask tools`")?;
     eprintln!("xtask: installing the browser tools alongside, output in {}", tools_log.display());
-    let native = timed(phases, "native build (clippy) and tests", || cargo_test(&["--release", "--workspace"], &[]));
+    let native = timed(phases, "native build (clippy) and tests", || {
+        cargo_test(&[&["--release", "--workspace"], Backends::CpuOnly.cargo_args()].concat(), &[])
+    });
     timed(phases, "browser tools (the wait after it)", || tools_installed(tools, &tools_log))?;
     let native = native?;
     let browser = timed(phases, "wasm build and browser tests", browser::wasm_tests)?;
@@ -103,7 +105,7 @@ pub fn demo() -> Result<()> {
     let root = assets::root();
     let model = root.join("static/models/minilm-l6");
     let model = model.to_str().context("non-UTF-8 path")?;
-    let binary = freezelab_binary()?;
+    let binary = freezelab_binary(Backends::WithGpu)?;
     // Events (JSON lines on stdout) are for programs; the demo shows progress and the table.
     let freezelab = |args: &[&str], events: bool| {
         let stdout = if events { std::process::Stdio::inherit() } else { std::process::Stdio::null() };
@@ -179,7 +181,7 @@ pub fn reference(seeds: u64, datasets: &[String], plans: &[String], python: &str
     let root = assets::root();
     let model = root.join("static/models/minilm-l6");
     let model = model.to_str().context("path")?;
-    let binary = freezelab_binary()?;
+    let binary = freezelab_binary(Backends::WithGpu)?;
     let scratch = target_dir()?.join("reference");
     std::fs::create_dir_all(&scratch)?;
     let mut rows: Vec<(String, String, f64, f64)> = Vec::new();
@@ -262,7 +264,7 @@ pub fn page_bench(workers: usize, engine: &str) -> Result<()> {
     // Warmed as the page is (page-bench.mjs trains once untimed first): the same run twice, the
     // second one read.
     for _ in 0..2 {
-        step(Command::new(freezelab_binary()?).current_dir(&root).args([
+        step(Command::new(freezelab_binary(Backends::WithGpu)?).current_dir(&root).args([
             "train",
             "--model",
             "static/models/minilm-l6",
@@ -391,7 +393,7 @@ fn ex_s(row: &serde_json::Value) -> f64 {
 /// the step's matrix products there on the page's kernel and on Burn's.
 fn browser_rows(model: &std::path::Path) -> Result<()> {
     let out = target_dir()?.join("bench-native-1-thread.json");
-    step(Command::new(freezelab_binary()?).env("RAYON_NUM_THREADS", "1").args([
+    step(Command::new(freezelab_binary(Backends::WithGpu)?).env("RAYON_NUM_THREADS", "1").args([
         "bench",
         "--model",
         model.to_str().context("path")?,

@@ -109,12 +109,14 @@ fn binaryen() -> Result<PathBuf> {
 
 /// Debian's engines and their drivers (as root, when missing): Chromium and chromedriver,
 /// Firefox ESR, WebKitGTK's WebKitWebDriver and MiniBrowser, and the Xvfb MiniBrowser needs.
+/// Without their recommends (half the packages: codecs, GStreamer's plugin sets, printing),
+/// none of which a test uses; xvfb-run's xauth is one of them, so it is asked for by name.
 fn debian_browsers() -> Result<()> {
     let packages = [
         ("/usr/bin/chromedriver", "chromium chromium-driver"),
         ("/usr/bin/firefox-esr", "firefox-esr"),
         ("/usr/bin/WebKitWebDriver", "webkit2gtk-driver"),
-        ("/usr/bin/xvfb-run", "xvfb"),
+        ("/usr/bin/xvfb-run", "xvfb xauth"),
     ];
     let missing: Vec<&str> = packages
         .iter()
@@ -123,7 +125,9 @@ fn debian_browsers() -> Result<()> {
         .collect();
     if !missing.is_empty() {
         step(Command::new("apt-get").arg("update"))
-            .and_then(|()| step(Command::new("apt-get").args(["install", "-y"]).args(&missing)))
+            .and_then(|()| {
+                step(Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing))
+            })
             .with_context(|| format!("installing {} (Debian: apt-get install, as root)", missing.join(" ")))?;
     }
     Ok(())

@@ -21,7 +21,7 @@ mod requests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use freezelab_protocol::messages::{BackendChoice, FromWorker, Origin, Request, Share, ToWorker};
+use freezelab_protocol::messages::{BackendChoice, Column, FromWorker, Origin, Request, Share, ToWorker};
 use freezelab_protocol::run::TrainConfig;
 
 /// What the page tells the pool of itself with each call (its settings and what it was told).
@@ -62,8 +62,9 @@ pub enum Effect {
     WorkersLost,
     /// A run ends as failed, with why.
     FailRun { run_id: u32, message: String },
-    /// Answers to a new text to classify start from none.
-    Predicting { text: String },
+    /// Answers to a new text to classify start from none; `gone`: the runs asked about whose
+    /// model no worker holds any more (they get no answer).
+    Predicting { text: String, gone: Vec<(Column, u32)> },
     /// The pool's figures changed.
     Status(Status),
 }

@@ -70,9 +70,10 @@ impl Pool {
         self.to_lead(message)
     }
 
-    /// Each worker is asked about the runs it holds; runs none holds are left out.
+    /// Each worker is asked about the runs it holds; runs none holds are named to the page.
     fn predict(&self, text: String, runs: Vec<(Column, u32)>) -> Vec<Effect> {
-        let mut out = vec![Effect::Predicting { text: text.clone() }];
+        let gone = runs.iter().copied().filter(|&(_, id)| !self.slots.iter().any(|s| s.holds(id))).collect();
+        let mut out = vec![Effect::Predicting { text: text.clone(), gone }];
         for (worker, slot) in self.slots.iter().enumerate() {
             let mine: Vec<(Column, u32)> = runs.iter().copied().filter(|&(_, id)| slot.holds(id)).collect();
             if !mine.is_empty() {

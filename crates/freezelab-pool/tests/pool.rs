@@ -364,7 +364,7 @@ fn predictions_and_downloads_go_to_the_workers_holding_the_runs() {
     h.finish(0, 1);
     h.finish(1, 2);
     let asked = h.request(ToWorker::Predict { text: "hi".into(), runs: vec![(Column::A, 1), (Column::B, 2)] });
-    assert_eq!(asked[0], Effect::Predicting { text: "hi".into() });
+    assert_eq!(asked[0], Effect::Predicting { text: "hi".into(), gone: vec![] });
     assert_eq!(posts(&asked, 0), [ToWorker::Predict { text: "hi".into(), runs: vec![(Column::A, 1)] }]);
     assert_eq!(posts(&asked, 1), [ToWorker::Predict { text: "hi".into(), runs: vec![(Column::B, 2)] }]);
     assert_eq!(posts(&h.request(ToWorker::Export { run_id: 2 }), 1), [ToWorker::Export { run_id: 2 }]);
@@ -372,6 +372,11 @@ fn predictions_and_downloads_go_to_the_workers_holding_the_runs() {
     h.train(3, A, 1);
     h.finish(0, 3);
     assert!(errors(&h.request(ToWorker::Export { run_id: 1 }))[0].contains("no longer in memory"));
+    // Asked about it anyway (pinned to A again), the page hears that it is gone.
+    let asked = h.request(ToWorker::Predict { text: "hi".into(), runs: vec![(Column::A, 1), (Column::B, 2)] });
+    assert_eq!(asked[0], Effect::Predicting { text: "hi".into(), gone: vec![(Column::A, 1)] });
+    assert!(posts(&asked, 0).is_empty());
+    assert_eq!(posts(&asked, 1), [ToWorker::Predict { text: "hi".into(), runs: vec![(Column::B, 2)] }]);
 }
 
 #[test]

@@ -62,7 +62,7 @@ fn start_wgpu() -> Result<Device, String> {
     }
 }
 
-/// `cargo xtask test` builds the native tests without the GPU backend (no adapter there).
+/// `cargo xtask test` builds the native tests without the GPU backend (CI has no GPU).
 #[cfg(not(feature = "gpu"))]
 fn start_wgpu() -> Result<Device, String> {
     Err("on wgpu: this build has no GPU backend (freezelab-core's `gpu` feature is off)".into())
