@@ -135,7 +135,7 @@ pub struct Results {
 }
 
 /// Try it's latest text and what came back for it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Asked {
     pub text: String,
     /// Each worker answers for the runs it holds: its answers add up here.

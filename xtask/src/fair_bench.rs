@@ -61,15 +61,23 @@ pub fn compare(model: &std::path::Path, steps: usize, rounds: usize, python: Opt
     let (mut burn, mut torch) = (Side::default(), Side::default());
     let model_arg = model.to_str().context("path")?;
     let steps = steps.to_string();
+    // Built once: each round runs the same binary.
+    let binary = freezelab_binary(Backends::WithGpu)?;
     for round in 0..rounds {
         let torch_first = round % 2 == 1;
         for side in if torch_first { ["torch", "burn"] } else { ["burn", "torch"] } {
             match (side, python) {
                 ("burn", _) => {
                     let out = target_dir()?.join(format!("bench-burn-{round}.json"));
-                    step(Command::new(freezelab_binary(Backends::WithGpu)?).env("RAYON_NUM_THREADS", &threads).args(
-                        ["bench", "--model", model_arg, "--steps", &steps, "--json", out.to_str().context("path")?],
-                    ))?;
+                    step(Command::new(&binary).env("RAYON_NUM_THREADS", &threads).args([
+                        "bench",
+                        "--model",
+                        model_arg,
+                        "--steps",
+                        &steps,
+                        "--json",
+                        out.to_str().context("path")?,
+                    ]))?;
                     burn.add(&serde_json::from_slice::<Vec<serde_json::Value>>(&std::fs::read(&out)?)?, "burn")?;
                     burn.threads = Some(threads.parse()?);
                 }

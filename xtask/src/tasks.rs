@@ -263,8 +263,9 @@ pub fn page_bench(workers: usize, engine: &str) -> Result<()> {
     let out = target_dir()?.join("bench-native-run.json");
     // Warmed as the page is (page-bench.mjs trains once untimed first): the same run twice, the
     // second one read.
+    let binary = freezelab_binary(Backends::WithGpu)?;
     for _ in 0..2 {
-        step(Command::new(freezelab_binary(Backends::WithGpu)?).current_dir(&root).args([
+        step(Command::new(&binary).current_dir(&root).args([
             "train",
             "--model",
             "static/models/minilm-l6",
