@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::assets;
-use crate::command::{counted, freezelab_binary, gate, run_tests, step, target_dir, Backends, TestCounts};
+use crate::command::{
+    counted, freezelab_binary, gate, run_tests, side_by_side, step, target_dir, Backends, Lane, TestCounts,
+};
 use crate::tools::{self, on_path, rust_web_tools, trunk};
 
 /// The engines the page's story runs in (tests/e2e/engines.mjs).
@@ -24,31 +26,49 @@ fn e2e_url() -> String {
     format!("http://127.0.0.1:{E2E_PORT}{E2E_BASE}")
 }
 
-/// The core (tests/wasm.rs), the worker's session (tests/session.rs) and the page's components
-/// (web/tests) in headless Chromium, run as
-/// the project's users run them: `wasm-pack test --headless --chrome CRATE` (README).
-pub fn wasm_tests() -> Result<TestCounts> {
-    tools::all()?;
-    // The runner's timeout comes from .cargo/config.toml's [env], as for a user typing README's
-    // commands: nothing here that such a user would lack.
-    let envs = [
-        // Chromium runs with WebGPU on (webdriver.json): a missing adapter is a failure here.
-        ("FREEZELAB_REQUIRE_WEBGPU", "1"),
-    ];
-    let suites = [("crates/freezelab-core", "wasm"), ("crates/freezelab-worker", "session"), ("web", "components")];
+/// The browser suites: the core (tests/wasm.rs), the worker's session (tests/session.rs) and the
+/// page's components (web/tests), run as the project's users run them: `wasm-pack test
+/// --headless --chrome CRATE` (README). The runner's timeout comes from .cargo/config.toml's
+/// [env], as for a user typing README's commands.
+const SUITES: [(&str, &str); 3] =
+    [("crates/freezelab-core", "wasm"), ("crates/freezelab-worker", "session"), ("web", "components")];
+
+/// The wasm builds and the browser suites. Trunk starts building the page first (it is served
+/// for [`end_to_end`]) and the suites run beside it: cargo builds one profile at a time (its
+/// build folder's lock), so the page's own profile, and the suites' runs in the browsers, fill
+/// what the other builds leave of the cores.
+pub fn suites_beside_page_build() -> Result<(TestCounts, Server)> {
+    let server = start_server()?;
+    let chromium = chromium_suites()?;
+    Ok((chromium + side_by_side(other_engines_suites()?)?, server))
+}
+
+/// The browser suites in headless Chromium, which builds them.
+fn chromium_suites() -> Result<TestCounts> {
+    // Chromium runs with WebGPU on (webdriver.json): a missing adapter is a failure here.
+    let envs = [("FREEZELAB_REQUIRE_WEBGPU", "1")];
     let mut total = TestCounts::default();
-    for (crate_dir, test) in suites {
+    for (crate_dir, test) in SUITES {
         total = total + run_tests(&mut wasm_pack(Engine::Chrome, crate_dir, test)?, &envs)?;
     }
-    // The same suites in Firefox (Gecko) and WebKitGTK (Safari's engine), which offer no
-    // WebGPU adapter here: the WebGPU test prints that it is skipped (shown with --nocapture),
-    // and is counted so.
-    for engine in [Engine::Firefox, Engine::WebKit] {
-        for (crate_dir, test) in suites {
-            total = total + run_tests(wasm_pack(engine, crate_dir, test)?.args(["--", "--nocapture"]), &[])?;
-        }
-    }
     Ok(total)
+}
+
+/// The same suites in Firefox (Gecko) and WebKitGTK (Safari's engine), one lane each. They offer
+/// no WebGPU adapter here: the WebGPU test prints that it is skipped (shown with --nocapture),
+/// and is counted so.
+fn other_engines_suites() -> Result<Vec<Lane<'static>>> {
+    let mut lanes = Vec::new();
+    for engine in [Engine::Firefox, Engine::WebKit] {
+        let mut lane: Lane = Vec::new();
+        for (crate_dir, test) in SUITES {
+            let mut cmd = wasm_pack(engine, crate_dir, test)?;
+            cmd.args(["--", "--nocapture"]);
+            lane.push(Box::new(move || run_tests(&mut cmd, &[])));
+        }
+        lanes.push(lane);
+    }
+    Ok(lanes)
 }
 
 /// The engines wasm-pack drives here.
@@ -125,18 +145,22 @@ pub fn serve(port: u16) -> Result<()> {
 }
 
 /// Serves the built page in the background until dropped.
-struct Server(Child);
+pub struct Server {
+    child: Child,
+    log_path: PathBuf,
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// Builds the release page and serves it as `cargo xtask serve` does (`trunk serve`, with its
-/// Content-Security-Policy) until dropped, with the Playwright scripts (tests/e2e) ready to run.
-fn serve_for_scripts() -> Result<Server> {
+/// Starts building the release page, to serve it as `cargo xtask serve` does (`trunk serve`, with
+/// its Content-Security-Policy) until dropped, with the Playwright scripts (tests/e2e) ready to
+/// run; [`Server::ready`] waits for it.
+fn start_server() -> Result<Server> {
     tools::all()?;
     step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(e2e_dir()))?;
     // `trunk serve` builds before it answers (once: a separate `trunk build` would run wasm-opt
@@ -144,29 +168,34 @@ fn serve_for_scripts() -> Result<Server> {
     let log_path = target_dir()?.join("trunk-serve.log");
     let log = std::fs::File::create(&log_path)?;
     let port = E2E_PORT.to_string();
-    let mut server = Server(
-        trunk(&["serve", "--release", "--port", &port, "--public-url", E2E_BASE])?
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting trunk serve")?,
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", E2E_PORT)).is_err() {
-        if let Some(status) = server.0.try_wait()? {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            bail!(
-                "trunk serve stopped ({status}) before serving the page:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
+    let child = trunk(&["serve", "--release", "--port", &port, "--public-url", E2E_BASE])?
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting trunk serve")?;
+    Ok(Server { child, log_path })
+}
+
+impl Server {
+    /// Waits until the page is built and served.
+    fn ready(mut self) -> Result<Server> {
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", E2E_PORT)).is_err() {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                bail!(
+                    "trunk serve stopped ({status}) before serving the page:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            if start.elapsed() > Duration::from_secs(3600) {
+                bail!("trunk serve built for an hour without serving the page ({})", self.log_path.display());
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        if start.elapsed() > Duration::from_secs(3600) {
-            bail!("trunk serve built for an hour without serving the page ({})", log_path.display());
-        }
-        std::thread::sleep(Duration::from_millis(500));
+        Ok(self)
     }
-    Ok(server)
 }
 
 fn e2e_dir() -> PathBuf {
@@ -188,7 +217,7 @@ pub fn page_bench(workers: usize, engine: &str) -> Result<serde_json::Value> {
 /// Serves the page, runs a timing script of tests/e2e against it, and reads the JSON it printed
 /// after `prefix`.
 fn timing_script(script: &str, args: &[&str], prefix: &str) -> Result<serde_json::Value> {
-    let _server = serve_for_scripts()?;
+    let _server = start_server()?.ready()?;
     let output = Command::new("node")
         .arg(script)
         .arg(e2e_url())
@@ -204,10 +233,10 @@ fn timing_script(script: &str, args: &[&str], prefix: &str) -> Result<serde_json
     Ok(serde_json::from_str(line)?)
 }
 
-/// Serves the release page and drives it with Playwright (tests/e2e). Returns the (passed,
-/// failed) checks; screenshots land in the target folder's `e2e-screenshots`.
-pub fn end_to_end() -> Result<TestCounts> {
-    let _server = serve_for_scripts()?;
+/// Drives the page `server` serves with Playwright (tests/e2e), once it is built. Returns the
+/// checks' counts; screenshots land in the target folder's `e2e-screenshots`.
+pub fn end_to_end(server: Server) -> Result<TestCounts> {
+    let _server = server.ready()?;
     let e2e = e2e_dir();
     let shots: PathBuf = target_dir()?.join("e2e-screenshots");
     // WebGPU here is a software adapter: its run uses the small random model and data, loaded
@@ -216,35 +245,37 @@ pub fn end_to_end() -> Result<TestCounts> {
     let freezelab = freezelab_binary(Backends::CpuOnly)?;
     step(Command::new(&freezelab).arg("synthetic").arg("--out").arg(&synthetic))?;
     let url = e2e_url();
-    let mut total = TestCounts::default();
     let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
-    for args in [
-        vec!["playground.mjs", "cpu"],
-        vec!["playground.mjs", "webgpu", synthetic],
-        vec!["bad-input.mjs", synthetic],
-        vec!["cache-keys.mjs", synthetic],
-    ] {
+    let script = |args: &[&str]| {
         let mut cmd = Command::new("node");
-        cmd.arg(args[0]).arg(&url).args(&args[1..]).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
-        let (passed, failed) =
-            counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
-        total = total + TestCounts { passed, failed, skipped: 0 };
-    }
-    // The static build from a plain file server, under a sub-path, online and offline, and an
-    // update from one release to the next; then the page's story in each engine.
-    // Copies of the page `trunk serve` built (Trunk.toml's dist), which serves under the same base.
+        cmd.args(args).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
+        move || -> Result<TestCounts> {
+            let (passed, failed) = counted(&mut cmd, |line| {
+                (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL")))
+            })?;
+            Ok(TestCounts { passed, failed, skipped: 0 })
+        }
+    };
+    // The playground's stories alone: they check the page's main thread and stop runs midway,
+    // which another page beside them would slow.
+    let mut total = script(&["playground.mjs", &url, "cpu"])()?;
+    total = total + script(&["playground.mjs", &url, "webgpu", synthetic])()?;
+    // The rest, in two lanes side by side: bad input and cache keys on the served page; the
+    // static build from a plain file server, under a sub-path, online and offline, and an update
+    // from one release to the next (copies of the page `trunk serve` built, Trunk.toml's dist,
+    // under the same base); then the page's story in each engine.
     let releases = crate::dist::two_releases(&assets::root().join("dist"))?;
-    let mut runs = vec![static_offline(&releases)?];
+    let [first, next] = releases.each_ref().map(|p| p.to_str().context("non-UTF-8 path"));
+    let (first, next) = (first?, next?);
+    let served: Lane = vec![
+        Box::new(script(&["bad-input.mjs", &url, synthetic])),
+        Box::new(script(&["cache-keys.mjs", &url, synthetic])),
+    ];
+    let mut static_build: Lane = vec![Box::new(script(&["static-offline.mjs", first, next]))];
     for engine in ENGINES {
-        let mut cmd = Command::new("node");
-        cmd.arg("engines.mjs").arg(engine).arg(&releases[0]).env("SHOTS", &shots).current_dir(&e2e);
-        runs.push(cmd);
+        static_build.push(Box::new(script(&["engines.mjs", engine, first])));
     }
-    for mut cmd in runs {
-        let (passed, failed) =
-            counted(&mut cmd, |line| (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL"))))?;
-        total = total + TestCounts { passed, failed, skipped: 0 };
-    }
+    total = total + side_by_side(vec![served, static_build])?;
     eprintln!("xtask: screenshots in {}", shots.display());
     Ok(total)
 }

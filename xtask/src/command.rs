@@ -91,27 +91,78 @@ pub fn wasm_target() -> Result<()> {
     step(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
 }
 
+thread_local! {
+    /// Set on a lane's thread ([`side_by_side`]): lanes run at once, so each command's output is
+    /// held and printed whole when it ends, instead of two logs interleaving line by line.
+    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs a test command, echoing its output; `count` reads (passed, failed) off each line. Fails
 /// when the command does, after printing the counts so far.
 pub fn counted(cmd: &mut Command, count: impl Fn(&str) -> (usize, usize)) -> Result<(usize, usize)> {
-    use std::io::{BufRead, BufReader};
-    cmd.stdout(std::process::Stdio::piped());
-    eprintln!("xtask: {cmd:?}");
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let held = HELD.get();
+    let mut out = format!("xtask: {cmd:?}\n");
+    if held {
+        cmd.stderr(Stdio::piped());
+    } else {
+        eprint!("{out}");
+    }
+    cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    });
     let (mut passed, mut failed) = (0, 0);
     for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
         let line = line?;
-        println!("{line}");
+        if held {
+            out.push_str(&line);
+            out.push('\n');
+        } else {
+            println!("{line}");
+        }
         let (p, f) = count(&line);
         passed += p;
         failed += f;
     }
     let status = child.wait()?;
+    if let Some(stderr) = stderr {
+        out.push_str(&stderr.join().unwrap_or_default());
+        println!("{out}");
+    }
     if !status.success() {
         println!("tests: {passed} passed, {failed} failed");
         bail!("{cmd:?} failed ({status})");
     }
     Ok((passed, failed))
+}
+
+/// A sequence of test commands run one after another on its own thread.
+pub type Lane<'a> = Vec<Box<dyn FnOnce() -> Result<TestCounts> + Send + 'a>>;
+
+/// Runs the lanes side by side and sums their counts; every lane runs to its end, and the
+/// first failure is the error. For tests that each leave a core idle (one single-threaded page
+/// on a 2-core machine) and check no timings.
+pub fn side_by_side(lanes: Vec<Lane>) -> Result<TestCounts> {
+    let results: Vec<Result<TestCounts>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| {
+                scope.spawn(move || {
+                    HELD.set(true);
+                    lane.into_iter().try_fold(TestCounts::default(), |total, test| Ok(total + test()?))
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a lane panicked")))).collect()
+    });
+    results.into_iter().try_fold(TestCounts::default(), |total, lane| Ok(total + lane?))
 }
 
 /// Tests counted by outcome.
@@ -146,7 +197,9 @@ pub fn cargo_test(args: &[&str], envs: &[(&str, &str)]) -> Result<TestCounts> {
 
 /// Runs a command that runs cargo's test harnesses (cargo itself, or wasm-pack), counting.
 pub fn run_tests(cmd: &mut Command, envs: &[(&str, &str)]) -> Result<TestCounts> {
-    let skip_log = target_dir()?.join("skipped-tests.log");
+    // One log per run: lanes run suites at once ([`side_by_side`]).
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let skip_log = target_dir()?.join(format!("skipped-tests-{}.log", RUNS.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(target_dir()?)?;
     std::fs::write(&skip_log, "")?;
     cmd.envs(envs.iter().copied())
@@ -168,6 +221,7 @@ pub fn run_tests(cmd: &mut Command, envs: &[(&str, &str)]) -> Result<TestCounts>
         (count("passed"), count("failed"))
     })?;
     let skips = std::fs::read_to_string(&skip_log)?;
+    std::fs::remove_file(&skip_log)?;
     for line in skips.lines() {
         println!("skipped: {line}");
     }

@@ -42,9 +42,9 @@ pub fn test() -> Result<()> {
     // The time of each phase, also when one failed: the cold run's budget is tracked from here.
     println!("\nphase times:");
     for (name, seconds) in &phases {
-        println!("  {name:<34} {:>7.1} min", seconds / 60.0);
+        println!("  {name:<44} {:>7.1} min", seconds / 60.0);
     }
-    println!("  {:<34} {:>7.1} min", "total", phases.iter().map(|p| p.1).sum::<f64>() / 60.0);
+    println!("  {:<44} {:>7.1} min", "total", phases.iter().map(|p| p.1).sum::<f64>() / 60.0);
     let (cargo, e2e) = result?;
     // Closing lines for whoever reads the log: Rust tests (native and in the browser) and the
     // end-to-end checks are different units, so they are summed apart.
@@ -82,8 +82,9 @@ fn every_suite(phases: &mut Vec<(&'static str, f64)>) -> Result<(TestCounts, Tes
     });
     timed(phases, "browser tools (the wait after it)", || tools_installed(tools, &tools_log))?;
     let native = native?;
-    let browser = timed(phases, "wasm build and browser tests", browser::wasm_tests)?;
-    let e2e = timed(phases, "page build and end-to-end", browser::end_to_end)?;
+    let (browser, server) =
+        timed(phases, "wasm builds (suites, page), browser suites", browser::suites_beside_page_build)?;
+    let e2e = timed(phases, "end-to-end (after the page's build)", || browser::end_to_end(server))?;
     Ok((native + browser, e2e))
 }
 
