@@ -54,9 +54,9 @@ pub enum Backends {
     /// The CPU and Burn's wgpu (the default features): benches and `--device wgpu`.
     WithGpu,
     /// The CPU only: `cargo xtask test`'s native build. CI has no GPU, so wgpu, cubecl and their
-    /// kernels are not compiled natively (freezelab-core's tests, cold on 2 cores: 9 minutes
-    /// without them, 18 more to add them); the GPU kernels are tested on the browser suites'
-    /// WebGPU, and natively where an adapter exists by `cargo test --release -p freezelab-core`.
+    /// kernels are not compiled natively (they would more than double the cold native build:
+    /// BENCHMARKS.md, "CI time"); the GPU kernels are tested on the browser suites' WebGPU, and
+    /// natively where an adapter exists by `cargo test --release -p freezelab-core`.
     CpuOnly,
 }
 
