@@ -31,14 +31,17 @@ static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The process's wgpu device, started once: cubecl registers one runtime per device and
 /// refuses a second start ("Service already initialized") from a test running beside another.
+#[cfg(feature = "gpu")]
 static WGPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
 
 /// Held by a test while it uses the wgpu device: one test's buffers never show in another's
 /// count of the device's pool.
+#[cfg(feature = "gpu")]
 static ONE_GPU_USER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A wgpu device when this machine has an adapter, the test's turn on it held while the guard
 /// lives; otherwise `None`, after saying so.
+#[cfg(feature = "gpu")]
 pub fn wgpu_device(test: &str) -> Option<(Device, std::sync::MutexGuard<'static, ()>)> {
     match WGPU.get_or_init(start_wgpu) {
         Ok(device) => {
@@ -60,12 +63,6 @@ fn start_wgpu() -> Result<Device, String> {
         Ok(Err(e)) => Err(format!("on wgpu: no adapter ({e})")),
         Err(_) => Err("on wgpu: wgpu panicked while looking for an adapter".into()),
     }
-}
-
-/// `cargo xtask test` builds the native tests without the GPU backend (CI has no GPU).
-#[cfg(not(feature = "gpu"))]
-fn start_wgpu() -> Result<Device, String> {
-    Err("on wgpu: this build has no GPU backend (freezelab-core's `gpu` feature is off)".into())
 }
 
 /// Held while a test draws from Burn's random generator.

@@ -10,6 +10,8 @@ mod common;
 mod fused;
 mod fuzz;
 mod matmul_module;
+#[cfg(feature = "gpu")]
+mod on_wgpu;
 mod parity;
 mod probe;
 mod tiny_logits;
