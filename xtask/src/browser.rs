@@ -246,15 +246,19 @@ pub fn end_to_end(server: Server) -> Result<TestCounts> {
     step(Command::new(&freezelab).arg("synthetic").arg("--out").arg(&synthetic))?;
     let url = e2e_url();
     let synthetic = synthetic.to_str().context("non-UTF-8 path")?;
-    let script = |args: &[&str]| {
-        let mut cmd = Command::new("node");
-        cmd.args(args).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
+    // A script's run as a lane's job: its `ok`/`FAIL` lines counted.
+    let checks = |mut cmd: Command| {
         move || -> Result<TestCounts> {
             let (passed, failed) = counted(&mut cmd, |line| {
                 (usize::from(line.starts_with("ok  ")), usize::from(line.starts_with("FAIL")))
             })?;
             Ok(TestCounts { passed, failed, skipped: 0 })
         }
+    };
+    let script = |args: &[&str]| {
+        let mut cmd = Command::new("node");
+        cmd.args(args).env("SHOTS", &shots).env("FREEZELAB", &freezelab).current_dir(&e2e);
+        checks(cmd)
     };
     // The playground's stories alone: they check the page's main thread and stop runs midway,
     // which another page beside them would slow.
@@ -265,13 +269,12 @@ pub fn end_to_end(server: Server) -> Result<TestCounts> {
     // from one release to the next (copies of the page `trunk serve` built, Trunk.toml's dist,
     // under the same base); then the page's story in each engine.
     let releases = crate::dist::two_releases(&assets::root().join("dist"))?;
-    let [first, next] = releases.each_ref().map(|p| p.to_str().context("non-UTF-8 path"));
-    let (first, next) = (first?, next?);
+    let first = releases[0].to_str().context("non-UTF-8 path")?;
     let served: Lane = vec![
         Box::new(script(&["bad-input.mjs", &url, synthetic])),
         Box::new(script(&["cache-keys.mjs", &url, synthetic])),
     ];
-    let mut static_build: Lane = vec![Box::new(script(&["static-offline.mjs", first, next]))];
+    let mut static_build: Lane = vec![Box::new(checks(static_offline(&releases)?))];
     for engine in ENGINES {
         static_build.push(Box::new(script(&["engines.mjs", engine, first])));
     }
